@@ -1,0 +1,3 @@
+from cotal_tui.cli import main
+
+raise SystemExit(main())
