@@ -1,0 +1,496 @@
+"""`ConsoleModel`: folds a `Source` into one immutable `Snapshot` per tick.
+
+Theory of operation:
+- Messages arrive on an async stream and are only *buffered* (`ingest`): a burst costs an append
+  each, never a redraw.
+- `tick()` reads every getter of the source once, drains the buffer into the feed window, the
+  per-channel unread counts and the msgs/s rate rings, judges the lease (verdict.py) and returns
+  a new `Snapshot`. Renderers draw whole snapshots, at the tick rate, whatever the traffic.
+- Time comes from an injected clock (epoch ms), so fixed inputs give identical snapshots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from cotal_tui.console.format import STATUS_ORDER, age_text
+from cotal_tui.console.snapshot import (
+    ChannelRow,
+    ChannelsView,
+    ConnectionView,
+    DaemonView,
+    FeedEntry,
+    FeedView,
+    LeaseView,
+    PendingRow,
+    PendingView,
+    RosterRow,
+    RosterView,
+    Snapshot,
+    SourceView,
+)
+from cotal_tui.console.source import (
+    ChannelInput,
+    ConnectionInput,
+    DaemonInput,
+    Identity,
+    LeaseInput,
+    MessageInput,
+    Ms,
+    PeerInput,
+    PendingInput,
+    RosterInput,
+    Source,
+)
+from cotal_tui.console.verdict import (
+    CLEANUP_TEXT,
+    HEALTH_TEXT,
+    PROBE_STALE_MS,
+    READ_STALE_MS,
+    channel_health,
+    judge_lease,
+)
+
+Clock = Callable[[], Ms]
+
+
+def wall_clock() -> Ms:
+    return int(time.time() * 1000)
+
+
+ROSTER_STALE_MS = 6_000
+"""No presence update for this long (heartbeats come every 2 s) makes the roster source stale."""
+CHANNELS_STALE_MS = 30_000
+PENDING_STALE_MS = 10_000
+DAEMON_STALE_MS = 20_000
+TICK_MS = 100
+
+BANNERS = {
+    "unpopulated": (
+        "roster unpopulated: the initial presence snapshot is not complete — a missing name is "
+        "not an absence"
+    ),
+    "stale": (
+        "roster stale: the presence watch went silent — rows are last-known, not offline; "
+        "re-binding"
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ModelOptions:
+    feed_window: int = 300
+    rate_window_s: int = 30
+    read_only: bool = False
+    demo: bool = False
+
+
+def freshness(
+    name: str,
+    origin: str,
+    observed_at: Ms | None,
+    error: str | None,
+    now: Ms,
+    stale_after_ms: int,
+) -> SourceView:
+    age = None if observed_at is None else max(0, now - observed_at)
+    if error:
+        return SourceView(name, origin, age, "failed", error)
+    if age is None:
+        return SourceView(name, origin, None, "unknown", "never observed")
+    if age > stale_after_ms:
+        return SourceView(name, origin, age, "stale", f"no update for {age_text(age)}")
+    return SourceView(name, origin, age, "fresh")
+
+
+class RateRing:
+    """Counts per whole second over a sliding window, keyed by the second of arrival."""
+
+    __slots__ = ("window", "counts", "last_second")
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.counts: deque[int] = deque([0] * window, maxlen=window)
+        self.last_second: int | None = None
+
+    def _advance(self, second: int) -> None:
+        if self.last_second is None:
+            self.last_second = second
+            return
+        gap = second - self.last_second
+        if gap <= 0:
+            return
+        for _ in range(min(gap, self.window)):
+            self.counts.append(0)
+        self.last_second = second
+
+    def add(self, second: int) -> None:
+        self._advance(second)
+        assert self.last_second is not None
+        back = self.last_second - second
+        if 0 <= back < self.window:
+            self.counts[self.window - 1 - back] += 1
+
+    def history(self, second: int) -> tuple[int, ...]:
+        self._advance(second)
+        return tuple(self.counts)
+
+
+class ConsoleModel:
+    """Owns the feed buffer, unread watermarks and rate rings; builds snapshots on `tick()`."""
+
+    def __init__(
+        self,
+        source: Source,
+        *,
+        clock: Clock = wall_clock,
+        options: ModelOptions | None = None,
+    ) -> None:
+        self.source = source
+        self.clock = clock
+        self.options = options or ModelOptions()
+        self._inbox: deque[MessageInput] = deque()
+        self._feed: deque[FeedEntry] = deque(maxlen=self.options.feed_window)
+        self._seq = 0
+        self._tick = 0
+        self._received = 0
+        self._unread: dict[str, int] = {}
+        self._rates: dict[str, RateRing] = {}
+        self._total_rate = RateRing(self.options.rate_window_s)
+        self._names: dict[str, str] = {}
+        self._snapshot: Snapshot | None = None
+        self._pump_task: asyncio.Task[None] | None = None
+        self._feed_last_at: Ms | None = None
+
+    # -- messages ---------------------------------------------------------------------------
+
+    def ingest(self, message: MessageInput) -> None:
+        """Buffer one message; it reaches the snapshot on the next tick."""
+        self._inbox.append(message)
+
+    def ingest_many(self, messages: Iterable[MessageInput]) -> None:
+        self._inbox.extend(messages)
+
+    async def pump(self) -> None:
+        """Drain the source's message stream into the buffer until it ends or is cancelled."""
+        async for message in self.source.messages():
+            self._inbox.append(message)
+
+    def start(self) -> asyncio.Task[None]:
+        """Start the pump task (owned here; `stop()` cancels it)."""
+        if self._pump_task is None or self._pump_task.done():
+            self._pump_task = asyncio.get_running_loop().create_task(
+                self.pump(), name="console-model-pump"
+            )
+        return self._pump_task
+
+    async def stop(self) -> None:
+        task, self._pump_task = self._pump_task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutdown path
+                pass
+
+    def mark_read(self, channel: str) -> None:
+        """The operator looked at this channel: its unread arrivals go back to zero."""
+        self._unread[channel] = 0
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        """The last snapshot built, or None before the first tick."""
+        return self._snapshot
+
+    def pending_messages(self) -> int:
+        return len(self._inbox)
+
+    # -- the tick -----------------------------------------------------------------------------
+
+    def tick(self) -> Snapshot:
+        now = self.clock()
+        self._tick += 1
+        ident = self.source.identity()
+        link = self.source.connection()
+        roster_in = self.source.roster()
+        for peer in roster_in.peers:
+            self._names[peer.id] = peer.name
+        self._drain(ident, now)
+        lease_in = self.source.lease()
+        roster = self._roster(roster_in, ident, now)
+        lease = self._lease(lease_in, link, ident, now)
+        channels = self._channels(self.source.channels(), lease_in, lease.verdict, now)
+        pending = self._pending(self.source.pending(), now)
+        daemon_in = self.source.daemon()
+        second = now // 1000
+        feed = FeedView(
+            entries=tuple(self._feed),
+            received=self._received,
+            rate=self._total_rate.history(second),
+            source=self._feed_source(link, now),
+        )
+        snap = Snapshot(
+            tick=self._tick,
+            now=now,
+            space=ident.space,
+            self_id=ident.self_id,
+            self_name=ident.self_name,
+            mode=ident.mode,
+            demo=self.options.demo,
+            read_only=self.options.read_only,
+            connection=ConnectionView(
+                state=link.state,
+                server=ident.server,
+                for_ms=None if link.since is None else max(0, now - link.since),
+                last_error=link.last_error,
+                reconnect_attempts=link.reconnect_attempts,
+            ),
+            roster=roster,
+            channels=channels,
+            lease=lease,
+            daemon=None if daemon_in is None else self._daemon(daemon_in, now),
+            pending=pending,
+            feed=feed,
+        )
+        self._snapshot = snap
+        return snap
+
+    def _drain(self, ident: Identity, now: Ms) -> None:
+        inbox = self._inbox
+        while inbox:
+            m = inbox.popleft()
+            self._seq += 1
+            self._received += 1
+            if m.mode == "channel":
+                label = "#" + m.target
+            elif m.mode == "dm":
+                label = "@" + self._names.get(m.target, m.target)
+            else:
+                label = "role:" + m.target
+            lowered = ident.self_name.lower()
+            to_me = (m.mode == "dm" and m.target == ident.self_id) or lowered in m.mentions
+            self._feed.append(
+                FeedEntry(
+                    seq=self._seq,
+                    id=m.id,
+                    ts=m.ts,
+                    sender_id=m.sender_id,
+                    sender_name=m.sender_name,
+                    sender_role=m.sender_role,
+                    mode=m.mode,
+                    target=m.target,
+                    target_label=label,
+                    text=m.text,
+                    mentions=m.mentions,
+                    historical=m.historical,
+                    to_me=to_me,
+                    raw=m.raw,
+                )
+            )
+            if m.historical:
+                continue
+            self._feed_last_at = now
+            second = min(m.ts, now) // 1000
+            self._total_rate.add(second)
+            if m.mode == "channel":
+                self._unread[m.target] = self._unread.get(m.target, 0) + 1
+                ring = self._rates.get(m.target)
+                if ring is None:
+                    ring = self._rates[m.target] = RateRing(self.options.rate_window_s)
+                ring.add(second)
+
+    def _roster(self, r: RosterInput, ident: Identity, now: Ms) -> RosterView:
+        rows = [self._roster_row(p, ident, now) for p in r.peers]
+        rows.sort(key=lambda row: (STATUS_ORDER.get(row.status, 9), row.name.lower(), row.id))
+        counts = {"working": 0, "waiting": 0, "idle": 0, "offline": 0}
+        for row in rows:
+            counts[row.status] = counts.get(row.status, 0) + 1
+        source = freshness("roster", r.origin, r.observed_at, r.error, now, ROSTER_STALE_MS)
+        if r.view != "current" and source.freshness == "fresh":
+            source = SourceView(source.name, source.origin, source.age_ms, "stale", r.view)
+        return RosterView(
+            view=r.view,
+            rows=tuple(rows),
+            counts=counts,
+            source=source,
+            banner=BANNERS.get(r.view),
+        )
+
+    @staticmethod
+    def _roster_row(p: PeerInput, ident: Identity, now: Ms) -> RosterRow:
+        delta = now - p.ts
+        return RosterRow(
+            id=p.id,
+            name=p.name,
+            status=p.status,
+            kind=p.kind,
+            role=p.role,
+            activity=p.activity,
+            heartbeat_age_ms=None if delta < -2_000 else max(0, delta),
+            is_self=p.id == ident.self_id,
+            description=p.description,
+            tags=p.tags,
+            skills=p.skills,
+            model=p.model,
+            connector=p.connector,
+            raw=p.raw,
+        )
+
+    def _channels(self, c_in, lease_in: LeaseInput, verdict: str, now: Ms) -> ChannelsView:
+        second = now // 1000
+        rows = []
+        for ch in c_in.channels:
+            rows.append(self._channel_row(ch, lease_in, verdict, second))
+        rows.sort(key=lambda row: row.name)
+        return ChannelsView(
+            rows=tuple(rows),
+            source=freshness(
+                "channels", c_in.origin, c_in.observed_at, c_in.error, now, CHANNELS_STALE_MS
+            ),
+            total_rate=self._total_rate.history(second),
+        )
+
+    def _channel_row(
+        self, ch: ChannelInput, lease_in: LeaseInput, verdict: str, second: int
+    ) -> ChannelRow:
+        health, reason = channel_health(ch, lease_in)
+        if health == "degraded":
+            text = HEALTH_TEXT["degraded"] + (f" ({reason})" if reason else "")
+        elif health == "active":
+            text = HEALTH_TEXT["active"]
+        else:
+            text = None
+        caveat = None
+        if health == "active" and verdict != "serving":
+            caveat = f"as agents see it; the lease verdict is {verdict}"
+        if ch.durable_unclosed:
+            text = CLEANUP_TEXT if text is None else f"{CLEANUP_TEXT} · {text}"
+        ring = self._rates.get(ch.name)
+        rate = ring.history(second) if ring is not None else (0,) * self.options.rate_window_s
+        return ChannelRow(
+            name=ch.name,
+            delivery_class=ch.delivery_class,
+            replay=ch.replay,
+            replay_window=ch.replay_window,
+            description=ch.description,
+            retained=ch.retained,
+            joined=ch.joined,
+            unread=self._unread.get(ch.name, 0),
+            rate=rate,
+            health=health,
+            health_text=text,
+            health_caveat=caveat,
+            durable_unclosed=ch.durable_unclosed,
+            mode=ch.mode,
+            durable_membership=ch.durable_membership,
+            generation=ch.generation,
+            instructions=ch.instructions,
+            members=ch.members,
+            config=ch.config,
+        )
+
+    def _lease(
+        self, lease: LeaseInput, link: ConnectionInput, ident: Identity, now: Ms
+    ) -> LeaseView:
+        j = judge_lease(lease, link, ident.mode, now)
+        read = lease.read
+        probe = lease.responder
+        read_error = read.error if read.outcome == "failed" else None
+        if read.outcome == "pending":
+            read_error = None
+        source = freshness("lease", "lease-kv", read.read_at, read_error, now, READ_STALE_MS)
+        if read.outcome == "pending":
+            source = SourceView("lease", "lease-kv", None, "unknown", "not read yet")
+        probe_error = probe.error if probe.outcome == "failed" else None
+        responder_source = freshness(
+            "responder", "responder-roundtrip", probe.checked_at, probe_error, now, PROBE_STALE_MS
+        )
+        return LeaseView(
+            verdict=j.verdict,
+            severity=j.severity,
+            consequence=j.consequence,
+            rule=j.rule,
+            holder=read.holder,
+            ready=read.ready,
+            age_ms=j.age_ms,
+            ttl_ms=lease.ttl_ms,
+            ttl_left_ms=j.ttl_left_ms,
+            skew_ms=j.skew_ms,
+            revision=read.revision,
+            read_error=read.error,
+            responder=probe.outcome,
+            responder_latency_ms=probe.latency_ms,
+            responder_age_ms=None if probe.checked_at is None else max(0, now - probe.checked_at),
+            responder_error=probe.error,
+            raw=read.raw,
+            source=source,
+            responder_source=responder_source,
+        )
+
+    @staticmethod
+    def _pending(p: PendingInput, now: Ms) -> PendingView:
+        rows = tuple(
+            PendingRow(
+                channel=op.channel,
+                operation=op.operation,
+                attempt=op.attempt,
+                next_retry_in_ms=None if op.next_retry_at is None else op.next_retry_at - now,
+                waiting_ms=None if op.since is None else max(0, now - op.since),
+                last_error=op.last_error,
+            )
+            for op in sorted(p.ops, key=lambda o: (o.operation, o.channel))
+        )
+        joins = sum(1 for r in rows if r.operation == "join")
+        leaves = len(rows) - joins
+        if not rows:
+            headline = "nothing pending: every join and leave has completed"
+        else:
+            parts = []
+            if joins:
+                parts.append(
+                    f"{joins} boot join{'s' if joins != 1 else ''} waiting for a daemon "
+                    "(no durable membership until it binds)"
+                )
+            if leaves:
+                parts.append(
+                    f"{leaves} leave{'s' if leaves != 1 else ''} retrying (the backstop may "
+                    "still deliver)"
+                )
+            headline = "; ".join(parts)
+        source = freshness(
+            "pending", "endpoint retry loops", p.observed_at, p.error, now, PENDING_STALE_MS
+        )
+        return PendingView(rows=rows, headline=headline, source=source)
+
+    @staticmethod
+    def _daemon(d: DaemonInput, now: Ms) -> DaemonView:
+        return DaemonView(
+            running=d.running,
+            holder=d.holder,
+            ready=d.ready,
+            revision=d.revision,
+            last_renew_age_ms=None if d.last_renew_at is None else max(0, now - d.last_renew_at),
+            fanned_out=d.fanned_out,
+            transferred=d.transferred,
+            deferred=d.deferred,
+            dropped=d.dropped,
+            dead_lettered=d.dead_lettered,
+            last_error=d.last_error,
+            last_error_age_ms=(None if d.last_error_at is None else max(0, now - d.last_error_at)),
+            refused=d.refused,
+            source=freshness(
+                "daemon", "in-process daemon", d.observed_at, None, now, DAEMON_STALE_MS
+            ),
+        )
+
+    def _feed_source(self, link: ConnectionInput, now: Ms) -> SourceView:
+        age = None if self._feed_last_at is None else max(0, now - self._feed_last_at)
+        if link.state != "connected":
+            return SourceView("feed", "chat/dm subscriptions", age, "stale", f"link {link.state}")
+        if age is None:
+            return SourceView("feed", "chat/dm subscriptions", None, "fresh", "no live message yet")
+        return SourceView("feed", "chat/dm subscriptions", age, "fresh")

@@ -1,0 +1,243 @@
+"""The immutable picture every surface renders: TUI, `--plain`, `check`.
+
+One `Snapshot` is built per model tick. Nothing in here is computed by a renderer: ages,
+countdowns, verdicts, health words and freshness are all decided once, in the model, so the
+TUI and the headless surfaces can never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from cotal_tui.console.source import (
+    DeliveryClass,
+    LinkState,
+    MessageMode,
+    Ms,
+    PeerKind,
+    PeerStatus,
+    PendingOperation,
+    SpaceMode,
+    ViewState,
+)
+
+Freshness = Literal["fresh", "stale", "unknown", "failed"]
+Severity = Literal["healthy", "info", "degraded", "critical", "unknown"]
+Verdict = Literal[
+    "serving",
+    "not-ready",
+    "no-lease",
+    "stale",
+    "no-responder",
+    "refused",
+    "unreachable",
+    "unverified",
+    "clock-skew",
+]
+ChannelHealth = Literal["active", "degraded"]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceView:
+    """Where a pane's facts came from, how old they are, and whether to trust them."""
+
+    name: str
+    origin: str
+    age_ms: int | None
+    freshness: Freshness
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionView:
+    state: LinkState
+    server: str
+    for_ms: int | None
+    last_error: str | None
+    reconnect_attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class RosterRow:
+    id: str
+    name: str
+    status: PeerStatus
+    kind: PeerKind
+    role: str | None
+    activity: str | None
+    heartbeat_age_ms: int | None
+    """None when the writer's clock is ahead of ours (age unknown, never 0)."""
+    is_self: bool = False
+    description: str | None = None
+    tags: tuple[str, ...] = ()
+    skills: tuple[str, ...] = ()
+    model: str | None = None
+    connector: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RosterView:
+    view: ViewState
+    rows: tuple[RosterRow, ...]
+    counts: Mapping[str, int]
+    source: SourceView
+    banner: str | None
+    """Said above the rows whenever the view is not current."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRow:
+    name: str
+    delivery_class: DeliveryClass
+    replay: bool
+    replay_window: str | None
+    description: str | None
+    retained: int
+    joined: bool
+    unread: int
+    rate: tuple[int, ...]
+    """Messages per second, oldest first, one entry per second of the rate window."""
+    health: ChannelHealth | None
+    health_text: str | None
+    """The reference's own wording (§5.9), e.g. "durable backstop active"."""
+    health_caveat: str | None
+    """Why an "active" word is not evidence of serving (the lease verdict disagrees)."""
+    durable_unclosed: bool
+    mode: str | None
+    durable_membership: bool
+    generation: int | None
+    instructions: str | None = None
+    members: tuple[str, ...] = ()
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelsView:
+    rows: tuple[ChannelRow, ...]
+    source: SourceView
+    total_rate: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseView:
+    verdict: Verdict
+    severity: Severity
+    consequence: str
+    rule: str
+    """The table row that produced the verdict, for the evidence line."""
+    holder: str | None
+    ready: bool | None
+    age_ms: int | None
+    ttl_ms: int
+    ttl_left_ms: int | None
+    skew_ms: int | None
+    revision: int | None
+    read_error: str | None
+    responder: str
+    responder_latency_ms: float | None
+    responder_age_ms: int | None
+    responder_error: str | None
+    raw: Mapping[str, Any] | None
+    source: SourceView
+    responder_source: SourceView
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonView:
+    running: bool
+    holder: str | None
+    ready: bool
+    revision: int | None
+    last_renew_age_ms: int | None
+    fanned_out: int
+    transferred: int
+    deferred: int
+    dropped: int
+    dead_lettered: int
+    last_error: str | None
+    last_error_age_ms: int | None
+    refused: str | None
+    source: SourceView
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRow:
+    channel: str
+    operation: PendingOperation
+    attempt: int
+    next_retry_in_ms: int | None
+    """Countdown to the next try; <= 0 means due now."""
+    waiting_ms: int | None
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingView:
+    rows: tuple[PendingRow, ...]
+    headline: str
+    """Never silent: "nothing pending", or how many wait and on what."""
+    source: SourceView
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEntry:
+    seq: int
+    """Arrival order in this console, strictly increasing; renderers print each seq once."""
+    id: str
+    ts: Ms
+    sender_id: str
+    sender_name: str
+    sender_role: str | None
+    mode: MessageMode
+    target: str
+    target_label: str
+    text: str
+    mentions: tuple[str, ...]
+    historical: bool
+    to_me: bool
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedView:
+    entries: tuple[FeedEntry, ...]
+    received: int
+    rate: tuple[int, ...]
+    source: SourceView
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    tick: int
+    now: Ms
+    space: str
+    self_id: str
+    self_name: str
+    mode: SpaceMode
+    demo: bool
+    read_only: bool
+    connection: ConnectionView
+    roster: RosterView
+    channels: ChannelsView
+    lease: LeaseView
+    daemon: DaemonView | None
+    pending: PendingView
+    feed: FeedView
+
+    @property
+    def sources(self) -> tuple[SourceView, ...]:
+        """Every source with its age and freshness, in pane order."""
+        out = [
+            self.roster.source,
+            self.channels.source,
+            self.lease.source,
+            self.lease.responder_source,
+            self.pending.source,
+            self.feed.source,
+        ]
+        if self.daemon is not None:
+            out.append(self.daemon.source)
+        return tuple(out)

@@ -1,0 +1,279 @@
+"""What the console model reads: a `Source` it polls each tick, and `Commands` it sends back.
+
+Theory of operation. The model never touches NATS. Once per tick (about 100 ms) it calls the
+`Source` getters below, each of which must return immediately with the endpoint's *current*
+knowledge (no I/O, no awaiting): a plain frozen record plus the time that knowledge was last
+confirmed (`observed_at`) and the last error, if any. Messages are different: they arrive as an
+async stream that the model drains into a buffer, so a burst never causes a redraw per message.
+
+Every time here is epoch milliseconds (`Ms`) on the console's own clock, the same clock the model
+is given; only `LeaseRead.since` and `PeerInput.ts` come from the writer's clock, which is why the
+model measures skew instead of trusting them.
+
+An adapter (console/adapter.py) makes the real endpoint and the optional in-process daemon satisfy
+these protocols; `console/fixtures.py` satisfies them from fixed data for tests, snapshots and the
+bench.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+Ms = int
+"""Epoch milliseconds."""
+
+LinkState = Literal["connecting", "connected", "reconnecting", "closed", "unreachable"]
+ViewState = Literal["unpopulated", "current", "stale"]
+PeerStatus = Literal["working", "waiting", "idle", "offline"]
+PeerKind = Literal["agent", "endpoint"]
+DeliveryClass = Literal["live", "durable"]
+LeaseOutcome = Literal["pending", "present", "absent", "failed"]
+ResponderOutcome = Literal["unchecked", "answered", "no-responders", "timeout", "failed"]
+PendingOperation = Literal["join", "leave"]
+MessageMode = Literal["channel", "dm", "anycast"]
+SpaceMode = Literal["auth", "open"]
+
+EMPTY: Mapping[str, Any] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who this console is, on which space."""
+
+    space: str
+    self_id: str
+    self_name: str
+    mode: SpaceMode = "auth"
+    server: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionInput:
+    """The broker link as the endpoint's connection callbacks last reported it."""
+
+    state: LinkState
+    since: Ms | None = None
+    last_error: str | None = None
+    reconnect_attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PeerInput:
+    """One presence record (PROTOCOL §3.2), already swept (§6.1): stale records read offline."""
+
+    id: str
+    name: str
+    kind: PeerKind
+    status: PeerStatus
+    ts: Ms
+    role: str | None = None
+    activity: str | None = None
+    description: str | None = None
+    tags: tuple[str, ...] = ()
+    skills: tuple[str, ...] = ()
+    model: str | None = None
+    connector: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RosterInput:
+    """The presence view: its trust state (§1.9 of CONSOLE.md) and its rows."""
+
+    view: ViewState
+    peers: tuple[PeerInput, ...]
+    observed_at: Ms | None
+    error: str | None = None
+    origin: str = "presence-kv watch"
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelInput:
+    """One channel as `listChannels` would see it (PROTOCOL §5.9), plus its effective config."""
+
+    name: str
+    delivery_class: DeliveryClass = "durable"
+    replay: bool = True
+    replay_window: str | None = None
+    description: str | None = None
+    instructions: str | None = None
+    retained: int = 0
+    joined: bool = False
+    durable_membership: bool = False
+    generation: int | None = None
+    durable_unclosed: bool = False
+    mode: Literal["quiet", "muted"] | None = None
+    live_reason: str | None = None
+    """Why the last durable join came back LIVE only (the daemon's reason), when it did."""
+    members: tuple[str, ...] = ()
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelsInput:
+    channels: tuple[ChannelInput, ...]
+    observed_at: Ms | None
+    error: str | None = None
+    origin: str = "channel registry + CHAT stream"
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRead:
+    """The last `readDeliveryLease(0)` (PROTOCOL §3.6): what the KV said, or why it said nothing."""
+
+    outcome: LeaseOutcome
+    read_at: Ms | None = None
+    holder: str | None = None
+    since: Ms | None = None
+    ready: bool | None = None
+    revision: int | None = None
+    error: str | None = None
+    raw: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponderCheck:
+    """The last round-trip to `ctl.delivery` (a `listMemberships` probe), or why there was none."""
+
+    outcome: ResponderOutcome
+    checked_at: Ms | None = None
+    latency_ms: float | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseInput:
+    read: LeaseRead
+    responder: ResponderCheck
+    ttl_ms: int = 30_000
+    """The lease bucket's max_age: a record older than this has outlived its renewals."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingOp:
+    """A boot durable join still reconciling, or a leave retry (PROTOCOL §5.7)."""
+
+    channel: str
+    operation: PendingOperation
+    attempt: int
+    next_retry_at: Ms | None
+    since: Ms | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingInput:
+    ops: tuple[PendingOp, ...]
+    observed_at: Ms | None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonInput:
+    """The in-process delivery daemon's own counters (present only with --daemon)."""
+
+    running: bool
+    holder: str | None = None
+    ready: bool = False
+    revision: int | None = None
+    last_renew_at: Ms | None = None
+    fanned_out: int = 0
+    transferred: int = 0
+    deferred: int = 0
+    dropped: int = 0
+    dead_lettered: int = 0
+    last_error: str | None = None
+    last_error_at: Ms | None = None
+    refused: str | None = None
+    """Why it did not bind (e.g. another daemon holds the lease), said plainly."""
+    observed_at: Ms | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageInput:
+    """One received CotalMessage (PROTOCOL §4.1), classified by subject."""
+
+    id: str
+    ts: Ms
+    sender_id: str
+    sender_name: str
+    mode: MessageMode
+    target: str
+    """The channel for `channel`, the recipient id for `dm`, the role for `anycast`."""
+    text: str
+    sender_role: str | None = None
+    mentions: tuple[str, ...] = ()
+    historical: bool = False
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Source(Protocol):
+    """What the model polls each tick. Every getter returns at once, without I/O."""
+
+    def identity(self) -> Identity: ...
+
+    def connection(self) -> ConnectionInput: ...
+
+    def roster(self) -> RosterInput: ...
+
+    def channels(self) -> ChannelsInput: ...
+
+    def lease(self) -> LeaseInput: ...
+
+    def pending(self) -> PendingInput: ...
+
+    def daemon(self) -> DaemonInput | None:
+        """None when no daemon runs in this process."""
+        ...
+
+    def messages(self) -> AsyncIterator[MessageInput]:
+        """Every message received from now on (backfill marked `historical`), until closed."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class JoinOutcome:
+    """What `joinChannel` returned (PROTOCOL §5.7)."""
+
+    joined: bool
+    durable: bool
+    delivery_class: DeliveryClass
+    reason: str | None = None
+    backfilled: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveOutcome:
+    left: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SendOutcome:
+    """A publish was stored; delivery is never confirmed by a send."""
+
+    message_id: str
+    seq: int | None = None
+
+
+@runtime_checkable
+class Commands(Protocol):
+    """What the console asks of the endpoint. Raise an exception whose text says what happened."""
+
+    async def join(self, channel: str) -> JoinOutcome: ...
+
+    async def leave(self, channel: str) -> LeaveOutcome: ...
+
+    async def post(self, channel: str, text: str, mentions: tuple[str, ...]) -> SendOutcome: ...
+
+    async def dm(self, peer_id: str, text: str) -> SendOutcome: ...
+
+    async def set_status(self, status: PeerStatus) -> None: ...
+
+    async def set_activity(self, activity: str | None) -> None: ...
+
+    async def retry_now(self, channel: str, operation: PendingOperation) -> None:
+        """Cut the backoff sleep of a pending boot join or leave retry short."""
+        ...
