@@ -48,3 +48,43 @@ async def nc(nats_server: EmbeddedServer) -> AsyncIterator[Client]:
         yield client
     finally:
         await client.close()
+
+
+# --- provisioned spaces (server/provision.py) ------------------------------------------------
+
+import itertools  # noqa: E402
+import os  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+_space_ids = itertools.count(1)
+
+
+def unique_space(prefix: str = "t") -> str:
+    """A space name no other test in this run uses (safe on a shared module server)."""
+    return f"{prefix}{os.getpid()}_{next(_space_ids)}"
+
+
+@dataclass
+class SpaceHandle:
+    """A provisioned space on a running server: `url` to connect to, `space` its name."""
+
+    server: EmbeddedServer
+    space: str
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+@pytest.fixture
+async def open_space(nats_server: EmbeddedServer) -> AsyncIterator[SpaceHandle]:
+    """An open-mode server (`nats_server`) with a freshly provisioned, uniquely named space."""
+    from cotal_tui.server.provision import provision_space
+
+    space = unique_space()
+    client = await nats.connect(nats_server.url, error_cb=_errors_ignored)
+    try:
+        await provision_space(client, space)
+    finally:
+        await client.close()
+    yield SpaceHandle(server=nats_server, space=space)
