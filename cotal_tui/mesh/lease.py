@@ -1,0 +1,193 @@
+"""The delivery lease (PROTOCOL §3.6) and the lease verdict table the console and status reuse.
+
+Lifecycle of a holder: acquire by KV create with ``ready: false`` (never over a live lease),
+mark ready by CAS once bound, renew by CAS every 15 s, release by delete on a clean stop; a crash
+lets the bucket's 30 s ``max_age`` free it. ``since`` is re-stamped on every write, so a
+lease's age is the time since its last write.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from cotal_tui.mesh.kv import KeyExists, KvBucket, RevisionMismatch
+from cotal_tui.protocol import errors as perrors
+from cotal_tui.protocol.errors import RecordError
+from cotal_tui.protocol.models import DeliveryLeaseInfo
+from cotal_tui.protocol.names import LEASE_RENEW_MS, LEASE_TTL_MS, lease_key
+
+LEASE_KEY = lease_key(0)
+
+
+@dataclass(frozen=True)
+class LeaseEntry:
+    info: DeliveryLeaseInfo
+    revision: int
+
+    def age_s(self, now_ms: int | None = None) -> float:
+        now = now_ms if now_ms is not None else _now_ms()
+        return max(0.0, (now - self.info.since) / 1000)
+
+
+class LeaseHeld(perrors.LeaseHeld):
+    """Another daemon holds a live lease; this one must not bind (no retry, no split)."""
+
+    def __init__(self, holder: str, age_s: float, ready: bool, shard: int = 0) -> None:
+        super().__init__(shard)
+        state = "serving" if ready else "binding (not ready yet)"
+        self.args = (
+            f"a live lease already exists for shard {shard} — held by {holder} ({state}, "
+            f"last written {age_s:.1f}s ago; it expires {LEASE_TTL_MS // 1000}s after its "
+            "last renewal if the holder dies) — another delivery daemon is running. Not binding.",
+        )
+        self.holder = holder
+        self.age_s = age_s
+        self.ready = ready
+
+
+class LeaseLost(perrors.LeaseLost):
+    """A renew CAS failed or renewals stalled past the TTL: stop serving at once."""
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _encode(holder: str, ready: bool) -> bytes:
+    return DeliveryLeaseInfo(holder=holder, since=_now_ms(), ready=ready).to_json()
+
+
+async def read_lease(kv: KvBucket) -> LeaseEntry | None:
+    """``lease.0``, or None when absent, released (DEL marker), expired or undecodable."""
+    entry = await kv.get(LEASE_KEY)
+    if entry is None:
+        return None
+    try:
+        return LeaseEntry(DeliveryLeaseInfo.from_json(entry.value), entry.revision)
+    except RecordError:
+        return None
+
+
+async def acquire_lease(kv: KvBucket, holder: str) -> LeaseEntry:
+    """Create ``lease.0`` with ``ready: false``; raise :class:`LeaseHeld` if a live one exists."""
+    value = _encode(holder, False)
+    try:
+        revision = await kv.create(LEASE_KEY, value)
+    except KeyExists:
+        current = await read_lease(kv)
+        if current is None:  # it expired or was released between the two calls
+            revision = await kv.create(LEASE_KEY, value)
+        else:
+            raise LeaseHeld(current.info.holder, current.age_s(), current.info.ready) from None
+    return LeaseEntry(DeliveryLeaseInfo.from_json(value), revision)
+
+
+async def mark_lease_ready(kv: KvBucket, holder: str, revision: int) -> LeaseEntry:
+    """CAS the lease to ``ready: true``; a conflict raises :class:`LeaseLost`."""
+    return await renew_lease(kv, holder, revision)
+
+
+async def renew_lease(kv: KvBucket, holder: str, revision: int) -> LeaseEntry:
+    """CAS-renew (``ready: true``, fresh ``since``); a conflict means the lease is lost."""
+    value = _encode(holder, True)
+    try:
+        new_revision = await kv.update(LEASE_KEY, value, revision)
+    except RevisionMismatch as exc:
+        raise LeaseLost(
+            f"lease.0 is no longer at revision {revision}: it expired or another holder took it"
+        ) from exc
+    return LeaseEntry(DeliveryLeaseInfo.from_json(value), new_revision)
+
+
+async def release_lease(kv: KvBucket, holder: str, revision: int) -> bool:
+    """Delete ``lease.0`` if it is still ours (same holder and revision); best effort."""
+    current = await read_lease(kv)
+    if current is None or current.info.holder != holder or current.revision != revision:
+        return False
+    await kv.delete(LEASE_KEY)
+    return True
+
+
+# --- the verdict table ------------------------------------------------------------------------
+
+LeaseRead = Literal["present", "absent", "refused", "unreachable"]
+ResponderProbe = Literal["answered", "no-responders", "timeout", "unknown", "not-probed"]
+Verdict = Literal[
+    "serving", "not-ready", "no-lease", "stale", "no-responder", "refused", "unreachable"
+]
+
+# A holder renews every 15 s; a record not rewritten for one renew period plus this grace has
+# missed a renewal: its holder is most likely gone and the record only awaits its max_age.
+STALE_GRACE_MS = 5_000
+STALE_AFTER_MS = LEASE_RENEW_MS + STALE_GRACE_MS
+
+# (read, ready, stale, responder) -> verdict; None is "any value". First matching row wins.
+VERDICT_TABLE: tuple[
+    tuple[LeaseRead, bool | None, bool | None, ResponderProbe | None, Verdict], ...
+] = (
+    ("unreachable", None, None, None, "unreachable"),
+    ("refused", None, None, None, "refused"),
+    ("absent", None, None, None, "no-lease"),
+    ("present", None, True, None, "stale"),
+    ("present", False, False, None, "not-ready"),
+    ("present", True, False, "no-responders", "no-responder"),
+    ("present", True, False, "timeout", "no-responder"),
+    ("present", True, False, "answered", "serving"),
+    ("present", True, False, "unknown", "serving"),
+    ("present", True, False, "not-probed", "serving"),
+)
+
+RESPONDER_TEXT: dict[ResponderProbe, str] = {
+    "answered": "answered",
+    "no-responders": "no responder on ctl.delivery (503 no responders)",
+    "timeout": "no answer on ctl.delivery within the probe timeout",
+    "unknown": "unknown (cannot probe with this credential)",
+    "not-probed": "not probed",
+}
+
+
+@dataclass(frozen=True)
+class LeaseVerdict:
+    verdict: Verdict
+    responder: ResponderProbe
+    holder: str | None = None
+    age_s: float | None = None
+
+    @property
+    def green(self) -> bool:
+        """Only a ready, fresh lease whose responder answered a probe is green."""
+        return self.verdict == "serving" and self.responder == "answered"
+
+    @property
+    def responder_text(self) -> str:
+        return RESPONDER_TEXT[self.responder]
+
+
+def lease_verdict(
+    read: LeaseRead,
+    *,
+    ready: bool = False,
+    age_ms: float = 0.0,
+    responder: ResponderProbe = "not-probed",
+    holder: str | None = None,
+) -> LeaseVerdict:
+    """Look the case up in :data:`VERDICT_TABLE` (pure; no I/O)."""
+    stale = age_ms > STALE_AFTER_MS
+    for row_read, row_ready, row_stale, row_resp, verdict in VERDICT_TABLE:
+        if row_read != read:
+            continue
+        if row_ready is not None and row_ready != ready:
+            continue
+        if row_stale is not None and row_stale != stale:
+            continue
+        if row_resp is not None and row_resp != responder:
+            continue
+        return LeaseVerdict(
+            verdict,
+            responder,
+            holder if read == "present" else None,
+            age_ms / 1000 if read == "present" else None,
+        )
+    raise AssertionError(f"lease verdict table has no row for {(read, ready, stale, responder)}")
