@@ -1,0 +1,53 @@
+"""`cotal-tui up`: the embedded nats-server for a space, provisioned, in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from cotal_tui.server.up import DEFAULT_STATE_DIR, UpOptions, run_up
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "up",
+        help="run nats-server for a space and provision it (auth mode unless --open)",
+        description=(
+            "Start the embedded nats-server with JetStream, provision the space's streams and "
+            "buckets, print the URL, and run until Ctrl-C/SIGTERM. If a server already answers "
+            "on the address, provision it instead. Auth mode (the default) creates or reuses "
+            "the trust chain under --state-dir; --open runs without auth."
+        ),
+    )
+    parser.add_argument(
+        "--open", action="store_true", help="open mode: no auth, anyone can do anything"
+    )
+    parser.add_argument("--space", default="main", help="space name (default: main)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=4222, help="port (default: 4222)")
+    parser.add_argument("--store-dir", help="JetStream store folder (default: <state-dir>/store)")
+    parser.add_argument(
+        "--channels",
+        metavar="FILE",
+        help='channel seed JSON {"defaults": {...}, "channels": {...}}, watched and re-applied '
+        "on save (default: <state-dir>/channels.json when present)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        default=DEFAULT_STATE_DIR,
+        help=f"trust chain, creds and store (default: {DEFAULT_STATE_DIR})",
+    )
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    options = UpOptions(
+        space=args.space,
+        host=args.host,
+        port=args.port,
+        store_dir=args.store_dir,
+        channels=args.channels,
+        state_dir=args.state_dir,
+        open=args.open,
+    )
+    return asyncio.run(run_up(options))

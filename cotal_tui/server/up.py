@@ -1,0 +1,215 @@
+"""`cotal-tui up`: run the embedded nats-server for a space in the foreground, provision it.
+
+Open mode starts `nats-server -js` on the given address; auth mode renders the trust chain's
+server config (server/auth.py) and provisions with an allow-all manager cred. If a server already
+answers on the address, `up` provisions that one and says so instead of starting another. While
+it runs it watches the channel seed file and re-applies edits (a bad edit is reported, nothing is
+written). SIGINT/SIGTERM stop it cleanly: the watcher, the client, then the server (SIGTERM,
+SIGKILL after a grace period, always reaped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import nats
+from nats.aio.client import Client
+
+from cotal_tui.server.process import EmbeddedServer, EmbeddedServerError, port_open
+from cotal_tui.server.provision import ProvisionError, provision_space
+from cotal_tui.server.seed import ChannelSeedError, load_channel_seed
+
+DEFAULT_STATE_DIR = ".cotal"
+CHANNELS_FILE = "channels.json"
+
+
+@dataclass
+class UpOptions:
+    space: str = "main"
+    host: str = "127.0.0.1"
+    port: int = 4222
+    store_dir: str | None = None
+    channels: str | None = None
+    state_dir: str = DEFAULT_STATE_DIR
+    open: bool = False
+
+
+class UpError(RuntimeError):
+    """`up` could not bring the space up; the message says why and what to do."""
+
+
+class Reporter:
+    """Operator-facing lines (`✓`/`✗`/`•`), flushed at once so a supervisor sees them live."""
+
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+
+    def ok(self, text: str) -> None:
+        print(f"✓ {text}", file=self.out, flush=True)
+
+    def info(self, text: str) -> None:
+        print(f"• {text}", file=self.out, flush=True)
+
+    def fail(self, text: str) -> None:
+        print(f"✗ {text}", file=self.err, flush=True)
+
+
+def channels_path(options: UpOptions) -> Path | None:
+    """`--channels`, else `<state-dir>/channels.json` when it exists (as the reference does)."""
+    if options.channels:
+        return Path(options.channels)
+    default = Path(options.state_dir) / CHANNELS_FILE
+    return default if default.is_file() else None
+
+
+async def _connect(url: str, creds: str | None, on_error: Callable[[Exception], None]) -> Client:
+    async def error_cb(exc: Exception) -> None:
+        on_error(exc)
+
+    kwargs: dict[str, object] = {}
+    if creds:
+        kwargs["user_credentials"] = creds
+    return await nats.connect(
+        url,
+        error_cb=error_cb,
+        max_reconnect_attempts=-1,
+        connect_timeout=5,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+async def watch_channels(
+    nc: Client, space: str, path: Path, report: Reporter, stop: asyncio.Event
+) -> None:
+    """Re-apply the seed file on every change until `stop` is set; bad edits write nothing."""
+    from watchfiles import awatch
+
+    watch_dir = path.resolve().parent
+    target = path.resolve()
+    async for changes in awatch(watch_dir, stop_event=stop, debounce=200, step=50):
+        if not any(Path(p).resolve() == target for _, p in changes):
+            continue
+        if not target.exists():
+            report.info(f"channels file {path} removed; registry left as it is")
+            continue
+        try:
+            seed = load_channel_seed(target)
+        except ChannelSeedError as exc:
+            report.fail(f"{exc} — nothing was written; fix the file and save it again")
+            continue
+        try:
+            from cotal_tui.server.seed import apply_channel_seed
+
+            written = await apply_channel_seed(nc, space, seed)
+        except Exception as exc:  # noqa: BLE001 - reported, the watch goes on
+            report.fail(f"channels file {path}: could not write the registry ({exc})")
+            continue
+        if written:
+            report.ok(f"channels file {path} re-applied: {', '.join(written)}")
+        else:
+            report.info(f"channels file {path} saved; registry already up to date")
+
+
+async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
+    report = report or Reporter()
+    seed_file = channels_path(options)
+    seed = None
+    if seed_file is not None:
+        try:
+            seed = load_channel_seed(seed_file)
+        except ChannelSeedError as exc:
+            report.fail(f"{exc} — nothing was started or written")
+            return 2
+
+    auth = None
+    creds: str | None = None
+    if not options.open:
+        from cotal_tui.server.auth import ensure_space_auth
+
+        auth = ensure_space_auth(Path(options.state_dir), options.space)
+        creds = str(auth.manager_creds_path())
+
+    url = f"nats://{options.host}:{options.port}"
+    server: EmbeddedServer | None = None
+    if port_open(options.host, options.port):
+        report.ok(f"NATS already running on {url}; provisioning it (no new server started)")
+    else:
+        store = options.store_dir or str(Path(options.state_dir) / "store")
+        config_file = None
+        if auth is not None:
+            config_file = str(auth.render_server_config(options.host, options.port, store))
+        server = EmbeddedServer(
+            host=options.host, port=options.port, store_dir=store, config_file=config_file
+        )
+        try:
+            server.start()
+        except EmbeddedServerError as exc:
+            report.fail(str(exc))
+            return 1
+        mode = "auth" if auth is not None else "open"
+        report.ok(f"nats-server started ({mode} mode, pid {server.pid}, store {store})")
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    nc: Client | None = None
+    watcher: asyncio.Task[None] | None = None
+    try:
+        try:
+            nc = await _connect(url, creds, lambda exc: None)
+            result = await provision_space(nc, options.space, channels_seed=seed)
+        except (ProvisionError, ChannelSeedError) as exc:
+            report.fail(str(exc))
+            return 1
+        except Exception as exc:  # noqa: BLE001 - e.g. auth refused by a foreign server
+            report.fail(f"could not provision space {options.space!r} on {url}: {exc}")
+            return 1
+        created = len(result.created)
+        report.ok(
+            f"space {options.space!r} provisioned "
+            f"({created} created, {len(result.existing)} already in place"
+            + (f", channels: {', '.join(result.channels_written) or 'up to date'}" if seed else "")
+            + ")"
+        )
+        if auth is not None:
+            report.info(f"trust chain in {auth.dir} (mint creds with `cotal-tui mint`)")
+        print(f"url: {url}", flush=True)
+        if server is None:
+            return 0
+        report.info("running in the foreground; Ctrl-C stops it")
+        if seed_file is not None:
+            watcher = asyncio.create_task(
+                watch_channels(nc, options.space, seed_file, report, stop), name="channels-watch"
+            )
+        while not stop.is_set():
+            if not server.running:
+                report.fail(f"nats-server exited unexpectedly; log tail:\n{server.log_tail()}")
+                return 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=0.5)
+        report.info("stopping")
+        return 0
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        stop.set()
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watcher
+        if nc is not None:
+            with contextlib.suppress(Exception):
+                await nc.close()
+        if server is not None:
+            await asyncio.to_thread(server.stop)
+            report.ok("nats-server stopped")

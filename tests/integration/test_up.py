@@ -1,0 +1,118 @@
+"""`cotal-tui up --open` as a subprocess: URL line, provisioned streams, live seed, clean stop."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+from cli_process import CliProcess, pid_alive
+from space_checks import assert_space_streams
+
+from cotal_tui.server.process import EmbeddedServer, free_port
+from waiting import wait_for, wait_for_sync
+
+
+async def _quiet(exc: Exception) -> None:
+    return None
+
+
+@pytest.fixture
+def procs() -> Iterator[list[CliProcess]]:
+    started: list[CliProcess] = []
+    try:
+        yield started
+    finally:
+        for proc in started:
+            proc.kill()
+
+
+async def _channel(url: str, space: str, key: str) -> dict[str, Any] | None:
+    nc = await nats.connect(url, error_cb=_quiet)
+    try:
+        kv = await nc.jetstream().key_value(f"cotal_channels_{space}")
+        try:
+            return json.loads((await kv.get(key)).value)
+        except Exception:  # noqa: BLE001 - missing key
+            return None
+    finally:
+        await nc.close()
+
+
+async def test_up_open_runs_provisions_watches_and_stops_cleanly(
+    tmp_path: Path, procs: list[CliProcess]
+) -> None:
+    port = free_port()
+    seed = tmp_path / "channels.json"
+    seed.write_text(json.dumps({"channels": {"general": {"description": "first"}}}))
+    up = CliProcess(
+        ["up", "--open", "--space", "demo", "--port", str(port), "--channels", str(seed)],
+        cwd=tmp_path,
+    )
+    procs.append(up)
+    url = up.wait_line(r"^url: (nats://\S+)$").group(1)
+    assert url == f"nats://127.0.0.1:{port}"
+    server_pid = int(up.wait_line(r"nats-server started \(open mode, pid (\d+)").group(1))
+    assert (tmp_path / ".cotal" / "store").is_dir()
+
+    nc = await nats.connect(url, error_cb=_quiet)
+    try:
+        await assert_space_streams(nc, "demo")
+    finally:
+        await nc.close()
+    assert await _channel(url, "demo", "general") == {"description": "first"}
+
+    # A live edit is re-applied (merged over the stored value).
+    up.wait_line(r"running in the foreground")
+    seed.write_text(json.dumps({"channels": {"general": {"deliveryClass": "live"}}}))
+    merged = {"description": "first", "deliveryClass": "live"}
+
+    async def edited() -> bool:
+        return await _channel(url, "demo", "general") == merged
+
+    await wait_for(edited, what="general to hold the edit merged over the seed")
+    # A bad edit is reported and writes nothing.
+    seed.write_text(json.dumps({"channels": {"general": {"deliveryClass": "sometimes"}}}))
+    up.wait_line(r'✗ .*channel "general".*invalid deliveryClass.*nothing was written')
+    assert await _channel(url, "demo", "general") == {
+        "description": "first",
+        "deliveryClass": "live",
+    }
+
+    assert up.terminate() == 0
+    assert "nats-server stopped" in up.output
+    wait_for_sync(lambda: not pid_alive(server_pid), what=f"nats-server pid {server_pid} to exit")
+
+
+async def test_up_open_provisions_a_server_that_already_runs(
+    nats_server: EmbeddedServer, tmp_path: Path, procs: list[CliProcess]
+) -> None:
+    up = CliProcess(
+        ["up", "--open", "--space", "shared", "--port", str(nats_server.port)], cwd=tmp_path
+    )
+    procs.append(up)
+    assert up.proc.wait(timeout=30) == 0, up.output
+    assert "already running" in up.output
+    assert "nats-server started" not in up.output
+    nc = await nats.connect(nats_server.url, error_cb=_quiet)
+    try:
+        await assert_space_streams(nc, "shared")
+    finally:
+        await nc.close()
+
+
+def test_up_refuses_a_bad_seed_before_starting_anything(
+    tmp_path: Path, procs: list[CliProcess]
+) -> None:
+    seed = tmp_path / "channels.json"
+    seed.write_text(json.dumps({"channels": {"a..b": {}}}))
+    port = free_port()
+    up = CliProcess(["up", "--open", "--port", str(port), "--channels", str(seed)], cwd=tmp_path)
+    procs.append(up)
+    assert up.proc.wait(timeout=30) == 2
+    assert 'channel "a..b"' in up.output
+    assert "nothing was started" in up.output
+    assert not (tmp_path / ".cotal" / "store").exists()
