@@ -1,0 +1,355 @@
+"""One NATS connection per identity, its typed state stream, and the re-arm registry.
+
+nats-py reports the life of a connection through four callbacks; this module turns them into
+:data:`ConnectionState` values (``Connected`` / ``Reconnecting`` / ``Closed``) that listeners
+receive in order. Everything that the broker forgets on a restart (KV watchers, core
+subscriptions, pull pumps) registers an async ``rearm`` callback here; on every reconnect the
+callbacks run in registration order in one task owned by the connection (PROTOCOL.md §10.10).
+
+Permission refusals arrive only through ``error_cb`` (§10.9) as lower-cased text naming the
+subject; :meth:`Connection.on_refusal` routes them to whoever owns that subscription.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from cotal_tui.protocol.subjects import token
+
+log = logging.getLogger(__name__)
+
+
+class ConnectionError_(Exception):  # noqa: N801 - avoid shadowing the builtin
+    """Base of connection failures."""
+
+
+class Unreachable(ConnectionError_):
+    """The broker could not be reached within the connect timeout."""
+
+
+class CredsUnreadable(ConnectionError_):
+    """The creds file given does not exist or cannot be read."""
+
+
+class ConnectionClosed(ConnectionError_):
+    """An operation needs a connection that is closed (stopped, or never started)."""
+
+
+@dataclass(frozen=True)
+class Connected:
+    server: str
+    first: bool
+    at: float
+    kind: Literal["connected"] = "connected"
+
+
+@dataclass(frozen=True)
+class Reconnecting:
+    since: float
+    attempt: int
+    last_error: str | None = None
+    kind: Literal["reconnecting"] = "reconnecting"
+
+
+@dataclass(frozen=True)
+class Closed:
+    reason: str
+    at: float
+    kind: Literal["closed"] = "closed"
+
+
+ConnectionState = Connected | Reconnecting | Closed
+
+
+@dataclass(frozen=True)
+class PermissionRefusal:
+    """A broker refusal parsed from ``error_cb``; ``subject`` is lower-cased (nats-py does that)."""
+
+    operation: Literal["subscription", "publish"]
+    subject: str
+    text: str
+
+
+_REFUSAL = re.compile(r'permissions violation for (subscription|publish) to "([^"]*)"', re.I)
+
+
+def parse_refusal(text: str) -> PermissionRefusal | None:
+    m = _REFUSAL.search(text)
+    if not m:
+        return None
+    op = m.group(1).lower()
+    return PermissionRefusal(op, m.group(2).lower(), text)  # type: ignore[arg-type]
+
+
+def connection_name(name: str) -> str:
+    return f"cotal:{name}"
+
+
+def inbox_prefix(instance_id: str) -> str:
+    return f"_INBOX_{token(instance_id)}"
+
+
+Rearm = Callable[[], Awaitable[None]]
+StateListener = Callable[[ConnectionState], None]
+ErrorListener = Callable[[Exception], None]
+RefusalHandler = Callable[[PermissionRefusal], None]
+
+
+@dataclass
+class _RearmEntry:
+    owner: str
+    fn: Rearm
+
+
+@dataclass
+class Connection:
+    """A reconnect-forever nats-py client for one identity.
+
+    ``creds`` is a path to a ``.creds`` file (auth mode); None is open mode.
+    """
+
+    servers: str | list[str]
+    name: str
+    instance_id: str
+    creds: str | None = None
+    connect_timeout: float = 5.0
+    reconnect_time_wait: float = 0.5
+    js_timeout: float = 5.0
+    _nc: Client | None = field(default=None, init=False, repr=False)
+    _js: JetStreamContext | None = field(default=None, init=False, repr=False)
+    _state: ConnectionState | None = field(default=None, init=False)
+    _listeners: list[StateListener] = field(default_factory=list, init=False, repr=False)
+    _error_listeners: list[ErrorListener] = field(default_factory=list, init=False, repr=False)
+    _rearm: list[_RearmEntry] = field(default_factory=list, init=False, repr=False)
+    _refusals: dict[str, RefusalHandler] = field(default_factory=dict, init=False, repr=False)
+    _rearm_task: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    _closing: bool = field(default=False, init=False)
+    _last_error: str | None = field(default=None, init=False)
+    _generation: int = field(default=0, init=False)
+
+    # -- observation -------------------------------------------------------------------------
+
+    @property
+    def state(self) -> ConnectionState | None:
+        return self._state
+
+    @property
+    def is_connected(self) -> bool:
+        return isinstance(self._state, Connected) and self._nc is not None and self._nc.is_connected
+
+    @property
+    def generation(self) -> int:
+        """Bumped on every (re)connect: handles taken under an older generation are stale."""
+        return self._generation
+
+    @property
+    def nc(self) -> Client:
+        if self._nc is None or self._nc.is_closed:
+            raise ConnectionClosed(f"connection {connection_name(self.name)} is not open")
+        return self._nc
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self._js is None:
+            self._js = self.nc.jetstream(timeout=self.js_timeout)
+        return self._js
+
+    @property
+    def server_url(self) -> str:
+        return self.servers if isinstance(self.servers, str) else ",".join(self.servers)
+
+    def add_state_listener(self, fn: StateListener) -> Callable[[], None]:
+        self._listeners.append(fn)
+        return lambda: self._listeners.remove(fn) if fn in self._listeners else None
+
+    def add_error_listener(self, fn: ErrorListener) -> Callable[[], None]:
+        self._error_listeners.append(fn)
+        return lambda: self._error_listeners.remove(fn) if fn in self._error_listeners else None
+
+    def register_rearm(self, owner: str, fn: Rearm) -> Callable[[], None]:
+        """Run ``fn`` after every reconnect (in registration order); returns the unregister."""
+        entry = _RearmEntry(owner, fn)
+        self._rearm.append(entry)
+        return lambda: self._rearm.remove(entry) if entry in self._rearm else None
+
+    def on_refusal(self, subject: str, handler: RefusalHandler) -> Callable[[], None]:
+        """Route a refusal naming ``subject`` (compared case-insensitively) to ``handler``."""
+        key = subject.lower()
+        self._refusals[key] = handler
+        return lambda: self._refusals.pop(key, None) if self._refusals.get(key) is handler else None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Connect once; raise :class:`Unreachable` if no server answers within the timeout."""
+        options: dict[str, object] = {}
+        if self.creds is not None:
+            if not Path(self.creds).is_file():
+                raise CredsUnreadable(
+                    f"creds file {self.creds} does not exist; pass --creds with a .creds file "
+                    "minted for this space"
+                )
+            options["user_credentials"] = self.creds
+        nc = Client()
+        self._closing = False
+        try:
+            await asyncio.wait_for(
+                nc.connect(
+                    self.servers,
+                    name=connection_name(self.name),
+                    inbox_prefix=inbox_prefix(self.instance_id),
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=self.reconnect_time_wait,
+                    connect_timeout=max(1, int(self.connect_timeout)),
+                    error_cb=self._on_error,
+                    disconnected_cb=self._on_disconnected,
+                    reconnected_cb=self._on_reconnected,
+                    closed_cb=self._on_closed,
+                    **options,  # type: ignore[arg-type]
+                ),
+                timeout=self.connect_timeout,
+            )
+        except (TimeoutError, OSError, nats.errors.Error) as exc:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(nc.close(), 2)
+            detail = self._last_error or str(exc) or type(exc).__name__
+            raise Unreachable(
+                f"cannot reach NATS at {self.server_url} ({detail}); is the server running? "
+                "Start one with `cotal-tui up`"
+            ) from exc
+        self._nc = nc
+        self._js = None
+        self._generation += 1
+        self._set_state(
+            Connected(nc.connected_url.netloc if nc.connected_url else "", True, _now())
+        )
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Stop re-arming and close; never hangs longer than ``timeout`` (no drain, §10.13)."""
+        self._closing = True
+        if self._rearm_task is not None:
+            self._rearm_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._rearm_task
+            self._rearm_task = None
+        nc, self._nc = self._nc, None
+        self._js = None
+        if nc is not None and not nc.is_closed:
+            try:
+                await asyncio.wait_for(nc.close(), timeout)
+            except (TimeoutError, Exception) as exc:  # noqa: BLE001 - closing anyway
+                log.debug("close of %s did not finish cleanly: %r", self.name, exc)
+        if not isinstance(self._state, Closed):
+            self._set_state(Closed("stopped", _now()))
+
+    # -- nats-py callbacks -------------------------------------------------------------------
+
+    async def _on_error(self, exc: Exception) -> None:
+        text = str(exc) or type(exc).__name__
+        self._last_error = text
+        refusal = parse_refusal(text)
+        if refusal is not None:
+            handler = self._refusals.get(refusal.subject)
+            if handler is not None:
+                try:
+                    handler(refusal)
+                except Exception as hexc:  # noqa: BLE001 - a handler bug must not kill the client
+                    self._emit_error(hexc)
+                return
+            self._emit_error(PermissionDenied(refusal))
+            return
+        if isinstance(self._state, Reconnecting):
+            st = self._state
+            self._set_state(Reconnecting(st.since, st.attempt + 1, text))
+            return
+        self._emit_error(TransportError(text))
+
+    async def _on_disconnected(self) -> None:
+        if self._closing:
+            return
+        if not isinstance(self._state, Reconnecting):
+            self._set_state(Reconnecting(_now(), 0, self._last_error))
+
+    async def _on_reconnected(self) -> None:
+        if self._closing:
+            return
+        self._generation += 1
+        self._js = None  # JetStream/KV handles from the old connection are not reused
+        nc = self._nc
+        url = nc.connected_url.netloc if nc is not None and nc.connected_url else ""
+        self._set_state(Connected(url, False, _now()))
+        if self._rearm_task is not None:
+            self._rearm_task.cancel()
+        self._rearm_task = asyncio.get_running_loop().create_task(
+            self._run_rearm(), name=f"rearm:{self.name}"
+        )
+
+    async def _on_closed(self) -> None:
+        if not isinstance(self._state, Closed):
+            self._set_state(Closed("stopped" if self._closing else "connection closed", _now()))
+
+    async def _run_rearm(self) -> None:
+        for entry in list(self._rearm):
+            if self._closing:
+                return
+            try:
+                await entry.fn()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reported, next owner still re-armed
+                self._emit_error(RearmFailed(entry.owner, exc))
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _set_state(self, state: ConnectionState) -> None:
+        self._state = state
+        for fn in list(self._listeners):
+            try:
+                fn(state)
+            except Exception as exc:  # noqa: BLE001
+                log.exception("connection state listener failed: %r", exc)
+
+    def _emit_error(self, exc: Exception) -> None:
+        for fn in list(self._error_listeners):
+            try:
+                fn(exc)
+            except Exception:  # noqa: BLE001
+                log.exception("connection error listener failed")
+
+
+class PermissionDenied(ConnectionError_):
+    """The broker refused an operation and no owner claimed the refusal."""
+
+    def __init__(self, refusal: PermissionRefusal) -> None:
+        super().__init__(
+            f"broker refused {refusal.operation} to {refusal.subject!r}: the credential in use "
+            "does not allow it"
+        )
+        self.refusal = refusal
+
+
+class TransportError(ConnectionError_):
+    """An asynchronous client error that is not a permission refusal."""
+
+
+class RearmFailed(ConnectionError_):
+    def __init__(self, owner: str, cause: Exception) -> None:
+        super().__init__(f"re-arming {owner} after reconnect failed: {cause}")
+        self.owner = owner
+        self.cause = cause
+
+
+def _now() -> float:
+    return time.time()

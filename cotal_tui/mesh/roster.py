@@ -1,0 +1,155 @@
+"""The roster as a pure state machine over presence records (PROTOCOL.md §6.1).
+
+Theory of operation: every record the presence watch delivers goes through :meth:`Roster.apply`;
+a DEL/PURGE marker through :meth:`Roster.remove`; a timer calls :meth:`Roster.sweep`. Each returns
+an :class:`Applied` saying whether the roster changed and which ``presence`` event (``join`` /
+``update`` / ``offline``), if any, to emit. Nothing here does I/O or reads the clock: ``now_ms``
+is always passed in, so the rules are testable without sockets.
+
+The rules, in the reference's order:
+
+- a record older than ``ttl_ms``, or with ``status: offline``, is stored as offline with
+  ``attention`` and ``channelModes`` removed;
+- the first sighting of an offline peer is stored quietly (roster changed, no event);
+- a record equal to the stored one in status, activity, attention and channelModes is a
+  heartbeat: stored silently (no change, no event);
+- otherwise the event is ``offline`` for an offline record, ``join`` when there was no previous
+  record or it was offline, else ``update``.
+
+Offline peers stay in the roster, sorted by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from cotal_tui.protocol.errors import AmbiguousPeerError
+from cotal_tui.protocol.models import Presence
+from cotal_tui.protocol.names import PRESENCE_TTL_MS
+
+PresenceEventType = Literal["join", "update", "offline"]
+
+
+class PeerNotFound(LookupError):
+    """No roster entry has that id or name."""
+
+
+@dataclass(frozen=True)
+class PresenceEvent:
+    type: PresenceEventType
+    presence: Presence
+    previous: Presence | None = None
+
+    @property
+    def id(self) -> str:
+        return self.presence.card.id
+
+
+@dataclass(frozen=True)
+class Applied:
+    changed: bool
+    event: PresenceEvent | None = None
+
+
+NO_CHANGE = Applied(False)
+
+
+def _same_state(a: Presence, b: Presence) -> bool:
+    return (
+        a.status == b.status
+        and a.activity == b.activity
+        and a.attention == b.attention
+        and a.channel_modes == b.channel_modes
+    )
+
+
+class Roster:
+    def __init__(self, ttl_ms: int = PRESENCE_TTL_MS) -> None:
+        self.ttl_ms = ttl_ms
+        self._entries: dict[str, Presence] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, peer_id: object) -> bool:
+        return peer_id in self._entries
+
+    def get(self, peer_id: str) -> Presence | None:
+        return self._entries.get(peer_id)
+
+    def entries(self) -> list[Presence]:
+        """Every peer, offline ones included, sorted by name (then id, for a stable order)."""
+        return sorted(self._entries.values(), key=lambda p: (p.card.name, p.card.id))
+
+    def live(self) -> list[Presence]:
+        return [p for p in self.entries() if p.status != "offline"]
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def is_stale(self, p: Presence, now_ms: int) -> bool:
+        return now_ms - p.ts > self.ttl_ms
+
+    def apply(self, record: Presence, now_ms: int) -> Applied:
+        incoming = record
+        if record.status == "offline" or self.is_stale(record, now_ms):
+            incoming = record.as_offline()
+        peer_id = incoming.card.id
+        prev = self._entries.get(peer_id)
+        self._entries[peer_id] = incoming
+        if prev is None and incoming.status == "offline":
+            return Applied(True)
+        if prev is not None and _same_state(prev, incoming):
+            return Applied(prev.card != incoming.card)
+        if incoming.status == "offline":
+            kind: PresenceEventType = "offline"
+        elif prev is None or prev.status == "offline":
+            kind = "join"
+        else:
+            kind = "update"
+        return Applied(True, PresenceEvent(kind, incoming, prev))
+
+    def remove(self, peer_id: str) -> Applied:
+        """A DEL/PURGE marker: the peer goes offline (and stays listed)."""
+        prev = self._entries.get(peer_id)
+        if prev is None or prev.status == "offline":
+            return NO_CHANGE
+        gone = prev.as_offline()
+        self._entries[peer_id] = gone
+        return Applied(True, PresenceEvent("offline", gone, prev))
+
+    def sweep(self, now_ms: int) -> list[PresenceEvent]:
+        events: list[PresenceEvent] = []
+        for peer_id, p in list(self._entries.items()):
+            if p.status != "offline" and self.is_stale(p, now_ms):
+                gone = p.as_offline()
+                self._entries[peer_id] = gone
+                events.append(PresenceEvent("offline", gone, p))
+        return events
+
+    def resolve(self, ref: str) -> Presence:
+        return resolve_peer(self.entries(), ref)
+
+
+def resolve_peer(entries: list[Presence], ref: str) -> Presence:
+    """Exact id first (any status); else a case-insensitive name, preferring live peers.
+
+    Two or more live matches, or (with none live) two or more offline matches, raise
+    :class:`AmbiguousPeerError` listing the candidates.
+    """
+    for p in entries:
+        if p.card.id == ref:
+            return p
+    wanted = ref.lower()
+    matches = [p for p in entries if p.card.name.lower() == wanted]
+    live = [p for p in matches if p.status != "offline"]
+    for group in (live, matches):
+        if len(group) == 1:
+            return group[0]
+        if len(group) > 1:
+            ids = ", ".join(f"{p.card.name} ({p.card.id}, {p.status})" for p in group)
+            raise AmbiguousPeerError(
+                f'"{ref}" matches {len(group)} peers: {ids}; use the exact id', list(group)
+            )
+    raise PeerNotFound(f'no peer named "{ref}" in the roster; check the name or use the id')
