@@ -116,6 +116,18 @@ class WireModel(BaseModel):
             return ordered
         return out
 
+    def __eq__(self, other: object) -> bool:
+        """Equal when the fields are equal; the remembered key order is presentation only."""
+        if type(self) is not type(other):
+            return NotImplemented
+        assert isinstance(other, WireModel)
+        return (
+            self.__dict__ == other.__dict__ and self.__pydantic_extra__ == other.__pydantic_extra__
+        )
+
+    def __hash__(self) -> int:
+        return hash((type(self), json.dumps(self.model_dump(mode="json"), sort_keys=True)))
+
     # -- helpers ----------------------------------------------------------------------------
     @classmethod
     def from_wire(cls, data: Any) -> Self:
