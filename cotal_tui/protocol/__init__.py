@@ -4,12 +4,22 @@ Theory of operation: every rule of the wire is a small pure function (or a table
 against vectors produced by the TypeScript reference. ``mesh`` does the I/O and asks this
 package what a subject means, what a record looks like, and what a decision should be.
 
-Modules: ``subjects`` (subject grammar), ``channels`` (channel predicates), ``names`` (streams,
-durables, buckets, keys, constants), ``consumers`` (consumer configs, stream and bucket specs),
-``models`` (pydantic records and envelopes), ``channel_config`` (registry rules),
-``membership`` (eligibility and CAS decisions), ``peers`` (names and resolution),
-``join_link`` (cotal:// links), ``health`` (delivery-health verdict and wording),
-``errors`` (named exceptions), ``jsstr`` (JavaScript string semantics).
+Modules:
+
+- ``subjects``: subject grammar, tokens, the single parser
+- ``channels``: channel predicates (matching, validation, filter collapsing, mentions)
+- ``names``: streams, durables, buckets, keys, constants and timings
+- ``consumers``: consumer configs, stream and bucket specs
+- ``models``: pydantic records and envelopes
+- ``channel_config``: channel-registry rules (durations, effective values, merge)
+- ``membership``: eligibility and the CAS decisions of the members registry
+- ``delivery``: daemon decisions (ctl.delivery checks and wording, fan-out targets, the
+  reader table, the join plan)
+- ``peers``: agent names and peer resolution
+- ``join_link``: cotal:// links
+- ``health``: the delivery-health verdict table and its wording
+- ``errors``: named exceptions; ``jsstr``: JavaScript string and number semantics
+- ``permissions`` (to come, another helper): per-profile allow-lists
 """
 
 from cotal_tui.protocol.channel_config import (
@@ -41,6 +51,39 @@ from cotal_tui.protocol.consumers import (
     ms_to_ns,
     stream_specs,
     task_durable_config,
+)
+from cotal_tui.protocol.delivery import (
+    OP_DURABLE_JOIN,
+    OP_DURABLE_LEAVE,
+    OP_LIST_MEMBERSHIPS,
+    READER_NAK_DELAY_MS,
+    READER_TABLE,
+    RETRY_BACKOFF_CAP_MS,
+    SENDER_MISMATCH,
+    AclState,
+    DeliveryRequestError,
+    JoinPlan,
+    ReaderAction,
+    acl_state,
+    activation_fence,
+    catchup_copy_wanted,
+    channel_arg,
+    check_sender,
+    durable_fanout_targets,
+    is_open,
+    join_acl_check,
+    join_plan,
+    leave_generation_arg,
+    list_memberships_result,
+    mention_allowed,
+    mention_owner,
+    new_membership,
+    plane3_entry,
+    reader_action,
+    retry_backoff_ms,
+    transfer_failed_action,
+    unsupported_op,
+    window_evicted,
 )
 from cotal_tui.protocol.errors import (
     AclCasExhausted,
@@ -225,6 +268,7 @@ __all__ = [
     "ACL_CAS_ATTEMPTS",
     "AclCasExhausted",
     "AclRecord",
+    "AclState",
     "AgentCard",
     "AmbiguousPeerError",
     "Attention",
@@ -258,6 +302,7 @@ __all__ = [
     "DeliveryClass",
     "DeliveryKind",
     "DeliveryLeaseInfo",
+    "DeliveryRequestError",
     "DurableJoinArgs",
     "DurableJoinResult",
     "DurableLeaveArgs",
@@ -279,6 +324,7 @@ __all__ = [
     "InvalidName",
     "InvalidUrl",
     "JoinLink",
+    "JoinPlan",
     "KV_DELETE",
     "KV_OPERATION_HEADER",
     "KV_PURGE",
@@ -301,6 +347,9 @@ __all__ = [
     "MembershipState",
     "MembershipSummary",
     "OPEN_DM_INACTIVE_THRESHOLD_MS",
+    "OP_DURABLE_JOIN",
+    "OP_DURABLE_LEAVE",
+    "OP_LIST_MEMBERSHIPS",
     "PLANE3_DEDUP_WINDOW_MS",
     "PRESENCE_TTL_MS",
     "PROTOCOL_VERSION",
@@ -311,10 +360,15 @@ __all__ = [
     "Presence",
     "ProtocolError",
     "READER_MAX_REDELIVERIES",
+    "READER_NAK_DELAY_MS",
+    "READER_TABLE",
     "REASON_ACTIVATION_SUPERSEDED",
     "REASON_CATCHUP_EVICTED",
+    "RETRY_BACKOFF_CAP_MS",
     "ROOT",
+    "ReaderAction",
     "RecordError",
+    "SENDER_MISMATCH",
     "STATUSES",
     "SWEEP_MS",
     "Skill",
@@ -328,12 +382,16 @@ __all__ = [
     "WireModel",
     "acl_bucket",
     "acl_key",
+    "acl_state",
+    "activation_fence",
     "anycast_subject",
     "assert_valid_channel",
     "assert_valid_name",
     "bucket_specs",
     "can_activate",
+    "catchup_copy_wanted",
     "catchup_durable",
+    "channel_arg",
     "channel_bucket",
     "channel_in_allow",
     "channel_line",
@@ -343,6 +401,7 @@ __all__ = [
     "chat_stream",
     "chat_subject",
     "chat_wildcard",
+    "check_sender",
     "collapse_filter_subjects",
     "commit_action",
     "control_service_subject",
@@ -362,6 +421,7 @@ __all__ = [
     "dm_durable_config",
     "dm_stream",
     "durable_eligible",
+    "durable_fanout_targets",
     "effective_delivery_class",
     "effective_replay",
     "effective_replay_window_ms",
@@ -374,15 +434,23 @@ __all__ = [
     "is_bound_reply",
     "is_concrete_channel",
     "is_kv_tombstone",
+    "is_open",
+    "join_acl_check",
+    "join_plan",
     "join_reply_text",
     "kv_stream",
     "kv_subject",
     "lease_key",
+    "leave_generation_arg",
+    "list_memberships_result",
     "member_key",
     "members_bucket",
+    "mention_allowed",
+    "mention_owner",
     "merge_channel_config",
     "merge_channel_defaults",
     "ms_to_ns",
+    "new_membership",
     "normalize_mentions",
     "parse_dinbox_owner",
     "parse_duration",
@@ -390,10 +458,13 @@ __all__ = [
     "parse_member_key",
     "parse_subject",
     "partition",
+    "plane3_entry",
     "plane3_msg_id",
     "presence_bucket",
+    "reader_action",
     "reader_durable",
     "resolve_peer",
+    "retry_backoff_ms",
     "route_token",
     "space_prefix",
     "space_wildcard",
@@ -406,7 +477,10 @@ __all__ = [
     "tombstone_action",
     "tombstoned",
     "trace_subject",
+    "transfer_failed_action",
     "unicast_subject",
+    "unsupported_op",
     "validate_channel_config",
     "validate_channel_defaults",
+    "window_evicted",
 ]
