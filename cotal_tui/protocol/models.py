@@ -57,6 +57,11 @@ REASON_ACTIVATION_SUPERSEDED = "activation superseded by a concurrent leave or r
 _WIRE_CONTEXT = "cotal_wire"
 
 
+def _reject_constant(name: str) -> Any:
+    """``NaN``/``Infinity`` are not JSON (``JSON.parse`` refuses them); neither do we."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def _describe(err: Any) -> str:
     loc = ".".join(str(p) for p in err.get("loc", ())) or "(record)"
     rule = err.get("msg", "invalid")
@@ -141,8 +146,9 @@ class WireModel(BaseModel):
     def from_json(cls, raw: bytes | bytearray | memoryview | str) -> Self:
         """Parse wire bytes; bad JSON and rule violations both raise :class:`RecordError`."""
         try:
-            data = json.loads(bytes(raw) if not isinstance(raw, str) else raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            text = raw if isinstance(raw, str) else bytes(raw).decode("utf-8")
+            data = json.loads(text, parse_constant=_reject_constant)
+        except (UnicodeDecodeError, ValueError) as exc:
             raise RecordError(
                 f"{cls._name()} is not valid JSON ({exc}); the record was left untouched"
             ) from None

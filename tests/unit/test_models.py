@@ -135,6 +135,10 @@ def test_undecodable_json_is_a_record_error() -> None:
         p.CotalMessage.from_json(b"{nope")
     with pytest.raises(p.RecordError):
         p.DeliveryLeaseInfo.from_json(b"")
+    with pytest.raises(p.RecordError, match="NaN is not a JSON value"):
+        p.ControlReply.from_json(b'{"ok":true,"data":NaN}')
+    with pytest.raises(p.RecordError, match="not valid JSON"):
+        p.ControlReply.from_json(b"\xff")
 
 
 def test_control_reply_with_model_data() -> None:
