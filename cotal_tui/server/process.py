@@ -151,8 +151,11 @@ class EmbeddedServer:
         self._log_path = store / "nats-server.log"
         args = [binary]
         if self.config_file:
+            # The config names its own JetStream store (a second -sd is refused as a duplicate).
             args += ["-c", self.config_file]
-        args += ["-js", "-sd", str(store), "-a", self.host, "-p", str(self.port)]
+        else:
+            args += ["-js", "-sd", str(store)]
+        args += ["-a", self.host, "-p", str(self.port)]
         args += ["-l", str(self._log_path), *self.extra_args]
         self._proc = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
