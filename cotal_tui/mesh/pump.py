@@ -1,0 +1,140 @@
+"""Pull pumps over durable consumers (``dm_<id>``, ``svc_<role>``, ``dlv_<id>``).
+
+Each pump is one task that keeps a pull request outstanding on
+``$JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>`` (batch, expires) and hands every delivery to
+its handler as it arrives, so a message is never held back waiting for a batch to fill. Only the
+MSG.NEXT and ACK verbs are used: the agent grants allow exactly those on its own durables.
+A reconnect loses the outstanding request; the connection's re-arm restarts the task at once.
+Stopping unsubscribes the inbox before the connection closes, so no drain waits on it (§10.13).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from cotal_tui.mesh.connection import Connection
+from cotal_tui.mesh.jsapi import API
+
+Handler = Callable[[Msg], Awaitable[None]]
+_NS = 1_000_000_000
+
+
+class PullPump:
+    def __init__(
+        self,
+        conn: Connection,
+        stream: str,
+        durable: str,
+        handler: Handler,
+        *,
+        batch: int = 64,
+        expires_s: float = 5.0,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> None:
+        self.conn = conn
+        self.stream = stream
+        self.durable = durable
+        self.handler = handler
+        self.batch = batch
+        self.expires_s = expires_s
+        self.on_error = on_error
+        self._task: asyncio.Task[None] | None = None
+        self._sub: Subscription | None = None
+        self._unrearm: Callable[[], None] | None = None
+        self.delivered = 0
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def start(self) -> None:
+        self._spawn()
+        self._unrearm = self.conn.register_rearm(f"pump {self.durable}", self._rearm)
+
+    def _spawn(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"pump:{self.stream}/{self.durable}"
+        )
+
+    async def _rearm(self) -> None:
+        await self._halt()
+        self._spawn()
+
+    async def _halt(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def stop(self) -> None:
+        if self._unrearm is not None:
+            self._unrearm()
+            self._unrearm = None
+        await self._halt()
+
+    async def _run(self) -> None:
+        nc = self.conn.nc
+        inbox = nc.new_inbox()
+        self._sub = sub = await nc.subscribe(inbox)
+        subject = f"{API}.CONSUMER.MSG.NEXT.{self.stream}.{self.durable}"
+        request = json.dumps({"batch": self.batch, "expires": int(self.expires_s * _NS)}).encode()
+        backoff = 0.0
+        while True:
+            if backoff:
+                await asyncio.sleep(backoff)
+            try:
+                await nc.publish(subject, request, reply=inbox)
+            except Exception as exc:  # noqa: BLE001 - disconnected: retry after a pause
+                self._report(exc)
+                backoff = min(5.0, (backoff or 0.25) * 2)
+                continue
+            received = 0
+            trouble = False
+            while received < self.batch:
+                try:
+                    msg = await sub.next_msg(timeout=self.expires_s + 1)
+                except (nats.errors.TimeoutError, TimeoutError):
+                    break
+                status = (msg.headers or {}).get("Status") if not msg.data else None
+                if status is not None:
+                    if status == "100":
+                        continue
+                    if status not in ("404", "408"):
+                        trouble = True
+                        desc = (msg.headers or {}).get("Description", "")
+                        self._report(PumpStatus(self.stream, self.durable, status, desc))
+                    break
+                received += 1
+                self.delivered += 1
+                try:
+                    await self.handler(msg)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - one bad message must not stop the pump
+                    self._report(exc)
+            backoff = min(5.0, (backoff or 0.25) * 2) if trouble else 0.0
+
+    def _report(self, exc: Exception) -> None:
+        if self.on_error is not None:
+            self.on_error(exc)
+
+
+class PumpStatus(Exception):
+    def __init__(self, stream: str, durable: str, status: str, description: str) -> None:
+        super().__init__(
+            f"pull from {stream}/{durable} answered {status} {description}".strip()
+            + "; retrying with backoff"
+        )
+        self.status = status
