@@ -1,0 +1,362 @@
+"""The delivery daemon (PROTOCOL §3.6, §5.1-§5.6): the Plane-3 durable backstop of one space.
+
+Embeddable: ``DeliveryDaemon(conn, space, daemon_id)`` runs inside any asyncio program with
+``start()`` / ``stop()`` and an observable :attr:`DeliveryDaemon.state`; the ``cotal-tui daemon``
+command wraps it in a process. Lifecycle, exactly the reference's:
+
+1. acquire ``lease.0`` by KV create with ``ready: false`` before binding anything; a live lease
+   refuses the bind (:class:`~cotal_tui.mesh.lease.LeaseHeld`), never a retry into a split;
+2. bind the ``ctl.delivery`` responder, the fan-out loop and the reader loop;
+3. mark the lease ready by CAS;
+4. renew by CAS every 15 s; a failed CAS (or renewals failing for a whole TTL) means the lease
+   is lost: stop serving at once (:attr:`DaemonState.status` ``lost``);
+5. release on a clean stop, so a successor binds at once; a crash lets the 30 s TTL free it.
+
+Every reconnect re-arms the responder, both loops (credit re-requested, consumers re-ensured)
+and the members watch; the presence roster re-arms itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import nats.errors
+from nats.js.errors import NotFoundError
+
+from cotal_tui.mesh.connection import Connection, PermissionDenied, PermissionRefusal
+from cotal_tui.mesh.daemon_context import Counters, DaemonContext
+from cotal_tui.mesh.delivery_service import DeliveryService
+from cotal_tui.mesh.fanout import FanoutWriter
+from cotal_tui.mesh.kv import KvEntry, KvUnavailable, KvWatch
+from cotal_tui.mesh.lease import (
+    LeaseEntry,
+    LeaseHeld,
+    LeaseLost,
+    acquire_lease,
+    mark_lease_ready,
+    release_lease,
+    renew_lease,
+)
+from cotal_tui.mesh.presence import RosterWatch
+from cotal_tui.mesh.reader import TrustedReader
+from cotal_tui.protocol.names import LEASE_RENEW_MS, LEASE_TTL_MS, kv_stream
+
+Status = Literal["idle", "starting", "serving", "stopping", "stopped", "lost", "failed"]
+ErrorListener = Callable[[Exception], None]
+
+
+class DaemonError(Exception):
+    """Base of the reasons a daemon could not start or keep serving."""
+
+
+class SpaceNotProvisioned(DaemonError):
+    pass
+
+
+class DaemonPermissionDenied(DaemonError):
+    """The credential in use may not do what the daemon needs (it is not a delivery profile)."""
+
+
+class BrokerUnreachable(DaemonError):
+    pass
+
+
+@dataclass(frozen=True)
+class LeaseView:
+    holder: str | None = None
+    ready: bool = False
+    revision: int | None = None
+    last_renew: float | None = None  # epoch seconds of the last successful write
+
+
+@dataclass(frozen=True)
+class DaemonState:
+    space: str
+    daemon_id: str
+    status: Status
+    lease: LeaseView
+    counters: Counters
+    members_indexed: int
+    last_error: str | None
+    stopped_reason: str | None
+
+
+class DeliveryDaemon:
+    def __init__(
+        self,
+        conn: Connection,
+        space: str,
+        daemon_id: str,
+        *,
+        renew_interval_s: float = LEASE_RENEW_MS / 1000,
+        lease_ttl_s: float = LEASE_TTL_MS / 1000,
+        batch: int = 256,
+        bind_timeout_s: float = 10.0,
+        on_error: ErrorListener | None = None,
+    ) -> None:
+        self.conn = conn
+        self.space = space
+        self.daemon_id = daemon_id
+        self.renew_interval_s = renew_interval_s
+        self.lease_ttl_s = lease_ttl_s
+        self.bind_timeout_s = bind_timeout_s
+        self._on_error_cb = on_error
+        self.ctx = DaemonContext(conn, space, daemon_id, on_error=self._record_error)
+        self.roster = RosterWatch(conn, space, on_error=self._record_error)
+        self.ctx.mention_names = self._mention_names
+        self.service = DeliveryService(self.ctx)
+        self.fanout = FanoutWriter(self.ctx, batch=batch)
+        self.reader = TrustedReader(self.ctx, batch=batch)
+        self._members_watch: KvWatch | None = None
+        self._members_current = asyncio.Event()
+        self._status: Status = "idle"
+        self._lease: LeaseEntry | None = None
+        self._last_renew: float | None = None
+        self._last_error: str | None = None
+        self._stopped_reason: str | None = None
+        self._refusals: list[PermissionRefusal] = []
+        self._renew_task: asyncio.Task[None] | None = None
+        self._unsubscribers: list[Callable[[], None]] = []
+        self._done = asyncio.Event()
+        self._bound = False
+
+    # -- observation -------------------------------------------------------------------------
+
+    @property
+    def state(self) -> DaemonState:
+        lease = self._lease
+        view = LeaseView(
+            holder=lease.info.holder if lease else None,
+            ready=bool(lease and lease.info.ready),
+            revision=lease.revision if lease else None,
+            last_renew=self._last_renew,
+        )
+        return DaemonState(
+            self.space,
+            self.daemon_id,
+            self._status,
+            view,
+            replace(self.ctx.counters),
+            len(self.ctx.index),
+            self._last_error,
+            self._stopped_reason,
+        )
+
+    @property
+    def counters(self) -> Counters:
+        return self.ctx.counters
+
+    async def wait_done(self) -> str:
+        """Until the daemon stops (clean stop, lost lease or failure); returns the reason."""
+        await self._done.wait()
+        return self._stopped_reason or self._status
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._status not in ("idle", "stopped", "failed"):
+            raise DaemonError(f"delivery daemon {self.daemon_id} is already {self._status}")
+        self._status = "starting"
+        self._done.clear()
+        self._stopped_reason = None
+        self._unsubscribers.append(self.conn.add_error_listener(self._on_conn_error))
+        try:
+            await self._preflight()
+            self._lease = await self._acquire()
+            self._last_renew = time.time()
+        except BaseException as exc:
+            self._finish("failed", str(exc))
+            raise
+        try:
+            await self._bind()
+        except BaseException as exc:
+            await self._unbind()
+            with contextlib.suppress(Exception):
+                await release_lease(self.ctx.lease, self.daemon_id, self._lease.revision)
+            self._lease = None
+            self._finish("failed", f"bind failed: {exc}")
+            raise
+        try:
+            self._lease = await mark_lease_ready(
+                self.ctx.lease, self.daemon_id, self._lease.revision
+            )
+            self._last_renew = time.time()
+        except Exception as exc:  # noqa: BLE001 - the reference ignores it; renew decides
+            self._record_error(exc)
+        self._unsubscribers.append(self.conn.register_rearm("delivery daemon", self._rearm))
+        self._renew_task = asyncio.get_running_loop().create_task(
+            self._renew_loop(), name=f"delivery-lease:{self.space}"
+        )
+        self._status = "serving"
+
+    async def stop(self, *, release: bool = True) -> None:
+        """Stop serving; release the lease (if still ours) so a successor binds at once."""
+        if self._status in ("idle", "stopped", "lost", "failed"):
+            return
+        self._status = "stopping"
+        await self._cancel_renew()
+        await self._unbind()
+        if release and self._lease is not None:
+            try:
+                await asyncio.wait_for(
+                    release_lease(self.ctx.lease, self.daemon_id, self._lease.revision), 2.0
+                )
+            except Exception as exc:  # noqa: BLE001 - best effort; the TTL frees it anyway
+                self._record_error(exc)
+        self._finish("stopped", "stopped")
+
+    def _finish(self, status: Status, reason: str) -> None:
+        self._status = status
+        self._stopped_reason = reason
+        for unsub in self._unsubscribers:
+            unsub()
+        self._unsubscribers.clear()
+        self._done.set()
+
+    async def _cancel_renew(self) -> None:
+        task, self._renew_task = self._renew_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+    # -- steps -------------------------------------------------------------------------------
+
+    async def _preflight(self) -> None:
+        """Tell a missing space, a refused credential and a dead broker apart before anything."""
+        js = self.conn.js
+        for stream in (
+            kv_stream(self.ctx.lease.bucket),
+            self.ctx.chat_stream,
+            self.ctx.inbox_stream,
+            self.ctx.dlv_stream,
+            kv_stream(self.ctx.members.bucket),
+            kv_stream(self.ctx.acls.bucket),
+        ):
+            try:
+                await js.stream_info(stream)
+            except NotFoundError as exc:
+                raise SpaceNotProvisioned(
+                    f"space {self.space!r} is not provisioned: stream {stream} does not exist. "
+                    "Provision it first (`cotal-tui up`)"
+                ) from exc
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
+                raise self._classify(f"reading stream info of {stream}") from exc
+
+    def _classify(self, what: str) -> DaemonError:
+        if not self.conn.is_connected:
+            return BrokerUnreachable(f"{what}: the broker is unreachable")
+        if self._refusals:
+            r = self._refusals[-1]
+            return DaemonPermissionDenied(
+                f"{what}: the broker refused {r.operation} to {r.subject!r}. The credential in "
+                "use is not a delivery profile; mint one with `cotal-tui mint --profile delivery`"
+            )
+        return DaemonError(f"{what}: no answer from JetStream (timeout)")
+
+    async def _acquire(self) -> LeaseEntry:
+        try:
+            return await acquire_lease(self.ctx.lease, self.daemon_id)
+        except LeaseHeld:
+            raise
+        except KvUnavailable as exc:
+            raise self._classify("acquiring the delivery lease") from exc
+
+    async def _bind(self) -> None:
+        self._members_current.clear()
+        watch = KvWatch(self.ctx.members, self._on_member, on_initial=self._members_current.set)
+        self._members_watch = watch
+        await watch.start()
+        try:
+            await asyncio.wait_for(self._members_current.wait(), self.bind_timeout_s)
+        except TimeoutError:
+            raise DaemonError(
+                f"the members index did not load within {self.bind_timeout_s:.0f}s"
+            ) from None
+        await self.roster.start()
+        await self.service.start()
+        await self.fanout.start()
+        await self.reader.start()
+        self._bound = True
+
+    async def _unbind(self) -> None:
+        self._bound = False
+        for part in (self.service, self.fanout, self.reader):
+            with contextlib.suppress(Exception):
+                await part.stop()
+        with contextlib.suppress(Exception):
+            await self.roster.stop()
+        watch, self._members_watch = self._members_watch, None
+        if watch is not None:
+            with contextlib.suppress(Exception):
+                await watch.stop()
+
+    async def _rearm(self) -> None:
+        if not self._bound:
+            return
+        await self.service.rearm()
+        await self.fanout.rearm()
+        await self.reader.rearm()
+        if self._members_watch is not None:
+            await self._members_watch.rebind()
+
+    async def _renew_loop(self) -> None:
+        delay = self.renew_interval_s
+        while True:
+            await asyncio.sleep(delay)
+            assert self._lease is not None
+            try:
+                self._lease = await renew_lease(
+                    self.ctx.lease, self.daemon_id, self._lease.revision
+                )
+                self._last_renew = time.time()
+                delay = self.renew_interval_s
+            except LeaseLost as exc:
+                await self._lose(str(exc))
+                return
+            except Exception as exc:  # noqa: BLE001 - transient: retry until the TTL is gone
+                self._record_error(exc)
+                since = time.time() - (self._last_renew or 0)
+                if since >= self.lease_ttl_s:
+                    await self._lose(
+                        f"lost the lease (no renewal for {since:.0f}s, past the "
+                        f"{self.lease_ttl_s:.0f}s TTL) — exiting so the holder is single"
+                    )
+                    return
+                delay = 1.0
+
+    async def _lose(self, reason: str) -> None:
+        """Stop serving at once: another holder may be live; never serve beside it."""
+        self._record_error(
+            LeaseLost(reason) if not reason.startswith("lost") else DaemonError(reason)
+        )
+        await self._unbind()
+        self._lease = None
+        self._finish("lost", reason)
+
+    # -- callbacks ---------------------------------------------------------------------------
+
+    def _on_member(self, entry: KvEntry) -> None:
+        self.ctx.index.on_kv(entry)
+
+    def _mention_names(self) -> dict[str, list[str]]:
+        names: dict[str, list[str]] = {}
+        for p in self.roster.entries():
+            names.setdefault(p.card.name.lower(), []).append(p.card.id)
+        return names
+
+    def _on_conn_error(self, exc: Exception) -> None:
+        if isinstance(exc, PermissionDenied):
+            self._refusals = [*self._refusals[-9:], exc.refusal]
+        self._record_error(exc)
+
+    def _record_error(self, exc: Exception) -> None:
+        self._last_error = str(exc) or type(exc).__name__
+        if self._on_error_cb is not None:
+            with contextlib.suppress(Exception):
+                self._on_error_cb(exc)

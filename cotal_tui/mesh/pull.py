@@ -1,0 +1,185 @@
+"""Pull consumers driven by hand: a streaming pump with credits, and a one-shot no-wait fetch.
+
+nats-py's ``fetch(batch>1)`` holds a long poll open until the whole batch or the deadline
+arrives, which adds its timeout to the latency of a quiet stream. :class:`PullPump` keeps pull
+requests outstanding instead (like nats.js ``consume()``): messages stream in as soon as they
+are stored, and new credit is requested when half of it is used. Idle heartbeats on every
+request prove the requests alive; after a reconnect (the broker forgets pull requests) or a
+silent spell, the credit is reset and requested again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any
+
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from cotal_tui.mesh.connection import Connection
+
+_NS = 1_000_000_000
+
+
+def status_of(msg: Msg) -> str | None:
+    headers = msg.headers
+    if not headers:
+        return None
+    return headers.get("Status")
+
+
+class ConsumerGone(RuntimeError):
+    """The server says the consumer was deleted; the owner must re-create it."""
+
+
+class PullPump:
+    """Keeps up to ``batch`` messages requested from ``stream``/``consumer`` at all times."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        stream: str,
+        consumer: str,
+        *,
+        batch: int = 256,
+        expires_s: float = 30.0,
+        heartbeat_s: float = 5.0,
+    ) -> None:
+        self.conn = conn
+        self.stream = stream
+        self.consumer = consumer
+        self.batch = batch
+        self.expires_s = expires_s
+        self.heartbeat_s = heartbeat_s
+        self._queue: asyncio.Queue[Msg] = asyncio.Queue()
+        self._sub: Subscription | None = None
+        self._inbox = ""
+        self._credits = 0
+        self._last_activity = 0.0
+        self._gone: str | None = None
+
+    @property
+    def next_subject(self) -> str:
+        return f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self.consumer}"
+
+    async def start(self) -> None:
+        await self.stop()
+        nc = self.conn.nc
+        self._inbox = nc.new_inbox()
+        self._sub = await nc.subscribe(self._inbox, cb=self._on_msg)
+        self.reset()
+
+    async def stop(self) -> None:
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        self._credits = 0
+
+    def reset(self) -> None:
+        """Forget outstanding credit (after a reconnect the broker no longer holds it)."""
+        self._credits = 0
+        self._gone = None
+        self._last_activity = time.monotonic()
+
+    async def _on_msg(self, msg: Msg) -> None:
+        self._last_activity = time.monotonic()
+        status = status_of(msg)
+        if status is None:
+            self._credits = max(0, self._credits - 1)
+            self._queue.put_nowait(msg)
+            return
+        headers = msg.headers or {}
+        if status == "100":
+            if msg.reply:  # flow control
+                with contextlib.suppress(Exception):
+                    await self.conn.nc.publish(msg.reply, b"")
+            return
+        pending = headers.get("Nats-Pending-Messages")
+        if status in ("408", "409") and pending is not None:
+            with contextlib.suppress(ValueError):
+                self._credits = max(0, self._credits - int(pending))
+            desc = headers.get("Description", "")
+            if status == "409" and "deleted" in desc.lower():
+                self._gone = desc
+            return
+        if status == "409":
+            desc = headers.get("Description", "")
+            if "deleted" in desc.lower():
+                self._gone = desc
+            self._credits = 0  # leadership change, exceeded limits...: ask again
+            return
+        if status in ("404", "408"):
+            self._credits = 0
+
+    async def _refill(self) -> None:
+        silent = time.monotonic() - self._last_activity
+        if self._credits > 0 and silent > 3 * self.heartbeat_s:
+            self._credits = 0  # requests lost (reconnect, server restart): ask again
+        if self._credits > self.batch // 2 or self._sub is None:
+            return
+        want = self.batch - self._credits
+        req: dict[str, Any] = {
+            "batch": want,
+            "expires": int(self.expires_s * _NS),
+            "idle_heartbeat": int(self.heartbeat_s * _NS),
+        }
+        await self.conn.nc.publish(self.next_subject, json.dumps(req).encode(), reply=self._inbox)
+        self._credits += want
+        self._last_activity = time.monotonic()
+
+    async def take(self, max_n: int, timeout: float) -> list[Msg]:
+        """Up to ``max_n`` messages: wait up to ``timeout`` for the first, then take the queued."""
+        if self._gone is not None:
+            gone, self._gone = self._gone, None
+            raise ConsumerGone(f"consumer {self.stream}/{self.consumer}: {gone}")
+        if self._queue.empty() and self.conn.is_connected:
+            await self._refill()
+        try:
+            first = await asyncio.wait_for(self._queue.get(), timeout)
+        except TimeoutError:
+            return []
+        out = [first]
+        while len(out) < max_n and not self._queue.empty():
+            out.append(self._queue.get_nowait())
+        if self.conn.is_connected:
+            await self._refill()
+        return out
+
+
+async def fetch_no_wait(
+    conn: Connection, stream: str, consumer: str, batch: int, timeout: float = 5.0
+) -> list[Msg]:
+    """Take up to ``batch`` messages that are already stored, without waiting for new ones."""
+    nc = conn.nc
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    out: list[Msg] = []
+    try:
+        req = {"batch": batch, "no_wait": True}
+        await nc.publish(
+            f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}",
+            json.dumps(req).encode(),
+            reply=inbox,
+        )
+        deadline = time.monotonic() + timeout
+        while len(out) < batch:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                msg = await sub.next_msg(timeout=remaining)
+            except TimeoutError:
+                break
+            status = status_of(msg)
+            if status is None:
+                out.append(msg)
+            elif status != "100":
+                break  # 404 no messages / 408 request done
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+    return out

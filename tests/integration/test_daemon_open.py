@@ -1,0 +1,175 @@
+"""The delivery daemon in open mode: join, route, transfer, leave, list; reply guard; errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from plane3_support import (
+    connect,
+    dlv_ids,
+    dlv_messages,
+    publish_chat,
+    request_delivery,
+    set_acl,
+)
+
+from cotal_tui.mesh.daemon import DeliveryDaemon
+from waiting import wait_for
+
+BOB = "UBOB" + "B" * 52
+ALICE = "UALICE" + "A" * 50
+
+
+@pytest.fixture
+async def daemon(open_space):
+    conn = await connect(open_space.url, "DAEMON1")
+    d = DeliveryDaemon(conn, open_space.space, "DAEMON1")
+    await d.start()
+    try:
+        yield d
+    finally:
+        await d.stop()
+        await conn.close()
+
+
+@pytest.fixture
+async def agent(open_space):
+    conn = await connect(open_space.url, "agent-tools")
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def test_join_route_transfer_leave(open_space, daemon, agent):
+    space = open_space.space
+    await set_acl(agent, space, BOB, ["review"])
+    before, _ = await publish_chat(agent, space, ALICE, "review", "before join")
+    reply = await request_delivery(agent, space, BOB, "durableJoin", {"channel": "review"})
+    assert reply == {"ok": True, "data": {"durable": True, "generation": 1}}
+    sent = [(await publish_chat(agent, space, ALICE, "review", f"m{i}"))[0] for i in range(5)]
+    own, _ = await publish_chat(agent, space, BOB, "review", "bob's own")
+    await wait_for(
+        lambda: _ids_equal(agent, space, BOB, sent), what="bob's DLV holds the 5 messages"
+    )
+    msgs = await dlv_messages(agent, space, BOB)
+    assert [m.headers["Nats-Msg-Id"] for m in msgs] == [f"{i}:{BOB}:1" for i in sent]
+    assert before not in await dlv_ids(agent, space, BOB) and own not in sent
+
+    listed = await request_delivery(agent, space, BOB, "listMemberships")
+    assert listed == {
+        "ok": True,
+        "data": {"memberships": [{"channel": "review", "generation": 1, "activated": True}]},
+    }
+    left = await request_delivery(
+        agent, space, BOB, "durableLeave", {"channel": "review", "generation": 1}
+    )
+    assert left == {"ok": True, "data": {"channel": "review"}}
+    after = [(await publish_chat(agent, space, ALICE, "review", f"late{i}"))[0] for i in range(3)]
+    marker_ch = "review"
+    await set_acl(agent, space, ALICE, ["review"])
+    await request_delivery(agent, space, ALICE, "durableJoin", {"channel": marker_ch})
+    last, _ = await publish_chat(agent, space, BOB, "review", "to alice")
+    await wait_for(lambda: _has(agent, space, ALICE, last), what="alice got the post-leave marker")
+    got = await dlv_ids(agent, space, BOB)
+    assert got == sent and not set(after) & set(got)
+    assert (await request_delivery(agent, space, BOB, "listMemberships"))["data"] == {
+        "memberships": []
+    }
+    again = await request_delivery(
+        agent, space, "UNOBODY", "durableLeave", {"channel": "review", "generation": 1}
+    )
+    assert again == {"ok": True, "data": {"channel": "review", "alreadyLeft": True}}
+    st = daemon.state
+    assert st.status == "serving" and st.lease.holder == "DAEMON1" and st.lease.ready
+    assert st.counters.transferred >= 6 and st.counters.fanned_out >= 6
+
+
+async def _ids_equal(conn, space, owner, want):
+    return await dlv_ids(conn, space, owner) == want
+
+
+async def _has(conn, space, owner, msg_id):
+    return msg_id in await dlv_ids(conn, space, owner)
+
+
+async def test_validation_order_and_error_strings(open_space, daemon, agent):
+    space = open_space.space
+    ask = lambda op, args, who=BOB: request_delivery(agent, space, who, op, args)  # noqa: E731
+    assert (await ask("durableJoin", {"channel": "  "}))["error"] == (
+        "durableJoin: channel must be a non-blank string"
+    )
+    assert (await ask("durableJoin", {}))["error"] == (
+        "durableJoin: channel must be a non-blank string"
+    )
+    bad = await ask("durableJoin", {"channel": "a..b"})
+    assert bad["ok"] is False and "invalid channel" in bad["error"]
+    assert (await ask("durableJoin", {"channel": "team.*"}))["error"] == (
+        'durableJoin: "team.*" must be a concrete channel (durable membership is '
+        "per-concrete-channel, not wildcard)"
+    )
+    assert (await ask("durableJoin", {"channel": "review"}))["error"] == (
+        f"durableJoin: no read ACL on record for {BOB} (not provisioned for durable delivery)"
+    )
+    await set_acl(agent, space, BOB, ["general", "review", "lounge", "team.>"])
+    assert (await ask("durableJoin", {"channel": "secret"}))["error"] == (
+        'channel "secret" is not within your read ACL [general, review, lounge, team.>]'
+    )
+    assert (await ask("durableLeave", {"channel": "team.>", "generation": 1}))["error"] == (
+        'durableLeave: "team.>" must be a concrete channel (durable membership is '
+        "per-concrete-channel, not wildcard)"
+    )
+    for gen in (None, "1", True):
+        assert (await ask("durableLeave", {"channel": "review", "generation": gen}))[
+            "error"
+        ] == "durableLeave: a finite generation is required (fail-closed stale-leave guard)"
+    assert (await ask("frobnicate", {"channel": "review"})) == {
+        "ok": False,
+        "error": 'op "frobnicate" not supported on the delivery control service',
+    }
+    # sender check: the body claims another id than the subject's sender token
+    nc = agent.nc
+    subject = f"cotal.{space}.ctl.delivery.{BOB}"
+    reply = f"{subject}.reply.x1"
+    sub = await nc.subscribe(reply, max_msgs=1)
+    body = {"op": "listMemberships", "args": {}, "from": {"id": ALICE, "name": "alice"}}
+    await nc.publish(subject, json.dumps(body).encode(), reply=reply)
+    msg = await sub.next_msg(timeout=5)
+    assert json.loads(msg.data) == {"ok": False, "error": "sender mismatch — request rejected"}
+    # stale leave after a rejoin: generation 1 must not close generation 2
+    await ask("durableJoin", {"channel": "review"})
+    await ask("durableLeave", {"channel": "review", "generation": 1})
+    assert (await ask("durableJoin", {"channel": "review"}))["data"]["generation"] == 2
+    stale = await ask("durableLeave", {"channel": "review", "generation": 1})
+    assert stale["ok"] is False and "stale membership write" in stale["error"]
+    listed = (await ask("listMemberships", {}))["data"]["memberships"]
+    assert listed == [{"channel": "review", "generation": 2, "activated": True}]
+
+
+async def test_reply_injection_gets_no_reply(open_space, daemon, agent):
+    """A reply aimed at a peer's lane (or a muxed inbox) is dropped: nobody receives anything."""
+    space = open_space.space
+    await set_acl(agent, space, BOB, ["review"])
+    nc = agent.nc
+    peer_lane = f"cotal.{space}.ctl.delivery.{ALICE}.reply.stolen"
+    peer = await nc.subscribe(f"cotal.{space}.ctl.delivery.{ALICE}.reply.>")
+    body = {"op": "listMemberships", "args": {}, "from": {"id": BOB, "name": "bob"}}
+    subject = f"cotal.{space}.ctl.delivery.{BOB}"
+    errors_before = daemon.state.last_error
+    await nc.publish(subject, json.dumps(body).encode(), reply=peer_lane)
+    await nc.publish(subject, json.dumps(body).encode(), reply=nc.new_inbox())
+    await nc.publish(subject, json.dumps(body).encode())
+    await wait_for(
+        lambda: (
+            daemon.state.last_error not in (None, errors_before)
+            and "not under" in (daemon.state.last_error or "")
+        ),
+        what="the daemon reported the dropped request",
+    )
+    # a proper request afterwards is answered, and the peer still got nothing
+    ok = await request_delivery(agent, space, BOB, "listMemberships")
+    assert ok["ok"] is True
+    with pytest.raises(asyncio.TimeoutError):
+        await peer.next_msg(timeout=0.5)
