@@ -1,0 +1,229 @@
+"""`cotal-tui status --server URL --space S [--creds F] [--json]`: one snapshot of a space.
+
+Connects as an observer-style endpoint (no presence of its own, no consumers), waits for the
+roster to become current (or its timeout, and then says so in ``roster.view``), reads the
+channels and the delivery lease, prints, exits. The ``--json`` shape is a contract for scripts:
+``"schema": "cotal-tui/status/1"``, documented in README.md ("status --json schema").
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+from cotal_tui.mesh.connection import Connected, ConnectionError_, ConnectionState, Reconnecting
+from cotal_tui.mesh.durable import PendingOp
+from cotal_tui.mesh.endpoint import Endpoint, LeaseRead
+from cotal_tui.mesh.jsapi import JsApiError, JsApiUnavailable
+from cotal_tui.mesh.kv import BucketNotFound, KvError
+
+SCHEMA = "cotal-tui/status/1"
+DEFAULT_SERVER = "nats://127.0.0.1:4222"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "status",
+        help="print one snapshot of a space (roster, channels, delivery lease) and exit",
+        description=(
+            "Connect, wait for the roster to become current, print one snapshot and exit. "
+            "Registers no presence. Exit 1 with a one-line reason when the server or the "
+            "space cannot be reached."
+        ),
+    )
+    parser.add_argument("--server", default=DEFAULT_SERVER, help=f"(default: {DEFAULT_SERVER})")
+    parser.add_argument("--space", default="main", help="space name (default: main)")
+    parser.add_argument("--creds", help="a .creds file (auth mode); omit for an open space")
+    parser.add_argument("--json", action="store_true", help="print the snapshot as JSON")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        help="seconds to wait for the connection and for the roster to become current",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        snapshot = asyncio.run(
+            take_snapshot(args.server, args.space, creds=args.creds, timeout=args.timeout)
+        )
+    except StatusFailed as exc:
+        print(f"cotal-tui status: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(snapshot, indent=2, ensure_ascii=False))
+    else:
+        print(render_text(snapshot))
+    return 0
+
+
+class StatusFailed(Exception):
+    """The snapshot could not be taken; the message is the one-line reason."""
+
+
+async def take_snapshot(
+    server: str, space: str, *, creds: str | None = None, timeout: float = 5.0
+) -> dict[str, Any]:
+    ep = Endpoint(
+        server,
+        space,
+        name="cotal-tui-status",
+        kind="endpoint",
+        creds=creds,
+        register_presence=False,
+        watch_presence=True,
+        consume=False,
+        create_space=False,
+        connect_timeout=timeout,
+    )
+    try:
+        await ep.start()
+    except (ConnectionError_, OSError) as exc:
+        raise StatusFailed(str(exc)) from None
+    except BucketNotFound as exc:
+        await ep.stop(graceful=False)
+        raise StatusFailed(
+            f"space {space!r} not found on {server} ({exc}); create it with `cotal-tui up`"
+        ) from None
+    except (KvError, JsApiError, JsApiUnavailable, ValueError) as exc:
+        await ep.stop(graceful=False)
+        raise StatusFailed(f"cannot read space {space!r} on {server}: {exc}") from None
+    try:
+        await ep.roster.wait_current(timeout)
+        lease = await ep.read_lease()
+        try:
+            rows = await ep.list_channels(lease)
+        except (JsApiError, JsApiUnavailable) as exc:
+            raise StatusFailed(f"cannot list the channels of {space!r}: {exc}") from None
+        return build_snapshot(ep, server, lease, rows)
+    finally:
+        await ep.stop(graceful=False)
+
+
+def _connection(state: ConnectionState | None, ep: Endpoint) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "state": state.kind if state else "unknown",
+        "mode": "auth" if ep.creds else "open",
+        "identity": ep.id,
+    }
+    if isinstance(state, Connected):
+        out["connectedTo"] = state.server
+    if isinstance(state, Reconnecting):
+        out["since"] = int(state.since * 1000)
+        out["attempt"] = state.attempt
+    return out
+
+
+def _pending(op: PendingOp) -> dict[str, Any]:
+    return {
+        "channel": op.channel,
+        "operation": op.operation,
+        "attempt": op.attempt,
+        "nextRetryAt": int(op.next_retry_at * 1000) if op.next_retry_at else None,
+        "lastError": op.last_error,
+    }
+
+
+def _lease(read: LeaseRead, now_ms: int) -> dict[str, Any] | None:
+    if read.lease is None:
+        return None
+    return {
+        "holder": read.lease.holder,
+        "ready": read.lease.ready,
+        "since": read.lease.since,
+        "revision": read.revision,
+        "ageMs": max(0, now_ms - read.lease.since),
+    }
+
+
+def build_snapshot(ep: Endpoint, server: str, lease: LeaseRead, rows: list[Any]) -> dict[str, Any]:
+    now_ms = int(time.time() * 1000)
+    entries = [
+        {
+            "id": p.card.id,
+            "name": p.card.name,
+            "role": p.card.role,
+            "kind": p.card.kind,
+            "status": p.status,
+            "activity": p.activity,
+            "attention": p.attention,
+            "ts": p.ts,
+            "ageMs": max(0, now_ms - p.ts),
+        }
+        for p in ep.roster_entries()
+    ]
+    return {
+        "schema": SCHEMA,
+        "space": ep.space,
+        "server": server,
+        "generatedAt": now_ms,
+        "connection": _connection(ep.connection_state, ep),
+        "roster": {"view": ep.roster_view, "entries": entries},
+        "channels": [
+            {
+                "channel": r.channel,
+                "description": r.description,
+                "deliveryClass": r.delivery_class,
+                "replay": r.replay,
+                "messages": r.messages,
+                "joined": r.joined,
+                "deliveryHealth": r.delivery_health,
+                "durableUnclosed": r.durable_unclosed,
+            }
+            for r in rows
+        ],
+        "lease": _lease(lease, now_ms),
+        "leaseRead": {"known": lease.known, "error": lease.error},
+        "pendingBootJoins": [_pending(p) for p in ep.pending_boot_joins()],
+        "pendingLeaves": [_pending(p) for p in ep.pending_leaves()],
+    }
+
+
+def render_text(s: dict[str, Any]) -> str:
+    conn = s["connection"]
+    roster = s["roster"]
+    lines = [
+        f"space {s['space']} on {s['server']} ({conn['mode']} mode, {conn['state']})",
+        f"roster: {roster['view']}"
+        + ("" if roster["view"] == "current" else " — not the truth, do not rely on it"),
+    ]
+    for e in roster["entries"]:
+        role = f" ({e['role']})" if e["role"] else ""
+        activity = f" — {e['activity']}" if e["activity"] else ""
+        age = e["ageMs"] / 1000
+        lines.append(
+            f"  {e['status']:<8} {e['name']}{role}{activity}  [{e['kind']}, {age:.1f}s ago]"
+        )
+    if not roster["entries"]:
+        lines.append("  (nobody)")
+    lines.append("channels:")
+    for c in s["channels"]:
+        desc = f" — {c['description']}" if c["description"] else ""
+        replay = "replay on" if c["replay"] else "replay off"
+        lines.append(
+            f"  #{c['channel']}{desc} ({c['deliveryClass']}, {replay}, {c['messages']} retained)"
+        )
+    if not s["channels"]:
+        lines.append("  (none)")
+    lease = s["lease"]
+    if lease is None:
+        known = s["leaseRead"]["known"]
+        lines.append("delivery lease: none" if known else "delivery lease: unknown (cannot read)")
+    else:
+        state = "ready" if lease["ready"] else "not ready"
+        lines.append(
+            f"delivery lease: {lease['holder']} ({state}, renewed {lease['ageMs'] / 1000:.1f}s ago)"
+        )
+    for key, label in (
+        ("pendingBootJoins", "pending boot joins"),
+        ("pendingLeaves", "pending leaves"),
+    ):
+        for p in s[key]:
+            lines.append(f"{label}: #{p['channel']} attempt {p['attempt']} ({p['lastError']})")
+    return "\n".join(lines)
