@@ -2,17 +2,21 @@
 
 Values are accepted as models or as the decoded wire dicts (camelCase keys), because the
 registry cache holds whatever the KV watch delivered. Effective values follow one rule each:
-channel value, else the ``=defaults`` value, else the built-in default.
+channel value, else the ``=defaults`` value, else the built-in default. On dicts the reference's
+JavaScript semantics are kept: ``null`` falls through ``??`` like an absent key, but a present
+``null`` that the reference would dereference (a ``null`` ``replayWindow``) raises
+:class:`JsTypeError`, and effective values are returned as stored.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from cotal_tui.protocol.errors import InvalidChannelConfig, InvalidDuration
-from cotal_tui.protocol.jsstr import js_trim, utf16_len
+from cotal_tui.protocol.errors import InvalidChannelConfig, InvalidDuration, JsTypeError
+from cotal_tui.protocol.jsstr import ABSENT, js_string, js_trim, utf16_len
 from cotal_tui.protocol.models import DELIVERY_CLASSES, ChannelConfig, ChannelDefaults, WireModel
 from cotal_tui.protocol.names import MAX_CHANNEL_DESCRIPTION, MAX_CHANNEL_INSTRUCTIONS
 
@@ -35,7 +39,12 @@ def parse_duration(text: str) -> int | float:
 
     Returns an ``int`` (the exact value of the double) unless the digits overflow a double, in
     which case the result is ``inf`` exactly as the reference's ``Number()`` gives ``Infinity``.
+    A non-string (``null`` from the wire) raises :class:`JsTypeError` like the reference.
     """
+    if text is None:
+        raise JsTypeError("Cannot read properties of null (reading 'trim')")
+    if not isinstance(text, str):
+        raise JsTypeError("s.trim is not a function")
     m = _DURATION.fullmatch(js_trim(text))
     if not m:
         raise InvalidDuration(f'invalid duration "{text}" — expected <number><s|m|h|d>, e.g. "24h"')
@@ -43,65 +52,79 @@ def parse_duration(text: str) -> int | float:
     try:
         value = float(int(digits)) * _UNIT_MS[unit]
     except OverflowError:
-        return float("inf")
-    return int(value) if value != float("inf") else value
+        return math.inf
+    return int(value) if math.isfinite(value) else value
+
+
+def _coalesce(ch: Mapping[str, Any], d: Mapping[str, Any], key: str) -> Any:
+    """``ch?.[key] ?? d?.[key]``: ``null`` and absent both fall through; ABSENT when neither."""
+    value = ch.get(key)
+    if value is not None:
+        return value
+    return d.get(key, ABSENT)
 
 
 def effective_replay(channel: ConfigLike, defaults: ConfigLike) -> bool:
-    ch, d = _wire(channel), _wire(defaults)
-    for source in (ch, d):
-        if source.get("replay") is not None:
-            return bool(source["replay"])
-    return True
+    """Channel value, else default, else ``true`` (``null`` counts as unset)."""
+    value = _coalesce(_wire(channel), _wire(defaults), "replay")
+    return True if value is None or value is ABSENT else value
 
 
 def effective_replay_window_ms(channel: ConfigLike, defaults: ConfigLike) -> int | float | None:
     """The replay window in ms, or None for "the whole retained window"."""
-    ch, d = _wire(channel), _wire(defaults)
-    for source in (ch, d):
-        if source.get("replayWindow") is not None:
-            return parse_duration(source["replayWindow"])
-    return None
+    value = _coalesce(_wire(channel), _wire(defaults), "replayWindow")
+    return None if value is ABSENT else parse_duration(value)
 
 
 def effective_delivery_class(channel: ConfigLike, defaults: ConfigLike) -> str:
-    """Channel value, else default, else ``durable``."""
-    ch, d = _wire(channel), _wire(defaults)
-    for source in (ch, d):
-        if source.get("deliveryClass") is not None:
-            return str(source["deliveryClass"])
-    return "durable"
+    """Channel value, else default, else ``durable`` (``null`` counts as unset)."""
+    value = _coalesce(_wire(channel), _wire(defaults), "deliveryClass")
+    return "durable" if value is None or value is ABSENT else value
 
 
-def _check_delivery_class(value: Any) -> None:
-    if value is not None and value not in DELIVERY_CLASSES:
+def _check_delivery_class(c: Mapping[str, Any]) -> None:
+    value = c.get("deliveryClass", ABSENT)
+    if value is not ABSENT and value not in DELIVERY_CLASSES:
         raise InvalidChannelConfig(
-            f'invalid deliveryClass "{value}" — expected "live" or "durable"'
+            f'invalid deliveryClass "{js_string(value)}" — expected "live" or "durable"'
         )
+
+
+def _js_length(value: Any) -> int | None:
+    """``value.length`` for a decoded JSON value (None where JS gives ``undefined``)."""
+    if value is None:
+        raise JsTypeError("Cannot read properties of null (reading 'length')")
+    if isinstance(value, str):
+        return utf16_len(value)
+    if isinstance(value, list):
+        return len(value)
+    return None
+
+
+def _check_text(c: Mapping[str, Any], key: str, what: str, cap: int) -> None:
+    value = c.get(key, ABSENT)
+    if value is ABSENT:
+        return
+    length = _js_length(value)
+    if length is not None and length > cap:
+        raise InvalidChannelConfig(f"channel {what} too long ({length} > {cap} chars)")
 
 
 def validate_channel_config(cfg: ConfigLike) -> None:
     """Refuse a channel write that breaks a rule; text is never truncated."""
     c = _wire(cfg)
-    desc = c.get("description")
-    if isinstance(desc, str) and utf16_len(desc) > MAX_CHANNEL_DESCRIPTION:
-        raise InvalidChannelConfig(
-            f"channel description too long ({utf16_len(desc)} > {MAX_CHANNEL_DESCRIPTION} chars)"
-        )
-    instr = c.get("instructions")
-    if isinstance(instr, str) and utf16_len(instr) > MAX_CHANNEL_INSTRUCTIONS:
-        raise InvalidChannelConfig(
-            f"channel instructions too long ({utf16_len(instr)} > {MAX_CHANNEL_INSTRUCTIONS} chars)"
-        )
+    _check_text(c, "description", "description", MAX_CHANNEL_DESCRIPTION)
+    _check_text(c, "instructions", "instructions", MAX_CHANNEL_INSTRUCTIONS)
     validate_channel_defaults(c)
 
 
 def validate_channel_defaults(cfg: ConfigLike) -> None:
     """Refuse a ``=defaults`` write with a bad replay window or delivery class."""
     c = _wire(cfg)
-    if c.get("replayWindow") is not None:
-        parse_duration(c["replayWindow"])
-    _check_delivery_class(c.get("deliveryClass"))
+    window = c.get("replayWindow", ABSENT)
+    if window is not ABSENT:
+        parse_duration(window)
+    _check_delivery_class(c)
 
 
 def merge_channel_config(existing: ConfigLike, patch: ConfigLike) -> ChannelConfig:

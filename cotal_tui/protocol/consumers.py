@@ -46,15 +46,17 @@ from cotal_tui.protocol.subjects import (
 NS_PER_MS = 1_000_000
 
 
-def ms_to_ns(ms: int | float) -> int:
-    return int(ms * NS_PER_MS)
+def ms_to_ns(ms: int | float | None, default_ms: int = ACK_WAIT_MS) -> int:
+    """``nanos(ms ?? default)``: JetStream durations are nanoseconds on the wire."""
+    value = (default_ms if ms is None else ms) * NS_PER_MS
+    return int(value) if float(value).is_integer() else value  # type: ignore[return-value]
 
 
 def dm_durable_config(
     space: str,
     id: str,  # noqa: A002 - the reference's parameter name
     *,
-    ack_wait_ms: int = ACK_WAIT_MS,
+    ack_wait_ms: int | None = ACK_WAIT_MS,
     inactive_threshold_ms: int | None = None,
 ) -> dict[str, Any]:
     """``dm_<id>`` on DM: every unicast to ``id``. ``inactive_threshold`` only when truthy."""
@@ -70,18 +72,29 @@ def dm_durable_config(
     return cfg
 
 
-def dlv_durable_config(space: str, owner: str, *, ack_wait_ms: int = ACK_WAIT_MS) -> dict[str, Any]:
+def dlv_durable_config(
+    space: str,
+    owner: str,
+    *,
+    ack_wait_ms: int | None = ACK_WAIT_MS,
+    inactive_threshold_ms: int | None = None,
+) -> dict[str, Any]:
     """``dlv_<owner>`` on DLV: the post-auth Plane-3 lane; pre-created by the provisioner."""
-    return {
+    cfg: dict[str, Any] = {
         "durable_name": dlv_durable(owner),
         "filter_subject": dlv_subject(space, owner),
         "ack_policy": "explicit",
         "ack_wait": ms_to_ns(ack_wait_ms),
         "deliver_policy": "all",
     }
+    if inactive_threshold_ms:
+        cfg["inactive_threshold"] = ms_to_ns(inactive_threshold_ms)
+    return cfg
 
 
-def task_durable_config(space: str, role: str, *, ack_wait_ms: int = ACK_WAIT_MS) -> dict[str, Any]:
+def task_durable_config(
+    space: str, role: str, *, ack_wait_ms: int | None = ACK_WAIT_MS
+) -> dict[str, Any]:
     """``svc_<role>`` on TASK, shared by every instance of a role; server-default deliver policy."""
     return {
         "durable_name": task_durable(role),
@@ -92,7 +105,11 @@ def task_durable_config(space: str, role: str, *, ack_wait_ms: int = ACK_WAIT_MS
 
 
 def inbox_reader_config(
-    space: str, *, ack_wait_ms: int = ACK_WAIT_MS, shard: int = 0, shards: int = 1
+    space: str,
+    *,
+    ack_wait_ms: int | None = ACK_WAIT_MS,
+    shard: int | None = 0,
+    shards: int | None = 1,
 ) -> dict[str, Any]:
     """The daemon's trusted ``reader`` on INBOX (all dinbox subjects)."""
     return {
@@ -106,7 +123,11 @@ def inbox_reader_config(
 
 
 def fanout_durable_config(
-    space: str, *, ack_wait_ms: int = ACK_WAIT_MS, shard: int = 0, shards: int = 1
+    space: str,
+    *,
+    ack_wait_ms: int | None = ACK_WAIT_MS,
+    shard: int | None = 0,
+    shards: int | None = 1,
 ) -> dict[str, Any]:
     """The daemon's ``fanout`` on CHAT; deliver policy New at creation, then resumes its cursor."""
     return {

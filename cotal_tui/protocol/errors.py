@@ -11,6 +11,14 @@ class ProtocolError(ValueError):
     """Base of every rule violation raised by ``cotal_tui.protocol``."""
 
 
+class JsTypeError(ProtocolError, TypeError):
+    """A value of the wrong JSON type where the reference would fail with a JavaScript TypeError.
+
+    Raised for e.g. a ``null`` ``replayWindow`` (``Cannot read properties of null (reading
+    'trim')``): the message is the reference's, so a reply or log line reads the same.
+    """
+
+
 class InvalidChannel(ProtocolError):
     """A channel string breaks the channel grammar (empty segment, misplaced ``>``, unsafe char)."""
 
@@ -58,18 +66,17 @@ class RecordError(ProtocolError):
 
 
 class StaleMembershipWrite(ProtocolError):
-    """A membership write carries an older generation than the stored record (fail closed).
+    """A membership write carries a generation other than the stored one (fail closed).
 
-    ``relation`` is ``<`` for a commit older than the stored record, and ``!=`` for a leave
-    naming another generation (a stale leave racing a rejoin).
+    Raised for a commit older than the stored record, and for a leave naming another generation
+    (a stale leave racing a rejoin). The reference words both as ``generation <a> < current <b>``,
+    even when ``a > b``; the text travels in ``ctl.delivery`` replies, so it is kept verbatim.
     """
 
-    def __init__(
-        self, channel: str, owner: str, generation: int, current: int, relation: str = "<"
-    ) -> None:
+    def __init__(self, channel: str, owner: str, generation: int, current: int) -> None:
         super().__init__(
             f"stale membership write for {channel}/{owner}: "
-            f"generation {generation} {relation} current {current}"
+            f"generation {generation} < current {current}"
         )
         self.channel = channel
         self.owner = owner

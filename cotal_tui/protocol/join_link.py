@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
 from cotal_tui.protocol.errors import InvalidJoinLink, InvalidUrl, UriMalformed
-from cotal_tui.protocol.jsstr import js_trim
+from cotal_tui.protocol.jsstr import js_number_str, js_string, js_trim
 from cotal_tui.protocol.names import DEFAULT_PORT
 
 _LINK = re.compile(r"^cotals?://")
@@ -192,7 +192,7 @@ def parse_join_link(link: str) -> JoinLink:
     tls = link.startswith("cotals://")
     default_port = "443" if tls else "80"
     rest = link[len("cotals://") if tls else len("cotal://") :]
-    rest = rest.strip("".join(chr(c) for c in range(0x21)))
+    rest = rest.rstrip("".join(chr(c) for c in range(0x21)))
     rest = rest.replace("\t", "").replace("\n", "").replace("\r", "")
     rest = rest.lstrip("/\\")
     rest = rest.split("#", 1)[0]
@@ -245,9 +245,8 @@ def parse_join_link(link: str) -> JoinLink:
     if raw_channels is None:
         raw_channels = next((v for k, v in params if k == "channel"), None)
     channels: tuple[str, ...] | None = None
-    if raw_channels:
-        listed = tuple(c for c in (js_trim(x) for x in raw_channels.split(",")) if c)
-        channels = listed or None
+    if raw_channels:  # present but only commas gives [] (as the reference does)
+        channels = tuple(c for c in (js_trim(x) for x in raw_channels.split(",")) if c)
 
     token = user = pw = None
     if password:
@@ -271,14 +270,17 @@ def format_join_link(
     host: str,
     space: str,
     *,
-    port: int | None = None,
+    port: int | float | None = None,
     token: str | None = None,
     tls: bool = False,
     channels: list[str] | tuple[str, ...] | None = None,
 ) -> str:
     """The link an operator shares; port 0/None and an empty token or channel list are omitted."""
     scheme = "cotals" if tls else "cotal"
-    auth = f"{encode_uri_component(token)}@" if token else ""
-    port_part = f":{port}" if port else ""
-    query = f"?channel={','.join(channels)}" if channels else ""
-    return f"{scheme}://{auth}{host}{port_part}/{encode_uri_component(space)}{query}"
+    auth = f"{encode_uri_component(js_string(token))}@" if token else ""
+    port_part = f":{js_number_str(port)}" if port else ""
+    query = f"?channel={','.join(js_string(c) for c in channels)}" if channels else ""
+    host_part = js_string(host)
+    return (
+        f"{scheme}://{auth}{host_part}{port_part}/{encode_uri_component(js_string(space))}{query}"
+    )

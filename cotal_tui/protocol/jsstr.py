@@ -53,6 +53,62 @@ def js_number_str(n: int | float) -> str:
     return text
 
 
+class _Absent:
+    """A property that is not there at all (JS ``undefined``), as opposed to ``null`` (None)."""
+
+    _instance: _Absent | None = None
+
+    def __new__(cls) -> _Absent:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+ABSENT = _Absent()
+
+
+def js_string(value: object) -> str:
+    """``String(value)`` for a decoded JSON value."""
+    if value is None:
+        return "null"
+    if value is ABSENT:
+        return "undefined"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return js_number_str(value)
+    if isinstance(value, list | tuple):
+        return ",".join("" if v is None or v is ABSENT else js_string(v) for v in value)
+    return "[object Object]"
+
+
+def js_to_number(value: object) -> float:
+    """``Number(value)`` for a decoded JSON value (``NaN`` for what JS cannot convert)."""
+    if value is None:
+        return 0.0
+    if isinstance(value, bool | int | float):
+        return float(value)
+    if isinstance(value, str):
+        text = js_trim(value)
+        if text == "":
+            return 0.0
+        if text in ("Infinity", "+Infinity", "-Infinity"):
+            return -math.inf if text.startswith("-") else math.inf
+        if "_" in text or any(c.isalpha() and c not in "eE" for c in text):
+            return math.nan
+        try:
+            return float(text)
+        except ValueError:
+            return math.nan
+    return math.nan
+
+
 def js_json_string(s: str) -> str:
     """``JSON.stringify(s)`` for a string: non-ASCII kept, lone surrogates as ``\\udXXX``."""
     out = ['"']

@@ -11,22 +11,26 @@ from enum import Enum
 from typing import Any
 
 from cotal_tui.protocol.errors import StaleMembershipWrite
+from cotal_tui.protocol.jsstr import ABSENT, js_to_number
 from cotal_tui.protocol.models import MembershipRecord
-
-
-def _fields(rec: MembershipRecord | Mapping[str, Any]) -> tuple[int, int | None]:
-    if isinstance(rec, MembershipRecord):
-        return rec.join_cursor, rec.leave_cursor
-    return rec["joinCursor"], rec.get("leaveCursor")
 
 
 def durable_eligible(rec: MembershipRecord | Mapping[str, Any], seq: int) -> bool:
     """``joinCursor < seq`` and (no ``leaveCursor`` or ``seq <= leaveCursor``).
 
-    Ignores ``state`` and ``activated``: activation is a report, not a delivery gate.
+    Ignores ``state`` and ``activated``: activation is a report, not a delivery gate. On a raw
+    dict the reference's JavaScript comparisons apply (a ``null`` cursor compares as 0, a
+    missing ``joinCursor`` as NaN), so a malformed record is judged the way the reference would.
     """
-    join_cursor, leave_cursor = _fields(rec)
-    return seq > join_cursor and (leave_cursor is None or seq <= leave_cursor)
+    if isinstance(rec, MembershipRecord):
+        if seq <= rec.join_cursor:
+            return False
+        return rec.leave_cursor is None or seq <= rec.leave_cursor
+    join_cursor = js_to_number(rec.get("joinCursor", ABSENT))
+    if seq <= join_cursor:  # NaN compares false, as in JS
+        return False
+    leave_cursor = rec.get("leaveCursor", ABSENT)
+    return leave_cursor is ABSENT or not seq > js_to_number(leave_cursor)
 
 
 class CommitAction(Enum):
@@ -58,7 +62,7 @@ def tombstone_action(
         return TombstoneAction.NOOP
     if expected_generation is not None and expected_generation != current.generation:
         raise StaleMembershipWrite(
-            current.channel, current.owner, expected_generation, current.generation, "!="
+            current.channel, current.owner, expected_generation, current.generation
         )
     if current.leave_cursor is not None and current.leave_cursor <= leave_cursor:
         return TombstoneAction.NOOP

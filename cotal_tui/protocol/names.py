@@ -163,12 +163,19 @@ def chat_durable(id: str) -> str:  # noqa: A002
     return f"chat_{token(id)}"
 
 
-def fanout_durable(shard: int | float = 0, shards: int | float = 1) -> str:
-    return f"{FANOUT_DURABLE}_{js_number_str(shard)}" if shards > 1 else FANOUT_DURABLE
+def _sharded(base: str, shard: int | float | None, shards: int | float | None) -> str:
+    """``base`` for one shard (the only supported setup), ``base_<i>`` otherwise; None = default."""
+    shard = 0 if shard is None else shard
+    shards = 1 if shards is None else shards
+    return f"{base}_{js_number_str(shard)}" if shards > 1 else base
 
 
-def reader_durable(shard: int | float = 0, shards: int | float = 1) -> str:
-    return f"{INBOX_READER_DURABLE}_{js_number_str(shard)}" if shards > 1 else INBOX_READER_DURABLE
+def fanout_durable(shard: int | float | None = 0, shards: int | float | None = 1) -> str:
+    return _sharded(FANOUT_DURABLE, shard, shards)
+
+
+def reader_durable(shard: int | float | None = 0, shards: int | float | None = 1) -> str:
+    return _sharded(INBOX_READER_DURABLE, shard, shards)
 
 
 def catchup_durable(owner: str, generation: int) -> str:
