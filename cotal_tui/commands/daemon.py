@@ -1,0 +1,151 @@
+"""`cotal-tui daemon`: run the delivery daemon (the Plane-3 durable backstop) of one space.
+
+Exit codes: 0 after a clean stop (SIGINT/SIGTERM; the lease is released so a successor binds at
+once); 1 when a live lease is held by another daemon (named, with its age; never retried into
+a split), when the lease is lost, when the broker has been unreachable for 15 s, and for a
+permission denial, a missing space or an unreadable creds file (each reported as what it is).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+import uuid
+from typing import Any
+
+from cotal_tui.mesh.connection import Connection, ConnectionError_, CredsUnreadable, Unreachable
+from cotal_tui.mesh.daemon import DaemonError, DeliveryDaemon
+from cotal_tui.mesh.endpoint import creds_identity
+from cotal_tui.mesh.lease import LeaseHeld
+
+DEFAULT_SERVER = "nats://127.0.0.1:4222"
+BROKER_GONE_ENV = "COTAL_DELIVERY_BROKER_GONE_MS"
+OPEN_MODE_WARNING = (
+    "⚠ delivery: OPEN MODE (no --creds). Sender identity is SELF-ASSERTED: any client can "
+    "claim any id, join or leave for anyone and read what it joins. Use this only for "
+    "development and demos; run with --creds <delivery.creds> on a real space."
+)
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "daemon",
+        help="run the delivery daemon (Plane-3 durable backstop) of a space",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--server", default=DEFAULT_SERVER, help=f"NATS URL (default {DEFAULT_SERVER})")
+    p.add_argument("--space", required=True, help="the space to serve")
+    p.add_argument("--creds", help="a delivery-profile .creds file (omit for open mode)")
+    p.add_argument("--id", dest="daemon_id", help="open mode only: the daemon id (default: uuid)")
+    p.set_defaults(func=run)
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_main(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _broker_gone_s() -> float:
+    raw = os.environ.get(BROKER_GONE_ENV)
+    try:
+        return float(raw) / 1000 if raw else 15.0
+    except ValueError:
+        return 15.0
+
+
+async def _main(args: argparse.Namespace) -> int:
+    if args.creds:
+        try:
+            daemon_id = creds_identity(args.creds)
+        except (OSError, ValueError, KeyError, IndexError) as exc:
+            _say(f"✗ delivery: cannot read the creds file {args.creds} ({exc})")
+            return 1
+        if args.daemon_id and args.daemon_id != daemon_id:
+            _say(f"✗ delivery: --id {args.daemon_id} differs from the creds' identity {daemon_id}")
+            return 1
+    else:
+        _say(OPEN_MODE_WARNING)
+        daemon_id = args.daemon_id or str(uuid.uuid4())
+
+    conn = Connection(args.server, "delivery", daemon_id, creds=args.creds)
+    try:
+        await conn.connect()
+    except CredsUnreadable as exc:
+        _say(f"✗ delivery: {exc}")
+        return 1
+    except (Unreachable, ConnectionError_) as exc:
+        _say(f"✗ delivery: {exc}")
+        return 1
+
+    daemon = DeliveryDaemon(
+        conn, args.space, daemon_id, on_error=lambda e: _say(f"! delivery: {e}")
+    )
+    try:
+        await daemon.start()
+    except LeaseHeld as exc:
+        _say(f"✗ delivery: {exc}")
+        await conn.close()
+        return 1
+    except DaemonError as exc:
+        _say(f"✗ delivery: {type(exc).__name__}: {exc}")
+        await conn.close()
+        return 1
+    mode = "auth" if args.creds else "OPEN (self-asserted identities)"
+    _say(f"✓ delivery: serving space {args.space!r} as {daemon_id} — lease.0 ready ({mode})")
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+
+    gone_after = _broker_gone_s()
+
+    async def broker_watch() -> str:
+        since: float | None = None
+        while True:
+            await asyncio.sleep(0.5)
+            if conn.is_connected:
+                since = None
+                continue
+            since = since or time.monotonic()
+            if time.monotonic() - since >= gone_after:
+                return f"the broker at {args.server} has been unreachable for {gone_after:.0f}s"
+
+    tasks = {
+        "signal": asyncio.ensure_future(stop.wait()),
+        "done": asyncio.ensure_future(daemon.wait_done()),
+        "broker": asyncio.ensure_future(broker_watch()),
+    }
+    done, _ = await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_COMPLETED)
+    for t in tasks.values():
+        if t not in done:
+            t.cancel()
+    code = 0
+    if tasks["signal"] in done:
+        _say("· delivery: stopping — releasing lease.0")
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(daemon.stop(), 2.0)
+    elif tasks["done"] in done:
+        _say(f"✗ delivery: {daemon.state.stopped_reason}")
+        code = 1
+    else:
+        _say(f"✗ delivery: {tasks['broker'].result()} — exiting")
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(daemon.stop(release=False), 2.0)
+        code = 1
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(conn.close(), 2.0)
+    return code
