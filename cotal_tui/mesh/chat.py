@@ -68,7 +68,6 @@ class _Joined:
     subject: str
     sub: Subscription
     watermark: int
-    confirmed: bool = False
     unroute: Callable[[], None] | None = None
 
 
@@ -118,16 +117,22 @@ class ChatChannels:
         async def on_msg(msg: Msg) -> None:
             self._on_live(channel, msg)
 
-        sub = await self.conn.nc.subscribe(subject, cb=on_msg)
-        joined = _Joined(channel, subject, sub, mark)
+        confirmed = False
 
         def on_refusal(refusal: PermissionRefusal) -> None:
-            if not joined.confirmed:
+            if not confirmed:
                 refused.set()
                 return
             asyncio.get_running_loop().create_task(self._drop_refused(channel))
 
-        joined.unroute = self.conn.on_refusal(subject, on_refusal)
+        # Route refusals before subscribing: the -ERR can arrive while subscribe() still awaits.
+        unroute = self.conn.on_refusal(subject, on_refusal)
+        try:
+            sub = await self.conn.nc.subscribe(subject, cb=on_msg)
+        except BaseException:
+            unroute()
+            raise
+        joined = _Joined(channel, subject, sub, mark, unroute=unroute)
         try:
             await self.conn.nc.flush(timeout=5)
         except Exception as exc:  # noqa: BLE001 - turned into a named join failure
@@ -140,7 +145,7 @@ class ChatChannels:
         if refused.is_set():
             await self._teardown(joined)
             raise JoinRefused(channel)
-        joined.confirmed = True
+        confirmed = True
         self._joined[channel] = joined
         return mark
 

@@ -1,0 +1,125 @@
+"""The endpoint under the reference's auth profiles: every verb it uses is one the grants allow."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import nats
+import pytest
+from conftest import AuthSpace
+
+from cotal_tui.commands.status import take_snapshot
+from cotal_tui.mesh.chat import JoinRefused
+from cotal_tui.mesh.endpoint import Endpoint
+from cotal_tui.mesh.events import EndpointError, EndpointEvent, MessageReceived
+from waiting import wait_for
+
+FAST = {"ttl_ms": 1500, "heartbeat_ms": 300, "sweep_ms": 300, "watch_heartbeat_ms": 300}
+
+
+async def test_agents_in_auth_mode(auth_space: AuthSpace) -> None:
+    common = {"allow_subscribe": ["general", "review"], "allow_publish": ["general", "review"]}
+    alice_creds = await auth_space.mint("alice", "agent", **common)
+    bob_creds = await auth_space.mint("bob", "agent", role="builder", **common)
+    url, space = auth_space.url, auth_space.space
+    alice = Endpoint(url, space, name="alice", creds=str(alice_creds.path), **FAST)  # type: ignore[arg-type]
+    bob = Endpoint(url, space, name="bob", role="builder", creds=str(bob_creds.path), **FAST)  # type: ignore[arg-type]
+    assert alice.id == alice_creds.public_key
+    events: list[EndpointEvent] = []
+    bob.on_event(events.append)
+    await alice.start()
+    await bob.start()
+    try:
+        await wait_for(
+            lambda: (
+                bob.roster_view == "current"
+                and {p.card.name for p in bob.roster_entries()} >= {"alice", "bob"}
+            ),
+            what="roster current under auth grants",
+        )
+        await alice.send("general", "before bob joins")
+        res = await bob.join_channel("general")
+        assert res.joined and res.backfilled == 1  # chathist consumer on the granted subject
+        with pytest.raises(JoinRefused):
+            await bob.join_channel("secret")
+        assert "secret" not in bob.joined_channels()
+        await alice.send("general", "live")
+        await alice.send_dm("bob", "a dm")
+        await alice.send_anycast("builder", "a job")
+
+        def texts() -> list[str]:
+            return [e.inbound.message.text for e in events if isinstance(e, MessageReceived)]
+
+        await wait_for(
+            lambda: {"before bob joins", "live", "a dm", "a job"} <= set(texts()),
+            what="backfill, live chat, DM and anycast under auth",
+        )
+        rows = {r.channel: r for r in await bob.list_channels()}
+        # the agent reads lease.0 (no daemon here: no lease), so the joined durable-class
+        # channel is degraded, never active
+        assert rows["general"].joined and rows["general"].delivery_health == "degraded"
+        snap = await take_snapshot(url, space, creds=str(bob_creds.path), timeout=5)
+        assert snap["roster"]["view"] == "current" and snap["connection"]["mode"] == "auth"
+        assert {e["name"] for e in snap["roster"]["entries"]} >= {"alice", "bob"}
+        errors = [e for e in events if isinstance(e, EndpointError)]
+        assert not [e for e in errors if "permission" in str(e.error).lower()], errors
+    finally:
+        await asyncio.wait_for(alice.stop(), 10)
+        await asyncio.wait_for(bob.stop(), 10)
+
+
+async def test_dlv_copies_coalesce_with_the_live_copy(auth_space: AuthSpace) -> None:
+    common = {"allow_subscribe": ["general"], "allow_publish": ["general"]}
+    alice_creds = await auth_space.mint("alice", "agent", **common)
+    bob_creds = await auth_space.mint("bob", "agent", **common)
+    url, space = auth_space.url, auth_space.space
+    alice = Endpoint(url, space, name="alice", creds=str(alice_creds.path), **FAST)  # type: ignore[arg-type]
+    bob = Endpoint(url, space, name="bob", creds=str(bob_creds.path), channels=["general"], **FAST)  # type: ignore[arg-type]
+    events: list[EndpointEvent] = []
+    bob.on_event(events.append)
+    await alice.start()
+    await bob.start()
+    manager = await nats.connect(url, user_credentials=str(auth_space.manager_creds))
+    try:
+        assert "general" in bob.joined_channels()
+        live = await alice.send("general", "seen live first")
+        await wait_for(
+            lambda: any(isinstance(e, MessageReceived) for e in events), what="the live copy"
+        )
+        js = manager.jetstream()
+        dlv_subject = f"cotal.{space}.dlv.{bob.id}"
+        # the daemon's durable copy of the same message, then one only DLV carries
+        await js.publish(
+            dlv_subject, live.to_json(), headers={"Nats-Msg-Id": f"{live.id}:{bob.id}:1"}
+        )
+        only = {
+            **json.loads(live.to_json()),
+            "id": "dlv-only-1",
+            "parts": [{"kind": "text", "text": "offline copy"}],
+        }
+        await js.publish(
+            dlv_subject,
+            json.dumps(only).encode(),
+            headers={"Nats-Msg-Id": f"dlv-only-1:{bob.id}:1"},
+        )
+
+        def received() -> list[MessageReceived]:
+            return [e for e in events if isinstance(e, MessageReceived)]
+
+        await wait_for(lambda: len(received()) == 2, what="the DLV-only message")
+        first, second = received()
+        assert first.inbound.id == live.id and not first.inbound.durable
+        assert second.inbound.id == "dlv-only-1" and second.inbound.durable
+        assert second.inbound.kind == "channel" and second.inbound.channel == "general"
+
+        async def dlv_settled() -> bool:
+            info = await js.consumer_info(f"DLV_{space}", f"dlv_{bob.id}")
+            return info.num_pending == 0 and info.num_ack_pending == 0
+
+        await wait_for(dlv_settled, what="both DLV copies acked (the duplicate too)")
+        assert len(received()) == 2
+    finally:
+        await manager.close()
+        await asyncio.wait_for(alice.stop(), 10)
+        await asyncio.wait_for(bob.stop(), 10)
