@@ -55,6 +55,7 @@ async def nc(nats_server: EmbeddedServer) -> AsyncIterator[Client]:
 import itertools  # noqa: E402
 import os  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
+from typing import Any  # noqa: E402
 
 _space_ids = itertools.count(1)
 
@@ -88,3 +89,80 @@ async def open_space(nats_server: EmbeddedServer) -> AsyncIterator[SpaceHandle]:
     finally:
         await client.close()
     yield SpaceHandle(server=nats_server, space=space)
+
+
+# --- auth-mode spaces (server/auth.py, server/mint.py) ---------------------------------------
+
+from cotal_tui.server.auth import SpaceAuth  # noqa: E402
+from cotal_tui.server.mint import Minted  # noqa: E402
+
+
+@dataclass
+class AuthSpace:
+    """An auth-mode server with a provisioned space and the trust chain that signs its creds.
+
+    `await mint(name, profile, ...)` writes `<state_dir>/<name>.creds` and returns the
+    `cotal_tui.server.mint.Minted` (`.path`, `.public_key` = the identity's id); agents are
+    provisioned (durables + ACL row) unless `provision=False`. `manager_creds` is allow-all.
+    """
+
+    server: EmbeddedServer
+    space: str
+    state_dir: Path
+    auth: SpaceAuth
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def manager_creds(self) -> Path:
+        return self.auth.manager_creds_path()
+
+    async def mint(
+        self,
+        name: str,
+        profile: str = "agent",
+        *,
+        provision: bool = True,
+        **kwargs: Any,
+    ) -> Minted:
+        from cotal_tui.server.mint import mint
+
+        return await mint(
+            name,
+            profile=profile,
+            space=self.space,
+            state_dir=self.state_dir,
+            server=self.url if provision else None,
+            auth=self.auth,
+            **kwargs,
+        )
+
+
+@pytest.fixture
+async def auth_space(tmp_path: Path) -> AsyncIterator[AuthSpace]:
+    """A fresh auth-mode server (operator/account/SYS trust chain, MEMORY resolver) with a
+    provisioned, uniquely named space; killed by pid in teardown."""
+    from cotal_tui.server.auth import ensure_space_auth
+    from cotal_tui.server.process import free_port
+    from cotal_tui.server.provision import provision_space
+
+    space = unique_space("a")
+    state_dir = tmp_path / "state"
+    auth = ensure_space_auth(state_dir, space)
+    port = free_port()
+    store = tmp_path / "store"
+    config = auth.render_server_config("127.0.0.1", port, store)
+    server = EmbeddedServer(port=port, store_dir=str(store), config_file=str(config)).start()
+    try:
+        client = await nats.connect(
+            server.url, user_credentials=str(auth.manager_creds_path()), error_cb=_errors_ignored
+        )
+        try:
+            await provision_space(client, space)
+        finally:
+            await client.close()
+        yield AuthSpace(server=server, space=space, state_dir=state_dir, auth=auth)
+    finally:
+        server.close()
