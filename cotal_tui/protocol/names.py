@@ -115,8 +115,8 @@ def partition(n: int | float, key: str) -> int:
     for unit in utf16_units(key):
         h ^= unit
         h = (h * 0x01000193) & 0xFFFFFFFF
-    result = h % n
-    return int(result)
+    result = h % n  # JS ``%`` on non-negative operands, so a fractional n keeps a fraction
+    return int(result) if float(result).is_integer() else result  # type: ignore[return-value]
 
 
 # --- streams ---------------------------------------------------------------------------------

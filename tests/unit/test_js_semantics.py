@@ -123,3 +123,8 @@ def test_js_number_conversions() -> None:
     assert math.isnan(js_to_number("1_000"))
     assert math.isnan(js_to_number("inf"))
     assert js_to_number("-Infinity") == -math.inf
+
+
+def test_partition_with_fractional_modulus_keeps_js_remainder() -> None:
+    h = p.partition(2**32, "general")
+    assert p.partition(2.5, "general") == h % 2.5
