@@ -44,6 +44,7 @@ async def test_agents_in_auth_mode(auth_space: AuthSpace) -> None:
         with pytest.raises(JoinRefused):
             await bob.join_channel("secret")
         assert "secret" not in bob.joined_channels()
+        assert not [s for s in bob.conn.nc._subs.values() if s.subject.endswith(".secret")]
         await alice.send("general", "live")
         await alice.send_dm("bob", "a dm")
         await alice.send_anycast("builder", "a job")

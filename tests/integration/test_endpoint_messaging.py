@@ -13,6 +13,7 @@ import pytest
 from cotal_tui.mesh.endpoint import Endpoint
 from cotal_tui.mesh.events import EndpointError, EndpointEvent, MessageReceived
 from cotal_tui.mesh.messages import Inbound
+from cotal_tui.protocol.errors import InvalidChannelConfig
 from cotal_tui.server.process import EmbeddedServer
 from waiting import wait_for
 
@@ -168,3 +169,28 @@ async def test_anycast_reaches_exactly_one_of_n(module_nats_server, space, endpo
 
     await wait_for(lambda: sorted(delivered()) == sorted(ids), what="all nine jobs delivered")
     assert len(delivered()) == len(set(delivered())) == 9
+
+
+async def test_registry_writes_merge_and_enforce_limits(
+    module_nats_server, space, endpoints
+) -> None:
+    alice, probe = await make(endpoints, module_nats_server, space, "alice")
+    await alice.registry.set_channel("review", {"description": "reviews", "replay": False})
+    await alice.registry.set_channel("review", {"deliveryClass": "live"})
+    stored = await alice.registry.read("review")
+    assert stored == {"description": "reviews", "replay": False, "deliveryClass": "live"}
+    with pytest.raises(InvalidChannelConfig):
+        await alice.registry.set_channel("review", {"description": "x" * 201})
+    with pytest.raises(InvalidChannelConfig):
+        await alice.registry.set_channel("review", {"deliveryClass": "sometimes"})
+    assert await alice.registry.read("review") == stored  # nothing half-written
+    await alice.registry.set_defaults({"deliveryClass": "live", "replayWindow": "2h"})
+    await wait_for(
+        lambda: (
+            alice.registry.delivery_class("general") == "live"
+            and alice.registry.replay_window_ms("general") == 7_200_000
+        ),
+        what="the cache following =defaults",
+    )
+    assert await alice.registry.fresh_delivery_class("review.>") == "live"  # wildcard: defaults
+    assert alice.registry.delivery_class("review") == "live" and not alice.registry.replay("review")
