@@ -8,7 +8,9 @@ wildcard channel only ``=defaults`` is read (``*`` and ``>`` are not legal KV ke
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -36,8 +38,10 @@ class ChannelRegistry:
         *,
         on_change: Callable[[str], None] | None = None,
         on_error: Callable[[Exception], None] | None = None,
+        watch_heartbeat_ms: int = 1000,
     ) -> None:
         self.conn = conn
+        self.watch_heartbeat_ms = watch_heartbeat_ms
         self.bucket = KvBucket(conn, channel_bucket(space))
         self.on_change = on_change
         self.on_error = on_error
@@ -45,6 +49,7 @@ class ChannelRegistry:
         self._defaults: Wire = {}
         self._watch: KvWatch | None = None
         self._unrearm: Callable[[], None] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
 
     # -- cache -------------------------------------------------------------------------------
 
@@ -80,14 +85,40 @@ class ChannelRegistry:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._watch = KvWatch(self.bucket, self._on_entry)
+        self._watch = KvWatch(
+            self.bucket, self._on_entry, heartbeat_s=self.watch_heartbeat_ms / 1000
+        )
         await self._watch.start()
         self._unrearm = self.conn.register_rearm("channel registry watch", self._watch.rebind)
+        self._supervisor = asyncio.get_running_loop().create_task(
+            self._supervise(), name="channel-registry-liveness"
+        )
+
+    async def _supervise(self) -> None:
+        """Re-bind a watch that went silent while connected (a failed re-arm included)."""
+        liveness_s = 3 * self.watch_heartbeat_ms / 1000 + 1
+        while True:
+            await asyncio.sleep(self.watch_heartbeat_ms / 1000)
+            watch = self._watch
+            if watch is None or not self.conn.is_connected:
+                continue
+            if watch.alive and time.monotonic() - watch.last_activity <= liveness_s:
+                continue
+            try:
+                await watch.rebind()
+            except Exception as exc:  # noqa: BLE001 - retried on the next tick
+                if self.on_error is not None:
+                    self.on_error(exc)
 
     async def stop(self) -> None:
         if self._unrearm is not None:
             self._unrearm()
             self._unrearm = None
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(BaseException):
+                await self._supervisor
+            self._supervisor = None
         if self._watch is not None:
             with contextlib.suppress(Exception):
                 await self._watch.stop()

@@ -249,6 +249,7 @@ class Endpoint:
             space,
             on_change=lambda key: self._emit(ChannelChanged(key)),
             on_error=self._error_reporter("channel registry"),
+            watch_heartbeat_ms=watch_heartbeat_ms,
         )
         self.presence = PresencePublisher(
             self.conn,
@@ -336,13 +337,22 @@ class Endpoint:
             except Exception:  # noqa: BLE001 - a listener bug must not break delivery
                 continue
 
+    def report_error(self, error: Exception, context: str) -> None:
+        """Emit an :class:`EndpointError` (for plug-ins such as the durable membership)."""
+        self._emit(EndpointError(error, context))
+
+    def spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        """Run a background task owned by the endpoint: cancelled and awaited on stop()."""
+        return self._spawn(coro, name)
+
     def _error_reporter(self, context: str) -> Callable[[Exception], None]:
         return lambda exc: self._emit(EndpointError(exc, context))
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # -- lifecycle -----------------------------------------------------------------------------
 
