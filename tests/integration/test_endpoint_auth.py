@@ -11,8 +11,12 @@ from conftest import AuthSpace
 
 from cotal_tui.commands.status import take_snapshot
 from cotal_tui.mesh.chat import JoinRefused
+from cotal_tui.mesh.durable import LiveOnly
 from cotal_tui.mesh.endpoint import Endpoint
-from cotal_tui.mesh.events import EndpointError, EndpointEvent, MessageReceived
+from cotal_tui.mesh.events import ChannelDropped, EndpointError, EndpointEvent, MessageReceived
+from cotal_tui.protocol.permissions import agent_permissions
+from cotal_tui.server.auth import write_creds
+from cotal_tui.server.nats_jwt import Nkey
 from waiting import wait_for
 
 FAST = {"ttl_ms": 1500, "heartbeat_ms": 300, "sweep_ms": 300, "watch_heartbeat_ms": 300}
@@ -123,4 +127,61 @@ async def test_dlv_copies_coalesce_with_the_live_copy(auth_space: AuthSpace) -> 
     finally:
         await manager.close()
         await asyncio.wait_for(alice.stop(), 10)
+        await asyncio.wait_for(bob.stop(), 10)
+
+
+class RecordingDurable(LiveOnly):
+    """The durable seam, recording what the endpoint tells it."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        super().__init__(endpoint)
+        self.refused: list[str] = []
+        self.connects: list[bool] = []
+
+    async def on_connected(self, first: bool, boot_channels: list[str]) -> None:
+        self.connects.append(first)
+
+    def on_refused(self, channel: str) -> None:
+        self.refused.append(channel)
+
+
+async def test_late_refusal_drops_the_channel(auth_space: AuthSpace) -> None:
+    """Narrow the agent's grants while it is joined: after the reconnect the broker refuses the
+    re-sent subscription, and the channel leaves the joined set (the durable seam is told)."""
+    minted = await auth_space.mint(
+        "bob", "agent", allow_subscribe=["general", "review"], allow_publish=["general"]
+    )
+    url, space = auth_space.url, auth_space.space
+    seen: list[RecordingDurable] = []
+
+    def factory(ep: Endpoint) -> RecordingDurable:
+        seen.append(RecordingDurable(ep))
+        return seen[-1]
+
+    bob = Endpoint(url, space, name="bob", creds=str(minted.path), durable=factory, **FAST)  # type: ignore[arg-type]
+    events: list[EndpointEvent] = []
+    bob.on_event(events.append)
+    await bob.start()
+    try:
+        await bob.join_channel("general")
+        await bob.join_channel("review")
+        seed = next(
+            line.strip()
+            for line in minted.path.read_text().splitlines()
+            if line.strip().startswith("SU")
+        )
+        narrower = agent_permissions(
+            space, bob.id, allow_subscribe=["review"], allow_publish=["general"]
+        )
+        write_creds(minted.path, auth_space.auth.mint_user("agent", narrower, Nkey(seed=seed)))
+        auth_space.server.restart()  # the client re-reads the creds file when it reconnects
+        await wait_for(
+            lambda: any(isinstance(e, ChannelDropped) and e.channel == "general" for e in events),
+            what="the late refusal of #general",
+            timeout=15,
+        )
+        assert bob.joined_channels() == ["review"]
+        assert seen[0].refused == ["general"]
+        await wait_for(lambda: seen[0].connects == [True, False], what="the re-armed seam")
+    finally:
         await asyncio.wait_for(bob.stop(), 10)

@@ -165,3 +165,31 @@ async def test_quiet_space_stays_current_on_watch_heartbeats(nats_server: Embedd
     finally:
         await watch.stop()
         await wconn.close()
+
+
+async def test_silent_watch_while_connected_goes_stale_and_rebinds(
+    nats_server: EmbeddedServer, nc
+) -> None:
+    views: list[str] = []
+    wconn, watch = await watcher(nats_server, "silent", [], views)
+    conn, pub = await node(nats_server, "silent", "alice")
+    try:
+        await pub.start()
+        await wait_for(lambda: watch.view == "current" and watch.roster.live(), what="current")
+        # The broker loses the watch's consumer while the connection stays up.
+        consumer = watch._watch._consumer
+        await nc.jetstream().delete_consumer("KV_cotal_presence_silent", consumer)
+        await wait_for(lambda: "stale" in views, what="the silent watch judged stale")
+        assert wconn.is_connected
+        await wait_for(lambda: views[-1] == "current", what="current again after the re-bind")
+        assert watch.rebinds >= 1 and watch._watch._consumer != consumer
+        await pub.update(activity="seen by the new watch")
+        await wait_for(
+            lambda: watch.roster.live()[0].activity == "seen by the new watch",
+            what="a change delivered by the re-bound watch",
+        )
+    finally:
+        await pub.stop()
+        await watch.stop()
+        await conn.close()
+        await wconn.close()
