@@ -128,3 +128,30 @@ def test_js_number_conversions() -> None:
 def test_partition_with_fractional_modulus_keeps_js_remainder() -> None:
     h = p.partition(2**32, "general")
     assert p.partition(2.5, "general") == h % 2.5
+
+
+@pytest.mark.parametrize(
+    ("link", "expected"),
+    [
+        # Found by differential fuzzing against Node 20's URL (the reference's runtime).
+        ("cotal://ß/s", {"servers": "nats://xn--zca:4222", "space": "s", "tls": False}),
+        ("cotal://h/s\ud800", {"servers": "nats://h:4222", "space": "s\ufffd", "tls": False}),
+        (
+            "cotal://h/s?channel=a,b%E0%A4",
+            {"servers": "nats://h:4222", "space": "s", "channels": ["a", "b\ufffd"], "tls": False},
+        ),
+        ("cotal://h/s??channel=a", {"servers": "nats://h:4222", "space": "s", "tls": False}),
+        (
+            "cotal://[::FFFF:1.2.3.4]/s",
+            {"servers": "nats://[::ffff:102:304]:4222", "space": "s", "tls": False},
+        ),
+        ("cotal://256/s", {"servers": "nats://0.0.1.0:4222", "space": "s", "tls": False}),
+    ],
+)
+def test_join_link_whatwg_details(link: str, expected: dict[str, object]) -> None:
+    assert p.parse_join_link(link).to_dict() == expected
+
+
+def test_join_link_refuses_bad_punycode_label() -> None:
+    with pytest.raises(p.InvalidUrl):
+        p.parse_join_link("cotal://xn--zca&x/s")
