@@ -581,10 +581,18 @@ class Endpoint:
         self._require_started()
         return await self.chat.history(channel, **kwargs)
 
-    async def read_lease(self) -> LeaseRead:
+    async def read_lease(self, timeout: float = 2.5) -> LeaseRead:
+        """Read ``lease.0`` (STREAM.MSG.GET). A credential without the grant sees a timeout:
+        the lease is then unknown, never assumed absent."""
         bucket = KvBucket(self.conn, delivery_bucket(self.space))
         try:
-            entry = await bucket.get(lease_key(0))
+            entry = await asyncio.wait_for(bucket.get(lease_key(0)), timeout)
+        except TimeoutError:
+            return LeaseRead(
+                False,
+                error=f"no answer reading lease.0 within {timeout:g}s (the credential may not "
+                "read the delivery bucket)",
+            )
         except BucketNotFound as exc:
             return LeaseRead(False, error=str(exc))
         except Exception as exc:  # noqa: BLE001 - reported as unknown
