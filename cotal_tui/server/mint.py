@@ -110,7 +110,7 @@ async def _provision(
             error_cb=quiet,
             allow_reconnect=False,
             connect_timeout=3,
-            max_reconnect_attempts=0,
+            max_reconnect_attempts=1,  # 0 would mean "retry forever" in nats-py
         )
     except Exception as exc:  # noqa: BLE001 - reported with the fix
         raise MintError(

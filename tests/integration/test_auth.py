@@ -420,7 +420,7 @@ async def test_a_creds_file_from_another_trust_chain_is_refused(
             user_credentials=str(minted.path),
             error_cb=_quiet,
             allow_reconnect=False,
-            max_reconnect_attempts=0,
+            max_reconnect_attempts=1,
             connect_timeout=2,
         )
     assert "authorization" in str(caught.value).lower() or "auth" in repr(caught.value).lower()
