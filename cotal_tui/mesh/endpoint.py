@@ -210,6 +210,11 @@ class Endpoint:
                     "description": description,
                 }
             )
+        if creds is not None and card.id != (creds_id := creds_identity(creds)):
+            raise ValueError(
+                f"card id {card.id} does not match the identity of {creds} ({creds_id}); in "
+                "auth mode the id comes from the creds"
+            )
         self.card = card
         self.space = space
         self.creds = creds
