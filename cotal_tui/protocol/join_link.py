@@ -46,24 +46,36 @@ class JoinLink:
 
 
 def decode_uri_component(s: str) -> str:
-    """``decodeURIComponent``: strict ``%XX`` UTF-8 decoding; anything else is ``URI malformed``."""
+    """``decodeURIComponent``: each run of ``%XX`` must be strict UTF-8; other text is kept as is.
+
+    Anything else (a stray ``%``, a truncated or invalid sequence) is ``URI malformed``.
+    """
     if "%" not in s:
         return s
-    out = bytearray()
+    out: list[str] = []
+    run = bytearray()
     i = 0
     while i < len(s):
-        ch = s[i]
-        if ch == "%":
+        if s[i] == "%":
             pair = s[i + 1 : i + 3]
             if len(pair) != 2 or not all(c in "0123456789abcdefABCDEF" for c in pair):
                 raise UriMalformed()
-            out.append(int(pair, 16))
+            run.append(int(pair, 16))
             i += 3
-        else:
-            out.extend(ch.encode("utf-8", "surrogatepass"))
-            i += 1
+            continue
+        if run:
+            out.append(_strict_utf8(run))
+            run.clear()
+        out.append(s[i])
+        i += 1
+    if run:
+        out.append(_strict_utf8(run))
+    return "".join(out)
+
+
+def _strict_utf8(data: bytearray) -> str:
     try:
-        return out.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise UriMalformed() from None
 

@@ -34,23 +34,42 @@ def utf16_len(s: str) -> int:
 
 
 def js_number_str(n: int | float) -> str:
-    """``String(n)`` for a JS number, for the values a wire name can hold."""
+    """``String(n)`` for a JS number: shortest round-trip digits, ECMAScript layout.
+
+    A Python int beyond 2**53 is first rounded to a double, as JSON.parse would have done.
+    """
     if isinstance(n, bool):
         return "true" if n else "false"
-    if isinstance(n, int):
+    if isinstance(n, int) and abs(n) <= 2**53:
         return str(n)
-    if math.isnan(n):
+    x = float(n)
+    if math.isnan(x):
         return "NaN"
-    if math.isinf(n):
-        return "Infinity" if n > 0 else "-Infinity"
-    if n.is_integer() and abs(n) < 1e21:
-        return str(int(n))
-    text = repr(n)
-    if "e" in text:
-        mantissa, exp = text.split("e")
-        sign = "-" if exp.startswith("-") else "+"
-        text = f"{mantissa}e{sign}{exp.lstrip('+-').lstrip('0') or '0'}"
-    return text
+    if math.isinf(x):
+        return "Infinity" if x > 0 else "-Infinity"
+    if x == 0:
+        return "0"
+    sign = "-" if x < 0 else ""
+    mantissa, _, exp = repr(abs(x)).partition("e")
+    whole, _, frac = mantissa.partition(".")
+    digits = (whole + frac).lstrip("0")
+    # value = 0.<digits> x 10**point
+    point = len(whole.lstrip("0")) if whole.strip("0") else -(len(frac) - len(frac.lstrip("0")))
+    point += int(exp or 0)
+    digits = digits.rstrip("0") or "0"
+    k = len(digits)
+    if k <= point <= 21:
+        body = digits + "0" * (point - k)
+    elif 0 < point <= 21:
+        body = f"{digits[:point]}.{digits[point:]}"
+    elif -6 < point <= 0:
+        body = "0." + "0" * (-point) + digits
+    else:
+        e = point - 1
+        body = (
+            digits[0] + (f".{digits[1:]}" if k > 1 else "") + f"e{'+' if e >= 0 else '-'}{abs(e)}"
+        )
+    return sign + body
 
 
 class _Absent:
@@ -98,6 +117,12 @@ def js_to_number(value: object) -> float:
         text = js_trim(value)
         if text == "":
             return 0.0
+        prefixed = {"0x": 16, "0o": 8, "0b": 2}.get(text[:2].lower())
+        if prefixed:
+            try:
+                return float(int(text[2:], prefixed)) if "_" not in text else math.nan
+            except ValueError:
+                return math.nan
         if text in ("Infinity", "+Infinity", "-Infinity"):
             return -math.inf if text.startswith("-") else math.inf
         if "_" in text or any(c.isalpha() and c not in "eE" for c in text):
@@ -111,6 +136,7 @@ def js_to_number(value: object) -> float:
 
 def js_json_string(s: str) -> str:
     """``JSON.stringify(s)`` for a string: non-ASCII kept, lone surrogates as ``\\udXXX``."""
+    s = s.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
     out = ['"']
     for ch in s:
         code = ord(ch)

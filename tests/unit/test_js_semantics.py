@@ -155,3 +155,31 @@ def test_join_link_whatwg_details(link: str, expected: dict[str, object]) -> Non
 def test_join_link_refuses_bad_punycode_label() -> None:
     with pytest.raises(p.InvalidUrl):
         p.parse_join_link("cotal://xn--zca&x/s")
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        # Checked against Node 20's String(n).
+        (2**60, "1152921504606847000"),
+        (9007199254740993, "9007199254740992"),
+        (1e20, "100000000000000000000"),
+        (1e-6, "0.000001"),
+        (5e-324, "5e-324"),
+        (1.2345678901234568e20, "123456789012345680000"),
+    ],
+)
+def test_js_number_str_matches_node(value: float, text: str) -> None:
+    assert js_number_str(value) == text
+
+
+def test_js_number_prefixes() -> None:
+    assert js_to_number("0x1A") == 26
+    assert js_to_number("0b11") == 3
+    assert math.isnan(js_to_number("0x"))
+
+
+def test_decode_uri_component_keeps_undecoded_text() -> None:
+    assert p.decode_uri_component("%2Fa\udfff") == "/a\udfff"
+    with pytest.raises(p.UriMalformed):
+        p.decode_uri_component("%C3%A9%C3")
