@@ -81,7 +81,11 @@ def _strict_utf8(data: bytearray) -> str:
 
 
 def encode_uri_component(s: str) -> str:
-    return quote(s, safe=_ENCODE_URI_COMPONENT_SAFE)
+    """``encodeURIComponent``; a lone surrogate is ``URI malformed`` as in JS."""
+    try:
+        return quote(s, safe=_ENCODE_URI_COMPONENT_SAFE)
+    except UnicodeEncodeError:
+        raise UriMalformed() from None
 
 
 def _usv(s: str) -> str:

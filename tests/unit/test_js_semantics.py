@@ -183,3 +183,9 @@ def test_decode_uri_component_keeps_undecoded_text() -> None:
     assert p.decode_uri_component("%2Fa\udfff") == "/a\udfff"
     with pytest.raises(p.UriMalformed):
         p.decode_uri_component("%C3%A9%C3")
+
+
+def test_encode_uri_component_refuses_lone_surrogate() -> None:
+    assert p.encode_uri_component("a b/é") == "a%20b%2F%C3%A9"
+    with pytest.raises(p.UriMalformed):
+        p.encode_uri_component("\ud800")
