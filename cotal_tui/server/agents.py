@@ -19,14 +19,16 @@ from nats.js.api import ConsumerConfig
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
 from cotal_tui.mesh.acl import decode_acl, encode_acl
-from cotal_tui.protocol.consumers import dlv_durable_config, dm_durable_config, task_durable_config
-from cotal_tui.protocol.errors import AclCasExhausted
-from cotal_tui.protocol.names import (
+from cotal_tui.protocol import (
     ACL_CAS_ATTEMPTS,
+    AclCasExhausted,
     acl_bucket,
     acl_key,
+    dlv_durable_config,
     dlv_stream,
+    dm_durable_config,
     dm_stream,
+    task_durable_config,
     task_stream,
 )
 from cotal_tui.protocol.permissions import resolve_agent_channels

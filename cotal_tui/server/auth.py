@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cotal_tui.protocol import token
 from cotal_tui.protocol.permissions import Permissions, manager_permissions
-from cotal_tui.protocol.subjects import token
 from cotal_tui.server.nats_jwt import Creds, Nkey, encode_jwt, format_creds
 
 AUTH_DIR = "auth"

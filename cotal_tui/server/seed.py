@@ -15,10 +15,16 @@ from typing import Any
 from nats.aio.client import Client
 from nats.js.errors import KeyNotFoundError
 
-from cotal_tui.protocol.channel_config import validate_channel_config, validate_channel_defaults
-from cotal_tui.protocol.channels import assert_valid_channel, is_concrete_channel
-from cotal_tui.protocol.models import ChannelConfig, ChannelDefaults
-from cotal_tui.protocol.names import CHANNEL_DEFAULTS_KEY, channel_bucket
+from cotal_tui.protocol import (
+    CHANNEL_DEFAULTS_KEY,
+    ChannelConfig,
+    ChannelDefaults,
+    assert_valid_channel,
+    channel_bucket,
+    is_concrete_channel,
+    validate_channel_config,
+    validate_channel_defaults,
+)
 
 SEED_KEYS = ("defaults", "channels")
 

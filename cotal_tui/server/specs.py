@@ -15,7 +15,7 @@ from typing import Any
 
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 
-from cotal_tui.protocol.consumers import StreamSpec, bucket_specs, stream_specs
+from cotal_tui.protocol import StreamSpec, bucket_specs, stream_specs
 
 SERVER_DEFAULT_DEDUP_WINDOW_S = 120.0
 

@@ -14,17 +14,18 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import nats
 from nats.aio.client import Client
+from watchfiles import awatch
 
+from cotal_tui.server.auth import AuthError, SpaceAuth, ensure_space_auth
 from cotal_tui.server.process import EmbeddedServer, EmbeddedServerError, port_open
 from cotal_tui.server.provision import ProvisionError, provision_space
-from cotal_tui.server.seed import ChannelSeedError, load_channel_seed
+from cotal_tui.server.seed import ChannelSeedError, apply_channel_seed, load_channel_seed
 
 DEFAULT_STATE_DIR = ".cotal"
 CHANNELS_FILE = "channels.json"
@@ -70,19 +71,25 @@ def channels_path(options: UpOptions) -> Path | None:
     return default if default.is_file() else None
 
 
-async def _connect(url: str, creds: str | None, on_error: Callable[[Exception], None]) -> Client:
-    async def error_cb(exc: Exception) -> None:
-        on_error(exc)
+async def _ignore(exc: Exception) -> None:
+    return None
 
-    kwargs: dict[str, object] = {}
-    if creds:
-        kwargs["user_credentials"] = creds
-    return await nats.connect(
+
+async def connect_client(url: str, creds: str | None) -> Client:
+    """A long-lived client (reconnects forever), after a fail-fast probe: nats-py's first
+    connect retries forever too, so a refused credential would otherwise hang `up`."""
+    kwargs: dict[str, Any] = {"user_credentials": creds} if creds else {}
+    probe = await nats.connect(
         url,
-        error_cb=error_cb,
-        max_reconnect_attempts=-1,
+        error_cb=_ignore,
+        allow_reconnect=False,
+        max_reconnect_attempts=1,
         connect_timeout=5,
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
+    )
+    await probe.close()
+    return await nats.connect(
+        url, error_cb=_ignore, max_reconnect_attempts=-1, connect_timeout=5, **kwargs
     )
 
 
@@ -90,8 +97,6 @@ async def watch_channels(
     nc: Client, space: str, path: Path, report: Reporter, stop: asyncio.Event
 ) -> None:
     """Re-apply the seed file on every change until `stop` is set; bad edits write nothing."""
-    from watchfiles import awatch
-
     watch_dir = path.resolve().parent
     target = path.resolve()
     async for changes in awatch(watch_dir, stop_event=stop, debounce=200, step=50):
@@ -106,8 +111,6 @@ async def watch_channels(
             report.fail(f"{exc} — nothing was written; fix the file and save it again")
             continue
         try:
-            from cotal_tui.server.seed import apply_channel_seed
-
             written = await apply_channel_seed(nc, space, seed)
         except Exception as exc:  # noqa: BLE001 - reported, the watch goes on
             report.fail(f"channels file {path}: could not write the registry ({exc})")
@@ -129,12 +132,14 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
             report.fail(f"{exc} — nothing was started or written")
             return 2
 
-    auth = None
+    auth: SpaceAuth | None = None
     creds: str | None = None
     if not options.open:
-        from cotal_tui.server.auth import ensure_space_auth
-
-        auth = ensure_space_auth(Path(options.state_dir), options.space)
+        try:
+            auth = ensure_space_auth(Path(options.state_dir), options.space)
+        except AuthError as exc:
+            report.fail(str(exc))
+            return 2
         creds = str(auth.manager_creds_path())
 
     url = f"nats://{options.host}:{options.port}"
@@ -166,13 +171,19 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
     watcher: asyncio.Task[None] | None = None
     try:
         try:
-            nc = await _connect(url, creds, lambda exc: None)
+            nc = await connect_client(url, creds)
             result = await provision_space(nc, options.space, channels_seed=seed)
         except (ProvisionError, ChannelSeedError) as exc:
             report.fail(str(exc))
             return 1
         except Exception as exc:  # noqa: BLE001 - e.g. auth refused by a foreign server
-            report.fail(f"could not provision space {options.space!r} on {url}: {exc}")
+            hint = ""
+            if "authorization" in str(exc).lower():
+                hint = (
+                    " — that server refused this identity: run `up` in the mode it was started "
+                    "with (and the same --state-dir), or stop it"
+                )
+            report.fail(f"could not provision space {options.space!r} on {url}: {exc}{hint}")
             return 1
         created = len(result.created)
         report.ok(

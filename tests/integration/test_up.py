@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import nats
 import pytest
 from cli_process import CliProcess, pid_alive
+from conftest import AuthSpace
 from space_checks import assert_space_streams
 
 from cotal_tui.server.process import EmbeddedServer, free_port
@@ -116,3 +118,24 @@ def test_up_refuses_a_bad_seed_before_starting_anything(
     assert 'channel "a..b"' in up.output
     assert "nothing was started" in up.output
     assert not (tmp_path / ".cotal" / "store").exists()
+
+
+def test_up_stops_cleanly_on_ctrl_c(tmp_path: Path, procs: list[CliProcess]) -> None:
+    port = free_port()
+    up = CliProcess(["up", "--open", "--port", str(port)], cwd=tmp_path)
+    procs.append(up)
+    server_pid = int(up.wait_line(r"nats-server started \(open mode, pid (\d+)").group(1))
+    up.wait_line(r"running in the foreground")
+    up.proc.send_signal(signal.SIGINT)
+    assert up.proc.wait(timeout=15) == 0, up.output
+    wait_for_sync(lambda: not pid_alive(server_pid), what=f"nats-server pid {server_pid} to exit")
+
+
+async def test_up_reports_a_running_server_that_refuses_it_instead_of_hanging(
+    auth_space: AuthSpace, tmp_path: Path, procs: list[CliProcess]
+) -> None:
+    up = CliProcess(["up", "--open", "--port", str(auth_space.server.port)], cwd=tmp_path)
+    procs.append(up)
+    assert up.proc.wait(timeout=30) == 1, up.output
+    up.wait_line(r"already running")
+    up.wait_line(r"✗ could not provision space 'main'.*Authorization Violation.*refused", timeout=5)
