@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nkeys
+
 from cotal_tui.protocol import token
 from cotal_tui.protocol.permissions import Permissions, manager_permissions
 from cotal_tui.server.nats_jwt import Creds, Nkey, encode_jwt, format_creds
@@ -232,7 +234,7 @@ def _load(state_dir: Path, space: str) -> SpaceAuth | None:
             accounts=accounts,
         )
         _ = auth.operator.public, auth.system.public  # decode the seeds now
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, nkeys.NkeysError) as exc:
         raise AuthError(
             f"{path} is unreadable or damaged ({exc}); restore it, or move it away to create a "
             "new trust chain (creds minted from the old one will stop working)"
