@@ -93,18 +93,45 @@ async def connect_client(url: str, creds: str | None) -> Client:
     )
 
 
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
 async def watch_channels(
-    nc: Client, space: str, path: Path, report: Reporter, stop: asyncio.Event
+    nc: Client,
+    space: str,
+    path: Path,
+    report: Reporter,
+    stop: asyncio.Event,
+    applied_text: str | None = None,
 ) -> None:
-    """Re-apply the seed file on every change until `stop` is set; bad edits write nothing."""
-    watch_dir = path.resolve().parent
+    """Re-apply the seed file whenever its content changes, until `stop` is set.
+
+    The file's content (not the event's path) decides, so editors that save by rename work, and
+    an edit made before the watcher was armed is caught at its first tick. A bad edit is
+    reported and writes nothing; the last good content stays applied.
+    """
     target = path.resolve()
-    async for changes in awatch(watch_dir, stop_event=stop, debounce=200, step=50):
-        if not any(Path(p).resolve() == target for _, p in changes):
+    last = applied_text
+    armed = False
+    async for _changes in awatch(
+        target.parent,
+        stop_event=stop,
+        debounce=200,
+        step=50,
+        yield_on_timeout=True,
+        rust_timeout=1000,
+    ):
+        if not armed:
+            armed = True
+            report.info(f"watching {path} for edits")
+        text = _read_text(target)
+        if text is None or text == last:
             continue
-        if not target.exists():
-            report.info(f"channels file {path} removed; registry left as it is")
-            continue
+        last = text
         try:
             seed = load_channel_seed(target)
         except ChannelSeedError as exc:
@@ -114,6 +141,7 @@ async def watch_channels(
             written = await apply_channel_seed(nc, space, seed)
         except Exception as exc:  # noqa: BLE001 - reported, the watch goes on
             report.fail(f"channels file {path}: could not write the registry ({exc})")
+            last = None  # retry on the next tick
             continue
         if written:
             report.ok(f"channels file {path} re-applied: {', '.join(written)}")
@@ -125,7 +153,9 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
     report = report or Reporter()
     seed_file = channels_path(options)
     seed = None
+    seed_text: str | None = None
     if seed_file is not None:
+        seed_text = _read_text(seed_file)
         try:
             seed = load_channel_seed(seed_file)
         except ChannelSeedError as exc:
@@ -200,7 +230,8 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
         report.info("running in the foreground; Ctrl-C stops it")
         if seed_file is not None:
             watcher = asyncio.create_task(
-                watch_channels(nc, options.space, seed_file, report, stop), name="channels-watch"
+                watch_channels(nc, options.space, seed_file, report, stop, seed_text),
+                name="channels-watch",
             )
         while not stop.is_set():
             if not server.running:

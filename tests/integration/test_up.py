@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,7 +69,7 @@ async def test_up_open_runs_provisions_watches_and_stops_cleanly(
     assert await _channel(url, "demo", "general") == {"description": "first"}
 
     # A live edit is re-applied (merged over the stored value).
-    up.wait_line(r"running in the foreground")
+    up.wait_line(r"watching .*channels.json for edits")
     seed.write_text(json.dumps({"channels": {"general": {"deliveryClass": "live"}}}))
     merged = {"description": "first", "deliveryClass": "live"}
 
@@ -83,6 +84,15 @@ async def test_up_open_runs_provisions_watches_and_stops_cleanly(
         "description": "first",
         "deliveryClass": "live",
     }
+    # An editor-style save (write a temp file, rename it over) is picked up too.
+    tmp = tmp_path / ".channels.json.swp"
+    tmp.write_text(json.dumps({"channels": {"review": {"replay": False}}}))
+    os.replace(tmp, seed)
+
+    async def renamed() -> bool:
+        return await _channel(url, "demo", "review") == {"replay": False}
+
+    await wait_for(renamed, what="the renamed-over channels file to reach the registry")
 
     assert up.terminate() == 0
     assert "nats-server stopped" in up.output
