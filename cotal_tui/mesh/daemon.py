@@ -28,11 +28,13 @@ from typing import Literal
 import nats.errors
 from nats.js.errors import NotFoundError
 
+from cotal_tui.mesh.acl import AclEntry, decode_acl
 from cotal_tui.mesh.connection import Connection, PermissionDenied, PermissionRefusal
 from cotal_tui.mesh.daemon_context import Counters, DaemonContext
 from cotal_tui.mesh.delivery_service import DeliveryService
 from cotal_tui.mesh.fanout import FanoutWriter
-from cotal_tui.mesh.kv import KvEntry, KvUnavailable, KvWatch
+from cotal_tui.mesh.fresh_cache import FreshKvCache
+from cotal_tui.mesh.kv import KvEntry, KvUnavailable
 from cotal_tui.mesh.lease import (
     LeaseEntry,
     LeaseHeld,
@@ -42,6 +44,7 @@ from cotal_tui.mesh.lease import (
     release_lease,
     renew_lease,
 )
+from cotal_tui.mesh.members import MemberEntry, decode_member
 from cotal_tui.mesh.presence import RosterWatch
 from cotal_tui.mesh.reader import TrustedReader
 from cotal_tui.protocol.names import LEASE_RENEW_MS, LEASE_TTL_MS, kv_stream
@@ -112,8 +115,6 @@ class DeliveryDaemon:
         self.service = DeliveryService(self.ctx)
         self.fanout = FanoutWriter(self.ctx, batch=batch)
         self.reader = TrustedReader(self.ctx, batch=batch)
-        self._members_watch: KvWatch | None = None
-        self._members_current = asyncio.Event()
         self._status: Status = "idle"
         self._lease: LeaseEntry | None = None
         self._last_renew: float | None = None
@@ -268,16 +269,19 @@ class DeliveryDaemon:
             raise self._classify("acquiring the delivery lease") from exc
 
     async def _bind(self) -> None:
-        self._members_current.clear()
-        watch = KvWatch(self.ctx.members, self._on_member, on_initial=self._members_current.set)
-        self._members_watch = watch
-        await watch.start()
-        try:
-            await asyncio.wait_for(self._members_current.wait(), self.bind_timeout_s)
-        except TimeoutError:
-            raise DaemonError(
-                f"the members index did not load within {self.bind_timeout_s:.0f}s"
-            ) from None
+        # One watch on the members bucket feeds both the routing index and the reader's
+        # fresh-read cache; a second one caches the ACL rows for the reader.
+        members = FreshKvCache(self.ctx.members, _member_entry, listener=self.ctx.index.on_kv)
+        acls = FreshKvCache(self.ctx.acls, _acl_entry)
+        self.ctx.members_cache, self.ctx.acl_cache = members, acls
+        for name, cache in (("members index", members), ("ACL cache", acls)):
+            try:
+                await cache.start(self.bind_timeout_s)
+            except TimeoutError:
+                raise DaemonError(
+                    f"the {name} did not load within {self.bind_timeout_s:.0f}s"
+                ) from None
+        await self.ctx.acker.start()
         await self.roster.start()
         await self.service.start()
         await self.fanout.start()
@@ -291,10 +295,11 @@ class DeliveryDaemon:
                 await part.stop()
         with contextlib.suppress(Exception):
             await self.roster.stop()
-        watch, self._members_watch = self._members_watch, None
-        if watch is not None:
-            with contextlib.suppress(Exception):
-                await watch.stop()
+        for cache in (self.ctx.members_cache, self.ctx.acl_cache):
+            if cache is not None:
+                await cache.stop()
+        self.ctx.members_cache = self.ctx.acl_cache = None
+        await self.ctx.acker.stop()
 
     async def _rearm(self) -> None:
         if not self._bound:
@@ -302,8 +307,9 @@ class DeliveryDaemon:
         await self.service.rearm()
         await self.fanout.rearm()
         await self.reader.rearm()
-        if self._members_watch is not None:
-            await self._members_watch.rebind()
+        for cache in (self.ctx.members_cache, self.ctx.acl_cache):
+            if cache is not None:
+                await cache.rebind()
 
     async def _renew_loop(self) -> None:
         delay = self.renew_interval_s
@@ -341,9 +347,6 @@ class DeliveryDaemon:
 
     # -- callbacks ---------------------------------------------------------------------------
 
-    def _on_member(self, entry: KvEntry) -> None:
-        self.ctx.index.on_kv(entry)
-
     def _mention_names(self) -> dict[str, list[str]]:
         names: dict[str, list[str]] = {}
         for p in self.roster.entries():
@@ -360,3 +363,12 @@ class DeliveryDaemon:
         if self._on_error_cb is not None:
             with contextlib.suppress(Exception):
                 self._on_error_cb(exc)
+
+
+def _member_entry(entry: KvEntry) -> MemberEntry | None:
+    record = decode_member(entry.value)
+    return None if record is None else MemberEntry(record, entry.revision)
+
+
+def _acl_entry(entry: KvEntry) -> AclEntry | None:
+    return decode_acl(entry.value, entry.revision)

@@ -9,13 +9,15 @@ the pipelined JetStream publishes (many in flight, PubAcks gathered).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from cotal_tui.mesh.acl import AclEntry, read_acl
 from cotal_tui.mesh.connection import Connection
+from cotal_tui.mesh.fresh_cache import FreshKvCache
 from cotal_tui.mesh.kv import KvBucket
 from cotal_tui.mesh.member_index import MembershipIndex
 from cotal_tui.mesh.members import MemberEntry, read_member
@@ -23,14 +25,19 @@ from cotal_tui.protocol.channel_config import effective_delivery_class
 from cotal_tui.protocol.names import (
     CHANNEL_DEFAULTS_KEY,
     acl_bucket,
+    acl_key,
     channel_bucket,
     chat_stream,
     delivery_bucket,
     dlv_stream,
     inbox_stream,
+    member_key,
     members_bucket,
 )
-from cotal_tui.protocol.subjects import space_prefix
+from cotal_tui.protocol.subjects import dinbox_subject, dlv_subject, space_prefix
+
+# Below INBOX's per-owner cap (1,000, discard old), whatever the owners' share of the backlog.
+INBOX_BACKLOG_LIMIT = 800
 
 
 @dataclass
@@ -45,6 +52,110 @@ class Counters:
     leaves: int = 0
 
 
+class PublishFailed(RuntimeError):
+    """JetStream refused a publish (its PubAck carried an error) or nobody stored it."""
+
+
+class AckTracker:
+    """JetStream publishes with their PubAcks collected on one wildcard inbox subscription.
+
+    nats-py's ``publish_async`` does the same but builds a ``PubAck`` object per reply; here a
+    reply only resolves a future (``error`` in the body or a 503 status fails it), which keeps
+    the daemon's per-copy cost down. Replies still in flight across a reconnect time out and
+    the caller naks (the dedup ids make the retry harmless).
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._prefix = ""
+        self._sub: Any = None
+        self._futures: dict[str, asyncio.Future[None]] = {}
+        self._next = 0
+
+    async def start(self) -> None:
+        if self._sub is not None:
+            return
+        nc = self.conn.nc
+        self._prefix = nc.new_inbox() + "."
+        self._sub = await nc.subscribe(self._prefix + "*", cb=self._on_reply)
+
+    async def stop(self) -> None:
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        for fut in self._futures.values():
+            if not fut.done():
+                fut.cancel()
+        self._futures.clear()
+
+    async def _on_reply(self, msg: Any) -> None:
+        fut = self._futures.pop(msg.subject[len(self._prefix) :], None)
+        if fut is None or fut.done():
+            return
+        headers = msg.headers
+        if headers and headers.get("Status") == "503":
+            fut.set_exception(PublishFailed("no stream stored the message (503 no responders)"))
+        elif b'"error"' in msg.data:
+            fut.set_exception(PublishFailed(msg.data.decode(errors="replace")))
+        else:
+            fut.set_result(None)
+
+    async def publish(self, subject: str, payload: bytes, msg_id: str) -> asyncio.Future[None]:
+        if self._sub is None:
+            await self.start()
+        if len(self._futures) > 50_000:  # drop the tokens of publishes given up on
+            self._futures = {t: f for t, f in self._futures.items() if not f.done()}
+        self._next += 1
+        token = str(self._next)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._futures[token] = fut
+        try:
+            await self.conn.nc.publish(
+                subject, payload, reply=self._prefix + token, headers={"Nats-Msg-Id": msg_id}
+            )
+        except Exception:
+            self._futures.pop(token, None)
+            raise
+        return fut
+
+    def forget(self, fut: asyncio.Future[None]) -> None:
+        fut.cancel()
+
+
+class Pipeline:
+    """Up to ``depth`` batch completions (PubAck waits, then acks) in flight at once.
+
+    The loop routes and publishes batch N+1 while batch N's PubAcks are still on the wire; a
+    message is acked only by its own batch's completion, so overlap never acks early.
+    """
+
+    def __init__(self, depth: int = 4) -> None:
+        self._slots = asyncio.Semaphore(depth)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, completion: Coroutine[Any, Any, None]) -> None:
+        await self._slots.acquire()
+        task = asyncio.get_running_loop().create_task(completion)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+
+    async def drain(self, timeout: float) -> None:
+        """Let in-flight completions finish (their messages get acked); cancel the rest."""
+        tasks = list(self._tasks)
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=timeout)
+            for t in pending:
+                t.cancel()
+            for t in pending:
+                with contextlib.suppress(BaseException):
+                    await t
+
+
 @dataclass
 class DaemonContext:
     conn: Connection
@@ -57,6 +168,17 @@ class DaemonContext:
     mention_names: Callable[[], dict[str, list[str]]] = field(default=lambda: {})
 
     def __post_init__(self) -> None:
+        self.acker = AckTracker(self.conn)
+        self._dinbox: dict[str, str] = {}
+        self._dlv: dict[str, str] = {}
+        # Entries written to INBOX by this process and not yet decided by the reader. INBOX
+        # keeps at most 1,000 entries per owner (discard old): the fan-out waits while this is
+        # at INBOX_BACKLOG_LIMIT, so no owner's unread entries can be pushed out.
+        self.inbox_backlog = 0
+        self._backlog_low = asyncio.Event()
+        self._backlog_low.set()
+        self.acl_cache: FreshKvCache[AclEntry] | None = None
+        self.members_cache: FreshKvCache[MemberEntry] | None = None
         self.members = KvBucket(self.conn, members_bucket(self.space))
         self.acls = KvBucket(self.conn, acl_bucket(self.space))
         self.channels = KvBucket(self.conn, channel_bucket(self.space))
@@ -65,6 +187,40 @@ class DaemonContext:
         self.chat_stream = chat_stream(self.space)
         self.inbox_stream = inbox_stream(self.space)
         self.dlv_stream = dlv_stream(self.space)
+
+    # -- subjects (memoized: route_token runs a regex) ------------------------------------------
+
+    def dinbox_subject(self, owner: str) -> str:
+        subject = self._dinbox.get(owner)
+        if subject is None:
+            subject = self._dinbox[owner] = dinbox_subject(self.space, owner)
+        return subject
+
+    def dlv_subject(self, owner: str) -> str:
+        subject = self._dlv.get(owner)
+        if subject is None:
+            subject = self._dlv[owner] = dlv_subject(self.space, owner)
+        return subject
+
+    # -- INBOX backpressure -------------------------------------------------------------------
+
+    def entries_written(self, n: int) -> None:
+        self.inbox_backlog += n
+        if self.inbox_backlog >= INBOX_BACKLOG_LIMIT:
+            self._backlog_low.clear()
+
+    def entries_decided(self, n: int) -> None:
+        self.inbox_backlog = max(0, self.inbox_backlog - n)
+        if self.inbox_backlog < INBOX_BACKLOG_LIMIT:
+            self._backlog_low.set()
+
+    async def inbox_room(self, timeout: float = 1.0) -> None:
+        """Wait (bounded, so a lost count can never wedge fan-out) until the reader caught up."""
+        if not self._backlog_low.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._backlog_low.wait(), timeout)
+            if not self._backlog_low.is_set():
+                self.inbox_backlog = INBOX_BACKLOG_LIMIT // 2  # resync: entries lost to restarts
 
     # -- fresh registry reads, one per distinct key ------------------------------------------
 
@@ -108,27 +264,49 @@ class DaemonContext:
             for k, r in zip(wanted, reads, strict=True)
         }
 
+    async def batch_reads(
+        self, owners: Iterable[str], member_keys: Iterable[tuple[str, str]]
+    ) -> tuple[
+        dict[str, AclEntry | None | Exception],
+        dict[tuple[str, str], MemberEntry | None | Exception],
+    ]:
+        """ACLs and membership records as fresh as a direct read made now (see fresh_cache)."""
+        owners, member_keys = list(dict.fromkeys(owners)), list(dict.fromkeys(member_keys))
+        acl_cache, members_cache = self.acl_cache, self.members_cache
+        if acl_cache is not None and members_cache is not None:
+            try:
+                fresh = await asyncio.gather(acl_cache.barrier(), members_cache.barrier())
+            except Exception as exc:  # noqa: BLE001 - fall back to direct reads
+                self.on_error(exc)
+                fresh = [False, False]
+            if all(fresh):
+                return (
+                    {o: acl_cache.get(acl_key(o)) for o in owners},
+                    {(c, o): members_cache.get(member_key(c, o)) for c, o in member_keys},
+                )
+        return await self.acls_fresh(owners), await self.members_fresh(member_keys)
+
     # -- pipelined publishes ------------------------------------------------------------------
 
     async def publish_many(self, items: list[tuple[str, bytes, str]]) -> list[bool]:
         """Publish every ``(subject, payload, Nats-Msg-Id)`` with PubAcks in flight together."""
-        if not items:
-            return []
-        js = self.conn.js
-        futures: list[asyncio.Future[Any] | None] = []
+        return await self.settle(await self.publish_start(items))
+
+    async def publish_start(
+        self, items: list[tuple[str, bytes, str]]
+    ) -> list[asyncio.Future[None] | None]:
+        futures: list[asyncio.Future[None] | None] = []
         for subject, payload, msg_id in items:
             try:
-                fut = await js.publish_async(
-                    subject,
-                    payload,
-                    headers={"Nats-Msg-Id": msg_id},
-                    wait_stall=self.publish_timeout_s,
-                )
+                futures.append(await self.acker.publish(subject, payload, msg_id))
             except Exception as exc:  # noqa: BLE001 - counted as a failed publish
                 self.on_error(exc)
-                fut = None
-            futures.append(fut)
-        live = [f for f in futures if f is not None]
+                futures.append(None)
+        return futures
+
+    async def settle(self, futures: list[asyncio.Future[None] | None]) -> list[bool]:
+        """Wait (bounded) for the PubAcks; True per publish that was stored."""
+        live = [f for f in futures if f is not None and not f.done()]
         if live:
             _done, pending = await asyncio.wait(live, timeout=self.publish_timeout_s)
             for f in pending:
@@ -136,8 +314,8 @@ class DaemonContext:
         results = []
         first_error: BaseException | None = None
         for f in futures:
-            ok = f is not None and f.done() and not f.cancelled() and f.exception() is None
-            if f is not None and f.done() and not f.cancelled() and f.exception() is not None:
+            ok = f is not None and not f.cancelled() and f.exception() is None
+            if f is not None and not f.cancelled() and f.exception() is not None:
                 first_error = first_error or f.exception()
             results.append(ok)
         if first_error is not None:

@@ -48,7 +48,7 @@ from cotal_tui.protocol.names import (
     chat_hist_durable,
     fanout_durable,
 )
-from cotal_tui.protocol.subjects import dinbox_subject, is_bound_reply, parse_subject
+from cotal_tui.protocol.subjects import is_bound_reply, parse_subject
 
 SENDER_MISMATCH = "sender mismatch — request rejected"
 
@@ -360,12 +360,14 @@ class DeliveryService:
                         continue
                     items.append(
                         (
-                            dinbox_subject(ctx.space, owner),
+                            ctx.dinbox_subject(owner),
                             entry_payload(m.data, channel, seq, "durable-channel", generation),
                             f"{data.get('id')}:{owner}:{generation}",
                         )
                     )
+                ctx.entries_written(len(items))
                 results = await ctx.publish_many(items)
+                ctx.entries_decided(results.count(False))
                 if not all(results):
                     raise CatchupFailed(
                         f"activation catch-up for {channel}/{owner}: "

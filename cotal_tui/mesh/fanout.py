@@ -16,16 +16,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Coroutine
 from typing import Any
 
 from nats.aio.msg import Msg
 
-from cotal_tui.mesh.daemon_context import DaemonContext, entry_payload
+from cotal_tui.mesh.daemon_context import DaemonContext, Pipeline, entry_payload
 from cotal_tui.mesh.pull import ConsumerGone, PullPump
 from cotal_tui.protocol.channels import channel_in_allow
 from cotal_tui.protocol.consumers import fanout_durable_config
 from cotal_tui.protocol.names import fanout_durable
-from cotal_tui.protocol.subjects import dinbox_subject, parse_subject
+from cotal_tui.protocol.subjects import parse_subject
 
 # One planned copy: (owner, generation, reason).
 Copy = tuple[str, int, str]
@@ -66,11 +67,12 @@ class ConsumerCreateFailed(RuntimeError):
 
 
 class FanoutWriter:
-    def __init__(self, ctx: DaemonContext, *, batch: int = 256) -> None:
+    def __init__(self, ctx: DaemonContext, *, batch: int = 256, depth: int = 4) -> None:
         self.ctx = ctx
         self.batch = batch
         self.durable = fanout_durable()
         self.pump = PullPump(ctx.conn, ctx.chat_stream, self.durable, batch=batch * 2)
+        self.pipeline = Pipeline(depth)
         self._task: asyncio.Task[None] | None = None
 
     async def ensure_consumer(self) -> None:
@@ -97,14 +99,18 @@ class FanoutWriter:
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
+        await self.pipeline.drain(5.0)
         await self.pump.stop()
 
     async def _run(self) -> None:
         while True:
             try:
+                await self.ctx.inbox_room()
                 msgs = await self.pump.take(self.batch, 1.0)
                 if msgs:
-                    await self.handle(msgs)
+                    completion = await self.dispatch(msgs)
+                    if completion is not None:
+                        await self.pipeline.submit(completion)
             except asyncio.CancelledError:
                 raise
             except ConsumerGone as exc:
@@ -115,6 +121,13 @@ class FanoutWriter:
                 await asyncio.sleep(0.5)
 
     async def handle(self, msgs: list[Msg]) -> None:
+        """Route one batch and wait for its acks (the loop overlaps batches instead)."""
+        completion = await self.dispatch(msgs)
+        if completion is not None:
+            await completion
+
+    async def dispatch(self, msgs: list[Msg]) -> Coroutine[Any, Any, None] | None:
+        """Route a batch and start its publishes; returns the completion that acks/naks."""
         ctx = self.ctx
         routed: list[tuple[Msg, str, str, dict[str, Any], int]] = []
         for m in msgs:
@@ -133,7 +146,7 @@ class FanoutWriter:
                 continue
             routed.append((m, parsed.rest, parsed.sender, data, stream_seq(m)))
         if not routed:
-            return
+            return None
         classes = await ctx.delivery_classes(r[1] for r in routed)
         names: dict[str, list[str]] | None = None
         plans: list[list[Copy] | Exception] = []
@@ -188,7 +201,7 @@ class FanoutWriter:
                         continue
                 items.append(
                     (
-                        dinbox_subject(ctx.space, owner),
+                        ctx.dinbox_subject(owner),
                         entry_payload(m.data, channel, seq, reason, gen),
                         f"{msg_id}:{owner}:{gen}",
                     )
@@ -198,8 +211,20 @@ class FanoutWriter:
                 spans.append(failed)
             else:
                 spans.append((start, len(items)))
-        results = await ctx.publish_many(items)
-        for (m, *_rest), span in zip(routed, spans, strict=True):
+        futures = await ctx.publish_start(items)
+        ctx.entries_written(len(items))
+        return self._complete([r[0] for r in routed], spans, futures)
+
+    async def _complete(
+        self,
+        msgs: list[Msg],
+        spans: list[tuple[int, int] | Exception],
+        futures: list[asyncio.Future[None] | None],
+    ) -> None:
+        ctx = self.ctx
+        results = await ctx.settle(futures)
+        ctx.entries_decided(results.count(False))  # never stored: nothing for the reader
+        for m, span in zip(msgs, spans, strict=True):
             if isinstance(span, Exception):
                 ctx.on_error(span)
                 ctx.counters.naked += 1

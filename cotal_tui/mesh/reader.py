@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from nats.aio.msg import Msg
 
-from cotal_tui.mesh.acl import AclEntry
-from cotal_tui.mesh.daemon_context import DaemonContext
+from cotal_tui.mesh.daemon_context import DaemonContext, Pipeline
 from cotal_tui.mesh.fanout import create_durable
 from cotal_tui.mesh.members import MemberEntry
 from cotal_tui.mesh.pull import ConsumerGone, PullPump
@@ -25,7 +25,7 @@ from cotal_tui.protocol.channels import channel_in_allow
 from cotal_tui.protocol.consumers import inbox_reader_config
 from cotal_tui.protocol.membership import durable_eligible
 from cotal_tui.protocol.names import DINBOX_MAX_ACK_PENDING, READER_MAX_REDELIVERIES, reader_durable
-from cotal_tui.protocol.subjects import dlv_subject, parse_dinbox_owner
+from cotal_tui.protocol.subjects import parse_dinbox_owner
 
 Acl = Literal["unknown", "outside", "covers"]
 Action = Literal["defer", "drop", "transfer"]
@@ -57,7 +57,8 @@ def reader_action(acl: Acl, durable_channel: bool, eligible: bool | None) -> Act
 class Entry:
     msg: Msg
     owner: str
-    body: dict[str, Any]
+    raw: bytes  # the original message JSON, the DLV body
+    msg_id: Any
     channel: str
     seq: int
     reason: str
@@ -68,17 +69,58 @@ class Entry:
         return self.reason == "durable-channel"
 
 
+_MSG_HEAD = b'{"msg":'
+_TAIL_MARK = b',"channel":'
+_ID_HEAD = b'{"id":"'
+
+
 def decode_entry(m: Msg, owner: str) -> Entry | None:
+    """Decode a dinbox entry; the DLV body is the original message bytes, sliced out.
+
+    Entries are ``{"msg":<message>,"channel":…,"seq":…,"reason":…,"generation":…}`` as both
+    this daemon and the reference's ``JSON.stringify`` write them; the channel is a wire token
+    (no quotes or commas), so the last ``,"channel":`` starts the tail. Only the small tail is
+    parsed; anything else falls back to a full decode (and a re-encoded message).
+    """
+    data = m.data
+    if data.startswith(_MSG_HEAD):
+        cut = data.rfind(_TAIL_MARK)
+        if cut > len(_MSG_HEAD):
+            raw = data[len(_MSG_HEAD) : cut]
+            try:
+                tail = json.loads(b"{" + data[cut + 1 :])
+            except ValueError:
+                tail = None
+            msg_id = _fast_id(raw)
+            if isinstance(tail, dict) and msg_id is not None and raw.endswith(b"}"):
+                return _entry(m, owner, tail, raw, msg_id)
     try:
-        body = json.loads(m.data)
+        body = json.loads(data)
     except ValueError:
         return None
     if not isinstance(body, dict) or not isinstance(body.get("msg"), dict):
         return None
+    raw = json.dumps(body["msg"], ensure_ascii=False, separators=(",", ":")).encode()
+    return _entry(m, owner, body, raw, body["msg"].get("id"))
+
+
+def _fast_id(raw: bytes) -> str | None:
+    """The ``id`` of a message whose JSON starts with a plain ``{"id":"…"`` (the usual layout)."""
+    if not raw.startswith(_ID_HEAD):
+        return None
+    end = raw.find(b'"', len(_ID_HEAD))
+    value = raw[len(_ID_HEAD) : end]
+    if end < 0 or b"\\" in value:
+        return None
+    return value.decode()
+
+
+def _entry(m: Msg, owner: str, body: dict[str, Any], raw: bytes, msg_id: Any) -> Entry | None:
     channel, seq = body.get("channel"), body.get("seq")
     if not isinstance(channel, str) or not isinstance(seq, int | float) or isinstance(seq, bool):
         return None
-    return Entry(m, owner, body, channel, int(seq), str(body.get("reason")), body.get("generation"))
+    reason, generation = str(body.get("reason")), body.get("generation")
+    return Entry(m, owner, raw, msg_id, channel, int(seq), reason, generation)
 
 
 def _deliveries(m: Msg) -> int:
@@ -89,7 +131,7 @@ def _deliveries(m: Msg) -> int:
 
 
 class TrustedReader:
-    def __init__(self, ctx: DaemonContext, *, batch: int = 256) -> None:
+    def __init__(self, ctx: DaemonContext, *, batch: int = 256, depth: int = 4) -> None:
         self.ctx = ctx
         self.batch = batch
         self.durable = reader_durable()
@@ -97,6 +139,7 @@ class TrustedReader:
         self.pump = PullPump(
             ctx.conn, ctx.inbox_stream, self.durable, batch=min(2 * batch, DINBOX_MAX_ACK_PENDING)
         )
+        self.pipeline = Pipeline(depth)
         self._task: asyncio.Task[None] | None = None
 
     async def ensure_consumer(self) -> None:
@@ -122,6 +165,7 @@ class TrustedReader:
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
+        await self.pipeline.drain(5.0)
         await self.pump.stop()
 
     async def _run(self) -> None:
@@ -129,7 +173,9 @@ class TrustedReader:
             try:
                 msgs = await self.pump.take(self.batch, 1.0)
                 if msgs:
-                    await self.handle(msgs)
+                    completion = await self.dispatch(msgs)
+                    if completion is not None:
+                        await self.pipeline.submit(completion)
             except asyncio.CancelledError:
                 raise
             except ConsumerGone as exc:
@@ -149,6 +195,13 @@ class TrustedReader:
             await e.msg.nak(delay=DEFER_DELAY_S)
 
     async def handle(self, msgs: list[Msg]) -> None:
+        """Decide one batch and wait for its transfers (the loop overlaps batches instead)."""
+        completion = await self.dispatch(msgs)
+        if completion is not None:
+            await completion
+
+    async def dispatch(self, msgs: list[Msg]) -> Coroutine[Any, Any, None] | None:
+        """Gate a batch: drop and defer at once, start the transfers; returns their completion."""
         ctx = self.ctx
         entries: list[Entry] = []
         for m in msgs:
@@ -160,16 +213,12 @@ class TrustedReader:
                 continue
             entries.append(entry)
         if not entries:
-            return
-        acls = await ctx.acls_fresh(e.owner for e in entries)
-        member_keys = [
-            (e.channel, e.owner)
-            for e in entries
-            if e.durable_channel
-            and isinstance(acls[e.owner], AclEntry)
-            and channel_in_allow(acls[e.owner].allow_subscribe, e.channel)  # type: ignore[union-attr]
-        ]
-        members = await ctx.members_fresh(member_keys) if member_keys else {}
+            ctx.entries_decided(len(msgs))
+            return None
+        acls, members = await ctx.batch_reads(
+            (e.owner for e in entries),
+            ((e.channel, e.owner) for e in entries if e.durable_channel),
+        )
 
         transfers: list[Entry] = []
         for e in entries:
@@ -200,17 +249,26 @@ class TrustedReader:
                 await e.msg.ack()
             else:
                 transfers.append(e)
+        ctx.entries_decided(len(msgs) - len(transfers))  # transfers count once acked
         if not transfers:
-            return
+            return None
         items = [
             (
-                dlv_subject(ctx.space, e.owner),
-                json.dumps(e.body["msg"], ensure_ascii=False, separators=(",", ":")).encode(),
-                f"{e.body['msg'].get('id')}:{e.owner}:{_js_number(e.generation)}",
+                ctx.dlv_subject(e.owner),
+                e.raw,
+                f"{e.msg_id}:{e.owner}:{_js_number(e.generation)}",
             )
             for e in transfers
         ]
-        results = await ctx.publish_many(items)
+        futures = await ctx.publish_start(items)
+        return self._complete(transfers, futures)
+
+    async def _complete(
+        self, transfers: list[Entry], futures: list[asyncio.Future[None] | None]
+    ) -> None:
+        ctx = self.ctx
+        results = await ctx.settle(futures)
+        ctx.entries_decided(len(transfers))
         for e, ok in zip(transfers, results, strict=True):
             if ok:
                 ctx.counters.transferred += 1
