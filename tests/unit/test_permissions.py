@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from cotal_tui.protocol import channel_in_allow, chat_subject, subject_matches
 from cotal_tui.protocol.errors import InvalidChannel
 from cotal_tui.protocol.permissions import (
     ChannelNotAllowed,
@@ -188,3 +191,24 @@ def test_resolve_agent_channels() -> None:
     with pytest.raises(InvalidChannel, match='"a b"'):
         resolve_agent_channels(["general"], ["general"], ["a b"])
     assert issubclass(ChannelNotAllowed, InvalidChannel)
+
+
+# The broker's view (the agent's sub.allow patterns on chat subjects) must agree with the
+# protocol's view (channel_in_allow on channels), or the daemon and the broker would disagree
+# about who may read what.
+_SEGMENT = st.sampled_from(["a", "b", "team", "x-1", "r_2"])
+_CONCRETE = st.lists(_SEGMENT, min_size=1, max_size=3).map(".".join)
+_PATTERN = st.builds(
+    lambda segs, tail: ".".join(segs + ([tail] if tail else [])),
+    st.lists(st.one_of(_SEGMENT, st.just("*")), min_size=1, max_size=3),
+    st.sampled_from([None, ">"]),
+)
+
+
+@given(allow=st.lists(_PATTERN, min_size=1, max_size=4), channel=_CONCRETE)
+def test_broker_grants_agree_with_channel_in_allow(allow: list[str], channel: str) -> None:
+    p = agent_permissions(S, ID, allow_subscribe=allow, allow_publish=[])
+    chat_patterns = [s for s in p.sub_allow if s.startswith("cotal.main.chat.")]
+    live = chat_subject(S, "USENDER", channel)
+    broker_allows = any(subject_matches(pattern, live) for pattern in chat_patterns)
+    assert broker_allows == channel_in_allow(allow, channel)
