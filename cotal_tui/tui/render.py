@@ -1,0 +1,470 @@
+"""Snapshot → table rows and markup. Pure functions: no widget state, easy to test and bench."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from textual.markup import escape
+
+from cotal_tui.console.format import (
+    STATUS_GLYPH,
+    STATUS_ORDER,
+    age_text,
+    clock_text,
+    countdown_text,
+    one_line,
+    sparkline,
+    stamp_text,
+)
+from cotal_tui.console.snapshot import (
+    ChannelRow,
+    DaemonView,
+    FeedEntry,
+    LeaseView,
+    PendingRow,
+    RosterRow,
+    Snapshot,
+    SourceView,
+)
+from cotal_tui.tui.widgets.table import Column, Row
+
+SEVERITY_GLYPH = {
+    "healthy": "●",
+    "info": "○",
+    "degraded": "◐",
+    "critical": "⨯",
+    "unknown": "?",
+}
+FRESHNESS_GLYPH = {"fresh": "", "stale": "STALE ", "unknown": "UNKNOWN ", "failed": "FAILED "}
+
+
+@dataclass(frozen=True, slots=True)
+class RowFilter:
+    """`/` filter: a case-insensitive regex over a row's text; `!` in front inverts it."""
+
+    pattern: re.Pattern[str]
+    invert: bool
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> RowFilter | None:
+        """None for an empty filter; raises re.error for a bad pattern."""
+        raw = text.strip()
+        if not raw:
+            return None
+        invert = raw.startswith("!")
+        body = raw[1:] if invert else raw
+        return cls(re.compile(body, re.IGNORECASE), invert, raw)
+
+    def keep(self, haystack: str) -> bool:
+        return bool(self.pattern.search(haystack)) != self.invert
+
+
+def source_line(src: SourceView, *, prefix: str = "") -> str:
+    """The pane subtitle: origin, age, freshness and its reason."""
+    age = "never" if src.age_ms is None else age_text(src.age_ms) + " ago"
+    state = src.freshness
+    reason = f": {src.reason}" if src.reason else ""
+    tail = f" · {prefix}" if prefix else ""
+    return f"{src.origin} · {age} · {state}{reason}{tail}"
+
+
+# -- roster ---------------------------------------------------------------------------------
+
+ROSTER_COLUMNS = (
+    Column("status", 10),
+    Column("name", 14),
+    Column("role", 11),
+    Column("kind", 8),
+    Column("activity", None),
+    Column("beat", 7, "right"),
+)
+ROSTER_SORTS: tuple[Callable[[RosterRow], Any], ...] = (
+    lambda r: (STATUS_ORDER.get(r.status, 9), r.name.lower()),
+    lambda r: r.name.lower(),
+    lambda r: (r.role or "~").lower(),
+    lambda r: r.kind,
+    lambda r: (r.activity or "~").lower(),
+    lambda r: (r.heartbeat_age_ms is None, r.heartbeat_age_ms or 0),
+)
+
+
+def roster_text(r: RosterRow) -> str:
+    return f"{r.status} {r.name} {r.role or ''} {r.kind} {r.activity or ''} {r.id}"
+
+
+def roster_rows(
+    rows: Sequence[RosterRow], row_filter: RowFilter | None, sort: int, reverse: bool
+) -> list[Row]:
+    chosen = [r for r in rows if row_filter is None or row_filter.keep(roster_text(r))]
+    if sort != 0 or reverse:
+        chosen.sort(key=ROSTER_SORTS[sort], reverse=reverse)
+    out = []
+    for r in chosen:
+        name = r.name + " (you)" if r.is_self else r.name
+        beat = age_text(r.heartbeat_age_ms) if r.heartbeat_age_ms is not None else "skew?"
+        out.append(
+            Row(
+                r.id,
+                (
+                    (f"{STATUS_GLYPH.get(r.status, '?')} {r.status}", f"status--{r.status}"),
+                    (name, None),
+                    (r.role or "—", None),
+                    (r.kind, "cell--muted"),
+                    (one_line(r.activity or "", 120), None),
+                    (beat, "cell--muted"),
+                ),
+                "rowtable--dim" if r.status == "offline" else None,
+            )
+        )
+    return out
+
+
+def roster_counts(snap: Snapshot) -> str:
+    c = snap.roster.counts
+    return " ".join(
+        f"{STATUS_GLYPH[s]} {c.get(s, 0)} {s}" for s in ("working", "waiting", "idle", "offline")
+    )
+
+
+# -- channels -------------------------------------------------------------------------------
+
+CHANNEL_COLUMNS = (
+    Column("channel", 14),
+    Column("class", 7),
+    Column("replay", 6),
+    Column("msgs", 5, "right"),
+    Column("joined", 7),
+    Column("unread", 6, "right"),
+    Column("msgs/s (30s)", 12),
+    Column("delivery health", None),
+)
+CHANNEL_SORTS: tuple[Callable[[ChannelRow], Any], ...] = (
+    lambda c: c.name,
+    lambda c: c.delivery_class,
+    lambda c: c.replay,
+    lambda c: c.retained,
+    lambda c: c.joined,
+    lambda c: c.unread,
+    lambda c: sum(c.rate),
+    lambda c: (c.health or "~", c.durable_unclosed),
+)
+
+
+def channel_rows(rows: Sequence[ChannelRow], sort: int, reverse: bool) -> list[Row]:
+    chosen = list(rows)
+    if sort != 0 or reverse:
+        chosen.sort(key=CHANNEL_SORTS[sort], reverse=reverse)
+    out = []
+    for c in chosen:
+        if c.health == "active":
+            health_cls = "sev--unknown" if c.health_caveat else "sev--healthy"
+            glyph = "◌" if c.health_caveat else "●"
+        elif c.health == "degraded" or c.durable_unclosed:
+            health_cls, glyph = "sev--degraded", "◐"
+        else:
+            health_cls, glyph = "cell--muted", ""
+        text = c.health_text or ("live class: no backstop" if c.joined else "not joined")
+        if c.health_caveat:
+            text += f" ({c.health_caveat})"
+        out.append(
+            Row(
+                c.name,
+                (
+                    ("#" + c.name, None),
+                    (c.delivery_class, "cell--muted" if c.delivery_class == "live" else None),
+                    ("on" if c.replay else "off", "cell--muted"),
+                    (str(c.retained), None),
+                    (
+                        "● yes" if c.joined else "○ no",
+                        "cell--accent" if c.joined else "cell--muted",
+                    ),
+                    (f"+{c.unread}" if c.unread else "", "cell--mention"),
+                    (sparkline(c.rate, 12), "cell--accent"),
+                    (f"{glyph} {text}".strip(), health_cls),
+                ),
+            )
+        )
+    return out
+
+
+# -- pending --------------------------------------------------------------------------------
+
+PENDING_COLUMNS = (
+    Column("op", 5),
+    Column("channel", 14),
+    Column("try", 4, "right"),
+    Column("next", 10),
+    Column("waiting", 7, "right"),
+    Column("last error", None),
+)
+
+
+def pending_rows(rows: Sequence[PendingRow]) -> list[Row]:
+    return [
+        Row(
+            f"{p.operation}:{p.channel}",
+            (
+                (p.operation, "sev--degraded"),
+                ("#" + p.channel, None),
+                (f"#{p.attempt}", None),
+                (countdown_text(p.next_retry_in_ms), "cell--accent"),
+                (age_text(p.waiting_ms) if p.waiting_ms is not None else "?", "cell--muted"),
+                (one_line(p.last_error or "—", 160), "sev--critical" if p.last_error else None),
+            ),
+        )
+        for p in rows
+    ]
+
+
+# -- feed -----------------------------------------------------------------------------------
+
+FEED_COLUMNS = (
+    Column("time", 8),
+    Column("from", 10),
+    Column("to", 13),
+    Column("message", None),
+)
+
+
+def feed_text(e: FeedEntry) -> str:
+    return f"{e.sender_name} {e.target_label} {e.text} {e.sender_id}"
+
+
+def feed_rows(entries: Sequence[FeedEntry], row_filter: RowFilter | None) -> list[Row]:
+    out = []
+    for e in entries:
+        if row_filter is not None and not row_filter.keep(feed_text(e)):
+            continue
+        style = "rowtable--dim" if e.historical else None
+        out.append(
+            Row(
+                str(e.seq),
+                (
+                    (clock_text(e.ts), "cell--muted"),
+                    (e.sender_name, None),
+                    (e.target_label, "cell--accent"),
+                    (one_line(e.text), "cell--mention" if e.to_me else None),
+                ),
+                style,
+            )
+        )
+    return out
+
+
+# -- lease ----------------------------------------------------------------------------------
+
+
+def severity_markup(severity: str, text: str) -> str:
+    return f"[{severity_var(severity)}]{SEVERITY_GLYPH.get(severity, '?')} {escape(text)}[/]"
+
+
+def severity_var(severity: str) -> str:
+    return {
+        "healthy": "$success",
+        "info": "$primary",
+        "degraded": "$warning",
+        "critical": "$error",
+        "unknown": "$warning",
+    }.get(severity, "$warning")
+
+
+def yes_no(value: bool | None) -> str:
+    return "unknown" if value is None else ("yes" if value else "no")
+
+
+def lease_markup(lease: LeaseView, daemon: DaemonView | None) -> str:
+    lines = [
+        f"[b]verdict[/b] {severity_markup(lease.severity, lease.verdict.upper())}"
+        f"  [dim](rule: {lease.rule})[/]",
+        escape(lease.consequence),
+    ]
+    if lease.age_ms is not None:
+        left = lease.ttl_left_ms or 0
+        ttl = f"expires in {age_text(left)}" if left > 0 else f"expired {age_text(-left)} ago"
+        age = f"age {age_text(lease.age_ms)} · TTL {age_text(lease.ttl_ms)} · {ttl}"
+    elif lease.skew_ms is not None:
+        age = f"age unknown (writer clock ahead by {age_text(lease.skew_ms)})"
+    else:
+        age = "age —"
+    lines.append(
+        f"holder [b]{escape(lease.holder or '—')}[/b] · ready {yes_no(lease.ready)}"
+        f" · rev {lease.revision if lease.revision is not None else '—'} · {age}"
+    )
+    if lease.responder == "answered":
+        latency = f"{lease.responder_latency_ms:.1f} ms" if lease.responder_latency_ms else "?"
+        probe = f"answered in {latency}"
+    elif lease.responder == "unchecked":
+        probe = "not checked yet"
+    elif lease.responder == "failed":
+        probe = f"check failed: {lease.responder_error or 'unknown error'}"
+    else:
+        probe = lease.responder
+    probe_age = (
+        f"{age_text(lease.responder_age_ms)} ago" if lease.responder_age_ms is not None else "never"
+    )
+    lines.append(f"responder {escape(probe)} · {probe_age} [dim](responder-roundtrip)[/]")
+    if daemon is not None:
+        lines.append(daemon_markup(daemon))
+    return "\n".join(lines)
+
+
+def daemon_markup(d: DaemonView) -> str:
+    if d.refused:
+        head = f"[$warning]in-process daemon not bound:[/] {escape(d.refused)}"
+    elif not d.running:
+        head = "[$warning]in-process daemon stopped[/]"
+    else:
+        renew = (
+            f"renewed {age_text(d.last_renew_age_ms)} ago"
+            if d.last_renew_age_ms is not None
+            else "never renewed"
+        )
+        head = f"in-process daemon {'ready' if d.ready else 'NOT ready'} · {renew}"
+    counters = (
+        f"fanned-out {d.fanned_out} · transferred {d.transferred} · deferred {d.deferred}"
+        f" · dropped {d.dropped} · dead-lettered {d.dead_lettered}"
+    )
+    out = f"{head}\n{counters}"
+    if d.last_error:
+        when = f"{age_text(d.last_error_age_ms)} ago" if d.last_error_age_ms is not None else ""
+        out += f"\n[$error]last error[/] {when}: {escape(one_line(d.last_error, 160))}"
+    return out
+
+
+# -- detail bodies --------------------------------------------------------------------------
+
+
+def kv(label: str, value: object) -> str:
+    return f"[b]{escape(label):<12}[/b] {escape(str(value))}"
+
+
+def agent_detail(row: RosterRow, feed: Sequence[FeedEntry]) -> str:
+    status = f"{STATUS_GLYPH.get(row.status, '?')} {row.status}"
+    if row.status == "working":
+        status += " · progress unknown"
+    beat = age_text(row.heartbeat_age_ms) if row.heartbeat_age_ms is not None else "unknown"
+    lines = [
+        kv("name", row.name + (" (you)" if row.is_self else "")),
+        kv("id", row.id),
+        kv("role", row.role or "—"),
+        kv("kind", row.kind),
+        f"[b]{'status':<12}[/b] [$text-{'muted' if row.status == 'offline' else 'accent'}]"
+        f"{escape(status)}[/] · heartbeat {beat} ago",
+        kv("activity", row.activity or "—"),
+        kv("description", row.description or "—"),
+        kv("tags", ", ".join(row.tags) or "—"),
+        kv("runs", " · ".join(x for x in (row.connector, row.model) if x) or "—"),
+        kv("skills", ", ".join(row.skills) or "—"),
+        "",
+        "[b]recent messages to/from this peer[/b]",
+    ]
+    mine = [
+        e
+        for e in feed
+        if e.sender_id == row.id
+        or (e.mode == "dm" and e.target == row.id)
+        or row.name.lower() in e.mentions
+    ][-6:]
+    if not mine:
+        lines.append("[dim]none in the feed window[/]")
+    for e in mine:
+        lines.append(
+            f"{clock_text(e.ts)} {escape(e.sender_name)} → {escape(e.target_label)}: "
+            f"{escape(one_line(e.text, 100))}"
+        )
+    return "\n".join(lines)
+
+
+def channel_detail(row: ChannelRow) -> str:
+    if row.joined and row.delivery_class == "durable":
+        membership = (
+            f"durable membership, generation {row.generation}"
+            if row.durable_membership
+            else "joined live with the durable backstop unestablished"
+        )
+    elif row.joined:
+        membership = "joined (live class: no durable membership)"
+    else:
+        membership = "not joined"
+    lines = [
+        kv("channel", "#" + row.name),
+        kv("description", row.description or "—"),
+        kv("class", row.delivery_class),
+        kv(
+            "replay",
+            ("on" if row.replay else "off")
+            + (f" ({row.replay_window})" if row.replay_window else ""),
+        ),
+        kv("retained", row.retained),
+        kv("membership", membership),
+        kv("health", row.health_text or "—"),
+    ]
+    if row.health_caveat:
+        lines.append(kv("caveat", row.health_caveat))
+    lines += [
+        kv("unread", row.unread),
+        kv("msgs/s", sparkline(row.rate) + f"  (last {len(row.rate)}s, {sum(row.rate)} msgs)"),
+        kv("instructions", row.instructions or "—"),
+        kv("members", ", ".join(row.members) or "— (not visible to this console)"),
+        "",
+        "[b]config (channel registry)[/b]",
+        escape(json.dumps(dict(row.config), indent=2, sort_keys=True) if row.config else "{}"),
+    ]
+    return "\n".join(lines)
+
+
+def lease_detail(lease: LeaseView, daemon: DaemonView | None) -> str:
+    lines = [
+        f"[b]verdict[/b]      {severity_markup(lease.severity, lease.verdict)}",
+        kv("consequence", lease.consequence),
+        kv("rule", lease.rule),
+        kv("holder", lease.holder or "—"),
+        kv("ready", yes_no(lease.ready)),
+        kv("revision", lease.revision if lease.revision is not None else "—"),
+        kv("age", age_text(lease.age_ms)),
+        kv("ttl", age_text(lease.ttl_ms)),
+        kv("ttl left", age_text(lease.ttl_left_ms)),
+        kv("clock skew", age_text(lease.skew_ms) if lease.skew_ms is not None else "none seen"),
+        kv("read error", lease.read_error or "—"),
+        kv("responder", lease.responder),
+        kv("latency", f"{lease.responder_latency_ms} ms" if lease.responder_latency_ms else "—"),
+        kv("lease src", source_line(lease.source)),
+        kv("probe src", source_line(lease.responder_source)),
+    ]
+    if daemon is not None:
+        lines += ["", daemon_markup(daemon)]
+    lines += ["", "[dim]r: raw lease record (JSON)[/]"]
+    return "\n".join(lines)
+
+
+def lease_raw(lease: LeaseView) -> str:
+    if lease.raw is None:
+        return "[dim]no lease record was read (nothing to show raw)[/]"
+    return escape(json.dumps(dict(lease.raw), indent=2, sort_keys=True))
+
+
+def message_detail(e: FeedEntry) -> str:
+    mode = {"channel": "multicast (channel)", "dm": "unicast (DM)", "anycast": "anycast (role)"}
+    lines = [
+        kv("mode", mode.get(e.mode, e.mode)),
+        kv("time", stamp_text(e.ts)),
+        kv("from", f"{e.sender_name} ({e.sender_role or '—'}) {e.sender_id}"),
+        kv("to", e.target_label),
+        kv("id", e.id),
+        kv("mentions", ", ".join("@" + m for m in e.mentions) or "—"),
+        kv("backfill", "yes (historical)" if e.historical else "no (live)"),
+        "",
+        escape(e.text),
+        "",
+        "[dim]r: raw envelope (JSON)[/]",
+    ]
+    return "\n".join(lines)
+
+
+def message_raw(e: FeedEntry) -> str:
+    return escape(json.dumps(dict(e.raw), indent=2, sort_keys=True)) if e.raw else "{}"

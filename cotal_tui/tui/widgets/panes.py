@@ -1,0 +1,237 @@
+"""The five panes. Each takes a whole `Snapshot` per tick and shows its source, age, staleness."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Static
+
+from cotal_tui.console.format import age_text
+from cotal_tui.console.snapshot import Snapshot, SourceView
+from cotal_tui.tui import render
+from cotal_tui.tui.render import RowFilter
+from cotal_tui.tui.widgets.table import RowTable
+
+
+def update_if_changed(widget: Static, content: str) -> None:
+    """Static.update re-lays-out; skip it when a tick brings the same words."""
+    if getattr(widget, "_last_content", None) != content:
+        widget._last_content = content  # type: ignore[attr-defined]
+        widget.update(content)
+
+
+class Pane(Vertical):
+    """A titled box whose subtitle is its evidence line."""
+
+    TITLE = ""
+    can_focus = False
+
+    def set_subtitle(self, text: str) -> None:
+        if self.border_subtitle != text:
+            self.border_subtitle = text
+
+    def on_mount(self) -> None:
+        self.border_title = self.TITLE
+
+    def show_source(self, src: SourceView, prefix: str = "") -> None:
+        self.set_subtitle(render.source_line(src, prefix=prefix))
+        self.set_class(src.freshness == "stale", "-stale")
+        self.set_class(src.freshness in ("failed", "unknown"), "-unknown")
+
+    def apply(self, snap: Snapshot, row_filter: RowFilter | None) -> None:
+        raise NotImplementedError
+
+    @property
+    def table(self) -> RowTable | None:
+        tables = self.query(RowTable)
+        return tables.first() if tables else None
+
+
+class SortablePane(Pane):
+    sort_labels: tuple[str, ...] = ()
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.sort_column = 0
+        self.sort_reverse = False
+
+    def on_row_table_sort_requested(self, event: RowTable.SortRequested) -> None:
+        event.stop()
+        if event.reverse_only:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_column = (self.sort_column + 1) % len(self.sort_labels)
+            self.sort_reverse = False
+        table = event.table
+        table.set_sort_marker(self.sort_column, self.sort_reverse)
+        self.app.notify_sort(self.TITLE, self.sort_labels[self.sort_column], self.sort_reverse)  # type: ignore[attr-defined]
+
+
+class RosterPane(SortablePane):
+    TITLE = "Roster"
+    sort_labels = tuple(c.label for c in render.ROSTER_COLUMNS)
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="roster-banner", classes="banner")
+        yield RowTable(render.ROSTER_COLUMNS, id="roster-table", empty_text="no peers seen")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one(RowTable).set_sort_marker(0)
+
+    def apply(self, snap: Snapshot, row_filter: RowFilter | None) -> None:
+        roster = snap.roster
+        banner = self.query_one("#roster-banner", Static)
+        banner.display = roster.banner is not None
+        if roster.banner is not None:
+            update_if_changed(banner, roster.banner)
+        rows = render.roster_rows(roster.rows, row_filter, self.sort_column, self.sort_reverse)
+        self.query_one(RowTable).set_rows(rows)
+        prefix = render.roster_counts(snap)
+        if row_filter is not None:
+            prefix = f"filter /{row_filter.text}/ {len(rows)}/{len(roster.rows)} · {prefix}"
+        self.show_source(roster.source, prefix=f"{prefix} · view {roster.view}")
+
+
+class ChannelsPane(SortablePane):
+    TITLE = "Channels"
+    sort_labels = tuple(c.label for c in render.CHANNEL_COLUMNS)
+    BINDINGS = [
+        Binding("a", "join_selected", "Join"),
+        Binding("x", "leave_selected", "Leave"),
+        Binding("p", "post_selected", "Post"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield RowTable(render.CHANNEL_COLUMNS, id="channels-table", empty_text="no channels")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one(RowTable).set_sort_marker(0)
+
+    def apply(self, snap: Snapshot, row_filter: RowFilter | None) -> None:
+        rows = render.channel_rows(snap.channels.rows, self.sort_column, self.sort_reverse)
+        self.query_one(RowTable).set_rows(rows)
+        joined = sum(1 for c in snap.channels.rows if c.joined)
+        self.show_source(snap.channels.source, prefix=f"{len(rows)} channels, {joined} joined")
+
+    def _selected(self) -> str | None:
+        return self.query_one(RowTable).cursor_key
+
+    def action_join_selected(self) -> None:
+        if (ch := self._selected()) is not None:
+            self.app.open_command_line(f"join #{ch}")  # type: ignore[attr-defined]
+
+    def action_leave_selected(self) -> None:
+        if (ch := self._selected()) is not None:
+            self.app.open_command_line(f"leave #{ch}")  # type: ignore[attr-defined]
+
+    def action_post_selected(self) -> None:
+        if (ch := self._selected()) is not None:
+            self.app.open_command_line(f"post #{ch} ")  # type: ignore[attr-defined]
+
+
+class LeaseBody(Static, can_focus=True):
+    """The lease facts; focusable so Enter opens the record."""
+
+    BINDINGS = [Binding("enter", "open", "Lease record")]
+
+    class Opened(Message):
+        pass
+
+    def action_open(self) -> None:
+        self.post_message(self.Opened())
+
+
+class LeasePane(Pane):
+    TITLE = "Delivery lease"
+
+    def compose(self) -> ComposeResult:
+        yield LeaseBody("", id="lease-body")
+
+    def apply(self, snap: Snapshot, row_filter: RowFilter | None) -> None:
+        body = self.query_one(LeaseBody)
+        update_if_changed(body, render.lease_markup(snap.lease, snap.daemon))
+        for sev in ("healthy", "info", "degraded", "critical", "unknown"):
+            self.set_class(snap.lease.severity == sev, f"-sev-{sev}")
+        lease_src, probe_src = snap.lease.source, snap.lease.responder_source
+        probe_age = "never" if probe_src.age_ms is None else age_text(probe_src.age_ms) + " ago"
+        self.show_source(lease_src)
+        self.set_subtitle(
+            f"{render.source_line(lease_src)} · probe {probe_age} {probe_src.freshness}"
+        )
+        self.set_class("stale" in (lease_src.freshness, probe_src.freshness), "-stale")
+
+
+class PendingPane(Pane):
+    TITLE = "Pending joins & leaves"
+    BINDINGS = [Binding("r", "retry_selected", "Retry now")]
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="pending-headline", classes="headline")
+        yield RowTable(render.PENDING_COLUMNS, id="pending-table", empty_text="nothing pending")
+
+    def apply(self, snap: Snapshot, row_filter: RowFilter | None) -> None:
+        pending = snap.pending
+        count = len(pending.rows)
+        update_if_changed(
+            self.query_one("#pending-headline", Static),
+            f"[b]{count} pending[/b] · {render.escape(pending.headline)}"
+            if count
+            else f"0 pending · {render.escape(pending.headline)}",
+        )
+        self.set_class(count > 0, "-waiting")
+        self.query_one(RowTable).set_rows(render.pending_rows(pending.rows))
+        self.show_source(pending.source, prefix=f"{count} pending")
+
+    def action_retry_selected(self) -> None:
+        key = self.query_one(RowTable).cursor_key
+        if key is not None:
+            op, _, channel = key.partition(":")
+            self.app.run_command_line(f"retry {op} #{channel}")  # type: ignore[attr-defined]
+
+
+class FeedPane(Pane):
+    TITLE = "Feed"
+    BINDINGS = [Binding("f", "toggle_follow", "Follow/pause")]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.follow = True
+        self.new_while_paused = 0
+        self._last_seen_seq = 0
+
+    def compose(self) -> ComposeResult:
+        yield RowTable(render.FEED_COLUMNS, id="feed-table", empty_text="no messages yet")
+
+    def apply(self, snap: Snapshot, row_filter: RowFilter | None) -> None:
+        feed = snap.feed
+        last_seq = feed.entries[-1].seq if feed.entries else 0
+        if not self.follow and last_seq > self._last_seen_seq:
+            self.new_while_paused += last_seq - self._last_seen_seq
+        self._last_seen_seq = last_seq
+        rows = render.feed_rows(feed.entries, row_filter)
+        self.query_one(RowTable).set_rows(rows, follow_end=self.follow)
+        mode = "following" if self.follow else f"paused ({self.new_while_paused} new, f follows)"
+        prefix = f"{mode} · {feed.received} received"
+        if row_filter is not None:
+            prefix = f"filter /{row_filter.text}/ {len(rows)}/{len(feed.entries)} · {prefix}"
+        self.show_source(feed.source, prefix=prefix)
+
+    def set_follow(self, follow: bool) -> None:
+        self.follow = follow
+        if follow:
+            self.new_while_paused = 0
+        self.set_class(not follow, "-paused")
+
+    def action_toggle_follow(self) -> None:
+        self.set_follow(not self.follow)
+        if self.follow:
+            table = self.query_one(RowTable)
+            table.set_rows(table.rows, follow_end=True)
+
+    def on_row_table_cursor_moved(self, event: RowTable.CursorMoved) -> None:
+        if event.by_user:
+            self.set_follow(event.at_end)

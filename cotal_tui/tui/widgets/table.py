@@ -1,0 +1,305 @@
+"""`RowTable`: a read-mostly table on Textual's Line API.
+
+Why not `DataTable`: the console replaces whole row sets ten times a second (1,000 roster rows
+with ageing heartbeats), and DataTable's per-cell updates and width recalculation are the CPU
+trap noted in CONSOLE.md §3.4. Here a tick swaps one tuple and marks the widget dirty; only the
+visible lines are ever rendered. Cells name a component class instead of a colour, so every
+style comes from the stylesheet's theme variables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+Cell = tuple[str, str | None]
+"""Text and the component class that styles it (None: the row's style)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    label: str
+    width: int | None = None
+    """Fixed width in cells; None for the one flexible column that takes the rest."""
+    justify: str = "left"
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    key: str
+    cells: tuple[Cell, ...]
+    style: str | None = None
+    """A component class applied to the whole row (e.g. dimmed offline peers)."""
+
+
+def _fit(text: str, width: int, justify: str) -> str:
+    if width <= 0:
+        return ""
+    if len(text) > width:
+        return text[: width - 1] + "…" if width > 1 else text[:width]
+    return text.rjust(width) if justify == "right" else text.ljust(width)
+
+
+class RowTable(ScrollView, can_focus=True):
+    """Header plus rows, a cursor row, and Enter to activate it."""
+
+    COMPONENT_CLASSES = {
+        "rowtable--header",
+        "rowtable--cursor",
+        "rowtable--cursor-blur",
+        "rowtable--dim",
+        "rowtable--empty",
+        "status--working",
+        "status--waiting",
+        "status--idle",
+        "status--offline",
+        "sev--healthy",
+        "sev--info",
+        "sev--degraded",
+        "sev--critical",
+        "sev--unknown",
+        "cell--muted",
+        "cell--accent",
+        "cell--mention",
+    }
+
+    BINDINGS = [
+        Binding("up,k", "cursor(-1)", "Up", show=False),
+        Binding("down,j", "cursor(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home,g", "edge(0)", "First", show=False),
+        Binding("end,G", "edge(1)", "Last", show=False),
+        Binding("enter", "activate", "Open"),
+        Binding("s", "sort", "Sort"),
+        Binding("S", "reverse", "Reverse sort", show=False),
+    ]
+
+    class Activated(Message):
+        """Enter (or a double click) on a row."""
+
+        def __init__(self, table: RowTable, key: str) -> None:
+            super().__init__()
+            self.table = table
+            self.key = key
+
+        @property
+        def control(self) -> RowTable:
+            return self.table
+
+    class CursorMoved(Message):
+        def __init__(self, table: RowTable, index: int, at_end: bool, by_user: bool) -> None:
+            super().__init__()
+            self.table = table
+            self.index = index
+            self.at_end = at_end
+            self.by_user = by_user
+
+        @property
+        def control(self) -> RowTable:
+            return self.table
+
+    class SortRequested(Message):
+        def __init__(self, table: RowTable, reverse_only: bool) -> None:
+            super().__init__()
+            self.table = table
+            self.reverse_only = reverse_only
+
+        @property
+        def control(self) -> RowTable:
+            return self.table
+
+    def __init__(
+        self,
+        columns: Sequence[Column],
+        *,
+        empty_text: str = "nothing here",
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.columns: tuple[Column, ...] = tuple(columns)
+        self.rows: tuple[Row, ...] = ()
+        self.cursor = 0
+        self.empty_text = empty_text
+        self.sort_marker: tuple[int, bool] | None = None
+        self._rowtable_style_cache: dict[str | None, Style] = {}
+
+    # -- data -------------------------------------------------------------------------------
+
+    def set_rows(self, rows: Sequence[Row], *, follow_end: bool = False) -> None:
+        """Replace the rows; the cursor stays on the same key when it still exists."""
+        old_key = self.rows[self.cursor].key if 0 <= self.cursor < len(self.rows) else None
+        new = tuple(rows)
+        if new == self.rows and not follow_end:
+            return
+        self.rows = new
+        if follow_end:
+            self.cursor = max(0, len(new) - 1)
+        elif old_key is not None:
+            for i, row in enumerate(new):
+                if row.key == old_key:
+                    self.cursor = i
+                    break
+            else:
+                self.cursor = min(self.cursor, max(0, len(new) - 1))
+        else:
+            self.cursor = 0
+        self.virtual_size = Size(self._total_width(self.size.width), len(new) + 1)
+        self._scroll_cursor_into_view()
+        self.refresh()
+
+    @property
+    def cursor_key(self) -> str | None:
+        return self.rows[self.cursor].key if 0 <= self.cursor < len(self.rows) else None
+
+    def set_sort_marker(self, column: int | None, reverse: bool = False) -> None:
+        self.sort_marker = None if column is None else (column, reverse)
+        self.refresh()
+
+    # -- geometry ---------------------------------------------------------------------------
+
+    def _widths(self, total: int) -> list[int]:
+        fixed = sum(c.width or 0 for c in self.columns) + max(0, len(self.columns) - 1)
+        flex = [i for i, c in enumerate(self.columns) if c.width is None]
+        rest = max(8, total - fixed)
+        widths = [c.width or 0 for c in self.columns]
+        for i in flex:
+            widths[i] = rest // max(1, len(flex))
+        return widths
+
+    def _total_width(self, viewport: int) -> int:
+        return sum(self._widths(viewport)) + max(0, len(self.columns) - 1)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.virtual_size = Size(self._total_width(event.size.width), len(self.rows) + 1)
+        self._scroll_cursor_into_view()
+
+    def _page_height(self) -> int:
+        return max(1, self.scrollable_content_region.height - 1)
+
+    def _scroll_cursor_into_view(self) -> None:
+        page = self._page_height()
+        top = round(self.scroll_y)
+        if self.cursor < top:
+            self.scroll_to(y=self.cursor, animate=False, immediate=True)
+        elif self.cursor >= top + page:
+            self.scroll_to(y=self.cursor - page + 1, animate=False, immediate=True)
+
+    # -- rendering --------------------------------------------------------------------------
+
+    def _cstyle(self, name: str | None) -> Style:
+        if name is None:
+            return Style()
+        cached = self._rowtable_style_cache.get(name)
+        if cached is None:
+            cached = self.get_component_rich_style(name, partial=True)
+            self._rowtable_style_cache[name] = cached
+        return cached
+
+    def notify_style_update(self) -> None:
+        self._rowtable_style_cache.clear()
+        super().notify_style_update()
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        widths = self._widths(width)
+        base = self.rich_style
+        if y == 0:
+            labels = []
+            for i, col in enumerate(self.columns):
+                label = col.label
+                if self.sort_marker is not None and self.sort_marker[0] == i:
+                    label += " ▼" if self.sort_marker[1] else " ▲"
+                labels.append(_fit(label, widths[i], col.justify))
+            text = " ".join(labels)
+            strip = Strip([Segment(text, base + self._cstyle("rowtable--header"))])
+            return self._finish(strip, width, base + self._cstyle("rowtable--header"))
+        index = round(self.scroll_y) + y - 1
+        if not self.rows:
+            if y == 1:
+                seg = Segment(self.empty_text, base + self._cstyle("rowtable--empty"))
+                return self._finish(Strip([seg]), width, base)
+            return Strip.blank(width, base)
+        if index >= len(self.rows):
+            return Strip.blank(width, base)
+        row = self.rows[index]
+        row_style = base + self._cstyle(row.style)
+        segments: list[Segment] = []
+        for i, col in enumerate(self.columns):
+            if i:
+                segments.append(Segment(" ", row_style))
+            text, cls = row.cells[i] if i < len(row.cells) else ("", None)
+            style = row_style + self._cstyle(cls) if cls else row_style
+            if row.style:
+                style = style + self._cstyle(row.style)
+            segments.append(Segment(_fit(text, widths[i], col.justify), style))
+        strip = Strip(segments)
+        if index == self.cursor:
+            cursor = "rowtable--cursor" if self.has_focus else "rowtable--cursor-blur"
+            strip = strip.apply_style(self._cstyle(cursor))
+            return self._finish(strip, width, row_style + self._cstyle(cursor))
+        return self._finish(strip, width, row_style)
+
+    def _finish(self, strip: Strip, width: int, pad_style: Style) -> Strip:
+        scroll_x = round(self.scroll_x)
+        strip = strip.extend_cell_length(scroll_x + width, pad_style)
+        return strip.crop(scroll_x, scroll_x + width)
+
+    # -- interaction ------------------------------------------------------------------------
+
+    def _move(self, index: int) -> None:
+        if not self.rows:
+            return
+        index = max(0, min(len(self.rows) - 1, index))
+        if index != self.cursor:
+            self.cursor = index
+            self._scroll_cursor_into_view()
+            self.refresh()
+        self.post_message(self.CursorMoved(self, index, index == len(self.rows) - 1, by_user=True))
+
+    def action_cursor(self, delta: int) -> None:
+        self._move(self.cursor + delta)
+
+    def action_page(self, direction: int) -> None:
+        self._move(self.cursor + direction * self._page_height())
+
+    def action_edge(self, end: int) -> None:
+        self._move(len(self.rows) - 1 if end else 0)
+
+    def action_activate(self) -> None:
+        key = self.cursor_key
+        if key is not None:
+            self.post_message(self.Activated(self, key))
+
+    def action_sort(self) -> None:
+        self.post_message(self.SortRequested(self, reverse_only=False))
+
+    def action_reverse(self) -> None:
+        self.post_message(self.SortRequested(self, reverse_only=True))
+
+    def on_click(self, event: events.Click) -> None:
+        if event.y == 0:
+            self.post_message(self.SortRequested(self, reverse_only=False))
+            return
+        index = round(self.scroll_y) + event.y - 1
+        if 0 <= index < len(self.rows):
+            self._move(index)
+            if event.chain >= 2:
+                self.action_activate()
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()
