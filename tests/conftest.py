@@ -93,8 +93,11 @@ async def open_space(nats_server: EmbeddedServer) -> AsyncIterator[SpaceHandle]:
 
 # --- auth-mode spaces (server/auth.py, server/mint.py) ---------------------------------------
 
-from cotal_tui.server.auth import SpaceAuth  # noqa: E402
-from cotal_tui.server.mint import Minted  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
+
+if TYPE_CHECKING:  # imported lazily so a broken server module cannot break every test's setup
+    from cotal_tui.server.auth import SpaceAuth
+    from cotal_tui.server.mint import Minted
 
 
 @dataclass

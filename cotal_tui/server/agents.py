@@ -10,6 +10,7 @@ created for an agent whose channel lists break the rules.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,10 +19,11 @@ from nats.aio.client import Client
 from nats.js.api import ConsumerConfig
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
-from cotal_tui.mesh.acl import decode_acl, encode_acl
 from cotal_tui.protocol import (
     ACL_CAS_ATTEMPTS,
     AclCasExhausted,
+    AclRecord,
+    RecordError,
     acl_bucket,
     acl_key,
     dlv_durable_config,
@@ -49,6 +51,24 @@ def consumer_config(raw: dict[str, Any]) -> ConsumerConfig:
     return ConsumerConfig.from_response(dict(raw))
 
 
+def _acl_value(allow_subscribe: Sequence[str], revision: int) -> bytes:
+    record = AclRecord(
+        allow_subscribe=list(allow_subscribe),
+        revision=revision,
+        updated_at=int(time.time() * 1000),
+    )
+    return record.to_json()
+
+
+def _previous_revision(value: bytes | None) -> int:
+    if not value:
+        return 0
+    try:
+        return AclRecord.from_json(value).revision
+    except RecordError:
+        return 0  # an undecodable row is rewritten whole, as the reference does
+
+
 async def commit_acl_row(nc: Client, space: str, owner: str, allow_subscribe: Sequence[str]) -> int:
     """Create or CAS-update the owner's ACL row (whole value, revision = previous + 1).
 
@@ -62,12 +82,11 @@ async def commit_acl_row(nc: Client, space: str, owner: str, allow_subscribe: Se
         except KeyNotFoundError:
             entry = None
         try:
-            if entry is None or entry.value is None:
-                await kv.create(key, encode_acl(list(allow_subscribe), 1))
+            if entry is None:
+                await kv.create(key, _acl_value(allow_subscribe, 1))
                 return 1
-            previous = decode_acl(entry.value)
-            revision = (previous.revision if previous else 0) + 1
-            await kv.update(key, encode_acl(list(allow_subscribe), revision), last=entry.revision)
+            revision = _previous_revision(entry.value) + 1
+            await kv.update(key, _acl_value(allow_subscribe, revision), last=entry.revision)
             return revision
         except KeyWrongLastSequenceError:
             continue
