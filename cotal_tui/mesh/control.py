@@ -109,6 +109,7 @@ async def serve_control(
             await nc.publish(msg.reply, reply.to_json())
 
     sub = await nc.subscribe(subject, queue=queue, cb=on_msg)
+    await nc.flush()  # the server knows the subscription before anyone is told it serves
     return ControlServer(sub, subject)
 
 

@@ -4,8 +4,9 @@ Each pump is one task that keeps a pull request outstanding on
 ``$JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>`` (batch, expires) and hands every delivery to
 its handler as it arrives, so a message is never held back waiting for a batch to fill. Only the
 MSG.NEXT and ACK verbs are used: the agent grants allow exactly those on its own durables.
-A reconnect loses the outstanding request; the connection's re-arm restarts the task at once.
-Stopping unsubscribes the inbox before the connection closes, so no drain waits on it (§10.13).
+A reconnect loses the outstanding request; the connection's re-arm makes the loop ask again at
+once. Stopping unsubscribes the inbox before the connection closes, so no drain waits on it
+(§10.13).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import contextlib
 import json
 from collections.abc import Awaitable, Callable
 
-import nats.errors
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
@@ -47,6 +47,8 @@ class PullPump:
         self.on_error = on_error
         self._task: asyncio.Task[None] | None = None
         self._sub: Subscription | None = None
+        self._inbox = ""
+        self._queue: asyncio.Queue[Msg | None] = asyncio.Queue()
         self._unrearm: Callable[[], None] | None = None
         self.delivered = 0
 
@@ -55,19 +57,28 @@ class PullPump:
         return self._task is not None and not self._task.done()
 
     async def start(self) -> None:
-        self._spawn()
-        self._unrearm = self.conn.register_rearm(f"pump {self.durable}", self._rearm)
-
-    def _spawn(self) -> None:
+        # One inbox for the pump's whole life: a pull request buffered while disconnected and
+        # flushed on reconnect still delivers here, so no message goes to a dead inbox and
+        # waits out its ack_wait.
+        nc = self.conn.nc
+        self._inbox = nc.new_inbox()
+        self._sub = await nc.subscribe(self._inbox, cb=self._enqueue)
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name=f"pump:{self.stream}/{self.durable}"
         )
+        self._unrearm = self.conn.register_rearm(f"pump {self.durable}", self._rearm)
+
+    async def _enqueue(self, msg: Msg) -> None:
+        self._queue.put_nowait(msg)
 
     async def _rearm(self) -> None:
-        await self._halt()
-        self._spawn()
+        """The outstanding pull request died with the old connection: ask again at once."""
+        self._queue.put_nowait(None)
 
-    async def _halt(self) -> None:
+    async def stop(self) -> None:
+        if self._unrearm is not None:
+            self._unrearm()
+            self._unrearm = None
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -78,16 +89,7 @@ class PullPump:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
-    async def stop(self) -> None:
-        if self._unrearm is not None:
-            self._unrearm()
-            self._unrearm = None
-        await self._halt()
-
     async def _run(self) -> None:
-        nc = self.conn.nc
-        inbox = nc.new_inbox()
-        self._sub = sub = await nc.subscribe(inbox)
         subject = f"{API}.CONSUMER.MSG.NEXT.{self.stream}.{self.durable}"
         request = json.dumps({"batch": self.batch, "expires": int(self.expires_s * _NS)}).encode()
         backoff = 0.0
@@ -95,7 +97,7 @@ class PullPump:
             if backoff:
                 await asyncio.sleep(backoff)
             try:
-                await nc.publish(subject, request, reply=inbox)
+                await self.conn.nc.publish(subject, request, reply=self._inbox)
             except Exception as exc:  # noqa: BLE001 - disconnected: retry after a pause
                 self._report(exc)
                 backoff = min(5.0, (backoff or 0.25) * 2)
@@ -104,8 +106,10 @@ class PullPump:
             trouble = False
             while received < self.batch:
                 try:
-                    msg = await sub.next_msg(timeout=self.expires_s + 1)
-                except (nats.errors.TimeoutError, TimeoutError):
+                    msg = await asyncio.wait_for(self._queue.get(), self.expires_s + 1)
+                except TimeoutError:
+                    break
+                if msg is None:  # re-armed after a reconnect
                     break
                 status = (msg.headers or {}).get("Status") if not msg.data else None
                 if status is not None:

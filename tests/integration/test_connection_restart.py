@@ -51,10 +51,15 @@ async def test_restart_recovers_roster_subscriptions_pumps_and_watchers(
 
         await alice.send("general", "after restart")  # core subscription re-sent by the client
         await alice.send_dm("bob", "dm after restart")  # pump re-armed
-        await wait_for(
-            lambda: {"after restart", "dm after restart"} <= set(texts()),
-            what="live chat and DM after the restart",
-        )
+        try:
+            await wait_for(
+                lambda: {"after restart", "dm after restart"} <= set(texts()),
+                what="live chat and DM after the restart",
+            )
+        except AssertionError:
+            print("TEXTS", texts())
+            print("EVENTS", [e for e in events if not isinstance(e, MessageReceived)][-30:])
+            raise
         await alice.registry.set_channel("general", {"description": "renamed"})
         await wait_for(
             lambda: bob.registry.description("general") == "renamed",
