@@ -112,7 +112,7 @@ async def release_lease(kv: KvBucket, holder: str, revision: int) -> bool:
 
 # --- the verdict table ------------------------------------------------------------------------
 
-LeaseRead = Literal["present", "absent", "refused", "unreachable"]
+LeaseReadKind = Literal["present", "absent", "refused", "unreachable"]
 ResponderProbe = Literal["answered", "no-responders", "timeout", "unknown", "not-probed"]
 Verdict = Literal[
     "serving", "not-ready", "no-lease", "stale", "no-responder", "refused", "unreachable"
@@ -125,7 +125,7 @@ STALE_AFTER_MS = LEASE_RENEW_MS + STALE_GRACE_MS
 
 # (read, ready, stale, responder) -> verdict; None is "any value". First matching row wins.
 VERDICT_TABLE: tuple[
-    tuple[LeaseRead, bool | None, bool | None, ResponderProbe | None, Verdict], ...
+    tuple[LeaseReadKind, bool | None, bool | None, ResponderProbe | None, Verdict], ...
 ] = (
     ("unreachable", None, None, None, "unreachable"),
     ("refused", None, None, None, "refused"),
@@ -166,7 +166,7 @@ class LeaseVerdict:
 
 
 def lease_verdict(
-    read: LeaseRead,
+    read: LeaseReadKind,
     *,
     ready: bool = False,
     age_ms: float = 0.0,
