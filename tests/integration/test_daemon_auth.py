@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from plane3_support import connect, dlv_messages, publish_chat, request_delivery
 
@@ -72,3 +74,41 @@ async def test_agent_cred_cannot_run_a_daemon(auth_space):
         assert daemon.state.status == "failed"
     finally:
         await conn.close()
+
+
+async def test_reply_injection_under_auth_reaches_nobody(world):
+    """Bob aims ctl.delivery replies at Alice's reply lane: no reply, Alice receives nothing."""
+    space, daemon, admin, (bob, bconn), (alice, aconn) = world
+    s = space.space
+    lane = f"cotal.{s}.ctl.delivery.{alice}.reply.stolen"
+    alice_lane = await aconn.nc.subscribe(f"cotal.{s}.ctl.delivery.{alice}.reply.>")
+    await aconn.nc.flush()
+    body = json.dumps({"op": "listMemberships", "args": {}, "from": {"id": bob, "name": "bob"}})
+    await bconn.nc.publish(f"cotal.{s}.ctl.delivery.{bob}", body.encode(), reply=lane)
+    await bconn.nc.flush()
+    await wait_for(
+        lambda: "is not under" in (daemon.state.last_error or ""),
+        what="the daemon dropped the misdirected request",
+    )
+    # bob's own lane still works, and alice's lane stayed silent throughout
+    ok = await request_delivery(bconn, s, bob, "listMemberships")
+    assert ok == {"ok": True, "data": {"memberships": []}}
+    with pytest.raises(TimeoutError):
+        await alice_lane.next_msg(timeout=0.5)
+
+
+async def test_stale_leave_does_not_close_a_rejoin_under_auth(world):
+    space, daemon, admin, (bob, bconn), _alice = world
+    s = space.space
+    first = await request_delivery(bconn, s, bob, "durableJoin", {"channel": "review"})
+    assert first["data"]["generation"] == 1
+    leave = {"channel": "review", "generation": 1}
+    assert (await request_delivery(bconn, s, bob, "durableLeave", leave))["ok"]
+    again = await request_delivery(bconn, s, bob, "durableJoin", {"channel": "review"})
+    assert again == {"ok": True, "data": {"durable": True, "generation": 2}}
+    stale = await request_delivery(bconn, s, bob, "durableLeave", leave)
+    assert stale["ok"] is False and "stale membership write" in stale["error"]
+    listed = await request_delivery(bconn, s, bob, "listMemberships")
+    assert listed["data"] == {
+        "memberships": [{"channel": "review", "generation": 2, "activated": True}]
+    }
