@@ -26,9 +26,11 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 import nats.errors
+from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 
 from cotal_tui.mesh.acl import AclEntry, decode_acl
+from cotal_tui.mesh.client_adapter import ClientConnection
 from cotal_tui.mesh.connection import Connection, PermissionDenied, PermissionRefusal
 from cotal_tui.mesh.daemon_context import Counters, DaemonContext
 from cotal_tui.mesh.delivery_service import DeliveryService
@@ -92,7 +94,7 @@ class DaemonState:
 class DeliveryDaemon:
     def __init__(
         self,
-        conn: Connection,
+        conn: Connection | Client,
         space: str,
         daemon_id: str,
         *,
@@ -102,15 +104,17 @@ class DeliveryDaemon:
         bind_timeout_s: float = 10.0,
         on_error: ErrorListener | None = None,
     ) -> None:
-        self.conn = conn
+        if isinstance(conn, Client):
+            conn = ClientConnection(conn)  # type: ignore[assignment]
+        self.conn: Connection = conn  # type: ignore[assignment]
         self.space = space
         self.daemon_id = daemon_id
         self.renew_interval_s = renew_interval_s
         self.lease_ttl_s = lease_ttl_s
         self.bind_timeout_s = bind_timeout_s
         self._on_error_cb = on_error
-        self.ctx = DaemonContext(conn, space, daemon_id, on_error=self._record_error)
-        self.roster = RosterWatch(conn, space, on_error=self._record_error)
+        self.ctx = DaemonContext(self.conn, space, daemon_id, on_error=self._record_error)
+        self.roster = RosterWatch(self.conn, space, on_error=self._record_error)
         self.ctx.mention_names = self._mention_names
         self.service = DeliveryService(self.ctx)
         self.fanout = FanoutWriter(self.ctx, batch=batch)

@@ -7,6 +7,7 @@ import json
 
 import pytest
 from plane3_support import (
+    chat_message,
     connect,
     dlv_ids,
     dlv_messages,
@@ -173,3 +174,36 @@ async def test_reply_injection_gets_no_reply(open_space, daemon, agent):
     assert ok["ok"] is True
     with pytest.raises(asyncio.TimeoutError):
         await peer.next_msg(timeout=0.5)
+
+
+async def test_embeds_on_a_plain_nats_client_and_survives_a_restart(open_space, agent):
+    import nats as nats_py
+
+    async def quiet(exc: Exception) -> None:
+        return None
+
+    nc = await nats_py.connect(
+        open_space.url, error_cb=quiet, max_reconnect_attempts=-1, reconnect_time_wait=0.2
+    )
+    d = DeliveryDaemon(nc, open_space.space, "EMBEDDED")
+    await d.start()
+    try:
+        space = open_space.space
+        await set_acl(agent, space, BOB, ["review"])
+        assert (await request_delivery(agent, space, BOB, "durableJoin", {"channel": "review"}))[
+            "ok"
+        ]
+        open_space.server.restart()
+        await wait_for(lambda: nc.is_connected and agent.is_connected, what="both reconnected")
+        subject, data, sent = chat_message(space, ALICE, "review", "after restart")
+
+        async def stored() -> bool:  # JetStream needs a moment after a restart; dedup by id
+            await agent.js.publish(subject, data, headers={"Nats-Msg-Id": sent}, timeout=1)
+            return True
+
+        await wait_for(stored, what="JetStream accepts the publish after the restart")
+        await wait_for(lambda: _has(agent, space, BOB, sent), what="routed after the restart")
+        assert d.state.status == "serving"
+    finally:
+        await d.stop()
+        await nc.close()
