@@ -152,3 +152,19 @@ async def test_cli_permission_denied_is_named(auth_space, tmp_path, procs):
     await wait_for(lambda: p.exited() is not None, what="agent-cred daemon exits", timeout=30)
     assert p.exited() == 1 and "DaemonPermissionDenied" in p.text and "refused" in p.text
     assert "lease already exists" not in p.text
+
+
+async def test_cli_exits_1_when_the_lease_is_lost(open_space, tmp_path, procs):
+    p = DaemonProc(open_space.url, open_space.space, None, tmp_path, "loser")
+    procs.append(p)
+    await wait_for(p.serving, what="the daemon serves", timeout=20)
+    other = await connect(open_space.url, "thief")
+    try:
+        kv = KvBucket(other, delivery_bucket(open_space.space))
+        await kv.put("lease.0", b'{"holder":"THIEF","since":1,"ready":true}')
+        # the next renew (every 15 s) fails its CAS: the process stops serving and exits 1
+        await wait_for(lambda: p.exited() is not None, what="the daemon exits", timeout=25)
+        assert p.exited() == 1 and "lost the lease" in p.text
+        assert (await read_lease(kv)).info.holder == "THIEF"  # type: ignore[union-attr]
+    finally:
+        await other.close()
