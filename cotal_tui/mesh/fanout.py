@@ -21,7 +21,7 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
-from cotal_tui.mesh.daemon_context import DaemonContext, Pipeline, entry_payload
+from cotal_tui.mesh.daemon_context import DaemonContext, Pipeline, entry_payload, nak_unsettled
 from cotal_tui.mesh.pull import ConsumerGone, PullPump
 from cotal_tui.protocol.channels import channel_in_allow
 from cotal_tui.protocol.consumers import fanout_durable_config
@@ -104,6 +104,7 @@ class FanoutWriter:
 
     async def _run(self) -> None:
         while True:
+            msgs: list[Msg] = []
             try:
                 await self.ctx.inbox_room()
                 msgs = await self.pump.take(self.batch, 1.0)
@@ -118,6 +119,7 @@ class FanoutWriter:
                 await self.rearm()
             except Exception as exc:  # noqa: BLE001 - reported; the loop keeps routing
                 self.ctx.on_error(exc)
+                await nak_unsettled(msgs)  # as the reference: a throw naks, nothing is lost
                 await asyncio.sleep(0.5)
 
     async def handle(self, msgs: list[Msg]) -> None:

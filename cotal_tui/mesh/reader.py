@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from nats.aio.msg import Msg
 
-from cotal_tui.mesh.daemon_context import DaemonContext, Pipeline
+from cotal_tui.mesh.daemon_context import DaemonContext, Pipeline, nak_unsettled
 from cotal_tui.mesh.fanout import create_durable
 from cotal_tui.mesh.members import MemberEntry
 from cotal_tui.mesh.pull import ConsumerGone, PullPump
@@ -170,6 +170,7 @@ class TrustedReader:
 
     async def _run(self) -> None:
         while True:
+            msgs: list[Msg] = []
             try:
                 msgs = await self.pump.take(self.batch, 1.0)
                 if msgs:
@@ -181,8 +182,9 @@ class TrustedReader:
             except ConsumerGone as exc:
                 self.ctx.on_error(exc)
                 await self.rearm()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - reported; the loop keeps reading
                 self.ctx.on_error(exc)
+                await nak_unsettled(msgs)
                 await asyncio.sleep(0.5)
 
     async def _retry_or_dead_letter(self, e: Entry, what: str) -> None:
@@ -274,6 +276,7 @@ class TrustedReader:
                 ctx.counters.transferred += 1
                 await e.msg.ack()
             else:
+                ctx.counters.transfer_failures += 1
                 await self._retry_or_dead_letter(e, "transferring entry for owner")
 
 

@@ -224,3 +224,35 @@ async def test_unknown_owner_deferred_then_delivered(world):
     await wait_for(lambda: _ids(world, "bob", [mid]), what="delivered once the ACL row appeared")
     await wait_for(world.settled, what="settled")
     assert [i for i, _ in await world.dlv("bob")] == [mid]
+
+
+async def _retarget(admin, stream: str, subjects: list[str]) -> None:
+    js = admin.js
+    cfg = (await js.stream_info(stream)).config
+    cfg.subjects = subjects
+    await js.update_stream(cfg)
+
+
+async def test_failed_publishes_are_nakd_and_nothing_is_lost(world):
+    """INBOX, then DLV, stop accepting the daemon's writes for a while: every copy still lands."""
+    s = world.s
+    assert (await world.ask("bob", "durableJoin", {"channel": "review"}))["data"]["durable"]
+    inbox, dlv = f"INBOX_{s}", f"DLV_{s}"
+    await _retarget(world.admin, inbox, [f"cotal.{s}.parked-dinbox.>"])
+    m1, _ = await world.say("alice", "review", "while INBOX refuses")
+    await wait_for(lambda: world.daemon.counters.naked >= 1, what="fan-out nak'd m1")
+    await _retarget(world.admin, inbox, [f"cotal.{s}.dinbox.>"])
+    await wait_for(lambda: _ids(world, "bob", [m1]), what="m1 delivered after INBOX is back")
+
+    await _retarget(world.admin, dlv, [f"cotal.{s}.parked-dlv.>"])
+    naked = world.daemon.counters.naked
+    m2, _ = await world.say("alice", "review", "while DLV refuses")
+    await wait_for(
+        lambda: world.daemon.counters.transfer_failures >= 1, what="the reader's transfer failed"
+    )
+    assert [i for i, _ in await world.dlv("bob")] == [m1]
+    await _retarget(world.admin, dlv, [f"cotal.{s}.dlv.>"])
+    await wait_for(lambda: _ids(world, "bob", [m1, m2]), what="m2 delivered after DLV is back")
+    await wait_for(world.settled, what="settled")
+    assert [i for i, _ in await world.dlv("bob")] == [m1, m2]  # once each
+    assert world.daemon.counters.naked >= naked
