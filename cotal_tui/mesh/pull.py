@@ -73,11 +73,17 @@ class PullPump:
         self.reset()
 
     async def stop(self) -> None:
+        """Unsubscribe and nak what was delivered but never taken, so a successor gets it now
+        rather than after ``ack_wait``."""
         sub, self._sub = self._sub, None
         if sub is not None:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
         self._credits = 0
+        while not self._queue.empty():
+            msg = self._queue.get_nowait()
+            with contextlib.suppress(Exception):
+                await msg.nak()
 
     def reset(self) -> None:
         """Forget outstanding credit (after a reconnect the broker no longer holds it)."""
