@@ -15,7 +15,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cotal_tui.console.format import STATUS_ORDER, age_text
 from cotal_tui.console.snapshot import (
@@ -105,6 +105,13 @@ def freshness(
     if age > stale_after_ms:
         return SourceView(name, origin, age, "stale", f"no update for {age_text(age)}")
     return SourceView(name, origin, age, "fresh")
+
+
+def _last_known(src: SourceView, link_state: str) -> SourceView:
+    """With the broker link down, nothing read over it is current, however recent it looks."""
+    if src.freshness != "fresh":
+        return src
+    return replace(src, freshness="stale", reason=f"link {link_state}: last-known")
 
 
 class RateRing:
@@ -233,6 +240,14 @@ class ConsoleModel:
             rate=self._total_rate.history(second),
             source=self._feed_source(link, now),
         )
+        if link.state != "connected":
+            roster = replace(roster, source=_last_known(roster.source, link.state))
+            channels = replace(channels, source=_last_known(channels.source, link.state))
+            lease = replace(
+                lease,
+                source=_last_known(lease.source, link.state),
+                responder_source=_last_known(lease.responder_source, link.state),
+            )
         snap = Snapshot(
             tick=self._tick,
             now=now,

@@ -136,22 +136,23 @@ def roster_counts(snap: Snapshot) -> str:
 CHANNEL_COLUMNS = (
     Column("channel", 14),
     Column("class", 7),
-    Column("replay", 6),
-    Column("msgs", 5, "right"),
-    Column("joined", 7),
-    Column("unread", 6, "right"),
-    Column("msgs/s (30s)", 12),
+    Column("joined", 6),
     Column("delivery health", None),
+    Column("unread", 6, "right"),
+    Column("msgs/s 30s", 12),
+    Column("msgs", 5, "right"),
+    Column("replay", 6),
 )
+"""Health sits before the numbers: on a narrow terminal the numbers scroll off, not the health."""
 CHANNEL_SORTS: tuple[Callable[[ChannelRow], Any], ...] = (
     lambda c: c.name,
     lambda c: c.delivery_class,
-    lambda c: c.replay,
-    lambda c: c.retained,
     lambda c: c.joined,
+    lambda c: (c.health or "~", c.durable_unclosed),
     lambda c: c.unread,
     lambda c: sum(c.rate),
-    lambda c: (c.health or "~", c.durable_unclosed),
+    lambda c: c.retained,
+    lambda c: c.replay,
 )
 
 
@@ -177,15 +178,15 @@ def channel_rows(rows: Sequence[ChannelRow], sort: int, reverse: bool) -> list[R
                 (
                     ("#" + c.name, None),
                     (c.delivery_class, "cell--muted" if c.delivery_class == "live" else None),
-                    ("on" if c.replay else "off", "cell--muted"),
-                    (str(c.retained), None),
                     (
                         "● yes" if c.joined else "○ no",
                         "cell--accent" if c.joined else "cell--muted",
                     ),
+                    (f"{glyph} {text}".strip(), health_cls),
                     (f"+{c.unread}" if c.unread else "", "cell--mention"),
                     (sparkline(c.rate, 12), "cell--accent"),
-                    (f"{glyph} {text}".strip(), health_cls),
+                    (str(c.retained), None),
+                    ("on" if c.replay else "off", "cell--muted"),
                 ),
             )
         )

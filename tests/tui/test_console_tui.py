@@ -87,15 +87,15 @@ async def test_channels_health_words_and_sparkline(make_rig):
     async with rig.app.run_test(size=SIZE) as pilot:
         await settle(pilot, rig)
         rows = {r.key: r for r in rig.app.screen.query_one("#channels-table", RowTable).rows}
-        assert rows["general"].cells[7] == ("● durable backstop active", "sev--healthy")
+        assert rows["general"].cells[3] == ("● durable backstop active", "sev--healthy")
         assert (
             rows["team.backend"]
-            .cells[7][0]
+            .cells[3][0]
             .startswith("◐ durable backstop unavailable — live messages still arrive")
         )
-        assert rows["legacy"].cells[7][0].startswith("◐ durable cleanup pending")
-        assert rows["general"].cells[5] == ("+4", "cell--mention")
-        spark = rows["general"].cells[6][0]
+        assert rows["legacy"].cells[3][0].startswith("◐ durable cleanup pending")
+        assert rows["general"].cells[4] == ("+4", "cell--mention")
+        spark = rows["general"].cells[5][0]
         assert len(spark) == 12 and "█" in spark
 
 
@@ -104,7 +104,7 @@ async def test_active_channel_health_is_caveated_when_lease_is_not_serving(make_
     async with rig.app.run_test(size=SIZE) as pilot:
         await settle(pilot, rig)
         rows = {r.key: r for r in rig.app.screen.query_one("#channels-table", RowTable).rows}
-        text, cls = rows["general"].cells[7]
+        text, cls = rows["general"].cells[3]
         assert cls != "sev--healthy", "a §5.9 'active' must not be green without a serving lease"
         assert "lease verdict is no-responder" in text
 
@@ -225,7 +225,7 @@ async def test_join_durable_live_and_live_only_wording(make_rig):
         rig.app.tick()
         await pilot.pause()
         rows = {r.key: r for r in rig.app.screen.query_one("#channels-table", RowTable).rows}
-        assert rows["ops"].cells[4][0] == "● yes"
+        assert rows["ops"].cells[2][0] == "● yes"
 
 
 async def test_join_refused_by_acl_is_worded(make_rig):

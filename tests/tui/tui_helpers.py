@@ -31,10 +31,7 @@ def screen_text(app: App) -> str:
 async def settle(pilot, rig) -> None:
     """Wait until every fixture message reached the model and one tick has been drawn."""
     await wait_for(
-        lambda: (
-            rig.model.snapshot is not None
-            and rig.model.snapshot.feed.received >= rig.expected_messages
-        ),
+        lambda: rig.app.tick().feed.received >= rig.expected_messages,
         what=f"the model to ingest {rig.expected_messages} fixture messages",
     )
     rig.app.tick()

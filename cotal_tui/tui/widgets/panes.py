@@ -105,7 +105,9 @@ class ChannelsPane(SortablePane):
     ]
 
     def compose(self) -> ComposeResult:
-        yield RowTable(render.CHANNEL_COLUMNS, id="channels-table", empty_text="no channels")
+        yield RowTable(
+            render.CHANNEL_COLUMNS, id="channels-table", empty_text="no channels", min_flex=30
+        )
 
     def on_mount(self) -> None:
         super().on_mount()

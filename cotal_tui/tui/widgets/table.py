@@ -123,6 +123,7 @@ class RowTable(ScrollView, can_focus=True):
         columns: Sequence[Column],
         *,
         empty_text: str = "nothing here",
+        min_flex: int = 8,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -132,6 +133,7 @@ class RowTable(ScrollView, can_focus=True):
         self.rows: tuple[Row, ...] = ()
         self.cursor = 0
         self.empty_text = empty_text
+        self.min_flex = min_flex
         self.sort_marker: tuple[int, bool] | None = None
         self._rowtable_style_cache: dict[str | None, Style] = {}
 
@@ -172,7 +174,7 @@ class RowTable(ScrollView, can_focus=True):
     def _widths(self, total: int) -> list[int]:
         fixed = sum(c.width or 0 for c in self.columns) + max(0, len(self.columns) - 1)
         flex = [i for i, c in enumerate(self.columns) if c.width is None]
-        rest = max(8, total - fixed)
+        rest = max(self.min_flex, total - fixed)
         widths = [c.width or 0 for c in self.columns]
         for i in flex:
             widths[i] = rest // max(1, len(flex))

@@ -1,0 +1,61 @@
+"""SVG baselines (snapshots/test_snapshots/): pinned size, UTC, colours, no caret blink, fixed data.
+
+Accept intended changes with `pytest tests/tui/test_snapshots.py --snapshot-update`, then look at
+the SVGs before committing.
+"""
+
+from __future__ import annotations
+
+import pytest
+from tui_helpers import settle
+
+from cotal_tui.console.fixtures import LEASE_VERDICTS, lease_data
+
+SIZE = (160, 44)
+LEASE_SIZE = (120, 34)
+
+
+def _settled(rig):
+    async def run_before(pilot) -> None:
+        await settle(pilot, rig)
+
+    return run_before
+
+
+def test_main_screen_demo_state(snap_compare, make_rig):
+    rig = make_rig(tick_interval=None)
+    assert snap_compare(rig.app, terminal_size=SIZE, run_before=_settled(rig))
+
+
+def test_help_screen(snap_compare, make_rig):
+    rig = make_rig(tick_interval=None)
+    assert snap_compare(
+        rig.app, terminal_size=SIZE, run_before=_settled(rig), press=["1", "question_mark"]
+    )
+
+
+def test_agent_detail(snap_compare, make_rig):
+    rig = make_rig(tick_interval=None)
+    assert snap_compare(rig.app, terminal_size=SIZE, run_before=_settled(rig), press=["1", "enter"])
+
+
+def test_read_only_command_refusal(snap_compare, make_rig):
+    rig = make_rig(tick_interval=None, read_only=True)
+
+    async def run_before(pilot) -> None:
+        await settle(pilot, rig)
+        await pilot.press("colon")
+        rig.app.screen.query_one("#command-line").insert_text_at_cursor("join #ops")
+        await pilot.press("enter")
+        from waiting import wait_for
+
+        await wait_for(lambda: rig.app.last_result, what="the read-only refusal")
+        rig.app.tick()
+
+    assert snap_compare(rig.app, terminal_size=SIZE, run_before=run_before)
+
+
+@pytest.mark.parametrize("verdict", LEASE_VERDICTS)
+def test_lease_pane_verdict(snap_compare, make_rig, verdict):
+    rig = make_rig(lease_data(verdict), tick_interval=None, demo=False)
+    assert snap_compare(rig.app, terminal_size=LEASE_SIZE, run_before=_settled(rig), press=["3"])
