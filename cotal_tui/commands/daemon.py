@@ -137,7 +137,7 @@ async def _main(args: argparse.Namespace) -> int:
     if tasks["signal"] in done:
         _say("· delivery: stopping — releasing lease.0")
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(daemon.stop(), 2.0)
+            await asyncio.wait_for(daemon.stop(), 6.0)
     elif tasks["done"] in done:
         _say(f"✗ delivery: {daemon.state.stopped_reason}")
         code = 1

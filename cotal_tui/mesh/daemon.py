@@ -294,9 +294,9 @@ class DeliveryDaemon:
 
     async def _unbind(self) -> None:
         self._bound = False
-        for part in (self.service, self.fanout, self.reader):
-            with contextlib.suppress(Exception):
-                await part.stop()
+        with contextlib.suppress(Exception):
+            await self.service.stop()  # no more joins or leaves first
+        await asyncio.gather(self.fanout.stop(), self.reader.stop(), return_exceptions=True)
         with contextlib.suppress(Exception):
             await self.roster.stop()
         for cache in (self.ctx.members_cache, self.ctx.acl_cache):

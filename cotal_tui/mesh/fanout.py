@@ -113,6 +113,7 @@ class FanoutWriter:
                     if completion is not None:
                         await self.pipeline.submit(completion)
             except asyncio.CancelledError:
+                self.pump.give_back(msgs)  # stopped mid-batch: nak'd once the pump is closed
                 raise
             except ConsumerGone as exc:
                 self.ctx.on_error(exc)
@@ -224,7 +225,11 @@ class FanoutWriter:
         futures: list[asyncio.Future[None] | None],
     ) -> None:
         ctx = self.ctx
-        results = await ctx.settle(futures)
+        try:
+            results = await ctx.settle(futures)
+        except asyncio.CancelledError:
+            self.pump.give_back(msgs)
+            raise
         ctx.entries_decided(results.count(False))  # never stored: nothing for the reader
         for m, span in zip(msgs, spans, strict=True):
             if isinstance(span, Exception):

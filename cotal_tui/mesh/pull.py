@@ -45,8 +45,8 @@ class PullPump:
         consumer: str,
         *,
         batch: int = 256,
-        expires_s: float = 30.0,
-        heartbeat_s: float = 5.0,
+        expires_s: float = 2.0,
+        heartbeat_s: float = 0.5,
     ) -> None:
         self.conn = conn
         self.stream = stream
@@ -60,21 +60,33 @@ class PullPump:
         self._credits = 0
         self._last_activity = 0.0
         self._gone: str | None = None
+        self._stopping = False
 
     @property
     def next_subject(self) -> str:
         return f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self.consumer}"
 
     async def start(self) -> None:
-        await self.stop()
+        if self._sub is not None:
+            await self.stop()
         nc = self.conn.nc
         self._inbox = nc.new_inbox()
         self._sub = await nc.subscribe(self._inbox, cb=self._on_msg)
         self.reset()
 
     async def stop(self) -> None:
-        """Unsubscribe and nak what was delivered but never taken, so a successor gets it now
-        rather than after ``ack_wait``."""
+        """Let outstanding pull requests run out, then unsubscribe and nak what was never
+        processed, so the next holder of the consumer gets it at once (not after ack_wait).
+
+        Naking earlier would only hand the message back to one of our own pending requests,
+        and unsubscribing earlier would drop whatever is already on the wire to us.
+        """
+        self._stopping = True
+        if self._sub is not None and self.conn.is_connected:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.expires_s + 0.5
+            while self._credits > 0 and loop.time() < deadline:
+                await asyncio.sleep(0.05)
         sub, self._sub = self._sub, None
         if sub is not None:
             with contextlib.suppress(Exception):
@@ -85,8 +97,15 @@ class PullPump:
             with contextlib.suppress(Exception):
                 await msg.nak()
 
+    def give_back(self, msgs: list[Msg]) -> None:
+        """Messages taken but not settled: nak'd when the pump stops (see :meth:`stop`)."""
+        for m in msgs:
+            if not m.is_acked:
+                self._queue.put_nowait(m)
+
     def reset(self) -> None:
         """Forget outstanding credit (after a reconnect the broker no longer holds it)."""
+        self._stopping = False
         self._credits = 0
         self._gone = None
         self._last_activity = time.monotonic()
@@ -125,7 +144,7 @@ class PullPump:
         silent = time.monotonic() - self._last_activity
         if self._credits > 0 and silent > 3 * self.heartbeat_s:
             self._credits = 0  # requests lost (reconnect, server restart): ask again
-        if self._credits > self.batch // 2 or self._sub is None:
+        if self._credits > self.batch // 2 or self._sub is None or self._stopping:
             return
         want = self.batch - self._credits
         req: dict[str, Any] = {

@@ -178,6 +178,7 @@ class TrustedReader:
                     if completion is not None:
                         await self.pipeline.submit(completion)
             except asyncio.CancelledError:
+                self.pump.give_back(msgs)  # stopped mid-batch: nak'd once the pump is closed
                 raise
             except ConsumerGone as exc:
                 self.ctx.on_error(exc)
@@ -269,7 +270,11 @@ class TrustedReader:
         self, transfers: list[Entry], futures: list[asyncio.Future[None] | None]
     ) -> None:
         ctx = self.ctx
-        results = await ctx.settle(futures)
+        try:
+            results = await ctx.settle(futures)
+        except asyncio.CancelledError:
+            self.pump.give_back([e.msg for e in transfers])
+            raise
         ctx.entries_decided(len(transfers))
         for e, ok in zip(transfers, results, strict=True):
             if ok:
