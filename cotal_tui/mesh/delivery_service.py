@@ -156,9 +156,10 @@ class DeliveryService:
         args = req.get("args") if isinstance(req.get("args"), dict) else {}
         handler = self._ops.get(op) if isinstance(op, str) else None
         if handler is None:
+            shown = op if isinstance(op, str) else ("undefined" if op is None else json.dumps(op))
             return {
                 "ok": False,
-                "error": f'op "{op}" not supported on the delivery control service',
+                "error": f'op "{shown}" not supported on the delivery control service',
             }
         try:
             return {"ok": True, "data": await handler(caller, args)}
