@@ -85,6 +85,7 @@ class DeliveryService:
         self._sub: Subscription | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._hist_lock = asyncio.Lock()
         self._ops: dict[str, Callable[[str, dict[str, Any]], Awaitable[Any]]] = {
             "durableJoin": self._op_join,
             "durableLeave": self._op_leave,
@@ -318,12 +319,13 @@ class DeliveryService:
         if max(counts.values(), default=0) < MAX_MSGS_PER_SUBJECT:
             return False
         name = chat_hist_durable(ctx.daemon_id)
-        await self._delete_consumer(name)
-        try:
-            await self._create_ephemeral(name, channel, 1)
-            first = await fetch_no_wait(ctx.conn, ctx.chat_stream, name, 1)
-        finally:
+        async with self._hist_lock:  # one chathist_<daemonId> at a time across joins
             await self._delete_consumer(name)
+            try:
+                await self._create_ephemeral(name, channel, 1)
+                first = await fetch_no_wait(ctx.conn, ctx.chat_stream, name, 1)
+            finally:
+                await self._delete_consumer(name)
         if not first:
             return False
         return stream_seq(first[0]) > join_cursor + 1
