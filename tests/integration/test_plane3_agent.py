@@ -180,3 +180,35 @@ async def test_observer_cannot_probe_so_never_green(auth_space):
         assert not verdict.green
     finally:
         await ep.stop()
+
+
+async def test_boot_reconcile_survives_a_broker_restart(auth_space):
+    bob_c = await auth_space.mint("bob", subscribe=CHANS, allow_publish=CHANS)
+    bob = _agent(auth_space, bob_c, "bob", channels=["review"])
+    await bob.start()
+    dconn = daemon = None
+    try:
+        await wait_for(bob.pending_boot_joins, what="a pending boot join")
+        auth_space.server.restart()
+        await wait_for(lambda: bob.connected, what="bob reconnected", timeout=30)
+        assert [p.channel for p in bob.pending_boot_joins()] == ["review"]  # still retrying
+        dconn, daemon = await _daemon(auth_space)
+
+        async def started() -> bool:  # JetStream needs a moment after the restart
+            try:
+                await daemon.start()
+            except Exception:  # noqa: BLE001 - retried
+                return False
+            return True
+
+        await wait_for(started, what="the daemon starts after the restart", timeout=30)
+        await wait_for(
+            lambda: bob.has_durable_membership("review"), what="durable after the restart"
+        )
+        assert not bob.pending_boot_joins()
+    finally:
+        await bob.stop()
+        if daemon is not None:
+            await daemon.stop()
+        if dconn is not None:
+            await dconn.close()
