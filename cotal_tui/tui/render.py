@@ -64,9 +64,39 @@ class RowFilter:
         return bool(self.pattern.search(haystack)) != self.invert
 
 
+class RowCache:
+    """Reuse the table Row built for a snapshot row object while that object is unchanged.
+
+    The model hands out the same row objects tick after tick for unchanged peers, channels and
+    messages, so a 1,000-peer roster costs a dictionary lookup per row, not a rebuild.
+    """
+
+    def __init__(self) -> None:
+        self._old: dict[int, tuple[object, Row]] = {}
+        self._new: dict[int, tuple[object, Row]] = {}
+
+    def row(self, obj: Any, build: Callable[[Any], Row]) -> Row:
+        key = id(obj)
+        hit = self._old.get(key)
+        if hit is not None and hit[0] is obj:
+            built = hit[1]
+        else:
+            built = build(obj)
+        self._new[key] = (obj, built)
+        return built
+
+    def done(self) -> None:
+        self._old, self._new = self._new, {}
+
+
 def source_line(src: SourceView, *, prefix: str = "") -> str:
     """The pane subtitle: origin, age, freshness and its reason."""
-    age = "never" if src.age_ms is None else age_text(src.age_ms) + " ago"
+    if src.age_ms is None:
+        age = "never"
+    elif src.age_ms < 1_000:
+        age = "<1s ago"
+    else:
+        age = age_text(src.age_ms) + " ago"
     state = src.freshness
     reason = f": {src.reason}" if src.reason else ""
     tail = f" · {prefix}" if prefix else ""
@@ -98,30 +128,42 @@ def roster_text(r: RosterRow) -> str:
 
 
 def roster_rows(
-    rows: Sequence[RosterRow], row_filter: RowFilter | None, sort: int, reverse: bool
+    rows: Sequence[RosterRow],
+    row_filter: RowFilter | None,
+    sort: int,
+    reverse: bool,
+    cache: RowCache | None = None,
 ) -> list[Row]:
     chosen = [r for r in rows if row_filter is None or row_filter.keep(roster_text(r))]
     if sort != 0 or reverse:
         chosen.sort(key=ROSTER_SORTS[sort], reverse=reverse)
-    out = []
-    for r in chosen:
-        name = r.name + " (you)" if r.is_self else r.name
-        beat = age_text(r.heartbeat_age_ms) if r.heartbeat_age_ms is not None else "skew?"
-        out.append(
-            Row(
-                r.id,
-                (
-                    (f"{STATUS_GLYPH.get(r.status, '?')} {r.status}", f"status--{r.status}"),
-                    (name, None),
-                    (r.role or "—", None),
-                    (r.kind, "cell--muted"),
-                    (one_line(r.activity or "", 120), None),
-                    (beat, "cell--muted"),
-                ),
-                "rowtable--dim" if r.status == "offline" else None,
-            )
-        )
+    if cache is None:
+        return [roster_row(r) for r in chosen]
+    out = [cache.row(r, roster_row) for r in chosen]
+    cache.done()
     return out
+
+
+def roster_row(r: RosterRow) -> Row:
+    name = r.name + " (you)" if r.is_self else r.name
+    if r.heartbeat_age_ms is None:
+        beat = "skew?"
+    elif r.heartbeat_age_ms < 1_000:
+        beat = "<1s"
+    else:
+        beat = age_text(r.heartbeat_age_ms)
+    return Row(
+        r.id,
+        (
+            (f"{STATUS_GLYPH.get(r.status, '?')} {r.status}", f"status--{r.status}"),
+            (name, None),
+            (r.role or "—", None),
+            (r.kind, "cell--muted"),
+            (one_line(r.activity or "", 120), None),
+            (beat, "cell--muted"),
+        ),
+        "rowtable--dim" if r.status == "offline" else None,
+    )
 
 
 def roster_counts(snap: Snapshot) -> str:
@@ -156,41 +198,43 @@ CHANNEL_SORTS: tuple[Callable[[ChannelRow], Any], ...] = (
 )
 
 
-def channel_rows(rows: Sequence[ChannelRow], sort: int, reverse: bool) -> list[Row]:
+def channel_rows(
+    rows: Sequence[ChannelRow], sort: int, reverse: bool, cache: RowCache | None = None
+) -> list[Row]:
     chosen = list(rows)
     if sort != 0 or reverse:
         chosen.sort(key=CHANNEL_SORTS[sort], reverse=reverse)
-    out = []
-    for c in chosen:
-        if c.health == "active":
-            health_cls = "sev--unknown" if c.health_caveat else "sev--healthy"
-            glyph = "◌" if c.health_caveat else "●"
-        elif c.health == "degraded" or c.durable_unclosed:
-            health_cls, glyph = "sev--degraded", "◐"
-        else:
-            health_cls, glyph = "cell--muted", ""
-        text = c.health_text or ("live class: no backstop" if c.joined else "not joined")
-        if c.health_caveat:
-            text += f" ({c.health_caveat})"
-        out.append(
-            Row(
-                c.name,
-                (
-                    ("#" + c.name, None),
-                    (c.delivery_class, "cell--muted" if c.delivery_class == "live" else None),
-                    (
-                        "● yes" if c.joined else "○ no",
-                        "cell--accent" if c.joined else "cell--muted",
-                    ),
-                    (f"{glyph} {text}".strip(), health_cls),
-                    (f"+{c.unread}" if c.unread else "", "cell--mention"),
-                    (sparkline(c.rate, 12), "cell--accent"),
-                    (str(c.retained), None),
-                    ("on" if c.replay else "off", "cell--muted"),
-                ),
-            )
-        )
+    if cache is None:
+        return [channel_row(c) for c in chosen]
+    out = [cache.row(c, channel_row) for c in chosen]
+    cache.done()
     return out
+
+
+def channel_row(c: ChannelRow) -> Row:
+    if c.health == "active":
+        health_cls = "sev--unknown" if c.health_caveat else "sev--healthy"
+        glyph = "◌" if c.health_caveat else "●"
+    elif c.health == "degraded" or c.durable_unclosed:
+        health_cls, glyph = "sev--degraded", "◐"
+    else:
+        health_cls, glyph = "cell--muted", ""
+    text = c.health_text or ("live class: no backstop" if c.joined else "not joined")
+    if c.health_caveat:
+        text += f" ({c.health_caveat})"
+    return Row(
+        c.name,
+        (
+            ("#" + c.name, None),
+            (c.delivery_class, "cell--muted" if c.delivery_class == "live" else None),
+            ("● yes" if c.joined else "○ no", "cell--accent" if c.joined else "cell--muted"),
+            (f"{glyph} {text}".strip(), health_cls),
+            (f"+{c.unread}" if c.unread else "", "cell--mention"),
+            (sparkline(c.rate, 12), "cell--accent"),
+            (str(c.retained), None),
+            ("on" if c.replay else "off", "cell--muted"),
+        ),
+    )
 
 
 # -- pending --------------------------------------------------------------------------------
@@ -236,25 +280,28 @@ def feed_text(e: FeedEntry) -> str:
     return f"{e.sender_name} {e.target_label} {e.text} {e.sender_id}"
 
 
-def feed_rows(entries: Sequence[FeedEntry], row_filter: RowFilter | None) -> list[Row]:
-    out = []
-    for e in entries:
-        if row_filter is not None and not row_filter.keep(feed_text(e)):
-            continue
-        style = "rowtable--dim" if e.historical else None
-        out.append(
-            Row(
-                str(e.seq),
-                (
-                    (clock_text(e.ts), "cell--muted"),
-                    (e.sender_name, None),
-                    (e.target_label, "cell--accent"),
-                    (one_line(e.text), "cell--mention" if e.to_me else None),
-                ),
-                style,
-            )
-        )
+def feed_rows(
+    entries: Sequence[FeedEntry], row_filter: RowFilter | None, cache: RowCache | None = None
+) -> list[Row]:
+    chosen = [e for e in entries if row_filter is None or row_filter.keep(feed_text(e))]
+    if cache is None:
+        return [feed_row(e) for e in chosen]
+    out = [cache.row(e, feed_row) for e in chosen]
+    cache.done()
     return out
+
+
+def feed_row(e: FeedEntry) -> Row:
+    return Row(
+        str(e.seq),
+        (
+            (clock_text(e.ts), "cell--muted"),
+            (e.sender_name, None),
+            (e.target_label, "cell--accent"),
+            (one_line(e.text), "cell--mention" if e.to_me else None),
+        ),
+        "rowtable--dim" if e.historical else None,
+    )
 
 
 # -- lease ----------------------------------------------------------------------------------
@@ -294,8 +341,9 @@ def lease_markup(lease: LeaseView, daemon: DaemonView | None) -> str:
         age = "age —"
     lines.append(
         f"holder [b]{escape(lease.holder or '—')}[/b] · ready {yes_no(lease.ready)}"
-        f" · rev {lease.revision if lease.revision is not None else '—'} · {age}"
+        f" · rev {lease.revision if lease.revision is not None else '—'}"
     )
+    lines.append(age)
     if lease.responder == "answered":
         latency = f"{lease.responder_latency_ms:.1f} ms" if lease.responder_latency_ms else "?"
         probe = f"answered in {latency}"
@@ -308,7 +356,7 @@ def lease_markup(lease: LeaseView, daemon: DaemonView | None) -> str:
     probe_age = (
         f"{age_text(lease.responder_age_ms)} ago" if lease.responder_age_ms is not None else "never"
     )
-    lines.append(f"responder {escape(probe)} · {probe_age} [dim](responder-roundtrip)[/]")
+    lines.append(f"responder {escape(probe)} · {probe_age}")
     if daemon is not None:
         lines.append(daemon_markup(daemon))
     return "\n".join(lines)

@@ -42,7 +42,7 @@ class TopBar(Horizontal):
         link = snap.connection
         since = f" {age_text(link.for_ms)}" if link.for_ms is not None else ""
         err = f" ({link.last_error})" if link.last_error and link.state != "connected" else ""
-        rate = sum(snap.feed.rate[-10:]) / 10
+        rate = sum(snap.feed.rate[-11:-1]) / 10  # whole seconds only: changes once a second
         text = (
             f"cotal-tui · space [b]{snap.space}[/b] · "
             f"{LINK_GLYPH.get(link.state, '?')} {link.state}{since}{err} · "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -14,12 +16,23 @@ from cotal_tui.tui import render
 from cotal_tui.tui.render import RowFilter
 from cotal_tui.tui.widgets.table import RowTable
 
+DIGITS = re.compile(r"\d+")
+
 
 def update_if_changed(widget: Static, content: str) -> None:
-    """Static.update re-lays-out; skip it when a tick brings the same words."""
-    if getattr(widget, "_last_content", None) != content:
-        widget._last_content = content  # type: ignore[attr-defined]
-        widget.update(content)
+    """Update a Static only when its words changed, and re-lay-out only when more than numbers did.
+
+    A layout pass repaints the whole screen; ticking ages ("4s" → "5s") are kept on short lines
+    that never wrap, so a change of digits alone can repaint just the widget.
+    """
+    last = getattr(widget, "_last_content", None)
+    if last == content:
+        return
+    skeleton = DIGITS.sub("#", content)
+    layout = last is None or getattr(widget, "_last_skeleton", None) != skeleton
+    widget._last_content = content  # type: ignore[attr-defined]
+    widget._last_skeleton = skeleton  # type: ignore[attr-defined]
+    widget.update(content, layout=layout)
 
 
 class Pane(Vertical):
@@ -27,6 +40,10 @@ class Pane(Vertical):
 
     TITLE = ""
     can_focus = False
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.row_cache = render.RowCache()
 
     def set_subtitle(self, text: str) -> None:
         if self.border_subtitle != text:
@@ -77,8 +94,7 @@ class RosterPane(SortablePane):
         yield Static("", id="roster-banner", classes="banner")
         yield RowTable(render.ROSTER_COLUMNS, id="roster-table", empty_text="no peers seen")
 
-    def on_mount(self) -> None:
-        super().on_mount()
+    def on_mount(self) -> None:  # Pane.on_mount runs too: Textual calls every class's handler
         self.query_one(RowTable).set_sort_marker(0)
 
     def apply(self, snap: Snapshot, row_filter: RowFilter | None) -> None:
@@ -87,7 +103,9 @@ class RosterPane(SortablePane):
         banner.display = roster.banner is not None
         if roster.banner is not None:
             update_if_changed(banner, roster.banner)
-        rows = render.roster_rows(roster.rows, row_filter, self.sort_column, self.sort_reverse)
+        rows = render.roster_rows(
+            roster.rows, row_filter, self.sort_column, self.sort_reverse, self.row_cache
+        )
         self.query_one(RowTable).set_rows(rows)
         prefix = render.roster_counts(snap)
         if row_filter is not None:
@@ -109,12 +127,13 @@ class ChannelsPane(SortablePane):
             render.CHANNEL_COLUMNS, id="channels-table", empty_text="no channels", min_flex=30
         )
 
-    def on_mount(self) -> None:
-        super().on_mount()
+    def on_mount(self) -> None:  # Pane.on_mount runs too: Textual calls every class's handler
         self.query_one(RowTable).set_sort_marker(0)
 
     def apply(self, snap: Snapshot, row_filter: RowFilter | None) -> None:
-        rows = render.channel_rows(snap.channels.rows, self.sort_column, self.sort_reverse)
+        rows = render.channel_rows(
+            snap.channels.rows, self.sort_column, self.sort_reverse, self.row_cache
+        )
         self.query_one(RowTable).set_rows(rows)
         joined = sum(1 for c in snap.channels.rows if c.joined)
         self.show_source(snap.channels.source, prefix=f"{len(rows)} channels, {joined} joined")
@@ -214,10 +233,14 @@ class FeedPane(Pane):
         if not self.follow and last_seq > self._last_seen_seq:
             self.new_while_paused += last_seq - self._last_seen_seq
         self._last_seen_seq = last_seq
-        rows = render.feed_rows(feed.entries, row_filter)
+        rows = render.feed_rows(feed.entries, row_filter, self.row_cache)
         self.query_one(RowTable).set_rows(rows, follow_end=self.follow)
-        mode = "following" if self.follow else f"paused ({self.new_while_paused} new, f follows)"
-        prefix = f"{mode} · {feed.received} received"
+        # The subtitle repaints the whole pane: keep it still while following at high rates.
+        prefix = (
+            "following"
+            if self.follow
+            else f"paused ({self.new_while_paused} new, f follows) · {feed.received} received"
+        )
         if row_filter is not None:
             prefix = f"filter /{row_filter.text}/ {len(rows)}/{len(feed.entries)} · {prefix}"
         self.show_source(feed.source, prefix=prefix)

@@ -16,10 +16,13 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+
+LINE_CACHE_MAX = 4_000
+"""Rendered lines kept per table (by row object); a scroll then re-renders nothing."""
 
 Cell = tuple[str, str | None]
 """Text and the component class that styles it (None: the row's style)."""
@@ -135,17 +138,30 @@ class RowTable(ScrollView, can_focus=True):
         self.empty_text = empty_text
         self.min_flex = min_flex
         self.sort_marker: tuple[int, bool] | None = None
+        self.tail = False
         self._rowtable_style_cache: dict[str | None, Style] = {}
+        self._base_style: Style | None = None
+        self._line_cache: dict[int, tuple[Row, tuple[int, bool, bool, int], Strip]] = {}
 
     # -- data -------------------------------------------------------------------------------
 
     def set_rows(self, rows: Sequence[Row], *, follow_end: bool = False) -> None:
-        """Replace the rows; the cursor stays on the same key when it still exists."""
+        """Replace the rows; the cursor stays on the same key when it still exists.
+
+        `follow_end` pins the view to the newest rows (tail mode): the table then shows the last
+        page without scrolling, so a steady stream costs line repaints, never a scroll reflow.
+        """
         old_key = self.rows[self.cursor].key if 0 <= self.cursor < len(self.rows) else None
         new = tuple(rows)
-        if new == self.rows and not follow_end:
+        old = self.rows
+        old_offset = self._offset()
+        same = len(new) == len(old) and all(a is b for a, b in zip(new, old, strict=True))
+        was_tail = self.tail
+        if same and follow_end == was_tail and not (follow_end and self.cursor != len(new) - 1):
             return
         self.rows = new
+        old_cursor, old_scroll = self.cursor, round(self.scroll_y)
+        self.tail = follow_end
         if follow_end:
             self.cursor = max(0, len(new) - 1)
         elif old_key is not None:
@@ -157,9 +173,46 @@ class RowTable(ScrollView, can_focus=True):
                 self.cursor = min(self.cursor, max(0, len(new) - 1))
         else:
             self.cursor = 0
-        self.virtual_size = Size(self._total_width(self.size.width), len(new) + 1)
-        self._scroll_cursor_into_view()
-        self.refresh()
+        self._update_virtual_size()
+        if not follow_end:
+            if was_tail:
+                self.scroll_to(y=old_offset, animate=False, immediate=True)
+            self._scroll_cursor_into_view()
+        if was_tail != follow_end or (
+            not follow_end and (self.cursor != old_cursor or round(self.scroll_y) != old_scroll)
+        ):
+            self.refresh()
+        else:
+            self._refresh_changed_lines(old, old_offset, new, self._offset())
+
+    def _offset(self) -> int:
+        """Index of the first row on screen."""
+        if self.tail:
+            return max(0, len(self.rows) - self._page_height())
+        return round(self.scroll_y)
+
+    def _update_virtual_size(self) -> None:
+        height = min(len(self.rows), self._page_height()) if self.tail else len(self.rows)
+        self.virtual_size = Size(self._total_width(self.size.width), height + 1)
+
+    def _refresh_changed_lines(
+        self, old: tuple[Row, ...], old_top: int, new: tuple[Row, ...], top: int
+    ) -> None:
+        """Repaint only the visible lines whose row object changed (most ticks change few)."""
+        height = self._page_height()
+        width = self.size.width
+        changed = [
+            y
+            for y in range(height)
+            if (old[old_top + y] if old_top + y < len(old) else None)
+            is not (new[top + y] if top + y < len(new) else None)
+            or (top + y == self.cursor) != (old_top + y == self.cursor)
+        ]
+        if len(changed) > height * 3 // 4:
+            self.refresh()
+            return
+        for y in changed:
+            self.refresh(Region(0, y + 1, width, 1))
 
     @property
     def cursor_key(self) -> str | None:
@@ -184,8 +237,9 @@ class RowTable(ScrollView, can_focus=True):
         return sum(self._widths(viewport)) + max(0, len(self.columns) - 1)
 
     def on_resize(self, event: events.Resize) -> None:
-        self.virtual_size = Size(self._total_width(event.size.width), len(self.rows) + 1)
-        self._scroll_cursor_into_view()
+        self._update_virtual_size()
+        if not self.tail:
+            self._scroll_cursor_into_view()
 
     def _page_height(self) -> int:
         return max(1, self.scrollable_content_region.height - 1)
@@ -211,12 +265,21 @@ class RowTable(ScrollView, can_focus=True):
 
     def notify_style_update(self) -> None:
         self._rowtable_style_cache.clear()
+        self._line_cache.clear()
+        self._base_style = None
         super().notify_style_update()
+
+    @property
+    def base_style(self) -> Style:
+        """`rich_style` walks the ancestors each call; it only changes with the styles."""
+        if self._base_style is None:
+            self._base_style = self.rich_style
+        return self._base_style
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         widths = self._widths(width)
-        base = self.rich_style
+        base = self.base_style
         if y == 0:
             labels = []
             for i, col in enumerate(self.columns):
@@ -227,7 +290,7 @@ class RowTable(ScrollView, can_focus=True):
             text = " ".join(labels)
             strip = Strip([Segment(text, base + self._cstyle("rowtable--header"))])
             return self._finish(strip, width, base + self._cstyle("rowtable--header"))
-        index = round(self.scroll_y) + y - 1
+        index = self._offset() + y - 1
         if not self.rows:
             if y == 1:
                 seg = Segment(self.empty_text, base + self._cstyle("rowtable--empty"))
@@ -236,6 +299,20 @@ class RowTable(ScrollView, can_focus=True):
         if index >= len(self.rows):
             return Strip.blank(width, base)
         row = self.rows[index]
+        is_cursor = index == self.cursor
+        params = (width, is_cursor, is_cursor and self.has_focus, round(self.scroll_x))
+        hit = self._line_cache.get(id(row))
+        if hit is not None and hit[0] is row and hit[1] == params:
+            return hit[2]
+        strip = self._render_row(row, widths, width, base, is_cursor)
+        if len(self._line_cache) > LINE_CACHE_MAX:
+            self._line_cache.clear()
+        self._line_cache[id(row)] = (row, params, strip)
+        return strip
+
+    def _render_row(
+        self, row: Row, widths: list[int], width: int, base: Style, is_cursor: bool
+    ) -> Strip:
         row_style = base + self._cstyle(row.style)
         segments: list[Segment] = []
         for i, col in enumerate(self.columns):
@@ -247,7 +324,7 @@ class RowTable(ScrollView, can_focus=True):
                 style = style + self._cstyle(row.style)
             segments.append(Segment(_fit(text, widths[i], col.justify), style))
         strip = Strip(segments)
-        if index == self.cursor:
+        if is_cursor:
             cursor = "rowtable--cursor" if self.has_focus else "rowtable--cursor-blur"
             strip = strip.apply_style(self._cstyle(cursor))
             return self._finish(strip, width, row_style + self._cstyle(cursor))
@@ -264,6 +341,12 @@ class RowTable(ScrollView, can_focus=True):
         if not self.rows:
             return
         index = max(0, min(len(self.rows) - 1, index))
+        if self.tail and index != len(self.rows) - 1:
+            offset = self._offset()
+            self.tail = False
+            self._update_virtual_size()
+            self.scroll_to(y=offset, animate=False, immediate=True)
+            self.refresh()
         if index != self.cursor:
             self.cursor = index
             self._scroll_cursor_into_view()
@@ -294,7 +377,7 @@ class RowTable(ScrollView, can_focus=True):
         if event.y == 0:
             self.post_message(self.SortRequested(self, reverse_only=False))
             return
-        index = round(self.scroll_y) + event.y - 1
+        index = self._offset() + event.y - 1
         if 0 <= index < len(self.rows):
             self._move(index)
             if event.chain >= 2:
