@@ -98,6 +98,10 @@ RULES: tuple[Rule, ...] = (
          "the lease writer's clock is {skew} ahead of ours: the lease age is unknown, so the "
          "daemon's liveness cannot be judged",
          age=_w("skewed")),
+    Rule("no-age", "unverified", "unknown",
+         "the lease record carries no timestamp: its age is unknown, so the daemon's liveness "
+         "cannot be judged",
+         age=_w("n/a")),
     Rule("expired", "stale", "critical",
          "the lease record is {age} old, past its {ttl} TTL: a dead daemon's leftover (it "
          "expires on its own); " + NO_JOIN,
