@@ -315,46 +315,13 @@ class Plane3Agent:
 
     def can_probe(self) -> bool:
         """Whether this credential may publish the ``ctl.delivery`` request at all."""
-        claims = _creds_permissions(self.endpoint.creds)
-        if claims is None:
-            return True  # open mode, or allow-all
-        subject = delivery_request_subject(self.endpoint.space, self.endpoint.id)
-        allow, deny = claims
-        if any(subject_matches(p, subject) for p in deny):
-            return False
-        return not allow or any(subject_matches(p, subject) for p in allow)
+        return can_probe_delivery(self.endpoint)
 
     async def probe_responder(self) -> tuple[ResponderProbe, float | None]:
-        if not self.can_probe():
-            return "unknown", None
-        t0 = time.perf_counter()
-        try:
-            await self.list_memberships(timeout_ms=int(PROBE_TIMEOUT_S * 1000))
-        except NoResponders:
-            return "no-responders", None
-        except RequestTimeout:
-            return "timeout", None
-        except DeliveryRefused:
-            pass  # it answered: the responder is alive
-        return "answered", (time.perf_counter() - t0) * 1000
+        return await probe_delivery_responder(self.endpoint)
 
     async def lease_verdict(self) -> tuple[LeaseVerdict, float | None, LeaseRead]:
-        read = await self.endpoint.read_lease()
-        if not read.known:
-            kind = "unreachable" if not self.endpoint.connected else "refused"
-            return lease_verdict(kind), None, read  # type: ignore[arg-type]
-        if read.lease is None:
-            return lease_verdict("absent"), None, read
-        responder, ms = await self.probe_responder()
-        age_ms = max(0.0, time.time() * 1000 - read.lease.since)
-        verdict = lease_verdict(
-            "present",
-            ready=read.lease.ready,
-            age_ms=age_ms,
-            responder=responder,
-            holder=read.lease.holder,
-        )
-        return verdict, ms, read
+        return await delivery_lease_verdict(self.endpoint)
 
     async def delivery_health(self) -> DeliveryHealth:
         verdict, ms, read = await self.lease_verdict()
@@ -374,6 +341,58 @@ class Plane3Agent:
                     reason = _degraded_reason(verdict, member)
             rows.append(ChannelHealth(channel, health, reason, channel in unclosed))
         return DeliveryHealth(verdict, ms, rows, self.pending_boot_joins(), self.pending_leaves())
+
+
+def can_probe_delivery(endpoint: Endpoint) -> bool:
+    """Whether the endpoint's credential may publish its ``ctl.delivery`` request at all."""
+    claims = _creds_permissions(endpoint.creds)
+    if claims is None:
+        return True  # open mode, or allow-all
+    subject = delivery_request_subject(endpoint.space, endpoint.id)
+    allow, deny = claims
+    if any(subject_matches(p, subject) for p in deny):
+        return False
+    return not allow or any(subject_matches(p, subject) for p in allow)
+
+
+async def probe_delivery_responder(endpoint: Endpoint) -> tuple[ResponderProbe, float | None]:
+    """A timed ``listMemberships`` round trip: is a daemon answering ``ctl.delivery`` now?"""
+    if not can_probe_delivery(endpoint):
+        return "unknown", None
+    t0 = time.perf_counter()
+    try:
+        await endpoint.request_delivery("listMemberships", {}, timeout=PROBE_TIMEOUT_S)
+    except NoResponders:
+        return "no-responders", None
+    except RequestTimeout:
+        return "timeout", None
+    return "answered", (time.perf_counter() - t0) * 1000
+
+
+async def delivery_lease_verdict(
+    endpoint: Endpoint,
+) -> tuple[LeaseVerdict, float | None, LeaseRead]:
+    """Read ``lease.0``, probe the responder when a lease exists, and look up the verdict.
+
+    Works for any started endpoint (``status`` and the console use it too); returns the
+    verdict, the probe's round-trip time in ms (when it answered) and the raw lease read.
+    """
+    read = await endpoint.read_lease()
+    if not read.known:
+        kind = "unreachable" if not endpoint.connected else "refused"
+        return lease_verdict(kind), None, read  # type: ignore[arg-type]
+    if read.lease is None:
+        return lease_verdict("absent"), None, read
+    responder, ms = await probe_delivery_responder(endpoint)
+    age_ms = max(0.0, time.time() * 1000 - read.lease.since)
+    verdict = lease_verdict(
+        "present",
+        ready=read.lease.ready,
+        age_ms=age_ms,
+        responder=responder,
+        holder=read.lease.holder,
+    )
+    return verdict, ms, read
 
 
 def _degraded_reason(verdict: LeaseVerdict, member: bool) -> str:
