@@ -11,8 +11,9 @@ itself:
 - ``stop()`` on shutdown.
 
 :class:`LiveOnly` is the open-mode implementation: no daemon, so every durable-class join is
-reported as live with the reference's reason wording, and there is nothing to tombstone. The
-auth/daemon side plugs its own implementation in through ``Endpoint(durable=factory)``.
+reported as live with the reference's reason wording, and there is nothing to tombstone. With
+creds the endpoint defaults to :class:`~cotal_tui.mesh.plane3_agent.Plane3Agent` (the real
+durable membership); ``Endpoint(durable=factory)`` overrides either default.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from cotal_tui.mesh.control import (
     request_control,
     serve_control,
 )
-from cotal_tui.mesh.durable import DurableMembership, LiveOnly, PendingOp
+from cotal_tui.mesh.durable import DurableFactory, DurableMembership, LiveOnly, PendingOp
 from cotal_tui.mesh.events import (
     ChannelChanged,
     ChannelDropped,
@@ -59,6 +59,7 @@ from cotal_tui.mesh.messages import (
     new_message,
     publish_message,
 )
+from cotal_tui.mesh.plane3_agent import Plane3Agent
 from cotal_tui.mesh.presence import PresencePublisher, RosterView, RosterWatch
 from cotal_tui.mesh.pump import PullPump
 from cotal_tui.mesh.roster import PeerNotFound, resolve_peer
@@ -101,7 +102,6 @@ from cotal_tui.protocol.subjects import (
     unicast_subject,
 )
 
-DurableFactory = Callable[["Endpoint"], DurableMembership]
 Listener = Callable[[EndpointEvent], None]
 
 
@@ -272,7 +272,11 @@ class Endpoint:
             on_error=self._error_reporter("live chat"),
             confirm_window_s=confirm_window_s,
         )
-        self.durable: DurableMembership = (durable or LiveOnly)(self)
+        if durable is None:
+            # auth mode: the real Plane-3 membership (the daemon's guarantees need the broker's
+            # policing); open mode: live only, as the reference (no daemon in open mode)
+            durable = Plane3Agent if creds is not None else LiveOnly
+        self.durable: DurableMembership = durable(self)
         self._listeners: list[Listener] = []
         self._seen = SeenIds()
         self._pumps: dict[str, PullPump] = {}

@@ -8,6 +8,7 @@ from plane3_support import connect, dlv_messages
 
 from cotal_tui.mesh.control import NoResponders
 from cotal_tui.mesh.daemon import DeliveryDaemon
+from cotal_tui.mesh.durable import LiveOnly
 from cotal_tui.mesh.endpoint import Endpoint
 from cotal_tui.mesh.events import MessageReceived
 from cotal_tui.mesh.kv import KvBucket
@@ -168,18 +169,49 @@ async def test_observer_cannot_probe_so_never_green(auth_space):
         creds=str(observer_c.path),
         register_presence=False,
         consume=False,
-        durable=Plane3Agent,
         **FAST,  # type: ignore[arg-type]
     )
     await ep.start()
     try:
-        agent: Plane3Agent = ep.durable  # type: ignore[assignment]
+        agent = ep.durable
+        assert isinstance(agent, Plane3Agent)  # the auth-mode default
         assert agent.can_probe() is False
         assert await agent.probe_responder() == ("unknown", None)
         verdict, _, _ = await agent.lease_verdict()
         assert not verdict.green
     finally:
         await ep.stop()
+
+
+def test_the_default_durable_membership_follows_the_mode():
+    assert isinstance(Endpoint("nats://127.0.0.1:1", "s", name="open").durable, LiveOnly)
+
+
+async def test_an_auth_endpoint_joins_durable_by_default(auth_space):
+    """No factory given: with creds the endpoint asks the running daemon and reports durable."""
+    bob_c = await auth_space.mint("bob", subscribe=CHANS, allow_publish=CHANS)
+    dconn, daemon = await _daemon(auth_space)
+    await daemon.start()
+    bob = Endpoint(
+        auth_space.url,
+        auth_space.space,
+        name="bob",
+        creds=str(bob_c.path),
+        **FAST,  # type: ignore[arg-type]
+    )
+    await bob.start()
+    try:
+        assert isinstance(bob.durable, Plane3Agent)
+        res = await bob.join_channel("general")
+        assert res.joined and res.durable, res.reason
+        assert bob.has_durable_membership("general")
+        kv = KvBucket(dconn, members_bucket(auth_space.space))
+        rec = await read_member(kv, "general", bob.id)
+        assert rec is not None and rec.record.leave_cursor is None
+    finally:
+        await bob.stop()
+        await daemon.stop()
+        await dconn.close()
 
 
 async def test_boot_reconcile_survives_a_broker_restart(auth_space):
