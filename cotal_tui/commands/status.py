@@ -20,6 +20,8 @@ from cotal_tui.mesh.durable import PendingOp
 from cotal_tui.mesh.endpoint import Endpoint, LeaseRead
 from cotal_tui.mesh.jsapi import JsApiError, JsApiUnavailable
 from cotal_tui.mesh.kv import BucketNotFound, KvError
+from cotal_tui.mesh.lease import STALE_AFTER_MS, LeaseVerdict
+from cotal_tui.mesh.plane3_agent import delivery_lease_verdict
 
 SCHEMA = "cotal-tui/status/1"
 DEFAULT_SERVER = "nats://127.0.0.1:4222"
@@ -96,12 +98,12 @@ async def take_snapshot(
         raise StatusFailed(f"cannot read space {space!r} on {server}: {exc}") from None
     try:
         await ep.roster.wait_current(timeout)
-        lease = await ep.read_lease()
+        verdict, responder_ms, lease = await delivery_lease_verdict(ep)
         try:
             rows = await ep.list_channels(lease)
         except (JsApiError, JsApiUnavailable) as exc:
             raise StatusFailed(f"cannot list the channels of {space!r}: {exc}") from None
-        return build_snapshot(ep, server, lease, rows)
+        return build_snapshot(ep, server, lease, rows, verdict, responder_ms)
     finally:
         await ep.stop(graceful=False)
 
@@ -130,19 +132,65 @@ def _pending(op: PendingOp) -> dict[str, Any]:
     }
 
 
-def _lease(read: LeaseRead, now_ms: int) -> dict[str, Any] | None:
-    if read.lease is None:
-        return None
+def consequence(v: LeaseVerdict) -> str:
+    """What the verdict means for durable delivery, in plain words."""
+    if v.verdict == "serving" and v.green:
+        return "a delivery daemon is serving: durable-class channels get their offline backstop"
+    if v.verdict == "serving":
+        return (
+            f"a ready lease is held but its responder is {v.responder_text}: durable delivery "
+            "is unconfirmed (use an agent cred, or open mode, to probe it)"
+        )
     return {
-        "holder": read.lease.holder,
-        "ready": read.lease.ready,
-        "since": read.lease.since,
-        "revision": read.revision,
-        "ageMs": max(0, now_ms - read.lease.since),
-    }
+        "not-ready": "a delivery daemon is still binding (lease not ready): durable joins may "
+        "fail until it is ready",
+        "no-lease": "no delivery daemon: durable-class channels are live only and offline "
+        "members miss messages; start one with `cotal-tui daemon` or `cotal-tui up`",
+        "stale": f"the lease was not renewed for over {STALE_AFTER_MS // 1000}s: its daemon is "
+        "probably gone and durable delivery is down until the lease expires and another "
+        "daemon binds",
+        "no-responder": f"a lease is held but {v.responder_text}: durable joins and leaves "
+        "fail and fan-out may be stalled; check the daemon holding the lease",
+        "refused": "the delivery lease could not be read with this credential: durable "
+        "delivery is unknown",
+        "unreachable": "the broker is unreachable: durable delivery is unknown",
+    }[v.verdict]
 
 
-def build_snapshot(ep: Endpoint, server: str, lease: LeaseRead, rows: list[Any]) -> dict[str, Any]:
+def _lease(
+    read: LeaseRead, now_ms: int, verdict: LeaseVerdict | None, responder_ms: float | None
+) -> dict[str, Any] | None:
+    if verdict is None and read.lease is None:
+        return None
+    out: dict[str, Any] = {"holder": None, "ready": None, "since": None, "revision": None}
+    out["ageMs"] = None
+    if read.lease is not None:
+        out.update(
+            holder=read.lease.holder,
+            ready=read.lease.ready,
+            since=read.lease.since,
+            revision=read.revision,
+            ageMs=max(0, now_ms - read.lease.since),
+        )
+    if verdict is not None:
+        out.update(
+            verdict=verdict.verdict,
+            green=verdict.green,
+            responder=verdict.responder_text,
+            responderMs=None if responder_ms is None else round(responder_ms, 1),
+            consequence=consequence(verdict),
+        )
+    return out
+
+
+def build_snapshot(
+    ep: Endpoint,
+    server: str,
+    lease: LeaseRead,
+    rows: list[Any],
+    verdict: LeaseVerdict | None = None,
+    responder_ms: float | None = None,
+) -> dict[str, Any]:
     now_ms = int(time.time() * 1000)
     entries = [
         {
@@ -178,7 +226,7 @@ def build_snapshot(ep: Endpoint, server: str, lease: LeaseRead, rows: list[Any])
             }
             for r in rows
         ],
-        "lease": _lease(lease, now_ms),
+        "lease": _lease(lease, now_ms, verdict, responder_ms),
         "leaseRead": {"known": lease.known, "error": lease.error},
         "pendingBootJoins": [_pending(p) for p in ep.pending_boot_joins()],
         "pendingLeaves": [_pending(p) for p in ep.pending_leaves()],
@@ -212,7 +260,7 @@ def render_text(s: dict[str, Any]) -> str:
     if not s["channels"]:
         lines.append("  (none)")
     lease = s["lease"]
-    if lease is None:
+    if lease is None or lease["holder"] is None:
         known = s["leaseRead"]["known"]
         lines.append("delivery lease: none" if known else "delivery lease: unknown (cannot read)")
     else:
@@ -220,6 +268,8 @@ def render_text(s: dict[str, Any]) -> str:
         lines.append(
             f"delivery lease: {lease['holder']} ({state}, renewed {lease['ageMs'] / 1000:.1f}s ago)"
         )
+    if lease is not None and "verdict" in lease:
+        lines.append(f"delivery: {lease['verdict']} — {lease['consequence']}")
     for key, label in (
         ("pendingBootJoins", "pending boot joins"),
         ("pendingLeaves", "pending leaves"),

@@ -11,7 +11,10 @@ import time
 
 import nats
 from conftest import VECTORS, SpaceHandle
+from plane3_support import connect
 
+from cotal_tui.mesh.daemon import DeliveryDaemon
+from cotal_tui.mesh.lease import read_lease
 from cotal_tui.server.process import free_port
 
 
@@ -94,6 +97,10 @@ async def test_status_json_reflects_reference_records(open_space: SpaceHandle) -
     lease = snap["lease"]
     assert lease["holder"] == written["lease"]["holder"] and lease["ready"] is True
     assert lease["since"] == written["lease"]["since"] and lease["revision"] > 0
+    # a fresh ready lease that nobody serves: the probe gets 503, never a false green
+    assert lease["verdict"] == "no-responder" and lease["green"] is False
+    assert "no responder" in lease["responder"] and lease["responderMs"] is None
+    assert "fail" in lease["consequence"]
     assert snap["pendingBootJoins"] == [] and snap["pendingLeaves"] == []
 
     text = await asyncio.to_thread(status, "--server", open_space.url, "--space", open_space.space)
@@ -117,3 +124,34 @@ async def test_status_missing_space_says_so(open_space: SpaceHandle) -> None:
     )
     assert proc.returncode == 1
     assert "not found" in proc.stderr and "nosuchspace" in proc.stderr
+
+
+async def test_status_lease_verdict_serving_then_no_lease(open_space: SpaceHandle) -> None:
+    args = ("--server", open_space.url, "--space", open_space.space, "--json")
+    conn = await connect(open_space.url, "DSTATUS")
+    daemon = DeliveryDaemon(conn, open_space.space, "DSTATUS")
+    await daemon.start()
+    try:
+        proc = await asyncio.to_thread(status, *args)
+        assert proc.returncode == 0, proc.stderr
+        lease = json.loads(proc.stdout)["lease"]
+        assert lease["holder"] == "DSTATUS" and lease["ready"] is True
+        assert lease["verdict"] == "serving" and lease["green"] is True
+        assert lease["responder"] == "answered" and lease["responderMs"] >= 0
+        assert "serving" in lease["consequence"]
+        text = await asyncio.to_thread(status, *args[:-1])
+        assert "delivery: serving — a delivery daemon is serving" in text.stdout
+    finally:
+        await daemon.stop()
+    try:
+        assert await read_lease(daemon.ctx.lease) is None  # released on the clean stop
+    finally:
+        await conn.close()
+    proc = await asyncio.to_thread(status, *args)
+    assert proc.returncode == 0, proc.stderr
+    snap = json.loads(proc.stdout)
+    lease = snap["lease"]
+    assert snap["leaseRead"] == {"known": True, "error": None}
+    assert lease["verdict"] == "no-lease" and lease["green"] is False
+    assert lease["holder"] is None and lease["revision"] is None and lease["ageMs"] is None
+    assert "no delivery daemon" in lease["consequence"]
