@@ -61,6 +61,13 @@ def channel_seed() -> dict[str, object]:
     return {"channels": {name: dict(cfg) for name, cfg in CHANNELS.items()}}
 
 
+def agent_rngs(seed: int, specs: list[AgentSpec]) -> dict[str, random.Random]:
+    """One ``Random`` per agent, derived from the demo seed in cast order: an agent's sequence of
+    actions depends on the seed alone, never on how the agents' tasks interleave."""
+    root = random.Random(seed)
+    return {spec.name: random.Random(root.random()) for spec in specs}
+
+
 @dataclass(frozen=True)
 class DemoNote:
     at: float
@@ -146,7 +153,7 @@ class DemoSimulation:
         self.note("seed", f"demo seed {self.seed} · {len(self.specs)} agents · space "
                   f"{self.space.space!r} at {self.space.url}")  # fmt: skip
         await self.admin.start()
-        rng = random.Random(self.seed)
+        rngs = agent_rngs(self.seed, self.specs)
         roles = sorted({s.role for s in self.specs})
         names = [s.name for s in self.specs]
         for spec in self.specs:
@@ -163,7 +170,7 @@ class DemoSimulation:
                 url=self.space.url,
                 space=self.space.space,
                 creds=minted.path,
-                rng=random.Random(rng.random()),
+                rng=rngs[spec.name],
                 timeline=self.timeline,
                 roles=roles,
                 peers=names,
