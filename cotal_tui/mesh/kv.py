@@ -178,7 +178,7 @@ class KvBucket:
         try:
             ack = await self.conn.js.publish(self.subject(key), value, headers=headers)
         except nats.js.errors.APIError as exc:
-            if exc.err_code == 10071:
+            if is_revision_mismatch(exc):
                 expected = (headers or {}).get(_EXPECTED_LAST_SUBJECT_SEQ)
                 raise RevisionMismatch(
                     f"{self.bucket}/{key}: expected revision {expected} is not the latest"
@@ -200,6 +200,15 @@ class KvBucket:
         heartbeat_s: float = 1.0,
     ) -> KvWatch:
         return KvWatch(self, on_entry, on_initial=on_initial, keys=keys, heartbeat_s=heartbeat_s)
+
+
+# A CAS write whose expected revision is not the latest: 10071 (JSStreamWrongLastSequenceErrF)
+# and 10164 (JSStreamWrongLastSequenceConstantErr, newer servers), as nats-py's own KV treats them.
+REVISION_MISMATCH_CODES = frozenset({10071, 10164})
+
+
+def is_revision_mismatch(exc: nats.js.errors.APIError) -> bool:
+    return exc.err_code in REVISION_MISMATCH_CODES
 
 
 def _is_stream_missing(exc: nats.js.errors.NotFoundError) -> bool:
