@@ -24,9 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from cotal_tui.protocol.errors import AmbiguousPeerError
 from cotal_tui.protocol.models import Presence
 from cotal_tui.protocol.names import PRESENCE_TTL_MS
+from cotal_tui.protocol.peers import resolve_peer as protocol_resolve_peer
 
 PresenceEventType = Literal["join", "update", "offline"]
 
@@ -133,23 +133,9 @@ class Roster:
 
 
 def resolve_peer(entries: list[Presence], ref: str) -> Presence:
-    """Exact id first (any status); else a case-insensitive name, preferring live peers.
-
-    Two or more live matches, or (with none live) two or more offline matches, raise
-    :class:`AmbiguousPeerError` listing the candidates.
-    """
-    for p in entries:
-        if p.card.id == ref:
-            return p
-    wanted = ref.lower()
-    matches = [p for p in entries if p.card.name.lower() == wanted]
-    live = [p for p in matches if p.status != "offline"]
-    for group in (live, matches):
-        if len(group) == 1:
-            return group[0]
-        if len(group) > 1:
-            ids = ", ".join(f"{p.card.name} ({p.card.id}, {p.status})" for p in group)
-            raise AmbiguousPeerError(
-                f'"{ref}" matches {len(group)} peers: {ids}; use the exact id', list(group)
-            )
-    raise PeerNotFound(f'no peer named "{ref}" in the roster; check the name or use the id')
+    """:func:`cotal_tui.protocol.resolve_peer` (the reference's rule and wording, tested against
+    its vectors), with "not found" as :class:`PeerNotFound` instead of ``None``."""
+    found = protocol_resolve_peer(entries, ref)
+    if found is None:
+        raise PeerNotFound(f'no peer named "{ref}" in the roster; check the name or use the id')
+    return found
