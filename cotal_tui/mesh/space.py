@@ -1,7 +1,13 @@
-"""Open-mode lazy creation of a space's streams and the presence/channels buckets (§2.1, §6.2).
+"""Stream configs from the protocol's specs, and open-mode lazy creation of a space (§2.1, §6.2).
 
-In auth mode agents never create anything (they are denied STREAM.CREATE); this is only called
-by an endpoint connected without creds. An existing stream is left as it is.
+:func:`stream_config` is the one place a pure :class:`~cotal_tui.protocol.consumers.StreamSpec`
+becomes the nats-py ``StreamConfig`` that is sent on create; ``server/`` provisioning uses it too
+(server may import mesh, never the reverse). Settings a spec leaves unset stay server defaults:
+in particular a bucket's duplicate window is left to the server, which caps its 2 min default at
+the bucket's ``max_age``.
+
+In auth mode agents never create anything (they are denied STREAM.CREATE); lazy creation is only
+done by an endpoint connected without creds. An existing stream is left as it is.
 """
 
 from __future__ import annotations
@@ -14,30 +20,32 @@ from cotal_tui.protocol.consumers import StreamSpec, bucket_specs, stream_specs
 from cotal_tui.protocol.names import channel_bucket, presence_bucket
 
 _STREAM_NAME_IN_USE = 10058
+_RETENTION = {"limits": RetentionPolicy.LIMITS, "workqueue": RetentionPolicy.WORK_QUEUE}
+_DISCARD = {"old": DiscardPolicy.OLD, "new": DiscardPolicy.NEW}
 
 
-def stream_config(spec: StreamSpec) -> StreamConfig:
-    cfg = StreamConfig(
+def stream_config(spec: StreamSpec, *, replicas: int | None = None) -> StreamConfig:
+    """What is sent on create: the spec's settings only (``replicas`` overrides the spec's)."""
+    config = StreamConfig(
         name=spec.name,
         subjects=list(spec.subjects),
-        retention=RetentionPolicy(spec.retention),
+        retention=_RETENTION[spec.retention],
         storage=StorageType.FILE,
-        num_replicas=spec.num_replicas,
+        num_replicas=spec.num_replicas if replicas is None else replicas,
     )
     if spec.max_msgs_per_subject is not None:
-        cfg.max_msgs_per_subject = spec.max_msgs_per_subject
+        config.max_msgs_per_subject = spec.max_msgs_per_subject
     if spec.discard is not None:
-        cfg.discard = DiscardPolicy(spec.discard)
+        config.discard = _DISCARD[spec.discard]
     if spec.duplicate_window_ms is not None:
-        cfg.duplicate_window = spec.duplicate_window_ms / 1000
+        config.duplicate_window = spec.duplicate_window_ms / 1000
     if spec.allow_direct is not None:
-        cfg.allow_direct = spec.allow_direct
+        config.allow_direct = spec.allow_direct
     if spec.allow_rollup_hdrs is not None:
-        cfg.allow_rollup_hdrs = spec.allow_rollup_hdrs
-    if spec.max_age_ms is not None:
-        cfg.max_age = spec.max_age_ms / 1000
-        cfg.duplicate_window = min(cfg.duplicate_window or 120.0, spec.max_age_ms / 1000)
-    return cfg
+        config.allow_rollup_hdrs = spec.allow_rollup_hdrs
+    if spec.max_age_ms:
+        config.max_age = spec.max_age_ms / 1000
+    return config
 
 
 async def ensure_open_space(conn: Connection, space: str, *, presence_ttl_ms: int) -> None:

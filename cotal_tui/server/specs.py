@@ -1,9 +1,10 @@
 """The protocol's stream and bucket specs (PROTOCOL §2.1, §3.1) as nats-py `StreamConfig`s.
 
-The specs themselves are pure data in `cotal_tui.protocol` (`stream_specs`, `bucket_specs`); this
-module turns them into what nats-py sends, and into the values an existing stream must hold to
-count as "the same" (the spec's settings plus, where the reference leaves a setting to the server,
-the value the server fills in). Buckets are created as plain streams with the @nats-io/kv 3.4
+The specs themselves are pure data in `cotal_tui.protocol` (`stream_specs`, `bucket_specs`);
+what nats-py sends is built by `cotal_tui.mesh.space.stream_config` (shared with open-mode lazy
+creation); this module adds the values an existing stream must hold to count as "the same" (the
+spec's settings plus, where the reference leaves a setting to the server, the value the server
+fills in). Buckets are created as plain streams with the @nats-io/kv 3.4
 layout rather than through nats-py's `create_key_value`, which would add `deny_delete` and
 `allow_msg_ttl`, settings the reference never sets.
 """
@@ -13,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import StreamConfig
 
+from cotal_tui.mesh.space import stream_config
 from cotal_tui.protocol import StreamSpec, bucket_specs, stream_specs
 
 SERVER_DEFAULT_DEDUP_WINDOW_S = 120.0
@@ -35,9 +37,6 @@ COMPARED_FIELDS: tuple[str, ...] = (
     "allow_rollup_hdrs",
 )
 
-_RETENTION = {"limits": RetentionPolicy.LIMITS, "workqueue": RetentionPolicy.WORK_QUEUE}
-_DISCARD = {"old": DiscardPolicy.OLD, "new": DiscardPolicy.NEW}
-
 
 @dataclass(frozen=True)
 class SpaceStream:
@@ -57,27 +56,7 @@ class SpaceStream:
 
     def create_config(self) -> StreamConfig:
         """What is sent on create: the spec's settings only; unset ones stay server defaults."""
-        spec = self.spec
-        config = StreamConfig(
-            name=spec.name,
-            subjects=list(spec.subjects),
-            retention=_RETENTION[spec.retention],
-            storage=StorageType.FILE,
-            num_replicas=self.replicas,
-        )
-        if spec.max_msgs_per_subject is not None:
-            config.max_msgs_per_subject = spec.max_msgs_per_subject
-        if spec.discard is not None:
-            config.discard = _DISCARD[spec.discard]
-        if spec.duplicate_window_ms is not None:
-            config.duplicate_window = spec.duplicate_window_ms / 1000
-        if spec.allow_direct is not None:
-            config.allow_direct = spec.allow_direct
-        if spec.allow_rollup_hdrs is not None:
-            config.allow_rollup_hdrs = spec.allow_rollup_hdrs
-        if spec.max_age_ms:
-            config.max_age = spec.max_age_ms / 1000
-        return config
+        return stream_config(self.spec, replicas=self.replicas)
 
     def expected(self) -> dict[str, Any]:
         """Every compared setting as the server reports it for a stream created from the spec."""

@@ -13,7 +13,9 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 from nats.js.errors import NotFoundError
 from space_checks import assert_space_streams, expected_streams
 
-from cotal_tui.server.provision import SpaceConfigConflict, provision_space
+from cotal_tui.mesh.connection import Connection
+from cotal_tui.mesh.space import ensure_open_space
+from cotal_tui.server.provision import SpaceConfigConflict, inspect_space, provision_space
 from cotal_tui.server.seed import ChannelSeedError
 
 
@@ -29,6 +31,23 @@ async def test_provision_creates_every_stream_and_bucket_as_the_protocol_says(nc
         kv = await js.key_value(f"cotal_{bucket}_{space}")
         await kv.put("probe", b"{}")
         assert (await kv.get("probe")).value == b"{}"
+
+
+async def test_open_mode_lazy_creation_builds_the_same_streams(open_space: SpaceHandle) -> None:
+    """One builder: what an open-mode endpoint creates is what provisioning checks for."""
+    space = unique_space()
+    conn = Connection(open_space.url, "lazy", "lazy-creator")
+    await conn.connect()
+    try:
+        await ensure_open_space(conn, space, presence_ttl_ms=6000)
+        missing, matching, conflicts = await inspect_space(conn.nc, space)
+    finally:
+        await conn.close()
+    assert conflicts == {}
+    assert sorted(s.bucket or "" for s in missing) == sorted(
+        f"cotal_{b}_{space}" for b in ("members", "acl", "delivery")
+    )
+    assert len(matching) == 7  # CHAT, DM, TASK, INBOX, DLV, presence, channels
 
 
 async def test_space_names_are_tokenized(nc: Client) -> None:
