@@ -147,8 +147,10 @@ class DemoSimulation:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Mint everyone, start the operator and the early bird; the timeline runs on its own."""
+    async def prepare(self) -> None:
+        """Mint and provision everyone and build the operator's endpoint (not started yet)."""
+        if self.operator is not None:
+            return
         self._t0 = time.monotonic()
         self.note("seed", f"demo seed {self.seed} · {len(self.specs)} agents · space "
                   f"{self.space.space!r} at {self.space.url}")  # fmt: skip
@@ -190,6 +192,12 @@ class DemoSimulation:
             self.operator_name, op.path, OPERATOR_BOOT, kind="endpoint",
             description="the operator's console",
         )  # fmt: skip
+
+    async def start(self) -> None:
+        """Start the operator and the early bird; the timeline then runs on its own task."""
+        await self.prepare()
+        assert self.operator is not None
+        self._t0 = time.monotonic()
         await self.operator.start()
         early = self.agents[EARLY_BIRD]
         await early.start()
