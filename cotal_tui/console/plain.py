@@ -58,7 +58,7 @@ class PlainStream:
         view = snap.roster.view
         if view != self._view:
             if view != "current":
-                out.append(f"{now} roster {view}: {snap.roster.banner}")
+                out.append(f"{now} {snap.roster.banner}")
             elif self._view is not None:
                 out.append(f"{now} roster current")
             self._view = view

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from textual import on
@@ -86,8 +87,14 @@ class ConsoleApp(App[int]):
         *,
         tick_interval: float | None = 0.1,
         theme: str | None = None,
+        on_start: Callable[[], Awaitable[None]] | None = None,
+        on_stop: Callable[[], Awaitable[None]] | None = None,
+        notice: str | None = None,
     ) -> None:
         super().__init__()
+        self.on_start = on_start
+        self.on_stop = on_stop
+        self.initial_notice = notice
         self.model = model
         self.dispatcher = dispatcher
         self.tick_interval = tick_interval
@@ -115,11 +122,17 @@ class ConsoleApp(App[int]):
         self.main = MainScreen()
         await self.push_screen(self.main)
         self.model.start()
+        if self.on_start is not None:
+            self.run_worker(self.on_start(), name="console-start", exit_on_error=False)
+        if self.initial_notice:
+            self.set_notice(self.initial_notice, "info")
         self.tick()
         if self.tick_interval:
             self.set_interval(self.tick_interval, self.tick, name="console-tick")
 
     async def on_unmount(self) -> None:
+        if self.on_stop is not None:
+            await self.on_stop()
         await self.model.stop()
 
     def tick(self) -> Snapshot:

@@ -1,0 +1,78 @@
+"""`cotal-tui check`: one line about a space's health; exit 0 healthy, 1 degraded, 2 critical,
+3 unknown (critical outranks unknown; unknown outranks degraded).
+
+It connects as an observer (no presence, no consumers), waits until it has evidence — the roster
+current, the lease read and the responder probed — or until --timeout, then judges one console
+snapshot with the same verdict table the console draws. Missing evidence is reported as what it
+is (unknown), never as healthy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+from cotal_tui.commands.console import add_connection_args
+from cotal_tui.console.model import ConsoleModel
+from cotal_tui.console.plain import CRITICAL, CheckResult, check_snapshot
+from cotal_tui.console.session import ConsoleSession, SessionOptions
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "check",
+        help="one-line health of a space; exit 0 healthy/1 degraded/2 critical/3 unknown",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_connection_args(p)
+    p.add_argument(
+        "--timeout", type=float, default=8.0, help="seconds to gather evidence (default 8)"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    options = SessionOptions(
+        server=args.server or "nats://127.0.0.1:4222",
+        space=args.space,
+        creds=args.creds,
+        name="cotal-tui-check",
+        observer=True,
+        read_only=True,
+        state_dir=args.state_dir,
+        connect_timeout=min(5.0, args.timeout),
+    )
+    result = asyncio.run(check(options, timeout=args.timeout))
+    print(result.line)
+    return result.code
+
+
+def evidence_complete(session: ConsoleSession) -> bool:
+    lease = session.source.lease()
+    return (
+        session.ep.connected
+        and session.source.roster().view == "current"
+        and lease.read.outcome != "pending"
+        and lease.responder.outcome != "unchecked"
+    )
+
+
+async def check(options: SessionOptions, *, timeout: float = 8.0) -> CheckResult:
+    session = ConsoleSession(options)
+    model = ConsoleModel(session.source)
+    deadline = time.monotonic() + timeout
+    try:
+        await session.start()
+        while time.monotonic() < deadline and not evidence_complete(session):
+            await asyncio.sleep(0.05)
+        snap = model.tick()
+        if not session.ep.connected and session.source.start_error:
+            return CheckResult(
+                CRITICAL,
+                f"CRITICAL: space={options.space} link=unreachable — {session.source.start_error}",
+            )
+        return check_snapshot(snap)
+    finally:
+        await session.stop()

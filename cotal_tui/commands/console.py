@@ -1,0 +1,153 @@
+"""`cotal-tui console`: the Textual control console of a space, or its `--plain` line stream.
+
+    cotal-tui console [--server URL] [--space S] [--creds F] [--name N] [--channel CH ...]
+                      [--daemon] [--read-only] [--theme T] [--plain]
+
+With no --server it uses the space's embedded server on 127.0.0.1:4222, starting it when nothing
+answers there (and then stopping it on exit). `--plain` (automatic when stdout is not a terminal)
+prints timestamped lines of presence changes, messages, and link/delivery verdict changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+
+from cotal_tui.console.commands import Dispatcher
+from cotal_tui.console.model import TICK_MS, ConsoleModel, ModelOptions
+from cotal_tui.console.plain import PlainStream
+from cotal_tui.console.session import ConsoleSession, SessionOptions
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "console",
+        help="the control console of a space (Textual), or --plain line stream",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_connection_args(p)
+    p.add_argument("--name", default="operator", help="your name on the roster (default operator)")
+    p.add_argument(
+        "--channel", action="append", default=[], metavar="CH", help="join at start (repeatable)"
+    )
+    p.add_argument(
+        "--daemon",
+        action="store_true",
+        help="host the delivery daemon in the console (if another holds the lease, say so and "
+        "keep running as a console)",
+    )
+    p.add_argument(
+        "--daemon-creds", help="a delivery-profile .creds for --daemon (default --creds)"
+    )
+    p.add_argument(
+        "--read-only", action="store_true", help="refuse every write verb; no presence of your own"
+    )
+    p.add_argument("--theme", help="a Textual theme name, e.g. cotal-mono, textual-light, nord")
+    p.add_argument(
+        "--plain",
+        action="store_true",
+        help="timestamped line stream instead of the TUI (automatic when stdout is not a tty)",
+    )
+    p.set_defaults(func=run)
+
+
+def add_connection_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--server",
+        help="NATS URL (default: the space's embedded server on 127.0.0.1:4222, started when "
+        "nothing answers there)",
+    )
+    p.add_argument("--space", default="main", help="space name (default main)")
+    p.add_argument("--creds", help="a .creds file (auth mode; default: the space's manager creds "
+                   "under --state-dir when using the embedded server)")  # fmt: skip
+    p.add_argument("--state-dir", default=".cotal", help="trust chain and store (default .cotal)")
+
+
+def session_options(args: argparse.Namespace) -> SessionOptions:
+    return SessionOptions(
+        server=args.server,
+        space=args.space,
+        creds=args.creds,
+        name=args.name,
+        channels=list(args.channel),
+        daemon=args.daemon,
+        daemon_creds=args.daemon_creds,
+        read_only=args.read_only,
+        state_dir=args.state_dir,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    plain = args.plain or not sys.stdout.isatty()
+    if plain:
+        try:
+            return asyncio.run(run_plain(session_options(args)))
+        except KeyboardInterrupt:
+            return 130
+    return run_tui(args)
+
+
+def run_tui(args: argparse.Namespace) -> int:
+    from cotal_tui.tui.app import ConsoleApp
+
+    async def build() -> ConsoleApp:
+        session = ConsoleSession(session_options(args))
+        await session.prepare()
+        model = ConsoleModel(session.source, options=ModelOptions(read_only=args.read_only))
+        notice = "; ".join(session.notes) or None
+        return ConsoleApp(
+            model,
+            Dispatcher(session.source, read_only=args.read_only),
+            theme=args.theme,
+            on_start=lambda: session.start(),
+            on_stop=session.stop,
+            notice=notice,
+        )
+
+    # prepare() may start the embedded server; the app then runs in its own loop.
+    loop = asyncio.new_event_loop()
+    try:
+        asyncio.set_event_loop(loop)
+        app = loop.run_until_complete(build())
+        loop.run_until_complete(app.run_async())
+    finally:
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+    return app.return_code or 0
+
+
+async def run_plain(options: SessionOptions, *, out=None) -> int:
+    """Print snapshot changes as lines until SIGINT/SIGTERM (or stdout closes)."""
+    out = out or sys.stdout
+    session = ConsoleSession(options)
+    model = ConsoleModel(session.source, options=ModelOptions(read_only=options.read_only))
+    stream = PlainStream()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await session.start()
+    for note in session.notes:
+        print(f"# {note}", file=out, flush=True)
+    model.start()
+    try:
+        while not stop.is_set():
+            lines = stream.lines(model.tick())
+            if lines:
+                try:
+                    out.write("\n".join(lines) + "\n")
+                    out.flush()
+                except BrokenPipeError:
+                    break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), TICK_MS / 1000)
+    finally:
+        await model.stop()
+        await session.stop()
+    return 0

@@ -1,0 +1,487 @@
+"""`MeshSource`: the real `Endpoint` (and an optional in-process `DeliveryDaemon`) as a `Source`
+and a `Commands` for the console model.
+
+Theory of operation. The model polls the getters every tick and they must not do I/O, so:
+- what the endpoint already keeps in memory (connection state, roster, joined set, pending
+  boot joins and leave retries, the daemon's counters) is read straight through, converted
+  once per changed object (caches keyed by the endpoint's own objects);
+- what needs a round trip (the `lease.0` read, the `ctl.delivery` responder probe, the channel
+  list with retained counts) is refreshed by one poller task owned here, and the getters return
+  the last result with the time it was taken, so the model can say how old it is;
+- messages arrive as endpoint events and are queued for `messages()`.
+
+Nothing here decides health: the verdict table (verdict.py) does, from what this reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+
+from cotal_tui.console.model import Clock, wall_clock
+from cotal_tui.console.source import (
+    ChannelInput,
+    ChannelsInput,
+    ConnectionInput,
+    DaemonInput,
+    Identity,
+    JoinOutcome,
+    LeaseInput,
+    LeaseRead,
+    LeaveOutcome,
+    MessageInput,
+    Ms,
+    PeerInput,
+    PeerStatus,
+    PendingInput,
+    PendingOp,
+    PendingOperation,
+    ResponderCheck,
+    RosterInput,
+    SendOutcome,
+)
+from cotal_tui.mesh.connection import Closed, Connected, Reconnecting
+from cotal_tui.mesh.events import ConnectionChanged, EndpointError, EndpointEvent, MessageReceived
+from cotal_tui.mesh.plane3_agent import Plane3Agent, probe_delivery_responder
+
+if TYPE_CHECKING:
+    from cotal_tui.mesh.daemon import DeliveryDaemon
+    from cotal_tui.mesh.endpoint import ChannelRow, Endpoint
+    from cotal_tui.mesh.endpoint import LeaseRead as EndpointLeaseRead
+    from cotal_tui.mesh.messages import Inbound
+    from cotal_tui.protocol.models import Presence
+
+LEASE_EVERY_S = 2.0
+CHANNELS_EVERY_S = 5.0
+PROBE_CANNOT = "this credential may not publish on ctl.delivery, so the responder cannot be probed"
+
+
+class RetryUnavailable(RuntimeError):
+    """`retry now` needs the Plane-3 agent (auth mode) and a pending entry for that channel."""
+
+
+def peer_input(p: Presence) -> PeerInput:
+    card = p.card
+    meta = card.meta or {}
+    return PeerInput(
+        id=card.id,
+        name=card.name,
+        kind=card.kind,  # type: ignore[arg-type]
+        status=p.status,  # type: ignore[arg-type]
+        ts=p.ts,
+        role=card.role,
+        activity=p.activity,
+        description=card.description,
+        tags=tuple(card.tags or ()),
+        skills=tuple(s.name for s in card.skills or ()),
+        model=str(meta["model"]) if meta.get("model") is not None else None,
+        connector=str(meta["connector"]) if meta.get("connector") is not None else None,
+        raw=p.to_wire(),
+    )
+
+
+def message_input(inbound: Inbound) -> MessageInput:
+    m = inbound.message
+    if inbound.kind == "channel":
+        target = m.channel or inbound.channel or ""
+    elif inbound.kind == "dm":
+        target = m.to or ""
+    else:
+        target = m.to_service or ""
+    return MessageInput(
+        id=m.id,
+        ts=m.ts,
+        sender_id=m.from_.id,
+        sender_name=m.from_.name,
+        sender_role=m.from_.role,
+        mode=inbound.kind,
+        target=target,
+        text=m.text,
+        mentions=tuple(m.mentions or ()),
+        historical=inbound.historical,
+        raw=m.to_wire(),
+    )
+
+
+class MeshSource:
+    """Source + Commands over a started `Endpoint`; `start()` owns the poller, `stop()` ends it."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        daemon: DeliveryDaemon | None = None,
+        daemon_refused: str | None = None,
+        server: str = "",
+        lease_every_s: float = LEASE_EVERY_S,
+        channels_every_s: float = CHANNELS_EVERY_S,
+        clock: Clock = wall_clock,
+    ) -> None:
+        self.ep = endpoint
+        self.delivery_daemon = daemon
+        self.daemon_refused = daemon_refused
+        self.server = server
+        self.lease_every_s = lease_every_s
+        self.channels_every_s = channels_every_s
+        self.clock = clock
+        self.mode = "auth" if endpoint.creds else "open"
+        self._queue: asyncio.Queue[MessageInput | None] = asyncio.Queue()
+        self._off: Callable[[], None] | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._lease = LeaseRead("pending")
+        self._probe = ResponderCheck("unchecked")
+        self._ep_lease: EndpointLeaseRead | None = None
+        self._rows: list[ChannelRow] = []
+        self._rows_at: Ms | None = None
+        self._rows_error: str | None = None
+        self._channel_cache: dict[str, tuple[tuple[Any, ...], ChannelInput]] = {}
+        self._channels_input: ChannelsInput | None = None
+        self._peer_cache: dict[str, tuple[Presence, PeerInput]] = {}
+        self._peers: tuple[PeerInput, ...] = ()
+        self._pending_since: dict[tuple[str, str], Ms] = {}
+        self._live_reasons: dict[str, str] = {}
+        self._daemon_error: tuple[str, Ms] | None = None
+        self.last_error: str | None = None
+        self._refresh_now = asyncio.Event()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._off is None:
+            self._off = self.ep.on_event(self._on_event)
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.get_running_loop().create_task(
+                self._poll_loop(), name="console-mesh-poller"
+            )
+
+    async def stop(self) -> None:
+        if self._off is not None:
+            self._off()
+            self._off = None
+        task, self._poller = self._poller, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        self._queue.put_nowait(None)
+
+    def _on_event(self, event: EndpointEvent) -> None:
+        if isinstance(event, MessageReceived):
+            self._queue.put_nowait(message_input(event.inbound))
+        elif isinstance(event, EndpointError):
+            self.last_error = event.message
+        elif isinstance(event, ConnectionChanged) and isinstance(event.state, Connected):
+            self._refresh_now.set()
+
+    async def _poll_loop(self) -> None:
+        next_channels = 0.0
+        while True:
+            try:
+                await self.refresh_lease()
+                if time.monotonic() >= next_channels:
+                    await self.refresh_channels()
+                    next_channels = time.monotonic() + self.channels_every_s
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the poller must outlive any one failure
+                self.last_error = f"console poller: {exc}"
+            self._refresh_now.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._refresh_now.wait(), self.lease_every_s)
+            if self._refresh_now.is_set():
+                next_channels = 0.0
+
+    async def refresh_lease(self) -> None:
+        """Read `lease.0` and probe the responder; keep the last results with their times."""
+        if not self.ep.connected:
+            return  # keep the last facts; the link state makes the verdict "unreachable"
+        read = await self.ep.read_lease()
+        now = self.clock()
+        self._ep_lease = read
+        if not read.known:
+            self._lease = LeaseRead("failed", read_at=now, error=read.error)
+        elif read.error is not None:
+            self._lease = LeaseRead("failed", read_at=now, error=read.error)
+        elif read.lease is None:
+            self._lease = LeaseRead("absent", read_at=now, revision=read.revision)
+        else:
+            info = read.lease
+            self._lease = LeaseRead(
+                "present",
+                read_at=now,
+                holder=info.holder,
+                since=int(info.since),
+                ready=info.ready,
+                revision=read.revision,
+                raw=info.to_wire(),
+            )
+        outcome, ms = await probe_delivery_responder(self.ep)
+        checked = self.clock()
+        if outcome == "answered":
+            self._probe = ResponderCheck("answered", checked, ms)
+        elif outcome in ("no-responders", "timeout"):
+            self._probe = ResponderCheck(outcome, checked)  # type: ignore[arg-type]
+        elif outcome == "unknown":
+            self._probe = ResponderCheck("failed", checked, error=PROBE_CANNOT)
+        else:
+            self._probe = ResponderCheck("unchecked")
+
+    async def refresh_channels(self) -> None:
+        try:
+            self._rows = await self.ep.list_channels(self._ep_lease)
+            self._rows_at, self._rows_error = self.clock(), None
+        except Exception as exc:  # noqa: BLE001 - shown as the channels source's failure
+            self._rows_error = str(exc) or type(exc).__name__
+
+    def poke(self) -> None:
+        """Re-read lease and channels now (after a join or leave)."""
+        self._refresh_now.set()
+
+    # -- Source ---------------------------------------------------------------------------------
+
+    def identity(self) -> Identity:
+        return Identity(self.ep.space, self.ep.id, self.ep.card.name, self.mode, self.server)
+
+    def connection(self) -> ConnectionInput:
+        st = self.ep.connection_state
+        if st is None:
+            return ConnectionInput("connecting")
+        if isinstance(st, Connected):
+            return ConnectionInput("connected", since=int(st.at * 1000))
+        if isinstance(st, Reconnecting):
+            return ConnectionInput(
+                "reconnecting",
+                since=int(st.since * 1000),
+                last_error=st.last_error,
+                reconnect_attempts=st.attempt,
+            )
+        assert isinstance(st, Closed)
+        return ConnectionInput("closed", since=int(st.at * 1000), last_error=st.reason)
+
+    def roster(self) -> RosterInput:
+        entries = self.ep.roster_entries()
+        cache = self._peer_cache
+        changed = len(entries) != len(self._peers)
+        fresh: dict[str, tuple[Presence, PeerInput]] = {}
+        peers: list[PeerInput] = []
+        for p in entries:
+            hit = cache.get(p.card.id)
+            if hit is not None and hit[0] is p:
+                peer = hit[1]
+            else:
+                peer = peer_input(p)
+                changed = True
+            fresh[p.card.id] = (p, peer)
+            peers.append(peer)
+        self._peer_cache = fresh
+        if changed:
+            self._peers = tuple(peers)
+        watch = getattr(self.ep.roster, "_watch", None)
+        last = getattr(watch, "last_activity", None)
+        if last is not None and self.ep.watch_presence:
+            observed: Ms | None = self.clock() - int((time.monotonic() - last) * 1000)
+        else:
+            observed = None
+        return RosterInput(self.ep.roster_view, self._peers, observed_at=observed)
+
+    def channels(self) -> ChannelsInput:
+        joined = set(self.ep.joined_channels())
+        unclosed = {p.channel for p in self.ep.pending_leaves()}
+        registry = self.ep.registry
+        generations = getattr(self.ep.durable, "generations", {})
+        rows: list[ChannelInput] = []
+        any_changed = self._channels_input is None
+        names = {r.channel for r in self._rows}
+        fresh: dict[str, tuple[tuple[Any, ...], ChannelInput]] = {}
+        for row in [*self._rows, *(_joined_only(ch) for ch in sorted(joined - names))]:
+            ch = row.channel
+            member = self.ep.has_durable_membership(ch)
+            key = (row, ch in joined, member, ch in unclosed, generations.get(ch),
+                   self._live_reasons.get(ch))  # fmt: skip
+            hit = self._channel_cache.get(ch)
+            if hit is not None and hit[0] == key:
+                item = hit[1]
+            else:
+                any_changed = True
+                config = registry.config(ch) or {}
+                item = ChannelInput(
+                    name=ch,
+                    delivery_class=registry.delivery_class(ch),  # type: ignore[arg-type]
+                    replay=registry.replay(ch),
+                    replay_window=config.get("replayWindow"),
+                    description=row.description,
+                    instructions=config.get("instructions"),
+                    retained=row.messages,
+                    joined=ch in joined,
+                    durable_membership=member,
+                    generation=generations.get(ch),
+                    durable_unclosed=ch in unclosed,
+                    mode=row.mode,  # type: ignore[arg-type]
+                    live_reason=self._live_reasons.get(ch),
+                    config=dict(config),
+                )
+            fresh[ch] = (key, item)
+            rows.append(item)
+        if len(fresh) != len(self._channel_cache):
+            any_changed = True
+        self._channel_cache = fresh
+        prev = self._channels_input
+        if (
+            any_changed
+            or prev is None
+            or prev.observed_at != self._rows_at
+            or prev.error != self._rows_error
+        ):
+            self._channels_input = ChannelsInput(
+                tuple(rows), observed_at=self._rows_at, error=self._rows_error
+            )
+        return self._channels_input  # type: ignore[return-value]
+
+    def lease(self) -> LeaseInput:
+        return LeaseInput(self._lease, self._probe)
+
+    def pending(self) -> PendingInput:
+        now = self.clock()
+        ops: list[PendingOp] = []
+        seen: set[tuple[str, str]] = set()
+        for p in [*self.ep.pending_boot_joins(), *self.ep.pending_leaves()]:
+            op = "join" if p.operation == "durableJoin" else "leave"
+            key = (op, p.channel)
+            seen.add(key)
+            since = self._pending_since.setdefault(key, now)
+            ops.append(
+                PendingOp(
+                    p.channel,
+                    op,  # type: ignore[arg-type]
+                    attempt=p.attempt,
+                    next_retry_at=None if p.next_retry_at is None else int(p.next_retry_at * 1000),
+                    since=since,
+                    last_error=p.last_error,
+                )
+            )
+        for key in list(self._pending_since):
+            if key not in seen:
+                del self._pending_since[key]
+        return PendingInput(tuple(ops), observed_at=now)
+
+    def daemon(self) -> DaemonInput | None:
+        if self.delivery_daemon is None:
+            if self.daemon_refused is None:
+                return None
+            return DaemonInput(running=False, refused=self.daemon_refused, observed_at=self.clock())
+        st = self.delivery_daemon.state
+        now = self.clock()
+        if st.last_error and (self._daemon_error is None or self._daemon_error[0] != st.last_error):
+            self._daemon_error = (st.last_error, now)
+        refused = None
+        if st.status in ("failed", "lost"):
+            refused = st.stopped_reason or st.status
+        c = st.counters
+        return DaemonInput(
+            running=st.status == "serving",
+            holder=st.lease.holder,
+            ready=st.lease.ready,
+            revision=st.lease.revision,
+            last_renew_at=None if st.lease.last_renew is None else int(st.lease.last_renew * 1000),
+            fanned_out=c.fanned_out,
+            transferred=c.transferred,
+            deferred=c.deferred,
+            dropped=c.dropped,
+            dead_lettered=c.dead_lettered,
+            last_error=st.last_error,
+            last_error_at=self._daemon_error[1] if self._daemon_error else None,
+            refused=refused,
+            observed_at=now,
+        )
+
+    async def messages(self) -> AsyncIterator[MessageInput]:
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                return
+            yield item
+
+    # -- Commands -------------------------------------------------------------------------------
+
+    async def join(self, channel: str) -> JoinOutcome:
+        result = await self.ep.join_channel(channel)
+        cls = self.ep.registry.delivery_class(channel)
+        if result.joined and not result.durable and result.reason:
+            self._live_reasons[channel] = result.reason
+        elif result.durable:
+            self._live_reasons.pop(channel, None)
+        self.poke()
+        return JoinOutcome(
+            joined=result.joined,
+            durable=result.durable,
+            delivery_class=cls,  # type: ignore[arg-type]
+            reason=result.reason,
+            backfilled=result.backfilled,
+        )
+
+    async def leave(self, channel: str) -> LeaveOutcome:
+        left = await self.ep.leave_channel(channel)
+        self._live_reasons.pop(channel, None)
+        self.poke()
+        return LeaveOutcome(left)
+
+    async def post(self, channel: str, text: str, mentions: tuple[str, ...]) -> SendOutcome:
+        msg = await self.ep.send(channel, text, mentions=list(mentions) or None)
+        return SendOutcome(msg.id)
+
+    async def dm(self, peer_id: str, text: str) -> SendOutcome:
+        msg = await self.ep.send_dm(peer_id, text)
+        return SendOutcome(msg.id)
+
+    async def set_status(self, status: PeerStatus) -> None:
+        await self.ep.set_status(status)  # type: ignore[arg-type]
+
+    async def set_activity(self, activity: str | None) -> None:
+        await self.ep.set_activity(activity or "")
+
+    async def retry_now(self, channel: str, operation: PendingOperation) -> None:
+        """Try the pending operation once, now, outside its backoff sleep.
+
+        A join that lands records its generation, so the reconcile loop ends at its next wake;
+        a leave that lands is idempotent for the loop (the daemon answers alreadyLeft).
+        """
+        agent = self.ep.durable
+        if not isinstance(agent, Plane3Agent):
+            raise RetryUnavailable(
+                "nothing to retry: this endpoint has no Plane-3 agent (open mode, no daemon)"
+            )
+        if operation == "join":
+            if not any(p.channel == channel for p in agent.pending_boot_joins()):
+                raise RetryUnavailable(f"no pending boot join for #{channel}")
+            got = await agent.durable_join(channel)
+            if not (got.durable and got.generation is not None):
+                raise RetryUnavailable(
+                    f"the daemon answered but #{channel} is still not durable "
+                    f"({got.reason or 'no reason given'}); the loop keeps retrying"
+                )
+            agent.generations[channel] = got.generation
+        else:
+            generation = getattr(agent, "_leave_generation", {}).get(channel)
+            if generation is None:
+                raise RetryUnavailable(f"no pending leave retry for #{channel}")
+            await agent.durable_leave(channel, generation)
+        self.poke()
+
+
+def _joined_only(channel: str) -> ChannelRow:
+    """A joined channel not yet in the last channel list (joined since the last refresh)."""
+    from cotal_tui.mesh.endpoint import ChannelRow
+
+    return ChannelRow(
+        channel=channel,
+        description=None,
+        delivery_class="durable",
+        replay=True,
+        messages=0,
+        joined=True,
+        durable_unclosed=False,
+        delivery_health=None,
+    )

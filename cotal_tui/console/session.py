@@ -1,0 +1,190 @@
+"""`ConsoleSession`: the live pieces behind a console, started and stopped by one owner.
+
+It resolves where to connect (an explicit `--server`, else the space's embedded server on
+127.0.0.1:4222, started here when nothing answers), builds the endpoint and its `MeshSource`,
+and optionally hosts the delivery daemon in the same event loop. Starting never raises for a
+broker that is down: the session keeps retrying and the source reports the link as unreachable
+(the console shows it; `check` reports it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import uuid
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+from cotal_tui.console.adapter import MeshSource
+from cotal_tui.console.source import ConnectionInput
+from cotal_tui.mesh.connection import Connection, ConnectionError_
+from cotal_tui.mesh.daemon import DaemonError, DeliveryDaemon
+from cotal_tui.mesh.endpoint import Endpoint, creds_identity
+from cotal_tui.mesh.lease import LeaseHeld
+from cotal_tui.mesh.plane3_agent import Plane3Agent
+
+DEFAULT_URL = "nats://127.0.0.1:4222"
+RETRY_START_S = 2.0
+
+
+@dataclass
+class SessionOptions:
+    server: str | None = None
+    space: str = "main"
+    creds: str | None = None
+    name: str = "operator"
+    role: str | None = "operator"
+    channels: list[str] = field(default_factory=list)
+    daemon: bool = False
+    daemon_creds: str | None = None
+    read_only: bool = False
+    state_dir: str = ".cotal"
+    observer: bool = False
+    """No presence, no consumers (the `check` command)."""
+    connect_timeout: float = 5.0
+
+
+def answers(url: str, timeout: float = 0.5) -> bool:
+    """Whether something accepts TCP connections at a nats:// URL."""
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or 4222), timeout
+        ):
+            return True
+    except OSError:
+        return False
+
+
+class SourceDown(MeshSource):
+    """A MeshSource whose endpoint has not connected yet: says why, instead of 'connecting'."""
+
+    start_error: str | None = None
+
+    def connection(self) -> ConnectionInput:
+        if self.ep.connection_state is None and self.start_error:
+            return ConnectionInput("unreachable", last_error=self.start_error)
+        return super().connection()
+
+
+class ConsoleSession:
+    """Owns: the endpoint, the source's poller, the optional daemon and embedded server."""
+
+    def __init__(self, options: SessionOptions) -> None:
+        self.options = options
+        self.local = None
+        self.server_url = options.server or DEFAULT_URL
+        self.creds = options.creds
+        self.daemon: DeliveryDaemon | None = None
+        self.daemon_conn: Connection | None = None
+        self.notes: list[str] = []
+        self._starter: asyncio.Task[None] | None = None
+        self.ep = self._endpoint()
+        self.source = SourceDown(self.ep, server=self.server_url)
+
+    def _endpoint(self) -> Endpoint:
+        o = self.options
+        return Endpoint(
+            self.server_url,
+            o.space,
+            name=o.name,
+            role=o.role,
+            kind="endpoint",
+            creds=self.creds,
+            channels=o.channels,
+            register_presence=not (o.read_only or o.observer),
+            consume=not o.observer,
+            create_space=False,
+            durable=Plane3Agent if self.creds else None,
+            connect_timeout=o.connect_timeout,
+        )
+
+    async def prepare(self) -> None:
+        """Before starting: with no --server and nothing listening, start the embedded server."""
+        o = self.options
+        if o.server is None and not answers(DEFAULT_URL):
+            from cotal_tui.server.local import start_local_space
+
+            self.local = await start_local_space(o.space, state_dir=o.state_dir, port=4222)
+            self.notes.append(f"started the embedded server of {o.space!r} at {self.local.url}")
+        if self.creds is None and o.server is None:
+            from cotal_tui.server.auth import AuthNotFound, load_space_auth
+
+            with contextlib.suppress(AuthNotFound, OSError, ValueError):
+                path = load_space_auth(o.state_dir, o.space).manager_creds_path()
+                if path.exists():
+                    self.creds = str(path)
+                    self.notes.append(f"using the space's manager creds {path}")
+        self.ep = self._endpoint()
+        self.source.ep = self.ep
+        self.source.mode = "auth" if self.creds else "open"
+        self.source.server = self.server_url
+
+    async def start(self, *, wait: bool = False) -> None:
+        """Start (retrying in the background until connected); `wait` blocks until then."""
+        await self.prepare()
+        self._starter = asyncio.get_running_loop().create_task(
+            self._start_loop(), name="console-session-start"
+        )
+        if wait:
+            await asyncio.shield(self._starter)
+
+    async def _start_loop(self) -> None:
+        while True:
+            try:
+                await self.ep.start()
+                break
+            except (ConnectionError_, OSError) as exc:
+                self.source.start_error = str(exc)
+            except Exception as exc:  # noqa: BLE001 - e.g. the space is not provisioned
+                self.source.start_error = f"{type(exc).__name__}: {exc}"
+            await asyncio.sleep(RETRY_START_S)
+            self.ep = self._endpoint()
+            self.source.ep = self.ep
+        self.source.start_error = None
+        await self.source.start()
+        if self.options.daemon:
+            await self._start_daemon()
+
+    async def _start_daemon(self) -> None:
+        creds = self.options.daemon_creds or self.creds
+        daemon_id = creds_identity(creds) if creds else f"console-delivery-{uuid.uuid4()}"
+        conn = Connection(self.server_url, "delivery", daemon_id, creds=creds)
+        try:
+            await conn.connect()
+        except ConnectionError_ as exc:
+            self.source.daemon_refused = f"the daemon could not connect: {exc}"
+            return
+        daemon = DeliveryDaemon(conn, self.options.space, daemon_id)
+        try:
+            await daemon.start()
+        except LeaseHeld as exc:
+            self.source.daemon_refused = f"{exc} — running as a console only"
+            await conn.close()
+            return
+        except DaemonError as exc:
+            self.source.daemon_refused = f"{type(exc).__name__}: {exc}"
+            await conn.close()
+            return
+        self.daemon, self.daemon_conn = daemon, conn
+        self.source.delivery_daemon = daemon
+
+    async def stop(self) -> None:
+        """Release the lease, go offline, close, stop the embedded server. Never hangs."""
+        if self._starter is not None and not self._starter.done():
+            self._starter.cancel()
+            with contextlib.suppress(BaseException):
+                await self._starter
+        if self.daemon is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.daemon.stop(), 6.0)
+        if self.daemon_conn is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.daemon_conn.close(), 2.0)
+        await self.source.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.ep.stop(graceful=True), 8.0)
+        if self.local is not None:
+            self.local.stop()
+            self.local = None

@@ -1,0 +1,179 @@
+"""The console over a real space: embedded nats-server (auth mode), real endpoint and daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+from pathlib import Path
+
+import pytest
+from tui_helpers import static_text
+
+from cotal_tui.commands.check import check
+from cotal_tui.commands.console import run_plain
+from cotal_tui.console.commands import Dispatcher, Join, Post
+from cotal_tui.console.model import ConsoleModel
+from cotal_tui.console.session import ConsoleSession, SessionOptions
+from cotal_tui.mesh.connection import Connection
+from cotal_tui.mesh.daemon import DeliveryDaemon
+from cotal_tui.mesh.endpoint import Endpoint
+from cotal_tui.mesh.events import MessageReceived
+from cotal_tui.mesh.plane3_agent import Plane3Agent
+from cotal_tui.server.local import LocalSpace, start_local_space
+from cotal_tui.server.process import free_port
+from cotal_tui.tui.app import ConsoleApp
+from waiting import wait_for
+
+pytestmark = pytest.mark.timeout(90)
+SPACE = "cons"
+
+
+@pytest.fixture
+async def space(tmp_path: Path):
+    local = await start_local_space(SPACE, state_dir=tmp_path / ".cotal", port=0)
+    try:
+        yield local
+    finally:
+        local.stop()
+
+
+def opts(space: LocalSpace, **kw) -> SessionOptions:
+    base = dict(server=space.url, space=SPACE, creds=str(space.manager_creds),
+                state_dir=str(space.state_dir))  # fmt: skip
+    base.update(kw)
+    return SessionOptions(**base)
+
+
+@contextlib.asynccontextmanager
+async def running_daemon(space: LocalSpace, name: str = "dlv-a"):
+    conn = Connection(space.url, "delivery", name, creds=str(space.manager_creds))
+    await conn.connect()
+    daemon = DeliveryDaemon(conn, SPACE, name)
+    await daemon.start()
+    try:
+        yield daemon
+    finally:
+        await daemon.stop()
+        await conn.close()
+
+
+async def test_check_names_no_daemon_then_serving(space):
+    observer = opts(space, observer=True, read_only=True, name="check")
+    result = await check(observer, timeout=8)
+    assert result.code == 2, result.line
+    assert (
+        "delivery=no-lease" in result.line and "no delivery daemon holds the lease" in result.line
+    )
+    async with running_daemon(space):
+        result = await check(observer, timeout=8)
+        assert result.code == 0, result.line
+        assert result.line.startswith("OK: ") and "delivery=serving" in result.line
+
+
+async def test_check_unreachable_broker_is_critical(space):
+    url = f"nats://127.0.0.1:{free_port('127.0.0.1')}"
+    result = await check(opts(space, server=url, observer=True, connect_timeout=1), timeout=2)
+    assert result.code == 2 and "link=unreachable" in result.line, result.line
+
+
+async def test_console_daemon_refused_when_another_holds_the_lease(space):
+    async with running_daemon(space, "dlv-other"):
+        session = ConsoleSession(opts(space, daemon=True))
+        model = ConsoleModel(session.source)
+        try:
+            await session.start(wait=True)
+            snap = await wait_for(
+                lambda: (s := model.tick()).lease.verdict == "serving" and s,
+                what="the console to see the other daemon serving",
+            )
+            assert snap.daemon is not None and not snap.daemon.running
+            assert "a live lease already exists" in snap.daemon.refused
+            assert "running as a console only" in snap.daemon.refused
+            assert snap.lease.holder == "dlv-other"
+        finally:
+            await session.stop()
+
+
+async def test_console_over_the_mesh_roster_feed_join_post(space):
+    alice_creds = await space.mint("alice", "agent", allow_publish=["general"],
+                                   subscribe=["general"])  # fmt: skip
+    session = ConsoleSession(opts(space, daemon=True, channels=["general"]))
+    model = ConsoleModel(session.source)
+    dispatcher = Dispatcher(session.source)
+    alice = Endpoint(space.url, SPACE, name="alice", creds=str(alice_creds.path),
+                     channels=["general"], durable=Plane3Agent)  # fmt: skip
+    try:
+        await session.start(wait=True)
+        model.start()
+        await alice.start()
+        got: asyncio.Queue = asyncio.Queue()
+        alice.on_event(lambda e: isinstance(e, MessageReceived) and got.put_nowait(e.inbound))
+        snap = await wait_for(
+            lambda: (
+                (s := model.tick()).lease.verdict == "serving"
+                and any(r.name == "alice" and r.status == "idle" for r in s.roster.rows)
+                and s
+            ),
+            what="the in-process daemon serving and alice on the roster",
+        )
+        assert snap.daemon is not None and snap.daemon.running
+        await alice.send("general", "hello @operator", mentions=["operator"])
+        entry = await wait_for(
+            lambda: next(
+                (e for e in model.tick().feed.entries if e.text == "hello @operator"), None
+            ),
+            what="alice's post in the console feed",
+        )
+        assert entry.to_me and entry.target_label == "#general" and entry.sender_name == "alice"
+        result = await dispatcher.run(Join("general"), model.tick())
+        assert result.text == "Already on #general."
+        result = await dispatcher.run(Post("general", "hi @alice"), model.tick())
+        assert result.ok and "delivery not confirmed" in result.text
+        inbound = await asyncio.wait_for(got.get(), 10)
+        assert inbound.message.text == "hi @alice" and inbound.message.mentions == ["alice"]
+        await alice.stop()
+        await wait_for(
+            lambda: any(
+                r.name == "alice" and r.status == "offline" for r in model.tick().roster.rows
+            ),
+            what="alice to read offline after a graceful stop",
+        )
+    finally:
+        await alice.stop()
+        await model.stop()
+        await session.stop()
+
+
+async def test_plain_stream_over_the_mesh(space):
+    async with running_daemon(space):
+        out = io.StringIO()
+        task = asyncio.create_task(run_plain(opts(space, name="op2"), out=out))
+        try:
+            await wait_for(lambda: "delivery serving:" in out.getvalue(),
+                           what="the plain stream to report the serving verdict")  # fmt: skip
+            await wait_for(lambda: "present op2" in out.getvalue(),
+                           what="the plain stream to list the console itself")  # fmt: skip
+        finally:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        assert "link connected" in out.getvalue()
+
+
+async def test_tui_over_the_mesh_shows_serving_and_peers(space):
+    session = ConsoleSession(opts(space, daemon=True))
+    model = ConsoleModel(session.source)
+    app = ConsoleApp(model, Dispatcher(session.source), on_start=lambda: session.start(),
+                     on_stop=session.stop)  # fmt: skip
+    async with app.run_test(size=(160, 44)) as pilot:
+        await wait_for(
+            lambda: "SERVING" in static_text(app, "#lease-body"),
+            what="the lease pane to show SERVING from the in-process daemon",
+            timeout=20,
+        )
+        assert "in-process daemon ready" in static_text(app, "#lease-body")
+        rows = app.screen.query_one("#roster-table").rows
+        assert any("operator" in r.cells[1][0] for r in rows)
+        await pilot.press("q")
+    assert session.daemon is not None and session.daemon.state.status == "stopped"
