@@ -21,11 +21,10 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from cotal_tui.mesh.connection import Connection
+from cotal_tui.protocol.delivery import SENDER_MISMATCH, check_sender
 from cotal_tui.protocol.errors import RecordError
 from cotal_tui.protocol.models import ControlReply, ControlRequest, EndpointRef
-from cotal_tui.protocol.subjects import control_service_subject, is_bound_reply, parse_subject
-
-SENDER_MISMATCH = "sender mismatch — request rejected"
+from cotal_tui.protocol.subjects import control_service_subject, is_bound_reply
 
 
 class ControlError(Exception):
@@ -114,15 +113,15 @@ async def serve_control(
 
 
 async def _answer(msg: Msg, handler: ControlHandler) -> ControlReply:
-    parsed = parse_subject(msg.subject)
     try:
         req = ControlRequest.from_json(msg.data)
     except RecordError as exc:
         return ControlReply.failure(str(exc))
-    if parsed is None or parsed.kind != "ctl" or req.from_.id != parsed.sender:
-        return ControlReply.failure(SENDER_MISMATCH)
+    mismatch = check_sender(msg.subject, req)
+    if mismatch is not None:
+        return ControlReply.failure(mismatch)
     try:
-        result = handler(ControlCall(req, parsed.sender, msg.subject))
+        result = handler(ControlCall(req, req.from_.id, msg.subject))
         if inspect.isawaitable(result):
             result = await result
     except Exception as exc:  # noqa: BLE001 - the error text is the reply

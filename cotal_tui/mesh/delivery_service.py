@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,51 +30,44 @@ from cotal_tui.mesh.members import (
     tombstone_member,
 )
 from cotal_tui.mesh.pull import fetch_no_wait
-from cotal_tui.protocol.channels import assert_valid_channel, channel_in_allow, is_concrete_channel
-from cotal_tui.protocol.errors import InvalidChannel, StaleMembershipWrite
-from cotal_tui.protocol.jsstr import js_trim
-from cotal_tui.protocol.models import (
-    REASON_ACTIVATION_SUPERSEDED,
-    REASON_CATCHUP_EVICTED,
-    MembershipRecord,
+from cotal_tui.protocol.delivery import (
+    OP_DURABLE_JOIN,
+    OP_DURABLE_LEAVE,
+    OP_LIST_MEMBERSHIPS,
+    DeliveryRequestError,
+    activation_fence,
+    at_retention_cap,
+    catchup_sender_wanted,
+    channel_arg,
+    check_sender_id,
+    is_open,
+    join_acl_check,
+    join_plan,
+    leave_generation_arg,
+    list_memberships_result,
+    new_membership,
+    unsupported_op,
+    window_evicted,
 )
+from cotal_tui.protocol.errors import InvalidChannel, StaleMembershipWrite
+from cotal_tui.protocol.models import REASON_ACTIVATION_SUPERSEDED, REASON_CATCHUP_EVICTED
 from cotal_tui.protocol.names import (
     DELIVERY_QUEUE_GROUP,
     HISTORY_BATCH,
     HISTORY_INACTIVE_THRESHOLD_MS,
-    MAX_MSGS_PER_SUBJECT,
     catchup_durable,
     chat_hist_durable,
     fanout_durable,
+    plane3_msg_id,
 )
-from cotal_tui.protocol.subjects import is_bound_reply, parse_subject
+from cotal_tui.protocol.subjects import is_bound_reply
 
-SENDER_MISMATCH = "sender mismatch — request rejected"
-
-
-class ControlRefused(Exception):
-    """A request the service answers with ``{ok: false, error: <message>}``."""
+# Every check and reply string below comes from ``cotal_tui.protocol.delivery`` (tested there
+# against the reference's recorded replies); this module only does the I/O around them.
 
 
 class ReplyGuardDrop(RuntimeError):
     """A ``ctl.delivery`` request whose reply subject is not in its own lane (dropped silently)."""
-
-
-def _channel_arg(op: str, args: dict[str, Any]) -> str:
-    channel = args.get("channel")
-    if not isinstance(channel, str) or not js_trim(channel):
-        raise ControlRefused(f"{op}: channel must be a non-blank string")
-    assert_valid_channel(channel)
-    if not is_concrete_channel(channel):
-        raise ControlRefused(
-            f'{op}: "{channel}" must be a concrete channel (durable membership is '
-            "per-concrete-channel, not wildcard)"
-        )
-    return channel
-
-
-def _finite_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class DeliveryService:
@@ -87,9 +79,9 @@ class DeliveryService:
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._hist_lock = asyncio.Lock()
         self._ops: dict[str, Callable[[str, dict[str, Any]], Awaitable[Any]]] = {
-            "durableJoin": self._op_join,
-            "durableLeave": self._op_leave,
-            "listMemberships": self._op_list,
+            OP_DURABLE_JOIN: self._op_join,
+            OP_DURABLE_LEAVE: self._op_leave,
+            OP_LIST_MEMBERSHIPS: self._op_list,
         }
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -147,66 +139,46 @@ class DeliveryService:
             req = json.loads(data)
         except ValueError as exc:
             return {"ok": False, "error": str(exc)}
-        parsed = parse_subject(subject)
         sender = req.get("from") if isinstance(req, dict) else None
         caller = sender.get("id") if isinstance(sender, dict) else None
-        if parsed is None or parsed.kind != "ctl" or caller != parsed.sender:
-            return {"ok": False, "error": SENDER_MISMATCH}
+        mismatch = check_sender_id(subject, caller)
+        if mismatch is not None:
+            return {"ok": False, "error": mismatch}
         assert isinstance(req, dict) and isinstance(caller, str)
         op = req.get("op")
         args = req.get("args") if isinstance(req.get("args"), dict) else {}
         handler = self._ops.get(op) if isinstance(op, str) else None
         if handler is None:
             shown = op if isinstance(op, str) else ("undefined" if op is None else json.dumps(op))
-            return {
-                "ok": False,
-                "error": f'op "{shown}" not supported on the delivery control service',
-            }
+            return {"ok": False, "error": unsupported_op(shown)}
         try:
             return {"ok": True, "data": await handler(caller, args)}
-        except (ControlRefused, InvalidChannel, StaleMembershipWrite) as exc:
+        except (DeliveryRequestError, InvalidChannel, StaleMembershipWrite) as exc:
             return {"ok": False, "error": str(exc)}
         except Exception as exc:  # noqa: BLE001 - any failure is the caller's answer too
             self.ctx.on_error(exc)
             return {"ok": False, "error": str(exc) or type(exc).__name__}
 
     async def _op_join(self, caller: str, args: dict[str, Any]) -> dict[str, Any]:
-        channel = _channel_arg("durableJoin", args)
-        acl = await read_acl(self.ctx.acls, caller)
-        if acl is None:
-            raise ControlRefused(
-                f"durableJoin: no read ACL on record for {caller} "
-                "(not provisioned for durable delivery)"
-            )
-        if not channel_in_allow(acl.allow_subscribe, channel):
-            allowed = ", ".join(acl.allow_subscribe)
-            raise ControlRefused(f'channel "{channel}" is not within your read ACL [{allowed}]')
+        channel = channel_arg(OP_DURABLE_JOIN, args)
+        join_acl_check(caller, channel, await read_acl(self.ctx.acls, caller))
         async with self._lock(channel, caller):
             result = await self.durable_join_for(caller, channel)
         self.ctx.counters.joins += 1
         return result
 
     async def _op_leave(self, caller: str, args: dict[str, Any]) -> dict[str, Any]:
-        channel = _channel_arg("durableLeave", args)
-        generation = args.get("generation")
-        if not _finite_number(generation):
-            raise ControlRefused(
-                "durableLeave: a finite generation is required (fail-closed stale-leave guard)"
-            )
+        channel = channel_arg(OP_DURABLE_LEAVE, args)
+        generation = leave_generation_arg(args)
         async with self._lock(channel, caller):
             if await read_member(self.ctx.members, channel, caller) is None:
                 return {"channel": channel, "alreadyLeft": True}
-            await self.durable_leave_for(caller, channel, int(generation))
+            await self.durable_leave_for(caller, channel, generation)
         self.ctx.counters.leaves += 1
         return {"channel": channel}
 
     async def _op_list(self, caller: str, args: dict[str, Any]) -> dict[str, Any]:
-        rows = [
-            {"channel": r.channel, "generation": r.generation, "activated": bool(r.activated)}
-            for r in self.ctx.index.memberships_of(caller)
-            if r.leave_cursor is None
-        ]
-        return {"memberships": rows}
+        return list_memberships_result(self.ctx.index.memberships_of(caller)).to_wire()
 
     def _lock(self, channel: str, owner: str) -> asyncio.Lock:
         return self._locks.setdefault((channel, owner), asyncio.Lock())
@@ -228,29 +200,17 @@ class DeliveryService:
         ctx = self.ctx
         existing = await read_member(ctx.members, channel, owner)
         rec = existing.record if existing else None
-        is_open = rec is not None and rec.state == "durable-active" and rec.leave_cursor is None
-        if is_open and rec is not None and rec.activated:
-            return {"durable": True, "generation": rec.generation}
-        if is_open and rec is not None:
-            join_cursor, generation = rec.join_cursor, rec.generation
-        else:
-            join_cursor = await self.chat_last_seq()
-            generation = (rec.generation if rec else 0) + 1
+        # an open record keeps its cursor: CHAT's last seq is only read for a fresh generation
+        plan = join_plan(rec, 0 if is_open(rec) else await self.chat_last_seq())
+        if plan.done:
+            return {"durable": True, "generation": plan.generation}
+        join_cursor, generation = plan.join_cursor, plan.generation
+        if plan.commit:
             written = await commit_member(
-                ctx.members,
-                MembershipRecord(
-                    channel=channel,
-                    owner=owner,
-                    state="durable-active",
-                    join_cursor=join_cursor,
-                    generation=generation,
-                    activated=False,
-                    writer_identity=ctx.daemon_id,
-                    updated_at=now_ms(),
-                ),
+                ctx.members, new_membership(channel, owner, plan, ctx.daemon_id, now_ms())
             )
             ctx.index.apply_entry(written)  # routes from here on (see member_index)
-        fence = max(await self.chat_last_seq(), await self.fanout_delivered())
+        fence = activation_fence(await self.chat_last_seq(), await self.fanout_delivered())
         evicted = await self.catchup_copy(owner, channel, join_cursor, fence, generation)
         if evicted:
             with contextlib.suppress(StaleMembershipWrite):
@@ -315,9 +275,9 @@ class DeliveryService:
         info = await ctx.conn.js.stream_info(
             ctx.chat_stream, subjects_filter=self._chat_filter(channel)
         )
-        counts = info.state.subjects or {}
-        if max(counts.values(), default=0) < MAX_MSGS_PER_SUBJECT:
-            return False
+        counts = list((info.state.subjects or {}).values())
+        if not at_retention_cap(counts):
+            return False  # nothing can have been evicted: skip reading the oldest message
         name = chat_hist_durable(ctx.daemon_id)
         async with self._hist_lock:  # one chathist_<daemonId> at a time across joins
             await self._delete_consumer(name)
@@ -326,9 +286,7 @@ class DeliveryService:
                 first = await fetch_no_wait(ctx.conn, ctx.chat_stream, name, 1)
             finally:
                 await self._delete_consumer(name)
-        if not first:
-            return False
-        return stream_seq(first[0]) > join_cursor + 1
+        return window_evicted(counts, stream_seq(first[0]) if first else None, join_cursor)
 
     async def catchup_copy(
         self, owner: str, channel: str, join_cursor: int, fence: int, generation: int
@@ -351,21 +309,20 @@ class DeliveryService:
                     if seq > fence:
                         past_fence = True
                         break
-                    parsed = parse_subject(m.subject)
                     try:
                         data = json.loads(m.data)
                     except ValueError:
                         continue
                     sender = data.get("from") if isinstance(data, dict) else None
-                    if parsed is None or not isinstance(sender, dict):
+                    if not isinstance(sender, dict):
                         continue
-                    if sender.get("id") != parsed.sender or parsed.sender == owner:
+                    if not catchup_sender_wanted(m.subject, sender.get("id"), owner):
                         continue
                     items.append(
                         (
                             ctx.dinbox_subject(owner),
                             entry_payload(m.data, channel, seq, "durable-channel", generation),
-                            f"{data.get('id')}:{owner}:{generation}",
+                            plane3_msg_id(data.get("id"), owner, generation),
                         )
                     )
                 ctx.entries_written(len(items))

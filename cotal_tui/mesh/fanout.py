@@ -23,10 +23,9 @@ from nats.aio.msg import Msg
 
 from cotal_tui.mesh.daemon_context import DaemonContext, Pipeline, entry_payload, nak_unsettled
 from cotal_tui.mesh.pull import ConsumerGone, PullPump
-from cotal_tui.protocol.channels import channel_in_allow
 from cotal_tui.protocol.consumers import fanout_durable_config
-from cotal_tui.protocol.names import fanout_durable
-from cotal_tui.protocol.subjects import parse_subject
+from cotal_tui.protocol.delivery import durable_copy_wanted, genuine_chat, mention_allowed
+from cotal_tui.protocol.names import fanout_durable, plane3_msg_id
 
 # One planned copy: (owner, generation, reason).
 Copy = tuple[str, int, str]
@@ -134,20 +133,17 @@ class FanoutWriter:
         ctx = self.ctx
         routed: list[tuple[Msg, str, str, dict[str, Any], int]] = []
         for m in msgs:
-            parsed = parse_subject(m.subject)
-            if parsed is None or parsed.kind != "chat":
-                await m.ack()
-                continue
             try:
                 data = json.loads(m.data)
             except ValueError:
                 await m.ack()
                 continue
             sender = data.get("from") if isinstance(data, dict) else None
-            if not isinstance(sender, dict) or sender.get("id") != parsed.sender:
+            origin = genuine_chat(m.subject, sender.get("id") if isinstance(sender, dict) else None)
+            if origin is None:  # not a chat subject, or a spoofed sender: never routed
                 await m.ack()
                 continue
-            routed.append((m, parsed.rest, parsed.sender, data, stream_seq(m)))
+            routed.append((m, origin.rest, origin.sender, data, stream_seq(m)))
         if not routed:
             return None
         classes = await ctx.delivery_classes(r[1] for r in routed)
@@ -162,11 +158,8 @@ class FanoutWriter:
             copies: list[Copy] = []
             if cls == "durable":
                 for owner, gen, join_cursor, leave_cursor in ctx.index.routes(channel):
-                    if owner == sender or seq <= join_cursor:
-                        continue
-                    if leave_cursor is not None and seq > leave_cursor:
-                        continue
-                    copies.append((owner, gen, "durable-channel"))
+                    if durable_copy_wanted(owner, sender, join_cursor, leave_cursor, seq):
+                        copies.append((owner, gen, "durable-channel"))
             else:
                 mentions = data.get("mentions")
                 if isinstance(mentions, list) and mentions:
@@ -175,9 +168,10 @@ class FanoutWriter:
                     for name in mentions:
                         if not isinstance(name, str):
                             continue
+                        # the index of mention_owner: exactly one name match, any status
                         ids = names.get(name.lower())
                         if ids is None or len(ids) != 1 or ids[0] == sender:
-                            continue
+                            continue  # (the sender's own ACL is not worth reading)
                         copy = (ids[0], 0, "live-mention")
                         if copy not in copies:
                             copies.append(copy)
@@ -187,7 +181,7 @@ class FanoutWriter:
 
         items: list[tuple[str, bytes, str]] = []
         spans: list[tuple[int, int] | Exception] = []
-        for (m, channel, _sender, data, seq), plan in zip(routed, plans, strict=True):
+        for (m, channel, sender, data, seq), plan in zip(routed, plans, strict=True):
             if isinstance(plan, Exception):
                 spans.append(plan)
                 continue
@@ -200,13 +194,13 @@ class FanoutWriter:
                     if isinstance(acl, Exception):
                         failed = acl
                         break
-                    if acl is None or not channel_in_allow(acl.allow_subscribe, channel):
+                    if not mention_allowed(owner, sender, acl, channel):
                         continue
                 items.append(
                     (
                         ctx.dinbox_subject(owner),
                         entry_payload(m.data, channel, seq, reason, gen),
-                        f"{msg_id}:{owner}:{gen}",
+                        plane3_msg_id(msg_id, owner, gen),
                     )
                 )
             if failed is not None:

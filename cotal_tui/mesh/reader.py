@@ -3,7 +3,8 @@
 Every dinbox entry is checked against the owner's read ACL and (for ``durable-channel``) the
 owner's membership interval, both read fresh from KV after the entry was received, so a
 narrowed ACL or a leave applies to every entry read after it was written. The decision is the
-table :data:`READER_TABLE`; the delivery count decides between retry and dead letter.
+table ``cotal_tui.protocol.delivery.READER_TABLE`` (through :func:`gate_action`); the delivery
+count decides between retry and dead letter.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import contextlib
 import json
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from nats.aio.msg import Msg
 
@@ -21,36 +22,18 @@ from cotal_tui.mesh.daemon_context import DaemonContext, Pipeline, nak_unsettled
 from cotal_tui.mesh.fanout import create_durable
 from cotal_tui.mesh.members import MemberEntry
 from cotal_tui.mesh.pull import ConsumerGone, PullPump
-from cotal_tui.protocol.channels import channel_in_allow
 from cotal_tui.protocol.consumers import inbox_reader_config
-from cotal_tui.protocol.membership import durable_eligible
-from cotal_tui.protocol.names import DINBOX_MAX_ACK_PENDING, READER_MAX_REDELIVERIES, reader_durable
+from cotal_tui.protocol.delivery import (
+    READER_NAK_DELAY_MS,
+    ReaderAction,
+    gate_action,
+    transfer_failed_action,
+)
+from cotal_tui.protocol.jsstr import ABSENT, js_string
+from cotal_tui.protocol.names import DINBOX_MAX_ACK_PENDING, plane3_msg_id, reader_durable
 from cotal_tui.protocol.subjects import parse_dinbox_owner
 
-Acl = Literal["unknown", "outside", "covers"]
-Action = Literal["defer", "drop", "transfer"]
-DEFER_DELAY_S = 2.0
-
-# (acl, is durable-channel, membership eligible) -> action; None = any. First match wins.
-READER_TABLE: tuple[tuple[Acl, bool | None, bool | None, Action], ...] = (
-    ("unknown", None, None, "defer"),  # no ACL row yet: maybe not provisioned yet
-    ("outside", None, None, "drop"),  # revoked or narrowed
-    ("covers", False, None, "transfer"),  # live-mention: the ACL is the only gate
-    ("covers", True, True, "transfer"),  # inside the membership interval
-    ("covers", True, False, "drop"),  # missing record, before join, or after leave
-)
-
-
-def reader_action(acl: Acl, durable_channel: bool, eligible: bool | None) -> Action:
-    for row_acl, row_durable, row_eligible, action in READER_TABLE:
-        if row_acl != acl:
-            continue
-        if row_durable is not None and row_durable != durable_channel:
-            continue
-        if row_eligible is not None and row_eligible != eligible:
-            continue
-        return action
-    raise AssertionError(f"reader table has no row for {(acl, durable_channel, eligible)}")
+DEFER_DELAY_S = READER_NAK_DELAY_MS / 1000
 
 
 @dataclass(frozen=True)
@@ -188,9 +171,9 @@ class TrustedReader:
                 await nak_unsettled(msgs)
                 await asyncio.sleep(0.5)
 
-    async def _retry_or_dead_letter(self, e: Entry, what: str) -> None:
+    async def _retry_or_dead_letter(self, e: Entry, action: ReaderAction, what: str) -> None:
         ctx = self.ctx
-        if _deliveries(e.msg) >= READER_MAX_REDELIVERIES:
+        if action is ReaderAction.GIVE_UP:
             ctx.counters.dead_lettered += 1
             ctx.on_error(PlaneThreeGaveUp(f"plane-3 reader: gave up {what} {e.owner}"))
             await e.msg.term()
@@ -232,22 +215,19 @@ class TrustedReader:
                 ctx.counters.naked += 1
                 await e.msg.nak()
                 continue
-            if acl is None:
-                verdict: Acl = "unknown"
-            elif channel_in_allow(acl.allow_subscribe, e.channel):
-                verdict = "covers"
-            else:
-                verdict = "outside"
-            eligible = (
-                member is not None and durable_eligible(member.record, e.seq)
-                if e.durable_channel and verdict == "covers"
-                else None
+            action = gate_action(
+                acl,
+                e.channel,
+                # any reason but durable-channel is gated like a live mention (the ACL only)
+                "durable-channel" if e.durable_channel else "live-mention",
+                member.record if member is not None else None,
+                e.seq,
+                _deliveries(e.msg),
             )
-            action = reader_action(verdict, e.durable_channel, eligible)
-            if action == "defer":
+            if action in (ReaderAction.DEFER, ReaderAction.GIVE_UP):
                 ctx.counters.deferred += 1
-                await self._retry_or_dead_letter(e, "on entry for unknown owner")
-            elif action == "drop":
+                await self._retry_or_dead_letter(e, action, "on entry for unknown owner")
+            elif action is ReaderAction.DROP:
                 ctx.counters.dropped += 1
                 await e.msg.ack()
             else:
@@ -259,7 +239,9 @@ class TrustedReader:
             (
                 ctx.dlv_subject(e.owner),
                 e.raw,
-                f"{e.msg_id}:{e.owner}:{_js_number(e.generation)}",
+                plane3_msg_id(
+                    e.msg_id, e.owner, js_string(ABSENT if e.generation is None else e.generation)
+                ),
             )
             for e in transfers
         ]
@@ -282,15 +264,8 @@ class TrustedReader:
                 await e.msg.ack()
             else:
                 ctx.counters.transfer_failures += 1
-                await self._retry_or_dead_letter(e, "transferring entry for owner")
-
-
-def _js_number(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return "undefined" if value is None else str(value).lower()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+                action = transfer_failed_action(_deliveries(e.msg))
+                await self._retry_or_dead_letter(e, action, "transferring entry for owner")
 
 
 class PlaneThreeGaveUp(RuntimeError):

@@ -27,7 +27,7 @@ from typing import Any, Literal
 from cotal_tui.protocol.channels import assert_valid_channel, channel_in_allow, is_concrete_channel
 from cotal_tui.protocol.errors import ProtocolError
 from cotal_tui.protocol.jsstr import js_trim
-from cotal_tui.protocol.membership import durable_eligible
+from cotal_tui.protocol.membership import durable_eligible, in_interval
 from cotal_tui.protocol.models import (
     AclRecord,
     ControlRequest,
@@ -40,7 +40,7 @@ from cotal_tui.protocol.models import (
     Presence,
 )
 from cotal_tui.protocol.names import MAX_MSGS_PER_SUBJECT, READER_MAX_REDELIVERIES
-from cotal_tui.protocol.subjects import parse_subject
+from cotal_tui.protocol.subjects import ParsedSubject, parse_subject
 
 OP_DURABLE_JOIN = "durableJoin"
 OP_DURABLE_LEAVE = "durableLeave"
@@ -61,8 +61,13 @@ def unsupported_op(op: str) -> str:
 
 def check_sender(subject: str, request: ControlRequest) -> str | None:
     """None when the ``ctl`` subject's sender token is ``request.from.id``; else the error."""
+    return check_sender_id(subject, request.from_.id)
+
+
+def check_sender_id(subject: str, sender_id: object) -> str | None:
+    """:func:`check_sender` on a bare ``from.id`` (any decoded JSON value, or None if absent)."""
     parsed = parse_subject(subject)
-    if parsed is None or parsed.kind != "ctl" or parsed.sender != request.from_.id:
+    if parsed is None or parsed.kind != "ctl" or parsed.sender != sender_id:
         return SENDER_MISMATCH
     return None
 
@@ -122,6 +127,18 @@ def list_memberships_result(records: Iterable[MembershipRecord]) -> ListMembersh
 
 
 # --- fan-out (§5.3) ---------------------------------------------------------------------------
+def genuine_chat(subject: str, sender_id: object) -> ParsedSubject | None:
+    """The parsed ``chat`` subject when its sender token is the body's ``from.id``.
+
+    None for a subject that is not a chat subject or a spoofed sender: fan-out acks and skips
+    those, and activation catch-up copies none of them.
+    """
+    parsed = parse_subject(subject)
+    if parsed is None or parsed.kind != "chat" or parsed.sender != sender_id:
+        return None
+    return parsed
+
+
 def durable_fanout_targets(
     members: Iterable[MembershipRecord], sender_id: str, seq: int
 ) -> list[MembershipRecord]:
@@ -129,7 +146,18 @@ def durable_fanout_targets(
 
     ``activated`` is not checked: a pending join routes at once, so catch-up loses nothing.
     """
-    return [m for m in members if m.owner != sender_id and durable_eligible(m, seq)]
+    return [
+        m
+        for m in members
+        if durable_copy_wanted(m.owner, sender_id, m.join_cursor, m.leave_cursor, seq)
+    ]
+
+
+def durable_copy_wanted(
+    owner: str, sender_id: str, join_cursor: int, leave_cursor: int | None, seq: int
+) -> bool:
+    """One member's ``durable-channel`` copy: never the sender's own, only inside its interval."""
+    return owner != sender_id and in_interval(seq, join_cursor, leave_cursor)
 
 
 def mention_owner(roster: Iterable[Presence], name: str) -> str | None:
@@ -191,11 +219,23 @@ def reader_action(
     ``member`` is the fresh record at ``<entry.channel>/<owner>`` (None when missing); the
     entry's generation is deliberately not compared with it. ``delivery_count`` is 1 first.
     """
-    state = acl_state(acl, entry.channel)
-    in_interval: bool | None = None
-    if state == "allowed" and entry.reason == "durable-channel":
-        in_interval = member is not None and durable_eligible(member, entry.seq)
-    action = READER_TABLE[(state, entry.reason, in_interval)]
+    return gate_action(acl, entry.channel, entry.reason, member, entry.seq, delivery_count)
+
+
+def gate_action(
+    acl: AclRecord | None,
+    channel: str,
+    reason: Plane3Reason,
+    member: MembershipRecord | None,
+    seq: int,
+    delivery_count: int,
+) -> ReaderAction:
+    """:func:`reader_action` on an entry's fields (the daemon slices them out of the raw bytes)."""
+    state = acl_state(acl, channel)
+    checked: bool | None = None
+    if state == "allowed" and reason == "durable-channel":
+        checked = member is not None and durable_eligible(member, seq)
+    action = READER_TABLE[(state, reason, checked)]
     if action is ReaderAction.DEFER and delivery_count >= READER_MAX_REDELIVERIES:
         return ReaderAction.GIVE_UP
     return action
@@ -265,22 +305,25 @@ def window_evicted(
     Only a sender subject at the ``MAX_MSGS_PER_SUBJECT`` cap can have lost messages; then the
     window is evicted if the oldest retained message on the channel is past ``join_cursor + 1``.
     """
-    if max(per_sender_counts, default=0) < MAX_MSGS_PER_SUBJECT:
+    if not at_retention_cap(per_sender_counts):
         return False
     return oldest_retained_seq is not None and oldest_retained_seq > join_cursor + 1
 
 
+def at_retention_cap(per_sender_counts: Iterable[int]) -> bool:
+    """Whether any sender subject of the channel is at ``MAX_MSGS_PER_SUBJECT`` (discard old):
+    only then can retention have evicted anything, and the oldest retained seq is worth reading."""
+    return max(per_sender_counts, default=0) >= MAX_MSGS_PER_SUBJECT
+
+
 def catchup_copy_wanted(subject: str, msg: CotalMessage | None, owner: str) -> bool:
     """Catch-up skips undecodable messages, spoofed senders, and the owner's own messages."""
-    if msg is None:
-        return False
-    parsed = parse_subject(subject)
-    return (
-        parsed is not None
-        and parsed.kind == "chat"
-        and parsed.sender == msg.from_.id
-        and msg.from_.id != owner
-    )
+    return msg is not None and catchup_sender_wanted(subject, msg.from_.id, owner)
+
+
+def catchup_sender_wanted(subject: str, sender_id: object, owner: str) -> bool:
+    """:func:`catchup_copy_wanted` on a bare ``from.id`` (the daemon decodes JSON, no model)."""
+    return genuine_chat(subject, sender_id) is not None and sender_id != owner
 
 
 def retry_backoff_ms(attempt: int) -> int:

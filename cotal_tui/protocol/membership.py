@@ -23,14 +23,18 @@ def durable_eligible(rec: MembershipRecord | Mapping[str, Any], seq: int) -> boo
     missing ``joinCursor`` as NaN), so a malformed record is judged the way the reference would.
     """
     if isinstance(rec, MembershipRecord):
-        if seq <= rec.join_cursor:
-            return False
-        return rec.leave_cursor is None or seq <= rec.leave_cursor
+        return in_interval(seq, rec.join_cursor, rec.leave_cursor)
     join_cursor = js_to_number(rec.get("joinCursor", ABSENT))
     if seq <= join_cursor:  # NaN compares false, as in JS
         return False
     leave_cursor = rec.get("leaveCursor", ABSENT)
     return leave_cursor is ABSENT or not seq > js_to_number(leave_cursor)
+
+
+def in_interval(seq: int, join_cursor: int, leave_cursor: int | None) -> bool:
+    """``joinCursor < seq <= leaveCursor`` (no upper bound while open): the membership interval,
+    on bare cursors (the daemon's routing index keeps only these)."""
+    return join_cursor < seq and (leave_cursor is None or seq <= leave_cursor)
 
 
 class CommitAction(Enum):

@@ -183,6 +183,10 @@ def catchup_durable(owner: str, generation: int) -> str:
     return f"cu_{token(owner)}_{generation}"
 
 
-def plane3_msg_id(msg_id: str, owner: str, generation: int) -> str:
-    """``Nats-Msg-Id`` of a dinbox entry and of its DLV transfer: ``<msg.id>:<owner>:<gen>``."""
+def plane3_msg_id(msg_id: object, owner: str, generation: int | str) -> str:
+    """``Nats-Msg-Id`` of a dinbox entry and of its DLV transfer: ``<msg.id>:<owner>:<gen>``.
+
+    The reader passes a generation it read off an entry already formatted as JavaScript's
+    ``String()`` would (``js_string``), since a reference-written entry may carry any JSON there.
+    """
     return f"{msg_id}:{owner}:{generation}"
