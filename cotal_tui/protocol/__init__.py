@@ -14,12 +14,13 @@ Modules:
 - ``channel_config``: channel-registry rules (durations, effective values, merge)
 - ``membership``: eligibility and the CAS decisions of the members registry
 - ``delivery``: daemon decisions (ctl.delivery checks and wording, fan-out targets, the
-  reader table, the join plan)
+  reader table, the join plan), with bare-field forms for the daemon's raw-JSON fast paths
 - ``peers``: agent names and peer resolution
 - ``join_link``: cotal:// links
 - ``health``: the delivery-health verdict table and its wording
 - ``errors``: named exceptions; ``jsstr``: JavaScript string and number semantics
-- ``permissions`` (to come, another helper): per-profile allow-lists
+- ``permissions``: the §8.4 permission profiles (agent, observer, admin, delivery, manager) as
+  pure allow/deny lists, one function per profile
 """
 
 from cotal_tui.protocol.channel_config import (
@@ -66,10 +67,16 @@ from cotal_tui.protocol.delivery import (
     ReaderAction,
     acl_state,
     activation_fence,
+    at_retention_cap,
     catchup_copy_wanted,
+    catchup_sender_wanted,
     channel_arg,
     check_sender,
+    check_sender_id,
+    durable_copy_wanted,
     durable_fanout_targets,
+    gate_action,
+    genuine_chat,
     is_open,
     join_acl_check,
     join_plan,
@@ -125,6 +132,7 @@ from cotal_tui.protocol.membership import (
     can_activate,
     commit_action,
     durable_eligible,
+    in_interval,
     tombstone_action,
     tombstoned,
 )
@@ -233,6 +241,21 @@ from cotal_tui.protocol.names import (
     task_stream,
 )
 from cotal_tui.protocol.peers import assert_valid_name, resolve_peer
+from cotal_tui.protocol.permissions import (
+    DEFAULT_SUBSCRIBE,
+    PROFILES,
+    AgentChannels,
+    ChannelNotAllowed,
+    Permissions,
+    admin_permissions,
+    agent_permissions,
+    delivery_permissions,
+    inbox_prefix,
+    manager_permissions,
+    observer_permissions,
+    profile_permissions,
+    resolve_agent_channels,
+)
 from cotal_tui.protocol.subjects import (
     CONTROL_ADMIN,
     CONTROL_DELIVERY,
@@ -271,6 +294,7 @@ __all__ = [
     "AclRecord",
     "AclState",
     "AgentCard",
+    "AgentChannels",
     "AmbiguousPeerError",
     "Attention",
     "BROKER_GONE_MS",
@@ -285,6 +309,7 @@ __all__ = [
     "ChannelConfig",
     "ChannelDefaults",
     "ChannelMode",
+    "ChannelNotAllowed",
     "CommitAction",
     "ControlReply",
     "ControlRequest",
@@ -293,6 +318,7 @@ __all__ = [
     "DAEMON_SHUTDOWN_HARD_EXIT_MS",
     "DEDUP_ID_SET_SIZE",
     "DEFAULT_PORT",
+    "DEFAULT_SUBSCRIBE",
     "DELIVERY_CLASSES",
     "DELIVERY_QUEUE_GROUP",
     "DINBOX_MAX_ACK_PENDING",
@@ -354,9 +380,11 @@ __all__ = [
     "OP_LIST_MEMBERSHIPS",
     "PLANE3_DEDUP_WINDOW_MS",
     "PRESENCE_TTL_MS",
+    "PROFILES",
     "PROTOCOL_VERSION",
     "ParsedSubject",
     "Part",
+    "Permissions",
     "Plane3Entry",
     "Plane3Reason",
     "Presence",
@@ -386,13 +414,17 @@ __all__ = [
     "acl_key",
     "acl_state",
     "activation_fence",
+    "admin_permissions",
+    "agent_permissions",
     "anycast_subject",
     "assert_valid_channel",
     "assert_valid_name",
+    "at_retention_cap",
     "bucket_specs",
     "can_activate",
     "catchup_copy_wanted",
     "catchup_durable",
+    "catchup_sender_wanted",
     "channel_arg",
     "channel_bucket",
     "channel_in_allow",
@@ -404,6 +436,7 @@ __all__ = [
     "chat_subject",
     "chat_wildcard",
     "check_sender",
+    "check_sender_id",
     "collapse_filter_subjects",
     "commit_action",
     "control_service_subject",
@@ -412,6 +445,7 @@ __all__ = [
     "delivery_bucket",
     "delivery_health",
     "delivery_of",
+    "delivery_permissions",
     "delivery_reply_subject",
     "delivery_request_subject",
     "dinbox_subject",
@@ -422,6 +456,7 @@ __all__ = [
     "dm_durable",
     "dm_durable_config",
     "dm_stream",
+    "durable_copy_wanted",
     "durable_eligible",
     "durable_fanout_targets",
     "effective_delivery_class",
@@ -431,6 +466,10 @@ __all__ = [
     "fanout_durable",
     "fanout_durable_config",
     "format_join_link",
+    "gate_action",
+    "genuine_chat",
+    "in_interval",
+    "inbox_prefix",
     "inbox_reader_config",
     "inbox_stream",
     "is_bound_reply",
@@ -445,6 +484,7 @@ __all__ = [
     "lease_key",
     "leave_generation_arg",
     "list_memberships_result",
+    "manager_permissions",
     "member_key",
     "members_bucket",
     "mention_allowed",
@@ -454,6 +494,7 @@ __all__ = [
     "ms_to_ns",
     "new_membership",
     "normalize_mentions",
+    "observer_permissions",
     "parse_dinbox_owner",
     "parse_duration",
     "parse_join_link",
@@ -463,8 +504,10 @@ __all__ = [
     "plane3_entry",
     "plane3_msg_id",
     "presence_bucket",
+    "profile_permissions",
     "reader_action",
     "reader_durable",
+    "resolve_agent_channels",
     "resolve_peer",
     "retry_backoff_ms",
     "route_token",
