@@ -14,18 +14,17 @@ together.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Coroutine
 from typing import Any
 
 from nats.aio.msg import Msg
 
-from cotal_tui.mesh.daemon_context import DaemonContext, Pipeline, entry_payload, nak_unsettled
-from cotal_tui.mesh.pull import ConsumerGone, PullPump
+from cotal_tui.mesh.consumer_loop import ConsumerLoop
+from cotal_tui.mesh.daemon_context import DaemonContext, entry_payload
 from cotal_tui.protocol.consumers import fanout_durable_config
 from cotal_tui.protocol.delivery import durable_copy_wanted, genuine_chat, mention_allowed
-from cotal_tui.protocol.names import fanout_durable, plane3_msg_id
+from cotal_tui.protocol.names import plane3_msg_id
 
 # One planned copy: (owner, generation, reason).
 Copy = tuple[str, int, str]
@@ -41,92 +40,20 @@ def stream_seq(msg: Msg) -> int:
     return int(msg.metadata.sequence.stream)
 
 
-async def create_durable(ctx: DaemonContext, stream: str, config: dict[str, Any]) -> None:
-    """Create (or confirm) a durable on the legacy ``DURABLE.CREATE.<stream>.<name>`` subject.
-
-    That form carries no filter in the subject and is the one the delivery grants allow for the
-    INBOX reader (``$JS.API.CONSUMER.DURABLE.CREATE.INBOX_<s>.reader``) as well as on CHAT.
-    """
-    name = config["durable_name"]
-    req = {"stream_name": stream, "config": config}
-    resp = await ctx.conn.nc.request(
-        f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{name}", json.dumps(req).encode(), timeout=5
-    )
-    body = json.loads(resp.data or b"{}")
-    if "error" in body:
-        err = body["error"]
-        raise ConsumerCreateFailed(
-            f"cannot create consumer {stream}/{name}: {err.get('description', err)} "
-            f"(err_code {err.get('err_code')})"
+class FanoutWriter(ConsumerLoop):
+    def __init__(self, ctx: DaemonContext, *, batch: int = 256, depth: int = 4) -> None:
+        super().__init__(
+            ctx,
+            ctx.chat_stream,
+            fanout_durable_config(ctx.space),
+            batch=batch,
+            credit=batch * 2,
+            depth=depth,
+            task_name="plane3-fanout",
         )
 
-
-class ConsumerCreateFailed(RuntimeError):
-    pass
-
-
-class FanoutWriter:
-    def __init__(self, ctx: DaemonContext, *, batch: int = 256, depth: int = 4) -> None:
-        self.ctx = ctx
-        self.batch = batch
-        self.durable = fanout_durable()
-        self.pump = PullPump(ctx.conn, ctx.chat_stream, self.durable, batch=batch * 2)
-        self.pipeline = Pipeline(depth)
-        self._task: asyncio.Task[None] | None = None
-
-    async def ensure_consumer(self) -> None:
-        """Idempotent create; an error is reported and ignored, as the reference does."""
-        try:
-            await create_durable(
-                self.ctx, self.ctx.chat_stream, fanout_durable_config(self.ctx.space)
-            )
-        except Exception as exc:  # noqa: BLE001 - the bind below surfaces a real absence
-            self.ctx.on_error(exc)
-
-    async def start(self) -> None:
-        await self.ensure_consumer()
-        await self.pump.start()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="plane3-fanout")
-
-    async def rearm(self) -> None:
-        await self.ensure_consumer()
-        self.pump.reset()
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-        await self.pipeline.drain(5.0)
-        await self.pump.stop()
-
-    async def _run(self) -> None:
-        while True:
-            msgs: list[Msg] = []
-            try:
-                await self.ctx.inbox_room()
-                msgs = await self.pump.take(self.batch, 1.0)
-                if msgs:
-                    completion = await self.dispatch(msgs)
-                    if completion is not None:
-                        await self.pipeline.submit(completion)
-            except asyncio.CancelledError:
-                self.pump.give_back(msgs)  # stopped mid-batch: nak'd once the pump is closed
-                raise
-            except ConsumerGone as exc:
-                self.ctx.on_error(exc)
-                await self.rearm()
-            except Exception as exc:  # noqa: BLE001 - reported; the loop keeps routing
-                self.ctx.on_error(exc)
-                await nak_unsettled(msgs)  # as the reference: a throw naks, nothing is lost
-                await asyncio.sleep(0.5)
-
-    async def handle(self, msgs: list[Msg]) -> None:
-        """Route one batch and wait for its acks (the loop overlaps batches instead)."""
-        completion = await self.dispatch(msgs)
-        if completion is not None:
-            await completion
+    async def before_take(self) -> None:
+        await self.ctx.inbox_room()
 
     async def dispatch(self, msgs: list[Msg]) -> Coroutine[Any, Any, None] | None:
         """Route a batch and start its publishes; returns the completion that acks/naks."""

@@ -10,7 +10,6 @@ count decides between retry and dead letter.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -18,10 +17,9 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
-from cotal_tui.mesh.daemon_context import DaemonContext, Pipeline, nak_unsettled
-from cotal_tui.mesh.fanout import create_durable
+from cotal_tui.mesh.consumer_loop import ConsumerLoop
+from cotal_tui.mesh.daemon_context import DaemonContext
 from cotal_tui.mesh.members import MemberEntry
-from cotal_tui.mesh.pull import ConsumerGone, PullPump
 from cotal_tui.protocol.consumers import inbox_reader_config
 from cotal_tui.protocol.delivery import (
     READER_NAK_DELAY_MS,
@@ -30,7 +28,7 @@ from cotal_tui.protocol.delivery import (
     transfer_failed_action,
 )
 from cotal_tui.protocol.jsstr import ABSENT, js_string
-from cotal_tui.protocol.names import DINBOX_MAX_ACK_PENDING, plane3_msg_id, reader_durable
+from cotal_tui.protocol.names import DINBOX_MAX_ACK_PENDING, plane3_msg_id
 from cotal_tui.protocol.subjects import parse_dinbox_owner
 
 DEFER_DELAY_S = READER_NAK_DELAY_MS / 1000
@@ -113,63 +111,18 @@ def _deliveries(m: Msg) -> int:
         return 1
 
 
-class TrustedReader:
+class TrustedReader(ConsumerLoop):
     def __init__(self, ctx: DaemonContext, *, batch: int = 256, depth: int = 4) -> None:
-        self.ctx = ctx
-        self.batch = batch
-        self.durable = reader_durable()
-        # Credit never above max_ack_pending: the server would only hold the surplus back.
-        self.pump = PullPump(
-            ctx.conn, ctx.inbox_stream, self.durable, batch=min(2 * batch, DINBOX_MAX_ACK_PENDING)
+        super().__init__(
+            ctx,
+            ctx.inbox_stream,
+            inbox_reader_config(ctx.space),
+            batch=batch,
+            # Credit never above max_ack_pending: the server would only hold the surplus back.
+            credit=min(2 * batch, DINBOX_MAX_ACK_PENDING),
+            depth=depth,
+            task_name="plane3-reader",
         )
-        self.pipeline = Pipeline(depth)
-        self._task: asyncio.Task[None] | None = None
-
-    async def ensure_consumer(self) -> None:
-        try:
-            await create_durable(
-                self.ctx, self.ctx.inbox_stream, inbox_reader_config(self.ctx.space)
-            )
-        except Exception as exc:  # noqa: BLE001
-            self.ctx.on_error(exc)
-
-    async def start(self) -> None:
-        await self.ensure_consumer()
-        await self.pump.start()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="plane3-reader")
-
-    async def rearm(self) -> None:
-        await self.ensure_consumer()
-        self.pump.reset()
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-        await self.pipeline.drain(5.0)
-        await self.pump.stop()
-
-    async def _run(self) -> None:
-        while True:
-            msgs: list[Msg] = []
-            try:
-                msgs = await self.pump.take(self.batch, 1.0)
-                if msgs:
-                    completion = await self.dispatch(msgs)
-                    if completion is not None:
-                        await self.pipeline.submit(completion)
-            except asyncio.CancelledError:
-                self.pump.give_back(msgs)  # stopped mid-batch: nak'd once the pump is closed
-                raise
-            except ConsumerGone as exc:
-                self.ctx.on_error(exc)
-                await self.rearm()
-            except Exception as exc:  # noqa: BLE001 - reported; the loop keeps reading
-                self.ctx.on_error(exc)
-                await nak_unsettled(msgs)
-                await asyncio.sleep(0.5)
 
     async def _retry_or_dead_letter(self, e: Entry, action: ReaderAction, what: str) -> None:
         ctx = self.ctx
@@ -179,12 +132,6 @@ class TrustedReader:
             await e.msg.term()
         else:
             await e.msg.nak(delay=DEFER_DELAY_S)
-
-    async def handle(self, msgs: list[Msg]) -> None:
-        """Decide one batch and wait for its transfers (the loop overlaps batches instead)."""
-        completion = await self.dispatch(msgs)
-        if completion is not None:
-            await completion
 
     async def dispatch(self, msgs: list[Msg]) -> Coroutine[Any, Any, None] | None:
         """Gate a batch: drop and defer at once, start the transfers; returns their completion."""

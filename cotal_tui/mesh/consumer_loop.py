@@ -1,0 +1,121 @@
+"""The daemon's two pull loops (fan-out over CHAT, the trusted reader over INBOX) share one shape.
+
+:class:`ConsumerLoop` owns it: create-or-confirm the durable, pump it, hand every batch to
+:meth:`ConsumerLoop.dispatch` (which starts the batch's publishes and returns the completion
+that acks or naks), overlap completions in a :class:`Pipeline`, re-arm on reconnect, and on stop
+let what is in flight finish before the pump naks whatever it still holds. A batch that throws is
+nak'd at once (as the reference does), so nothing is lost; a vanished consumer is re-created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine
+from typing import Any
+
+from nats.aio.msg import Msg
+
+from cotal_tui.mesh.daemon_context import DaemonContext, Pipeline, nak_unsettled
+from cotal_tui.mesh.jsapi import API, api_request
+from cotal_tui.mesh.pull import ConsumerGone, PullPump
+
+
+async def create_durable(ctx: DaemonContext, stream: str, config: dict[str, Any]) -> None:
+    """Create (or confirm) a durable on the legacy ``DURABLE.CREATE.<stream>.<name>`` subject.
+
+    That form carries no filter in the subject and is the one the delivery grants allow for the
+    INBOX reader (``$JS.API.CONSUMER.DURABLE.CREATE.INBOX_<s>.reader``) as well as on CHAT.
+    Raises :class:`~cotal_tui.mesh.jsapi.JsApiError` or ``JsApiUnavailable``.
+    """
+    name = config["durable_name"]
+    await api_request(
+        ctx.conn,
+        f"{API}.CONSUMER.DURABLE.CREATE.{stream}.{name}",
+        {"stream_name": stream, "config": config},
+        what=f"cannot create consumer {stream}/{name}",
+    )
+
+
+class ConsumerLoop:
+    """One durable, pumped in batches; subclasses say what a batch becomes (:meth:`dispatch`)."""
+
+    def __init__(
+        self,
+        ctx: DaemonContext,
+        stream: str,
+        config: dict[str, Any],
+        *,
+        batch: int,
+        credit: int,
+        depth: int,
+        task_name: str,
+    ) -> None:
+        self.ctx = ctx
+        self.stream = stream
+        self.config = config
+        self.batch = batch
+        self.durable: str = config["durable_name"]
+        self.pump = PullPump(ctx.conn, stream, self.durable, batch=credit)
+        self.pipeline = Pipeline(depth)
+        self._task_name = task_name
+        self._task: asyncio.Task[None] | None = None
+
+    async def ensure_consumer(self) -> None:
+        """Idempotent create; an error is reported and ignored, as the reference does."""
+        try:
+            await create_durable(self.ctx, self.stream, self.config)
+        except Exception as exc:  # noqa: BLE001 - the bind below surfaces a real absence
+            self.ctx.on_error(exc)
+
+    async def start(self) -> None:
+        await self.ensure_consumer()
+        await self.pump.start()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=self._task_name)
+
+    async def rearm(self) -> None:
+        await self.ensure_consumer()
+        self.pump.reset()
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        await self.pipeline.drain(5.0)
+        await self.pump.stop()
+
+    async def before_take(self) -> None:
+        """Wait for room before taking a batch (fan-out: INBOX backpressure); none by default."""
+
+    async def _run(self) -> None:
+        while True:
+            msgs: list[Msg] = []
+            try:
+                await self.before_take()
+                msgs = await self.pump.take(self.batch, 1.0)
+                if msgs:
+                    completion = await self.dispatch(msgs)
+                    if completion is not None:
+                        await self.pipeline.submit(completion)
+            except asyncio.CancelledError:
+                self.pump.give_back(msgs)  # stopped mid-batch: nak'd once the pump is closed
+                raise
+            except ConsumerGone as exc:
+                self.ctx.on_error(exc)
+                await self.rearm()
+            except Exception as exc:  # noqa: BLE001 - reported; the loop keeps going
+                self.ctx.on_error(exc)
+                await nak_unsettled(msgs)  # as the reference: a throw naks, nothing is lost
+                await asyncio.sleep(0.5)
+
+    async def handle(self, msgs: list[Msg]) -> None:
+        """Decide one batch and wait for its acks (the loop overlaps batches instead)."""
+        completion = await self.dispatch(msgs)
+        if completion is not None:
+            await completion
+
+    async def dispatch(self, msgs: list[Msg]) -> Coroutine[Any, Any, None] | None:
+        """Decide a batch and start its publishes; returns the completion that acks/naks."""
+        raise NotImplementedError
