@@ -13,9 +13,9 @@ import argparse
 import asyncio
 import time
 
-from cotal_tui.commands.console import add_connection_args
+from cotal_tui.commands.console import ConsoleUsageError, add_connection_args, check_files
 from cotal_tui.console.model import ConsoleModel
-from cotal_tui.console.plain import CRITICAL, CheckResult, check_snapshot
+from cotal_tui.console.plain import CRITICAL, UNKNOWN, CheckResult, check_snapshot
 from cotal_tui.console.session import ConsoleSession, SessionOptions
 
 
@@ -34,6 +34,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        check_files(args)
+    except ConsoleUsageError as exc:
+        print(f"UNKNOWN: {exc}")
+        return UNKNOWN
     options = SessionOptions(
         server=args.server or "nats://127.0.0.1:4222",
         space=args.space,

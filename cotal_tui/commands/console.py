@@ -20,6 +20,7 @@ from cotal_tui.console.commands import Dispatcher
 from cotal_tui.console.model import TICK_MS, ConsoleModel, ModelOptions
 from cotal_tui.console.plain import PlainStream
 from cotal_tui.console.session import ConsoleSession, SessionOptions
+from cotal_tui.mesh.endpoint import creds_identity
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -81,7 +82,30 @@ def session_options(args: argparse.Namespace) -> SessionOptions:
     )
 
 
+class ConsoleUsageError(Exception):
+    """A flag that cannot work (e.g. an unreadable creds file); the text says which and why."""
+
+
+def check_files(args: argparse.Namespace) -> None:
+    for flag in ("creds", "daemon_creds"):
+        path = getattr(args, flag, None)
+        if path is None:
+            continue
+        try:
+            creds_identity(path)
+        except (OSError, ValueError, KeyError, IndexError) as exc:
+            raise ConsoleUsageError(
+                f"--{flag.replace('_', '-')} {path}: cannot read a NATS user JWT from it ({exc}); "
+                "pass a .creds file minted for this space (`cotal-tui mint`)"
+            ) from None
+
+
 def run(args: argparse.Namespace) -> int:
+    try:
+        check_files(args)
+    except ConsoleUsageError as exc:
+        print(f"cotal-tui {args.command}: {exc}", file=sys.stderr)
+        return 1
     plain = args.plain or not sys.stdout.isatty()
     if plain:
         try:

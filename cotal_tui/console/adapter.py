@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from cotal_tui.mesh.endpoint import ChannelRow, Endpoint
     from cotal_tui.mesh.endpoint import LeaseRead as EndpointLeaseRead
     from cotal_tui.mesh.messages import Inbound
-    from cotal_tui.protocol.models import Presence
+    from cotal_tui.protocol.models import CotalMessage, Presence
 
 LEASE_EVERY_S = 2.0
 CHANNELS_EVERY_S = 5.0
@@ -146,6 +146,7 @@ class MeshSource:
         self._daemon_error: tuple[str, Ms] | None = None
         self.last_error: str | None = None
         self._refresh_now = asyncio.Event()
+        self._echoed: dict[str, None] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -170,7 +171,8 @@ class MeshSource:
 
     def _on_event(self, event: EndpointEvent) -> None:
         if isinstance(event, MessageReceived):
-            self._queue.put_nowait(message_input(event.inbound))
+            if event.inbound.message.id not in self._echoed:
+                self._queue.put_nowait(message_input(event.inbound))
         elif isinstance(event, EndpointError):
             self.last_error = event.message
         elif isinstance(event, ConnectionChanged) and isinstance(event.state, Connected):
@@ -430,11 +432,35 @@ class MeshSource:
 
     async def post(self, channel: str, text: str, mentions: tuple[str, ...]) -> SendOutcome:
         msg = await self.ep.send(channel, text, mentions=list(mentions) or None)
+        self._echo(msg, "channel", channel)
         return SendOutcome(msg.id)
 
     async def dm(self, peer_id: str, text: str) -> SendOutcome:
         msg = await self.ep.send_dm(peer_id, text)
+        self._echo(msg, "dm", peer_id)
         return SendOutcome(msg.id)
+
+    def _echo(self, msg: CotalMessage, mode: str, target: str) -> None:
+        """Show our own sends in the feed (the endpoint does not hand them back to us)."""
+        if msg.id in self._echoed:
+            return
+        self._echoed[msg.id] = None
+        while len(self._echoed) > 1024:
+            self._echoed.pop(next(iter(self._echoed)))
+        self._queue.put_nowait(
+            MessageInput(
+                id=msg.id,
+                ts=msg.ts,
+                sender_id=msg.from_.id,
+                sender_name=msg.from_.name,
+                sender_role=msg.from_.role,
+                mode=mode,  # type: ignore[arg-type]
+                target=target,
+                text=msg.text,
+                mentions=tuple(msg.mentions or ()),
+                raw=msg.to_wire(),
+            )
+        )
 
     async def set_status(self, status: PeerStatus) -> None:
         await self.ep.set_status(status)  # type: ignore[arg-type]

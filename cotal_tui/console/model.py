@@ -527,8 +527,8 @@ class ConsoleModel:
             parts = []
             if joins:
                 parts.append(
-                    f"{joins} boot join{'s' if joins != 1 else ''} waiting for a daemon "
-                    "(no durable membership until it binds)"
+                    f"{joins} boot join{'s' if joins != 1 else ''} retrying (no durable "
+                    "membership until the daemon accepts it)"
                 )
             if leaves:
                 parts.append(

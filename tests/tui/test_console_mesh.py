@@ -130,6 +130,11 @@ async def test_console_over_the_mesh_roster_feed_join_post(space):
         assert result.text == "Already on #general."
         result = await dispatcher.run(Post("general", "hi @alice"), model.tick())
         assert result.ok and "delivery not confirmed" in result.text
+        mine = await wait_for(
+            lambda: [e for e in model.tick().feed.entries if e.text == "hi @alice"],
+            what="our own post in our feed",
+        )
+        assert len(mine) == 1 and mine[0].sender_name == "operator"
         inbound = await asyncio.wait_for(got.get(), 10)
         assert inbound.message.text == "hi @alice" and inbound.message.mentions == ["alice"]
         await alice.stop()

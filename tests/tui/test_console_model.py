@@ -233,7 +233,7 @@ def test_pending_countdown_and_headline():
     snap = model.tick()
     join = next(r for r in snap.pending.rows if r.operation == "join")
     assert join.next_retry_in_ms == 8_000 and join.attempt == 3
-    assert snap.pending.headline.startswith("1 boot join waiting for a daemon")
+    assert snap.pending.headline.startswith("1 boot join retrying (no durable membership")
     clock.advance(9_000)
     assert next(r for r in model.tick().pending.rows if r.operation == "join").next_retry_in_ms < 0
 

@@ -146,7 +146,7 @@ async def test_pending_header_count_countdown_and_retry_now(make_rig):
     async with rig.app.run_test(size=SIZE) as pilot:
         await settle(pilot, rig)
         text = screen_text(rig.app)
-        assert "2 pending · 1 boot join waiting for a daemon" in text
+        assert "2 pending · 1 boot join retrying (no durable membership" in text
         assert "in 8s" in text and "in 4s" in text
         rig.clock.advance(5_000)
         rig.app.tick()
