@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "Start the embedded nats-server with JetStream, provision the space's streams and "
             "buckets, print the URL, and run until Ctrl-C/SIGTERM. If a server already answers "
             "on the address, provision it instead. Auth mode (the default) creates or reuses "
-            "the trust chain under --state-dir; --open runs without auth."
+            "the trust chain under --state-dir and runs the space's delivery daemon in-process "
+            "(reported once it serves; --no-daemon skips it); --open runs without auth."
         ),
     )
     parser.add_argument(
@@ -37,6 +38,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=DEFAULT_STATE_DIR,
         help=f"trust chain, creds and store (default: {DEFAULT_STATE_DIR})",
     )
+    parser.add_argument(
+        "--no-daemon",
+        dest="daemon",
+        action="store_false",
+        help="auth mode: do not run the delivery daemon in-process (run `cotal-tui daemon`)",
+    )
     parser.set_defaults(func=_run)
 
 
@@ -49,5 +56,6 @@ def _run(args: argparse.Namespace) -> int:
         channels=args.channels,
         state_dir=args.state_dir,
         open=args.open,
+        daemon=args.daemon,
     )
     return asyncio.run(run_up(options))

@@ -8,6 +8,7 @@ valid:
         auth.json                (0600) operator, SYS and per-space account seeds
         server.conf              (0600) rendered nats-server config (operator, MEMORY resolver)
         manager.<space>.creds    (0600) allow-all cred `up` provisions with
+        delivery.<space>.creds   (0600) delivery-profile cred of the daemon `up` runs
       <name>.creds               (0600) what `cotal-tui mint` writes by default
 
 The operator is named `cotal-<token(space)>` after the first space; each space is one account
@@ -26,7 +27,7 @@ from typing import Any
 import nkeys
 
 from cotal_tui.protocol import token
-from cotal_tui.protocol.permissions import Permissions, manager_permissions
+from cotal_tui.protocol.permissions import Permissions, delivery_permissions, manager_permissions
 from cotal_tui.server.nats_jwt import Creds, Nkey, encode_jwt, format_creds
 
 AUTH_DIR = "auth"
@@ -165,6 +166,16 @@ class SpaceAuth:
         path = self.dir / f"manager.{token(self.space)}.creds"
         if not path.exists():
             write_creds(path, self.mint_user("manager", manager_permissions()))
+        return path
+
+    def delivery_creds_path(self) -> Path:
+        """A delivery-profile cred for the daemon `up` runs in-process, minted on first use
+        (and reused, so the daemon keeps one identity across runs)."""
+        path = self.dir / f"delivery.{token(self.space)}.creds"
+        if not path.exists():
+            user = Nkey.create("user")
+            perms = delivery_permissions(self.space, user.public)
+            write_creds(path, self.mint_user("delivery", perms, user))
         return path
 
     # -- server config ------------------------------------------------------------------------

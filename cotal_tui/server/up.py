@@ -4,8 +4,9 @@ Open mode starts `nats-server -js` on the given address; auth mode renders the t
 server config (server/auth.py) and provisions with an allow-all manager cred. If a server already
 answers on the address, `up` provisions that one and says so instead of starting another. While
 it runs it watches the channel seed file and re-applies edits (a bad edit is reported, nothing is
-written). SIGINT/SIGTERM stop it cleanly: the watcher, the client, then the server (SIGTERM,
-SIGKILL after a grace period, always reaped).
+written). In auth mode it also runs the space's delivery daemon in-process (server/up_delivery.py;
+`--no-daemon` skips it). SIGINT/SIGTERM stop it cleanly: the daemon (releasing its lease), the
+watcher, the client, then the server (SIGTERM, SIGKILL after a grace period, always reaped).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from cotal_tui.server.auth import AuthError, SpaceAuth, ensure_space_auth
 from cotal_tui.server.process import EmbeddedServer, EmbeddedServerError, port_open
 from cotal_tui.server.provision import ProvisionError, provision_space
 from cotal_tui.server.seed import ChannelSeedError, apply_channel_seed, load_channel_seed
+from cotal_tui.server.up_delivery import UpDelivery
 
 DEFAULT_STATE_DIR = ".cotal"
 CHANNELS_FILE = "channels.json"
@@ -40,6 +42,7 @@ class UpOptions:
     channels: str | None = None
     state_dir: str = DEFAULT_STATE_DIR
     open: bool = False
+    daemon: bool = True
 
 
 class UpError(RuntimeError):
@@ -199,6 +202,7 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
 
     nc: Client | None = None
     watcher: asyncio.Task[None] | None = None
+    delivery: UpDelivery | None = None
     try:
         try:
             nc = await connect_client(url, creds)
@@ -227,6 +231,11 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
         print(f"url: {url}", flush=True)
         if server is None:
             return 0
+        if auth is not None and options.daemon:
+            delivery = UpDelivery(url, options.space, auth, nc, report)
+            await delivery.start()
+        elif auth is not None:
+            report.info("no delivery daemon (--no-daemon): run `cotal-tui daemon` for durability")
         report.info("running in the foreground; Ctrl-C stops it")
         if seed_file is not None:
             watcher = asyncio.create_task(
@@ -245,6 +254,9 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         stop.set()
+        if delivery is not None:
+            await delivery.stop()
+            report.ok("delivery daemon stopped (lease released)")
         if watcher is not None:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

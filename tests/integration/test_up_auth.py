@@ -171,3 +171,115 @@ def test_mint_agent_needs_a_reachable_server_or_no_provision(tmp_path: Path) -> 
     claims = parse_creds((tmp_path / ".cotal" / "a.creds").read_text()).claims
     assert claims["name"] == "agent"
     assert "cotal.main.chat.*.general" in claims["nats"]["sub"]["allow"]
+
+
+def _status_json(cwd: Path, url: str, creds: Path) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-m", "cotal_tui", "status", "--server", url, "--space", "demo",
+         "--creds", str(creds), "--json"],
+        cwd=cwd, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+async def test_up_runs_the_delivery_daemon_and_reports_it_once_serving(
+    tmp_path: Path, procs: list[CliProcess]
+) -> None:
+    port = free_port()
+    url = f"nats://127.0.0.1:{port}"
+    up = CliProcess(["up", "--space", "demo", "--port", str(port)], cwd=tmp_path)
+    procs.append(up)
+    server_pid = int(up.wait_line(r"nats-server started \(auth mode, pid (\d+)").group(1))
+    serving = up.wait_line(r"delivery daemon serving space 'demo' as (U[A-Z0-9]{55})", timeout=40)
+    daemon_id = serving.group(1)
+    delivery_creds = tmp_path / ".cotal" / "auth" / "delivery.demo.creds"
+    assert _mode(delivery_creds) == 0o600
+    claims = parse_creds(delivery_creds.read_text()).claims
+    assert claims["name"] == "delivery" and claims["sub"] == daemon_id
+
+    manager = tmp_path / ".cotal" / "auth" / "manager.demo.creds"  # may probe ctl.delivery
+    lease = _status_json(tmp_path, url, manager)["lease"]
+    assert isinstance(lease, dict)
+    assert lease["holder"] == daemon_id and lease["ready"] is True
+    assert lease["verdict"] == "serving" and lease["green"] is True
+
+    assert up.count(r"delivery daemon serving") == 1
+    assert up.terminate() == 0
+    assert "delivery daemon stopped (lease released)" in up.output
+    wait_for_sync(lambda: not pid_alive(server_pid), what=f"nats-server pid {server_pid} to exit")
+    assert not pid_alive(up.proc.pid)
+
+
+class _Lines:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def ok(self, text: str) -> None:
+        self.lines.append(f"ok {text}")
+
+    def info(self, text: str) -> None:
+        self.lines.append(f"info {text}")
+
+    def fail(self, text: str) -> None:
+        self.lines.append(f"fail {text}")
+
+
+async def test_up_delivery_defers_to_a_daemon_already_holding_the_lease(auth_space) -> None:
+    """What `up` does when another daemon serves the space: says so, starts nothing, and the
+    broker's client stays usable (run_up's loop goes on serving the broker either way)."""
+    from cotal_tui.mesh.connection import Connection
+    from cotal_tui.mesh.daemon import DeliveryDaemon
+    from cotal_tui.server.up_delivery import UpDelivery
+
+    other = await auth_space.mint("d1", "delivery")
+    conn = Connection(auth_space.url, "d1", other.public_key, creds=str(other.path))
+    await conn.connect()
+    holder = DeliveryDaemon(conn, auth_space.space, other.public_key)
+    await holder.start()
+    manager = await nats.connect(
+        auth_space.url, user_credentials=str(auth_space.manager_creds), error_cb=_quiet
+    )
+    report = _Lines()
+    delivery = UpDelivery(auth_space.url, auth_space.space, auth_space.auth, manager, report)
+    try:
+        verdict, _ = await delivery.verdict()
+        assert verdict.green and verdict.holder == other.public_key  # the probe sees the holder
+        assert await delivery.start(ready_timeout=5) is False
+        (line,) = report.lines
+        assert line.startswith("info delivery daemon not started: a live lease already exists")
+        assert other.public_key in line and "The broker keeps serving" in line
+        assert delivery.conn is None  # its own connection is closed again
+        assert holder.state.status == "serving"
+        assert manager.is_connected
+    finally:
+        await delivery.stop()
+        await manager.close()
+        await holder.stop()
+        await conn.close()
+    report2 = _Lines()
+    manager2 = await nats.connect(
+        auth_space.url, user_credentials=str(auth_space.manager_creds), error_cb=_quiet
+    )
+    delivery2 = UpDelivery(auth_space.url, auth_space.space, auth_space.auth, manager2, report2)
+    try:  # the lease was released: now `up`'s own daemon binds and is confirmed serving
+        assert await delivery2.start(ready_timeout=10) is True
+        assert report2.lines[-1].startswith(
+            f"ok delivery daemon serving space '{auth_space.space}'"
+        )
+    finally:
+        await delivery2.stop()
+        await manager2.close()
+
+
+def test_up_no_daemon_runs_none(tmp_path: Path, procs: list[CliProcess]) -> None:
+    port = free_port()
+    url = f"nats://127.0.0.1:{port}"
+    up = CliProcess(["up", "--space", "demo", "--port", str(port), "--no-daemon"], cwd=tmp_path)
+    procs.append(up)
+    up.wait_line(r"no delivery daemon \(--no-daemon\)")
+    manager = tmp_path / ".cotal" / "auth" / "manager.demo.creds"
+    lease = _status_json(tmp_path, url, manager)["lease"]
+    assert isinstance(lease, dict) and lease["verdict"] == "no-lease"
+    assert up.count(r"delivery daemon serving") == 0
+    assert up.terminate() == 0

@@ -1,0 +1,179 @@
+"""The delivery daemon `cotal-tui up` runs in-process in auth mode (the reference's `cotal up`
+starts one too), so a space brought up by `up` has its durable backstop without a second command.
+
+It runs as the space's `delivery` profile (`<state-dir>/auth/delivery.<space>.creds`, minted on
+first use) and is reported only once it is actually serving: `lease.0` ready and a
+`listMemberships` probe on `ctl.delivery` answered (sent with the manager cred, which may publish
+there). If another daemon holds a live lease, `up` says so plainly and keeps serving the broker:
+that daemon is the space's backstop. A daemon that stops later (lost lease) is reported; the
+broker keeps running either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Protocol
+
+from nats.aio.client import Client
+
+from cotal_tui.mesh.client_adapter import ClientConnection
+from cotal_tui.mesh.connection import Connection
+from cotal_tui.mesh.control import ControlError, NoResponders, RequestTimeout, request_bound
+from cotal_tui.mesh.daemon import DaemonError, DeliveryDaemon
+from cotal_tui.mesh.endpoint import creds_identity
+from cotal_tui.mesh.kv import KvBucket, KvError
+from cotal_tui.mesh.lease import (
+    LeaseHeld,
+    LeaseVerdict,
+    ResponderProbe,
+    lease_verdict,
+    read_lease,
+)
+from cotal_tui.protocol.models import EndpointRef
+from cotal_tui.protocol.names import delivery_bucket
+from cotal_tui.protocol.subjects import CONTROL_DELIVERY
+from cotal_tui.server.auth import SpaceAuth
+
+PROBE_TIMEOUT_S = 2.0
+READY_TIMEOUT_S = 20.0
+
+
+class Reporter(Protocol):
+    def ok(self, text: str) -> None: ...
+    def info(self, text: str) -> None: ...
+    def fail(self, text: str) -> None: ...
+
+
+class UpDelivery:
+    """Start, confirm, watch and stop the in-process daemon of one space."""
+
+    def __init__(self, url: str, space: str, auth: SpaceAuth, manager: Client, report: Reporter):
+        self.url = url
+        self.space = space
+        self.auth = auth
+        self.manager = ClientConnection(manager)
+        self.manager_ref = EndpointRef(
+            id=creds_identity(str(auth.manager_creds_path())), name="cotal-tui-up"
+        )
+        self.report = report
+        self.conn: Connection | None = None
+        self.daemon: DeliveryDaemon | None = None
+        self._watch: asyncio.Task[None] | None = None
+
+    async def start(self, ready_timeout: float = READY_TIMEOUT_S) -> bool:
+        """True once the daemon serves; False (said why) when it did not start or confirm."""
+        creds = str(self.auth.delivery_creds_path())
+        ident = creds_identity(creds)
+        self.conn = Connection(self.url, "delivery", ident, creds=creds)
+        try:
+            await self.conn.connect()
+        except Exception as exc:  # noqa: BLE001 - reported; the broker keeps serving
+            self.report.fail(f"delivery daemon not started: cannot connect as {ident} ({exc})")
+            await self._close()
+            return False
+        self.daemon = DeliveryDaemon(
+            self.conn, self.space, ident, on_error=lambda e: self.report.info(f"delivery: {e}")
+        )
+        try:
+            await self.daemon.start()
+        except LeaseHeld as exc:
+            self.report.info(
+                f"delivery daemon not started: {exc} The broker keeps serving; that daemon "
+                "is the space's durable backstop."
+            )
+            await self._close()
+            return False
+        except DaemonError as exc:
+            self.report.fail(
+                f"delivery daemon not started ({type(exc).__name__}: {exc}); the broker keeps "
+                "serving, durable-class channels are live only until a daemon runs"
+            )
+            await self._close()
+            return False
+        verdict, ms = await self.wait_serving(ready_timeout)
+        if not verdict.green:
+            self.report.fail(
+                f"delivery daemon {ident} bound but not serving after {ready_timeout:g}s: "
+                f"lease {verdict.verdict}, responder {verdict.responder_text}"
+            )
+            return False
+        self.report.ok(
+            f"delivery daemon serving space {self.space!r} as {ident} (lease.0 ready, "
+            f"ctl.delivery answered in {ms:.0f} ms)"
+        )
+        self._watch = asyncio.create_task(self._watch_stopped(), name="up-delivery-watch")
+        return True
+
+    async def wait_serving(self, timeout: float) -> tuple[LeaseVerdict, float]:
+        """Poll the lease and probe the responder until both say serving (or the timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            verdict, ms = await self.verdict()
+            if verdict.green or time.monotonic() >= deadline:
+                return verdict, ms
+            await asyncio.sleep(0.2)  # e.g. nats-server's brief 503 after a new subscription
+
+    async def verdict(self) -> tuple[LeaseVerdict, float]:
+        try:
+            lease = await read_lease(KvBucket(self.manager, delivery_bucket(self.space)))  # type: ignore[arg-type]
+        except KvError:
+            return lease_verdict("refused"), 0.0
+        if lease is None:
+            return lease_verdict("absent"), 0.0
+        responder, ms = await self.probe()
+        age_ms = max(0.0, time.time() * 1000 - lease.info.since)
+        verdict = lease_verdict(
+            "present",
+            ready=lease.info.ready,
+            age_ms=age_ms,
+            responder=responder,
+            holder=lease.info.holder,
+        )
+        return verdict, ms
+
+    async def probe(self) -> tuple[ResponderProbe, float]:
+        t0 = time.perf_counter()
+        try:
+            await request_bound(
+                self.manager,  # type: ignore[arg-type]
+                self.space,
+                CONTROL_DELIVERY,
+                self.manager_ref,
+                "listMemberships",
+                {},
+                timeout=PROBE_TIMEOUT_S,
+            )
+        except NoResponders:
+            return "no-responders", 0.0
+        except (RequestTimeout, ControlError):
+            return "timeout", 0.0
+        return "answered", (time.perf_counter() - t0) * 1000  # any reply, ok or not, is an answer
+
+    async def _watch_stopped(self) -> None:
+        assert self.daemon is not None
+        reason = await self.daemon.wait_done()
+        if self.daemon.state.status != "stopped":
+            self.report.fail(
+                f"delivery daemon stopped: {reason}; the broker keeps serving, durable-class "
+                "channels are live only until a daemon runs again"
+            )
+
+    async def stop(self) -> None:
+        """Stop serving and release the lease, so a successor binds at once."""
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.cancel()
+            with contextlib.suppress(BaseException):
+                await watch
+        if self.daemon is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.daemon.stop(), 6.0)
+        await self._close()
+
+    async def _close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), 2.0)
