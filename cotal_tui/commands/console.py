@@ -15,12 +15,16 @@ import asyncio
 import contextlib
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from cotal_tui.console.commands import Dispatcher
 from cotal_tui.console.model import TICK_MS, ConsoleModel, ModelOptions
 from cotal_tui.console.plain import PlainStream
 from cotal_tui.console.session import ConsoleSession, SessionOptions
 from cotal_tui.mesh.endpoint import creds_identity
+
+if TYPE_CHECKING:
+    from cotal_tui.tui.app import ConsoleApp
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -115,22 +119,32 @@ def run(args: argparse.Namespace) -> int:
     return run_tui(args)
 
 
-def run_tui(args: argparse.Namespace) -> int:
+async def console_app(
+    session: ConsoleSession, *, demo: bool = False, theme: str | None = None
+) -> ConsoleApp:
+    """A ConsoleApp that starts `session` in its own loop and stops it on exit.
+
+    The demo uses this too: build a session on its local space (daemon=True), then
+    `app = await console_app(session, demo=True); await app.run_async()`.
+    """
     from cotal_tui.tui.app import ConsoleApp
 
+    await session.prepare()
+    read_only = session.options.read_only
+    model = ConsoleModel(session.source, options=ModelOptions(read_only=read_only, demo=demo))
+    return ConsoleApp(
+        model,
+        Dispatcher(session.source, read_only=read_only),
+        theme=theme,
+        on_start=lambda: session.start(),
+        on_stop=session.stop,
+        notice="; ".join(session.notes) or None,
+    )
+
+
+def run_tui(args: argparse.Namespace) -> int:
     async def build() -> ConsoleApp:
-        session = ConsoleSession(session_options(args))
-        await session.prepare()
-        model = ConsoleModel(session.source, options=ModelOptions(read_only=args.read_only))
-        notice = "; ".join(session.notes) or None
-        return ConsoleApp(
-            model,
-            Dispatcher(session.source, read_only=args.read_only),
-            theme=args.theme,
-            on_start=lambda: session.start(),
-            on_stop=session.stop,
-            notice=notice,
-        )
+        return await console_app(ConsoleSession(session_options(args)), theme=args.theme)
 
     # prepare() may start the embedded server; the app then runs in its own loop.
     loop = asyncio.new_event_loop()

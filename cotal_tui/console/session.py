@@ -80,6 +80,7 @@ class ConsoleSession:
         self.daemon_conn: Connection | None = None
         self.notes: list[str] = []
         self._starter: asyncio.Task[None] | None = None
+        self._prepared = False
         self.ep = self._endpoint()
         self.source = SourceDown(self.ep, server=self.server_url)
 
@@ -101,7 +102,12 @@ class ConsoleSession:
         )
 
     async def prepare(self) -> None:
-        """Before starting: with no --server and nothing listening, start the embedded server."""
+        """Before starting: with no --server and nothing listening, start the embedded server.
+
+        Idempotent: `start()` calls it again harmlessly."""
+        if self._prepared:
+            return
+        self._prepared = True
         o = self.options
         if o.server is None and not answers(DEFAULT_URL):
             from cotal_tui.server.local import start_local_space
