@@ -10,7 +10,6 @@ nak'd at once (as the reference does), so nothing is lost; a vanished consumer i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Coroutine
 from typing import Any
 
@@ -19,6 +18,7 @@ from nats.aio.msg import Msg
 from cotal_tui.mesh.daemon_context import DaemonContext, Pipeline, nak_unsettled
 from cotal_tui.mesh.jsapi import API, api_request
 from cotal_tui.mesh.pull import ConsumerGone, PullPump
+from cotal_tui.mesh.tasks import cancel_and_wait
 
 
 async def create_durable(ctx: DaemonContext, stream: str, config: dict[str, Any]) -> None:
@@ -79,10 +79,7 @@ class ConsumerLoop:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+        await cancel_and_wait([task])
         await self.pipeline.drain(5.0)
         await self.pump.stop()
 

@@ -49,6 +49,7 @@ from cotal_tui.mesh.lease import (
 from cotal_tui.mesh.members import MemberEntry, decode_member
 from cotal_tui.mesh.presence import RosterWatch
 from cotal_tui.mesh.reader import TrustedReader
+from cotal_tui.mesh.tasks import cancel_and_wait
 from cotal_tui.protocol.names import LEASE_RENEW_MS, LEASE_TTL_MS, kv_stream
 
 Status = Literal["idle", "starting", "serving", "stopping", "stopped", "lost", "failed"]
@@ -225,10 +226,8 @@ class DeliveryDaemon:
 
     async def _cancel_renew(self) -> None:
         task, self._renew_task = self._renew_task, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+        if task is not asyncio.current_task():
+            await cancel_and_wait([task])
 
     # -- steps -------------------------------------------------------------------------------
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from cotal_tui.mesh.acl import AclEntry, read_acl
 from cotal_tui.mesh.connection import Connection
@@ -21,6 +21,7 @@ from cotal_tui.mesh.fresh_cache import FreshKvCache
 from cotal_tui.mesh.kv import KvBucket
 from cotal_tui.mesh.member_index import MembershipIndex
 from cotal_tui.mesh.members import MemberEntry, read_member
+from cotal_tui.mesh.tasks import cancel_and_wait
 from cotal_tui.protocol.channel_config import effective_delivery_class
 from cotal_tui.protocol.names import (
     CHANNEL_DEFAULTS_KEY,
@@ -150,11 +151,23 @@ class Pipeline:
         tasks = list(self._tasks)
         if tasks:
             _done, pending = await asyncio.wait(tasks, timeout=timeout)
-            for t in pending:
-                t.cancel()
-            for t in pending:
-                with contextlib.suppress(BaseException):
-                    await t
+            await cancel_and_wait(pending)
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+async def _read_each(
+    keys: Iterable[K], read: Callable[[K], Awaitable[V]]
+) -> dict[K, V | Exception]:
+    """One concurrent read per distinct key; a failed read is its key's value (an Exception)."""
+    wanted = list(dict.fromkeys(keys))
+    reads = await asyncio.gather(*(read(k) for k in wanted), return_exceptions=True)
+    return {
+        k: (_as_exc(r) if isinstance(r, BaseException) else r)
+        for k, r in zip(wanted, reads, strict=True)
+    }
 
 
 @dataclass
@@ -244,26 +257,12 @@ class DaemonContext:
         return out
 
     async def acls_fresh(self, owners: Iterable[str]) -> dict[str, AclEntry | None | Exception]:
-        keys = list(dict.fromkeys(owners))
-        reads = await asyncio.gather(
-            *(read_acl(self.acls, o) for o in keys), return_exceptions=True
-        )
-        return {
-            o: (_as_exc(r) if isinstance(r, BaseException) else r)
-            for o, r in zip(keys, reads, strict=True)
-        }
+        return await _read_each(owners, lambda o: read_acl(self.acls, o))
 
     async def members_fresh(
         self, keys: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], MemberEntry | None | Exception]:
-        wanted = list(dict.fromkeys(keys))
-        reads = await asyncio.gather(
-            *(read_member(self.members, ch, o) for ch, o in wanted), return_exceptions=True
-        )
-        return {
-            k: (_as_exc(r) if isinstance(r, BaseException) else r)
-            for k, r in zip(wanted, reads, strict=True)
-        }
+        return await _read_each(keys, lambda k: read_member(self.members, k[0], k[1]))
 
     async def batch_reads(
         self, owners: Iterable[str], member_keys: Iterable[tuple[str, str]]

@@ -30,6 +30,7 @@ from cotal_tui.mesh.members import (
     tombstone_member,
 )
 from cotal_tui.mesh.pull import fetch_no_wait
+from cotal_tui.mesh.tasks import cancel_and_wait
 from cotal_tui.protocol.delivery import (
     OP_DURABLE_JOIN,
     OP_DURABLE_LEAVE,
@@ -98,12 +99,7 @@ class DeliveryService:
 
     async def stop(self) -> None:
         await self._unsubscribe()
-        tasks = list(self._tasks)
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(BaseException):
-                await t
+        await cancel_and_wait(list(self._tasks))
 
     async def _unsubscribe(self) -> None:
         sub, self._sub = self._sub, None

@@ -64,6 +64,7 @@ from cotal_tui.mesh.presence import PresencePublisher, RosterView, RosterWatch
 from cotal_tui.mesh.pump import PullPump
 from cotal_tui.mesh.roster import PeerNotFound, resolve_peer
 from cotal_tui.mesh.space import ensure_open_space
+from cotal_tui.mesh.tasks import cancel_and_wait
 from cotal_tui.protocol.channels import (
     assert_valid_channel,
     is_concrete_channel,
@@ -411,11 +412,7 @@ class Endpoint:
         self._stopping = True
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.durable.stop(), 5)
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
+        await cancel_and_wait(list(self._tasks))
         for pump in list(self._pumps.values()):
             await pump.stop()
         self._pumps.clear()

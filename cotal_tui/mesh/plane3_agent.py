@@ -20,7 +20,6 @@ named, and a credential that may not publish on ``ctl.delivery`` reads the respo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from cotal_tui.mesh.control import ControlError, NoResponders, RequestTimeout
 from cotal_tui.mesh.durable import JoinDurability, PendingOp
 from cotal_tui.mesh.lease import LeaseVerdict, ResponderProbe, lease_verdict
+from cotal_tui.mesh.tasks import cancel_and_wait
 from cotal_tui.protocol.channels import is_concrete_channel, subject_matches
 from cotal_tui.protocol.names import (
     DURABLE_JOIN_TIMEOUT_MS,
@@ -219,12 +219,7 @@ class Plane3Agent:
 
     async def stop(self) -> None:
         self._stopped = True
-        tasks = list(self._tasks.values())
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(BaseException):
-                await t
+        await cancel_and_wait(list(self._tasks.values()))
         self._tasks.clear()
         self.generations.clear()
 

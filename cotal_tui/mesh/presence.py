@@ -22,6 +22,7 @@ from typing import Literal
 from cotal_tui.mesh.connection import Connection
 from cotal_tui.mesh.kv import KvBucket, KvEntry, KvWatch
 from cotal_tui.mesh.roster import Applied, PresenceEvent, Roster
+from cotal_tui.mesh.tasks import cancel_and_wait
 from cotal_tui.protocol.errors import RecordError
 from cotal_tui.protocol.models import AgentCard, Attention, ChannelMode, Presence, Status
 from cotal_tui.protocol.names import HEARTBEAT_MS, PRESENCE_TTL_MS, presence_bucket
@@ -123,10 +124,7 @@ class PresencePublisher:
             self._unrearm()
             self._unrearm = None
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+        await cancel_and_wait([task])
         if graceful and self.conn.is_connected:
             offline = self.record().as_offline().model_copy(update={"status": "offline"})
             with contextlib.suppress(Exception):
@@ -196,11 +194,7 @@ class RosterWatch:
         if self._unrearm is not None:
             self._unrearm()
             self._unrearm = None
-        for task in (self._sweeper, self._rebinding):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
+        await cancel_and_wait([self._sweeper, self._rebinding])
         self._sweeper = self._rebinding = None
         await self._watch.stop()
 

@@ -21,6 +21,7 @@ from nats.aio.subscription import Subscription
 
 from cotal_tui.mesh.connection import Connection
 from cotal_tui.mesh.jsapi import API
+from cotal_tui.mesh.tasks import cancel_and_wait
 
 Handler = Callable[[Msg], Awaitable[None]]
 _NS = 1_000_000_000
@@ -80,10 +81,7 @@ class PullPump:
             self._unrearm()
             self._unrearm = None
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+        await cancel_and_wait([task])
         sub, self._sub = self._sub, None
         if sub is not None:
             with contextlib.suppress(Exception):

@@ -31,6 +31,7 @@ from cotal_tui.mesh.lease import (
     lease_verdict,
     read_lease,
 )
+from cotal_tui.mesh.tasks import cancel_and_wait
 from cotal_tui.protocol.models import EndpointRef
 from cotal_tui.protocol.names import delivery_bucket
 from cotal_tui.protocol.subjects import CONTROL_DELIVERY
@@ -163,10 +164,7 @@ class UpDelivery:
     async def stop(self) -> None:
         """Stop serving and release the lease, so a successor binds at once."""
         watch, self._watch = self._watch, None
-        if watch is not None:
-            watch.cancel()
-            with contextlib.suppress(BaseException):
-                await watch
+        await cancel_and_wait([watch])
         if self.daemon is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.daemon.stop(), 6.0)
