@@ -169,3 +169,14 @@ async def auth_space(tmp_path: Path) -> AsyncIterator[AuthSpace]:
         yield AuthSpace(server=server, space=space, state_dir=state_dir, auth=auth)
     finally:
         server.close()
+
+
+@pytest.fixture
+def procs() -> Iterator[list[Any]]:
+    """Subprocess wrappers a test started (anything with ``kill()``), killed in teardown."""
+    started: list[Any] = []
+    try:
+        yield started
+    finally:
+        for proc in started:
+            proc.kill()

@@ -661,9 +661,8 @@ class Endpoint:
             raise NotJoinable(str(exc)) from exc
         if not is_concrete_channel(channel):
             raise NotJoinable(f'cannot post to "{channel}": publishes need a concrete channel')
-        msg = new_message(
-            self.space,
-            self.me,
+        return await self._post(
+            chat_subject(self.space, self.id, channel),
             text=text,
             parts=parts,
             channel=channel,
@@ -671,8 +670,6 @@ class Endpoint:
             reply_to=reply_to,
             context_id=context_id,
         )
-        await publish_message(self.conn, chat_subject(self.space, self.id, channel), msg)
-        return msg
 
     async def send_dm(
         self,
@@ -689,17 +686,14 @@ class Endpoint:
             target_id = self.resolve_peer(target).card.id
         except PeerNotFound:
             target_id = target
-        msg = new_message(
-            self.space,
-            self.me,
+        return await self._post(
+            unicast_subject(self.space, target_id, self.id),
             text=text,
             parts=parts,
             to=target_id,
             reply_to=reply_to,
             context_id=context_id,
         )
-        await publish_message(self.conn, unicast_subject(self.space, target_id, self.id), msg)
-        return msg
 
     async def send_anycast(
         self,
@@ -711,16 +705,19 @@ class Endpoint:
         context_id: str | None = None,
     ) -> CotalMessage:
         self._require_started()
-        msg = new_message(
-            self.space,
-            self.me,
+        return await self._post(
+            anycast_subject(self.space, role, self.id),
             text=text,
             parts=parts,
             to_service=role,
             reply_to=reply_to,
             context_id=context_id,
         )
-        await publish_message(self.conn, anycast_subject(self.space, role, self.id), msg)
+
+    async def _post(self, subject: str, **fields: Any) -> CotalMessage:
+        """Build the message (``new_message`` fields) and publish it, PubAck awaited."""
+        msg = new_message(self.space, self.me, **fields)
+        await publish_message(self.conn, subject, msg)
         return msg
 
     # -- presence ------------------------------------------------------------------------------

@@ -191,3 +191,17 @@ def lease_verdict(
             age_ms / 1000 if read == "present" else None,
         )
     raise AssertionError(f"lease verdict table has no row for {(read, ready, stale, responder)}")
+
+
+def present_lease_verdict(
+    info: DeliveryLeaseInfo, responder: ResponderProbe, now_ms: float | None = None
+) -> LeaseVerdict:
+    """The verdict on an existing lease record, given what the responder probe found."""
+    now = _now_ms() if now_ms is None else now_ms
+    return lease_verdict(
+        "present",
+        ready=info.ready,
+        age_ms=max(0.0, now - info.since),
+        responder=responder,
+        holder=info.holder,
+    )

@@ -26,7 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 from cotal_tui.mesh.control import ControlError, NoResponders, RequestTimeout
 from cotal_tui.mesh.durable import JoinDurability, PendingOp
-from cotal_tui.mesh.lease import LeaseVerdict, ResponderProbe, lease_verdict
+from cotal_tui.mesh.lease import (
+    LeaseVerdict,
+    ResponderProbe,
+    lease_verdict,
+    present_lease_verdict,
+)
 from cotal_tui.mesh.tasks import cancel_and_wait
 from cotal_tui.protocol.channels import is_concrete_channel, subject_matches
 from cotal_tui.protocol.names import (
@@ -379,15 +384,7 @@ async def delivery_lease_verdict(
     if read.lease is None:
         return lease_verdict("absent"), None, read
     responder, ms = await probe_delivery_responder(endpoint)
-    age_ms = max(0.0, time.time() * 1000 - read.lease.since)
-    verdict = lease_verdict(
-        "present",
-        ready=read.lease.ready,
-        age_ms=age_ms,
-        responder=responder,
-        holder=read.lease.holder,
-    )
-    return verdict, ms, read
+    return present_lease_verdict(read.lease, responder), ms, read
 
 
 def _degraded_reason(verdict: LeaseVerdict, member: bool) -> str:

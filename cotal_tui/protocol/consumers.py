@@ -60,16 +60,9 @@ def dm_durable_config(
     inactive_threshold_ms: int | None = None,
 ) -> dict[str, Any]:
     """``dm_<id>`` on DM: every unicast to ``id``. ``inactive_threshold`` only when truthy."""
-    cfg: dict[str, Any] = {
-        "durable_name": dm_durable(id),
-        "filter_subject": unicast_subject(space, id, "*"),
-        "ack_policy": "explicit",
-        "ack_wait": ms_to_ns(ack_wait_ms),
-        "deliver_policy": "all",
-    }
-    if inactive_threshold_ms:
-        cfg["inactive_threshold"] = ms_to_ns(inactive_threshold_ms)
-    return cfg
+    return _lane_config(
+        dm_durable(id), unicast_subject(space, id, "*"), ack_wait_ms, inactive_threshold_ms
+    )
 
 
 def dlv_durable_config(
@@ -80,9 +73,18 @@ def dlv_durable_config(
     inactive_threshold_ms: int | None = None,
 ) -> dict[str, Any]:
     """``dlv_<owner>`` on DLV: the post-auth Plane-3 lane; pre-created by the provisioner."""
+    return _lane_config(
+        dlv_durable(owner), dlv_subject(space, owner), ack_wait_ms, inactive_threshold_ms
+    )
+
+
+def _lane_config(
+    durable: str, filter_subject: str, ack_wait_ms: int | None, inactive_threshold_ms: int | None
+) -> dict[str, Any]:
+    """A personal lane (DM, DLV): explicit ack, deliver all, ``inactive_threshold`` if truthy."""
     cfg: dict[str, Any] = {
-        "durable_name": dlv_durable(owner),
-        "filter_subject": dlv_subject(space, owner),
+        "durable_name": durable,
+        "filter_subject": filter_subject,
         "ack_policy": "explicit",
         "ack_wait": ms_to_ns(ack_wait_ms),
         "deliver_policy": "all",

@@ -29,6 +29,7 @@ from cotal_tui.mesh.lease import (
     LeaseVerdict,
     ResponderProbe,
     lease_verdict,
+    present_lease_verdict,
     read_lease,
 )
 from cotal_tui.mesh.tasks import cancel_and_wait
@@ -124,15 +125,7 @@ class UpDelivery:
         if lease is None:
             return lease_verdict("absent"), 0.0
         responder, ms = await self.probe()
-        age_ms = max(0.0, time.time() * 1000 - lease.info.since)
-        verdict = lease_verdict(
-            "present",
-            ready=lease.info.ready,
-            age_ms=age_ms,
-            responder=responder,
-            holder=lease.info.holder,
-        )
-        return verdict, ms
+        return present_lease_verdict(lease.info, responder), ms
 
     async def probe(self) -> tuple[ResponderProbe, float]:
         t0 = time.perf_counter()

@@ -49,14 +49,6 @@ class DaemonProc:
             self.proc.wait()
 
 
-@pytest.fixture
-def procs():
-    started: list[DaemonProc] = []
-    yield started
-    for p in started:
-        p.kill()
-
-
 async def test_second_daemon_refused_clean_handover_and_crash_ttl(auth_space, tmp_path, procs):
     cred = await auth_space.mint("delivery", "delivery")
     url, space = auth_space.url, auth_space.space

@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import nats
-import pytest
 from cli_process import CliProcess, pid_alive
 from conftest import AuthSpace
 from space_checks import assert_space_streams
@@ -21,16 +19,6 @@ from waiting import wait_for, wait_for_sync
 
 async def _quiet(exc: Exception) -> None:
     return None
-
-
-@pytest.fixture
-def procs() -> Iterator[list[CliProcess]]:
-    started: list[CliProcess] = []
-    try:
-        yield started
-    finally:
-        for proc in started:
-            proc.kill()
 
 
 async def _channel(url: str, space: str, key: str) -> dict[str, Any] | None:

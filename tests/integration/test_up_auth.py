@@ -6,7 +6,6 @@ import json
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import nats
@@ -22,16 +21,6 @@ from waiting import wait_for_sync
 
 async def _quiet(exc: Exception) -> None:
     return None
-
-
-@pytest.fixture
-def procs() -> Iterator[list[CliProcess]]:
-    started: list[CliProcess] = []
-    try:
-        yield started
-    finally:
-        for proc in started:
-            proc.kill()
 
 
 def _mint(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
