@@ -34,7 +34,8 @@ class SessionOptions:
     space: str = "main"
     creds: str | None = None
     name: str = "operator"
-    role: str | None = "operator"
+    role: str | None = None
+    """A role binds svc_<role>: only give one the credential is provisioned for."""
     channels: list[str] = field(default_factory=list)
     daemon: bool = False
     daemon_creds: str | None = None

@@ -12,7 +12,7 @@ from tui_helpers import static_text
 
 from cotal_tui.commands.check import check
 from cotal_tui.commands.console import run_plain
-from cotal_tui.console.commands import Dispatcher, Join, Post
+from cotal_tui.console.commands import Dispatcher, Join, Post, RetryNow
 from cotal_tui.console.model import ConsoleModel
 from cotal_tui.console.session import ConsoleSession, SessionOptions
 from cotal_tui.mesh.connection import Connection
@@ -182,3 +182,40 @@ async def test_tui_over_the_mesh_shows_serving_and_peers(space):
         assert any("operator" in r.cells[1][0] for r in rows)
         await pilot.press("q")
     assert session.daemon is not None and session.daemon.state.status == "stopped"
+
+
+async def test_join_refused_by_acl_and_pending_boot_join_retry_now(space):
+    alice = await space.mint("alice", "agent", allow_publish=["general"], subscribe=["general"])
+    session = ConsoleSession(opts(space, creds=str(alice.path), name="alice",
+                                  channels=["general"]))  # fmt: skip
+    model = ConsoleModel(session.source)
+    dispatcher = Dispatcher(session.source)
+    try:
+        await session.start(wait=True)
+        result = await dispatcher.run(Join("secret"), model.tick())
+        assert result.outcome == "failed"
+        assert 'cannot join "secret"' in result.text and "read ACL" in result.text, result.text
+        snap = await wait_for(
+            lambda: (s := model.tick()).pending.rows and s,
+            what="the boot join of #general to wait for a daemon",
+        )
+        row = snap.pending.rows[0]
+        assert (row.operation, row.channel) == ("join", "general")
+        assert "no responders" in (row.last_error or ""), row.last_error
+        async with running_daemon(space):
+            result = await dispatcher.run(RetryNow("general", "join"), model.tick())
+            assert result.text == "Retrying join #general now.", result.text
+            snap = await wait_for(
+                lambda: (
+                    (s := model.tick()).lease.verdict == "serving"
+                    and not s.pending.rows
+                    and any(c.name == "general" and c.health == "active" for c in s.channels.rows)
+                    and s
+                ),
+                what="the boot join to land: nothing pending, #general durable backstop active",
+                timeout=20,
+            )
+            general = next(c for c in snap.channels.rows if c.name == "general")
+            assert general.health_text == "durable backstop active" and general.generation
+    finally:
+        await session.stop()
