@@ -74,9 +74,10 @@ async def check(options: SessionOptions, *, timeout: float = 8.0) -> CheckResult
             await asyncio.sleep(0.05)
         snap = model.tick()
         if not session.ep.connected and session.source.start_error:
+            link = "unreachable" if session.source.start_unreachable else "closed"
             return CheckResult(
                 CRITICAL,
-                f"CRITICAL: space={options.space} link=unreachable — {session.source.start_error}",
+                f"CRITICAL: space={options.space} link={link} — {session.source.start_error}",
             )
         return check_snapshot(snap)
     finally:

@@ -62,10 +62,13 @@ class SourceDown(MeshSource):
     """A MeshSource whose endpoint has not connected yet: says why, instead of 'connecting'."""
 
     start_error: str | None = None
+    start_unreachable: bool = True
+    """False when the broker answered but binding failed (permissions, space not provisioned)."""
 
     def connection(self) -> ConnectionInput:
-        if self.ep.connection_state is None and self.start_error:
-            return ConnectionInput("unreachable", last_error=self.start_error)
+        if self.start_error and not self.ep.connected:
+            state = "unreachable" if self.start_unreachable else "closed"
+            return ConnectionInput(state, last_error=self.start_error)
         return super().connection()
 
 
@@ -144,8 +147,10 @@ class ConsoleSession:
                 break
             except (ConnectionError_, OSError) as exc:
                 self.source.start_error = str(exc)
+                self.source.start_unreachable = True
             except Exception as exc:  # noqa: BLE001 - e.g. the space is not provisioned
-                self.source.start_error = f"{type(exc).__name__}: {exc}"
+                self.source.start_error = f"could not bind: {type(exc).__name__}: {exc}"
+                self.source.start_unreachable = False
             await asyncio.sleep(RETRY_START_S)
             self.ep = self._endpoint()
             self.source.ep = self.ep

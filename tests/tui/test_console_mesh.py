@@ -219,3 +219,11 @@ async def test_join_refused_by_acl_and_pending_boot_join_retry_now(space):
             assert general.health_text == "durable backstop active" and general.generation
     finally:
         await session.stop()
+
+
+async def test_check_unprovisioned_space_says_it_could_not_bind(space):
+    options = opts(space, observer=True)
+    options.space = "nope"
+    result = await check(options, timeout=3)
+    assert result.code == 2, result.line
+    assert "link=closed" in result.line and "could not bind" in result.line, result.line
