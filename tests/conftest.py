@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import nats
 import pytest
 from nats.aio.client import Client
+from spaces import AuthSpace, SpaceHandle, unique_space
 
 from cotal_tui.server.process import EmbeddedServer
-
-VECTORS = Path(__file__).parent / "vectors"
 
 
 @pytest.fixture
@@ -52,30 +52,6 @@ async def nc(nats_server: EmbeddedServer) -> AsyncIterator[Client]:
 
 # --- provisioned spaces (server/provision.py) ------------------------------------------------
 
-import itertools  # noqa: E402
-import os  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from typing import Any  # noqa: E402
-
-_space_ids = itertools.count(1)
-
-
-def unique_space(prefix: str = "t") -> str:
-    """A space name no other test in this run uses (safe on a shared module server)."""
-    return f"{prefix}{os.getpid()}_{next(_space_ids)}"
-
-
-@dataclass
-class SpaceHandle:
-    """A provisioned space on a running server: `url` to connect to, `space` its name."""
-
-    server: EmbeddedServer
-    space: str
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
 
 @pytest.fixture
 async def open_space(nats_server: EmbeddedServer) -> AsyncIterator[SpaceHandle]:
@@ -92,55 +68,6 @@ async def open_space(nats_server: EmbeddedServer) -> AsyncIterator[SpaceHandle]:
 
 
 # --- auth-mode spaces (server/auth.py, server/mint.py) ---------------------------------------
-
-from typing import TYPE_CHECKING  # noqa: E402
-
-if TYPE_CHECKING:  # imported lazily so a broken server module cannot break every test's setup
-    from cotal_tui.server.auth import SpaceAuth
-    from cotal_tui.server.mint import Minted
-
-
-@dataclass
-class AuthSpace:
-    """An auth-mode server with a provisioned space and the trust chain that signs its creds.
-
-    `await mint(name, profile, ...)` writes `<state_dir>/<name>.creds` and returns the
-    `cotal_tui.server.mint.Minted` (`.path`, `.public_key` = the identity's id); agents are
-    provisioned (durables + ACL row) unless `provision=False`. `manager_creds` is allow-all.
-    """
-
-    server: EmbeddedServer
-    space: str
-    state_dir: Path
-    auth: SpaceAuth
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def manager_creds(self) -> Path:
-        return self.auth.manager_creds_path()
-
-    async def mint(
-        self,
-        name: str,
-        profile: str = "agent",
-        *,
-        provision: bool = True,
-        **kwargs: Any,
-    ) -> Minted:
-        from cotal_tui.server.mint import mint
-
-        return await mint(
-            name,
-            profile=profile,
-            space=self.space,
-            state_dir=self.state_dir,
-            server=self.url if provision else None,
-            auth=self.auth,
-            **kwargs,
-        )
 
 
 @pytest.fixture

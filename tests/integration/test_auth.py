@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import nats
 import pytest
 from auth_client import Identity, connect_as, next_msg
-from conftest import AuthSpace
+from spaces import AuthSpace
 
 from cotal_tui.protocol.errors import InvalidChannel
 from cotal_tui.protocol.permissions import ChannelNotAllowed

@@ -7,7 +7,7 @@ import json
 
 import nats
 import pytest
-from conftest import AuthSpace
+from spaces import AuthSpace
 
 from cotal_tui.commands.status import take_snapshot
 from cotal_tui.mesh.chat import JoinRefused

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from conftest import VECTORS
+from spaces import VECTORS
 
 from cotal_tui.mesh.daemon_context import entry_payload
 from cotal_tui.mesh.delivery_service import DeliveryService

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SpaceHandle, unique_space
 from nats.aio.client import Client
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 from space_checks import assert_space_streams, expected_streams
+from spaces import SpaceHandle, unique_space
 
 from cotal_tui.mesh.connection import Connection
 from cotal_tui.mesh.space import ensure_open_space

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import SpaceHandle
 from nats.aio.client import Client
+from spaces import SpaceHandle
 
 from cotal_tui.protocol.errors import InvalidChannel
 from cotal_tui.server.agents import commit_acl_row, provision_agent, read_acl_row

@@ -10,8 +10,8 @@ import sys
 import time
 
 import nats
-from conftest import VECTORS, SpaceHandle
 from plane3_support import connect
+from spaces import VECTORS, SpaceHandle
 
 from cotal_tui.mesh.daemon import DeliveryDaemon
 from cotal_tui.mesh.lease import read_lease

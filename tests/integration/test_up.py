@@ -10,8 +10,8 @@ from typing import Any
 
 import nats
 from cli_process import CliProcess, pid_alive
-from conftest import AuthSpace
 from space_checks import assert_space_streams
+from spaces import AuthSpace
 
 from cotal_tui.server.process import EmbeddedServer, free_port
 from waiting import wait_for, wait_for_sync

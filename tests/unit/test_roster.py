@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import VECTORS
+from spaces import VECTORS
 
 from cotal_tui.mesh.roster import PeerNotFound, Roster, resolve_peer
 from cotal_tui.protocol.errors import AmbiguousPeerError
