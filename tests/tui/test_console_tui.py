@@ -473,3 +473,27 @@ async def test_q_quits(make_rig):
         await pilot.press("q")
         await pilot.pause()
         assert rig.app.return_code is not None or not rig.app.is_running
+
+
+async def test_mouse_header_click_sorts_and_row_click_selects(make_rig):
+    rig = make_rig()
+    async with rig.app.run_test(size=SIZE) as pilot:
+        await settle(pilot, rig)
+        roster = rig.app.screen.query_one("#roster-table", RowTable)
+        await pilot.click("#roster-table", offset=(3, 0))
+        names = [r.cells[1][0] for r in roster.rows]
+        assert names == sorted(names, key=str.lower), "a header click sorts (next column)"
+        await pilot.click("#roster-table", offset=(3, 3))
+        assert roster.cursor == 2 and roster.has_focus
+
+
+async def test_copy_id_and_no_sort_offered_on_feed(make_rig):
+    rig = make_rig()
+    async with rig.app.run_test(size=SIZE) as pilot:
+        await settle(pilot, rig)
+        await pilot.press("1", "y")
+        assert "copied ag-ada-01 to the clipboard" in notice(rig.app)
+        assert rig.app.clipboard == "ag-ada-01"
+        await pilot.press("5", "question_mark")
+        keys = static_text(rig.app, "#help-body")
+        assert "Sort" not in keys[: keys.index("Global")], "the feed keeps arrival order"

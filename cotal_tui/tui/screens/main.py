@@ -93,6 +93,10 @@ class MainScreen(Screen[None]):
     def _activated(self, event: RowTable.Activated) -> None:
         self.app.open_detail(event.table.id, event.key)  # type: ignore[attr-defined]
 
+    @on(RowTable.Copied)
+    def _copied(self, event: RowTable.Copied) -> None:
+        self.set_notice(f"copied {event.key} to the clipboard (OSC 52)", "info")
+
     @on(LeaseBody.Opened)
     def _lease_opened(self) -> None:
         self.app.open_detail("lease", None)  # type: ignore[attr-defined]

@@ -192,7 +192,9 @@ class PendingPane(Pane):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="pending-headline", classes="headline")
-        yield RowTable(render.PENDING_COLUMNS, id="pending-table", empty_text="nothing pending")
+        yield RowTable(
+            render.PENDING_COLUMNS, id="pending-table", empty_text="nothing pending", sortable=False
+        )
 
     def apply(self, snap: Snapshot, row_filter: RowFilter | None) -> None:
         pending = snap.pending
@@ -225,7 +227,9 @@ class FeedPane(Pane):
         self._last_seen_seq = 0
 
     def compose(self) -> ComposeResult:
-        yield RowTable(render.FEED_COLUMNS, id="feed-table", empty_text="no messages yet")
+        yield RowTable(
+            render.FEED_COLUMNS, id="feed-table", empty_text="no messages yet", sortable=False
+        )
 
     def apply(self, snap: Snapshot, row_filter: RowFilter | None) -> None:
         feed = snap.feed

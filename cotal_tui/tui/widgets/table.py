@@ -85,6 +85,7 @@ class RowTable(ScrollView, can_focus=True):
         Binding("enter", "activate", "Open"),
         Binding("s", "sort", "Sort"),
         Binding("S", "reverse", "Reverse sort", show=False),
+        Binding("y", "copy_key", "Copy id", show=False),
     ]
 
     class Activated(Message):
@@ -127,6 +128,7 @@ class RowTable(ScrollView, can_focus=True):
         *,
         empty_text: str = "nothing here",
         min_flex: int = 8,
+        sortable: bool = True,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -137,6 +139,7 @@ class RowTable(ScrollView, can_focus=True):
         self.cursor = 0
         self.empty_text = empty_text
         self.min_flex = min_flex
+        self.sortable = sortable
         self.sort_marker: tuple[int, bool] | None = None
         self.tail = False
         self._rowtable_style_cache: dict[str | None, Style] = {}
@@ -366,6 +369,24 @@ class RowTable(ScrollView, can_focus=True):
         key = self.cursor_key
         if key is not None:
             self.post_message(self.Activated(self, key))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("sort", "reverse") and not self.sortable:
+            return False  # arrival or retry order is the meaning here: no sort key to offer
+        return True
+
+    def action_copy_key(self) -> None:
+        """Copy the selected row's id (peer id, channel, message seq) via OSC 52."""
+        key = self.cursor_key
+        if key is not None:
+            self.app.copy_to_clipboard(key)
+            self.post_message(self.Copied(self, key))
+
+    class Copied(Message):
+        def __init__(self, table: RowTable, key: str) -> None:
+            super().__init__()
+            self.table = table
+            self.key = key
 
     def action_sort(self) -> None:
         self.post_message(self.SortRequested(self, reverse_only=False))
