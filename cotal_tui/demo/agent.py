@@ -20,6 +20,7 @@ from cotal_tui.demo.cast import (
     WAITING,
     AgentSpec,
 )
+from cotal_tui.demo.tasks import cancel_and_wait
 from cotal_tui.demo.timeline import Timeline
 from cotal_tui.mesh.endpoint import Endpoint
 from cotal_tui.mesh.events import EndpointEvent, MessageReceived
@@ -110,11 +111,7 @@ class SimAgent:
     async def _halt_loop(self) -> None:
         tasks = [t for t in (self._loop, *self._replies) if t is not None]
         self._loop = None
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(BaseException):
-                await t
+        await cancel_and_wait(tasks)
 
     async def stop(self) -> None:
         await self._halt_loop()

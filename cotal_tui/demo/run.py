@@ -26,10 +26,12 @@ from typing import IO
 
 from cotal_tui.demo.plain import note_line
 from cotal_tui.demo.simulation import DemoNote, DemoSimulation, channel_seed
+from cotal_tui.demo.tasks import bounded
 from cotal_tui.demo.timeline import Timeline
 from cotal_tui.server.local import LocalSpace, start_local_space
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+SIM_STOP_S = 20.0
 
 
 @dataclass
@@ -72,9 +74,10 @@ class DemoRun:
         )
         await self.sim.prepare()
 
-    async def stop_sim(self) -> None:
+    async def stop_sim(self, timeout: float = SIM_STOP_S) -> None:
+        """Stop the simulation, bounded: past ``timeout`` the server is stopped regardless."""
         if self.sim is not None:
-            await self.sim.stop()
+            await bounded(self.sim.stop(), timeout)
 
     def stop_space(self) -> None:
         """Stop the server (by pid: SIGTERM, then SIGKILL) and remove the temp dir. Idempotent."""
@@ -143,11 +146,9 @@ async def run_plain(options: DemoOptions, out: IO[str] | None = None) -> int:
         pass
     finally:
         if model is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(model.stop(), 5)
+            await bounded(model.stop(), 5)
         if source is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(source.stop(), 5)
+            await bounded(source.stop(), 5)
         await run.stop_sim()
         run.stop_space()
         _remove_stop(loop)
@@ -196,9 +197,8 @@ def run_tui(options: DemoOptions) -> int:
                 app.set_timer(options.duration, app.exit)
 
         async def on_stop() -> None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(source.stop(), 5)
-            await sim.stop()
+            await bounded(source.stop(), 5)
+            await run.stop_sim()
 
         app = DemoConsoleApp(
             model,
@@ -215,8 +215,8 @@ def run_tui(options: DemoOptions) -> int:
         loop.run_until_complete(app.run_async())
         return app.return_code or 0
     finally:
-        with contextlib.suppress(Exception):
-            loop.run_until_complete(asyncio.wait_for(run.stop_sim(), 30))
+        with contextlib.suppress(BaseException):
+            loop.run_until_complete(run.stop_sim())
         run.stop_space()
         _remove_stop(loop)
         with contextlib.suppress(Exception):

@@ -41,6 +41,7 @@ from cotal_tui.demo.cast import (
     AgentSpec,
     cast,
 )
+from cotal_tui.demo.tasks import bounded, cancel_and_wait
 from cotal_tui.demo.timeline import Timeline
 from cotal_tui.mesh.connection import Connection
 from cotal_tui.mesh.daemon import DeliveryDaemon
@@ -242,11 +243,7 @@ class DemoSimulation:
             return
         self._stopped = True
         tasks, self._tasks = self._tasks, []
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(BaseException):
-                await t
+        await cancel_and_wait(tasks)
         live = [a for a in self.agents.values() if not a.crashed]
         await asyncio.gather(*(self._quietly(a.stop()) for a in live))
         if self.operator is not None:
@@ -259,8 +256,7 @@ class DemoSimulation:
 
     @staticmethod
     async def _quietly(coro: object, timeout: float = 10.0) -> None:
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(coro, timeout)  # type: ignore[arg-type]
+        await bounded(coro, timeout)
 
     def _spawn(self, coro: object, name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
@@ -274,6 +270,9 @@ class DemoSimulation:
             await asyncio.sleep(delay)
 
     async def _step(self, what: str, coro: object) -> None:
+        if self._stopped:  # a swallowed cancellation must not let the timeline go on
+            coro.close()  # type: ignore[attr-defined]
+            raise asyncio.CancelledError
         try:
             await coro  # type: ignore[misc]
         except asyncio.CancelledError:
