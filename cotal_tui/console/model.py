@@ -489,6 +489,7 @@ class ConsoleModel:
             severity=j.severity,
             consequence=j.consequence,
             rule=j.rule,
+            evidence=" ".join(f"{k}={v}" for k, v in j.columns.items()),
             holder=read.holder,
             ready=read.ready,
             age_ms=j.age_ms,

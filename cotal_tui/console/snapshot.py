@@ -128,6 +128,8 @@ class LeaseView:
     consequence: str
     rule: str
     """The table row that produced the verdict, for the evidence line."""
+    evidence: str
+    """The column words the table judged, e.g. "link=up read=present age=fresh ..."."""
     holder: str | None
     ready: bool | None
     age_ms: int | None

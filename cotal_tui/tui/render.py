@@ -146,12 +146,7 @@ def roster_rows(
 
 def roster_row(r: RosterRow) -> Row:
     name = r.name + " (you)" if r.is_self else r.name
-    if r.heartbeat_age_ms is None:
-        beat = "skew?"
-    elif r.heartbeat_age_ms < 1_000:
-        beat = "<1s"
-    else:
-        beat = age_text(r.heartbeat_age_ms)
+    beat = beat_text(r.heartbeat_age_ms)
     return Row(
         r.id,
         (
@@ -164,6 +159,13 @@ def roster_row(r: RosterRow) -> Row:
         ),
         "rowtable--dim" if r.status == "offline" else None,
     )
+
+
+def beat_text(ms: int | None) -> str:
+    """Heartbeat ages come in whole seconds; None means the writer's clock is ahead."""
+    if ms is None:
+        return "skew?"
+    return "<1s" if ms < 1_000 else age_text(ms)
 
 
 def roster_counts(snap: Snapshot) -> str:
@@ -396,7 +398,11 @@ def agent_detail(row: RosterRow, feed: Sequence[FeedEntry]) -> str:
     status = f"{STATUS_GLYPH.get(row.status, '?')} {row.status}"
     if row.status == "working":
         status += " · progress unknown"
-    beat = age_text(row.heartbeat_age_ms) if row.heartbeat_age_ms is not None else "unknown"
+    beat = (
+        beat_text(row.heartbeat_age_ms)
+        if row.heartbeat_age_ms is not None
+        else "unknown (writer clock ahead)"
+    )
     lines = [
         kv("name", row.name + (" (you)" if row.is_self else "")),
         kv("id", row.id),
@@ -472,6 +478,7 @@ def lease_detail(lease: LeaseView, daemon: DaemonView | None) -> str:
         f"[b]verdict[/b]      {severity_markup(lease.severity, lease.verdict)}",
         kv("consequence", lease.consequence),
         kv("rule", lease.rule),
+        kv("evidence", lease.evidence),
         kv("holder", lease.holder or "—"),
         kv("ready", yes_no(lease.ready)),
         kv("revision", lease.revision if lease.revision is not None else "—"),
