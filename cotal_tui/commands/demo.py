@@ -1,6 +1,7 @@
 """`cotal-tui demo`: a throwaway auth-mode space with simulated agents, under the console.
 
     cotal-tui demo [--agents N] [--space S] [--seed N] [--port P] [--plain] [--duration S]
+                   [--fast] [--theme T]
 
 Starts an embedded nats-server (auth mode, fresh temp state and store, a free port unless
 --port), provisions the space, runs N simulated agents (default 8) and the delivery daemon
@@ -42,12 +43,18 @@ def register(subparsers: Any) -> None:
         help="timestamped line stream instead of the TUI (automatic when stdout is not a tty)",
     )
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument(
+        "--fast",
+        action="store_true",
+        help="compress the timeline (every scripted case within ~6 s; short presence TTL)",
+    )
     p.add_argument("--theme", help="a Textual theme name, e.g. cotal-mono, nord")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from cotal_tui.demo.run import DemoOptions, run_plain, run_tui
+    from cotal_tui.demo.timeline import Timeline
 
     if not MIN_AGENTS <= args.agents <= MAX_AGENTS:
         print(
@@ -64,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         duration=args.duration,
         port=args.port,
         theme=args.theme,
+        timeline=Timeline.fast() if args.fast else Timeline(),
     )
     if options.plain:
         try:
