@@ -9,7 +9,6 @@ Failures never raise out of `Dispatcher.run`: they come back as a `CommandResult
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass
 from typing import Literal
 
@@ -164,14 +163,13 @@ def parse_command(line: str, *, default_channel: str | None = None) -> Command:
         return SetStatus(rest)  # type: ignore[arg-type]
     if verb == "activity":
         return SetActivity(rest or None)
-    # retry
-    try:
-        parts = shlex.split(rest)
-    except ValueError as exc:
-        raise CommandParseError(f"{exc} — usage: {_usage(verb)}") from None
-    if len(parts) != 2 or parts[0] not in ("join", "leave"):
+    # retry: the pending row's label is everything after the operation (it may hold spaces,
+    # e.g. a demo row "general (ada)")
+    op, _, target = rest.partition(" ")
+    target = target.strip()
+    if op not in ("join", "leave") or not target:
         raise CommandParseError(f"usage: {_usage(verb)}")
-    return RetryNow(_channel(parts[1]), parts[0])  # type: ignore[arg-type]
+    return RetryNow(_channel(target), op)  # type: ignore[arg-type]
 
 
 class PeerResolutionError(LookupError):

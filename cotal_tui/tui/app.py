@@ -19,7 +19,13 @@ from textual.css.query import NoMatches
 from textual.theme import Theme
 from textual.widgets import Input
 
-from cotal_tui.console.commands import VERBS, CommandParseError, Dispatcher, parse_command
+from cotal_tui.console.commands import (
+    VERBS,
+    Command,
+    CommandParseError,
+    Dispatcher,
+    parse_command,
+)
 from cotal_tui.console.model import ConsoleModel
 from cotal_tui.console.snapshot import Snapshot
 from cotal_tui.tui import render
@@ -245,6 +251,10 @@ class ConsoleApp(App[int]):
         except CommandParseError as exc:
             self.set_notice(str(exc), "invalid")
             return
+        self.run_command(command, line)
+
+    def run_command(self, command: Command, line: str = "") -> None:
+        """Dispatch a command object (keys use this; no text round trip to get wrong)."""
         self.run_worker(self._dispatch(line, command), group="commands", exit_on_error=False)
 
     async def _dispatch(self, line: str, command) -> None:

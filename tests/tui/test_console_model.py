@@ -346,3 +346,7 @@ def test_check_exit_codes():
         result = check_snapshot(model.tick())
         assert result.code == code, (verdict, result.line)
         assert f"delivery={verdict}" in result.line
+
+
+def test_retry_target_may_hold_spaces():
+    assert parse_command("retry join #general (ada)") == RetryNow("general (ada)", "join")

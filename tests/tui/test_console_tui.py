@@ -497,3 +497,23 @@ async def test_copy_id_and_no_sort_offered_on_feed(make_rig):
         await pilot.press("5", "question_mark")
         keys = static_text(rig.app, "#help-body")
         assert "Sort" not in keys[: keys.index("Global")], "the feed keeps arrival order"
+
+
+async def test_retry_now_on_a_labelled_row(make_rig):
+    from cotal_tui.console.source import PendingOp
+
+    data = demo_data()
+    data.pending = replace(
+        data.pending,
+        ops=(PendingOp("general (ada)", "join", 1, data.pending.observed_at + 3_000),),
+    )
+    rig = make_rig(data)
+    async with rig.app.run_test(size=SIZE) as pilot:
+        await settle(pilot, rig)
+        rig.app.last_result = None
+        await pilot.press("4", "r")
+        from waiting import wait_for
+
+        result = await wait_for(lambda: rig.app.last_result, what="retry outcome")
+        assert rig.commands.calls == [("retry", ("general (ada)", "join"))]
+        assert result.text == "Retrying join #general (ada) now."

@@ -10,6 +10,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Static
 
+from cotal_tui.console.commands import RetryNow
 from cotal_tui.console.format import age_text
 from cotal_tui.console.snapshot import Snapshot, SourceView
 from cotal_tui.tui import render
@@ -213,7 +214,7 @@ class PendingPane(Pane):
         key = self.query_one(RowTable).cursor_key
         if key is not None:
             op, _, channel = key.partition(":")
-            self.app.run_command_line(f"retry {op} #{channel}")  # type: ignore[attr-defined]
+            self.app.run_command(RetryNow(channel, op), f"retry {op} #{channel}")  # type: ignore[attr-defined]
 
 
 class FeedPane(Pane):
