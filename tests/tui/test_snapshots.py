@@ -59,3 +59,9 @@ def test_read_only_command_refusal(snap_compare, make_rig):
 def test_lease_pane_verdict(snap_compare, make_rig, verdict):
     rig = make_rig(lease_data(verdict), tick_interval=None, demo=False)
     assert snap_compare(rig.app, terminal_size=LEASE_SIZE, run_before=_settled(rig), press=["3"])
+
+
+def test_main_screen_mono_theme(snap_compare, make_rig):
+    """Greys only: every status still reads by glyph and word."""
+    rig = make_rig(lease_data("no-responder"), tick_interval=None, theme="cotal-mono")
+    assert snap_compare(rig.app, terminal_size=SIZE, run_before=_settled(rig))
