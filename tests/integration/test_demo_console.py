@@ -50,6 +50,11 @@ async def test_demo_source_shows_the_cast_and_the_operator_can_join_and_post(
         )
         assert {r.channel for r in rows} == {"general (ada)", "review (ada)"}
         assert {r.operation for r in rows} == {"join"}
+        if sim.daemon is None:  # "retry now" on ada's row reaches ada's own retry loop
+            with pytest.raises(Exception, match="no responders"):
+                await source.retry_now("general (ada)", "join")
+        with pytest.raises(Exception, match="no pending leave retry"):
+            await source.retry_now("general (ada)", "leave")
         await wait_for(
             lambda: (d := model.tick().daemon) is not None and d.running,
             what="the in-process daemon running",
