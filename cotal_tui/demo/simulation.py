@@ -205,8 +205,8 @@ class DemoSimulation:
         durable = [c for c in early.spec.channels if CHANNELS[c]["deliveryClass"] == "durable"]
         self.note(
             "boot",
-            f"{early.name} ({early.spec.role}) booted before any delivery daemon: its durable boot "
-            f"joins ({', '.join(durable)}) wait in the reconcile loop until a daemon binds",
+            f"{early.name} booted before any daemon: its durable boot joins ({', '.join(durable)}) "
+            "wait in the Pending pane until one binds",
         )
         self._spawn(self._scenario(), "demo-scenario")
 
@@ -315,8 +315,7 @@ class DemoSimulation:
         await self.daemon.start()
         self.note(
             "daemon",
-            f"delivery daemon bound lease.0 in-process as {cred.public_key[:12]}…: pending boot "
-            "joins resolve at their next retry",
+            "delivery daemon bound in-process: the pending boot joins resolve at their next retry",
         )
 
     async def _operator_joins(self) -> None:
@@ -335,8 +334,8 @@ class DemoSimulation:
         ttl = self.timeline.ttl_ms / 1000
         self.note(
             "crash",
-            f"{agent.name} crashed: no offline record was written; the roster sweep marks it "
-            f"offline once its last heartbeat is {ttl:g}s old",
+            f"{agent.name} crashed (no offline record): the roster sweep marks it offline {ttl:g}s "
+            "after its last heartbeat",
         )
 
     async def _reboot(self) -> None:
@@ -362,8 +361,8 @@ class DemoSimulation:
         await self.daemon.service.stop()
         self.note(
             "responder",
-            f"daemon hiccup: its ctl.delivery responder stops answering for {pause:g}s (the lease "
-            "is still held, so the lease pane says no-responder)",
+            f"daemon hiccup: ctl.delivery stops answering for {pause:g}s (the lease is still held: "
+            "no-responder)",
         )
         narrower = [c for c in agent.spec.allow_subscribe if c != NARROWED_CHANNEL]
         try:
@@ -378,11 +377,10 @@ class DemoSimulation:
             await self.admin.kick(ep.conn.nc.client_id or 0)
             self.note(
                 "narrow",
-                f"{agent.name}'s read ACL narrowed (no more #{NARROWED_CHANNEL}): ACL row "
-                "committed, creds re-issued, connection kicked — the broker refuses the channel "
-                "on reconnect and the refused membership's leave is retried until it lands",
+                f"{agent.name} loses #{NARROWED_CHANNEL} (ACL row, re-issued creds, kick): the "
+                "broker refuses it and the leave retries in the Pending pane",
             )
             await asyncio.sleep(pause)
         finally:
             await self.daemon.service.start()
-            self.note("responder", "daemon responder answering again: pending leaves land")
+            self.note("responder", "daemon answering again: the pending leave lands and closes")
