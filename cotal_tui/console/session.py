@@ -14,6 +14,7 @@ import contextlib
 import socket
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlparse
 
 from cotal_tui.console.adapter import MeshSource
@@ -44,6 +45,8 @@ class SessionOptions:
     observer: bool = False
     """No presence, no consumers (the `check` command)."""
     connect_timeout: float = 5.0
+    embedded_port: int = 4222
+    """Where the space's own server listens when no --server is given."""
 
 
 def answers(url: str, timeout: float = 0.5) -> bool:
@@ -78,13 +81,14 @@ class ConsoleSession:
     def __init__(self, options: SessionOptions) -> None:
         self.options = options
         self.local = None
-        self.server_url = options.server or DEFAULT_URL
+        self.server_url = options.server or f"nats://127.0.0.1:{options.embedded_port}"
         self.creds = options.creds
         self.daemon: DeliveryDaemon | None = None
         self.daemon_conn: Connection | None = None
         self.notes: list[str] = []
         self._starter: asyncio.Task[None] | None = None
         self._prepared = False
+        self.daemon_creds_default: str | None = None
         self.ep = self._endpoint()
         self.source = SourceDown(self.ep, server=self.server_url)
 
@@ -113,23 +117,58 @@ class ConsoleSession:
             return
         self._prepared = True
         o = self.options
-        if o.server is None and not answers(DEFAULT_URL):
+        if o.server is None and not answers(self.server_url):
             from cotal_tui.server.local import start_local_space
 
-            self.local = await start_local_space(o.space, state_dir=o.state_dir, port=4222)
+            self.local = await start_local_space(
+                o.space, state_dir=o.state_dir, port=o.embedded_port
+            )
             self.notes.append(f"started the embedded server of {o.space!r} at {self.local.url}")
         if self.creds is None and o.server is None:
-            from cotal_tui.server.auth import AuthNotFound, load_space_auth
-
-            with contextlib.suppress(AuthNotFound, OSError, ValueError):
-                path = load_space_auth(o.state_dir, o.space).manager_creds_path()
-                if path.exists():
-                    self.creds = str(path)
-                    self.notes.append(f"using the space's manager creds {path}")
+            await self._embedded_identity()
         self.ep = self._endpoint()
         self.source.ep = self.ep
         self.source.mode = "auth" if self.creds else "open"
         self.source.server = self.server_url
+
+    async def _embedded_identity(self) -> None:
+        """On the space's own server: act as a provisioned agent named --name (minted once into
+        <state-dir>/<name>.creds, free to read and post any channel), so joins get a real durable
+        backstop; the allow-all manager cred is kept for an in-process daemon."""
+        from cotal_tui.server.auth import AuthNotFound, load_space_auth
+        from cotal_tui.server.mint import MintError, mint
+
+        o = self.options
+        try:
+            manager = load_space_auth(o.state_dir, o.space).manager_creds_path()
+        except (AuthNotFound, OSError, ValueError):
+            self.notes.append(f"no trust chain for {o.space!r} under {o.state_dir}: open mode")
+            return
+        if manager.exists():
+            self.daemon_creds_default = str(manager)
+        mine = Path(o.state_dir) / f"{o.name}.creds"
+        if not mine.exists():
+            try:
+                await mint(
+                    o.name,
+                    profile="agent",
+                    space=o.space,
+                    state_dir=o.state_dir,
+                    server=self.server_url,
+                    subscribe=o.channels or None,
+                    allow_subscribe=[">"],
+                    allow_publish=[">"],
+                )
+                self.notes.append(f"minted {mine} (an agent free to read and post any channel)")
+            except (MintError, OSError, ValueError) as exc:
+                if manager.exists():
+                    self.creds = str(manager)
+                    self.notes.append(
+                        f"could not mint {mine} ({exc}); using the manager creds (durable joins "
+                        "will be refused: the manager has no read ACL on record)"
+                    )
+                return
+        self.creds = str(mine)
 
     async def start(self, *, wait: bool = False) -> None:
         """Start (retrying in the background until connected); `wait` blocks until then."""
@@ -160,7 +199,7 @@ class ConsoleSession:
             await self._start_daemon()
 
     async def _start_daemon(self) -> None:
-        creds = self.options.daemon_creds or self.creds
+        creds = self.options.daemon_creds or self.daemon_creds_default or self.creds
         daemon_id = creds_identity(creds) if creds else f"console-delivery-{uuid.uuid4()}"
         conn = Connection(self.server_url, "delivery", daemon_id, creds=creds)
         try:

@@ -227,3 +227,32 @@ async def test_check_unprovisioned_space_says_it_could_not_bind(space):
     result = await check(options, timeout=3)
     assert result.code == 2, result.line
     assert "link=closed" in result.line and "could not bind" in result.line, result.line
+
+
+async def test_no_server_starts_the_embedded_space_and_acts_as_a_minted_agent(tmp_path: Path):
+    port = free_port("127.0.0.1")
+    state = tmp_path / ".cotal"
+    session = ConsoleSession(SessionOptions(space="emb", state_dir=str(state), daemon=True,
+                                            channels=["general"], embedded_port=port))  # fmt: skip
+    model = ConsoleModel(session.source)
+    try:
+        await session.start(wait=True)
+        assert session.local is not None, "nothing listened, so the session starts the server"
+        assert session.creds == str(state / "operator.creds")
+        assert any("minted" in n for n in session.notes), session.notes
+        snap = await wait_for(
+            lambda: (
+                (s := model.tick()).lease.verdict == "serving"
+                and any(c.name == "general" and c.health == "active" for c in s.channels.rows)
+                and s
+            ),
+            what="the embedded space serving with #general durable for the minted operator",
+            timeout=20,
+        )
+        assert snap.mode == "auth"
+        result = await Dispatcher(session.source).run(Join("ops"), snap)
+        assert result.text == "Joined #ops (durable backstop active).", result.text
+    finally:
+        server = session.local.server if session.local else None
+        await session.stop()
+    assert server is not None and not server.running, "the embedded server stopped with the session"
