@@ -19,6 +19,8 @@ import sys
 from typing import Any
 
 from cotal_tui.demo.cast import MAX_AGENTS, MIN_AGENTS
+from cotal_tui.server.mint import MintError
+from cotal_tui.server.process import EmbeddedServerError
 
 
 def register(subparsers: Any) -> None:
@@ -73,9 +75,12 @@ def run(args: argparse.Namespace) -> int:
         theme=args.theme,
         timeline=Timeline.fast() if args.fast else Timeline(),
     )
-    if options.plain:
-        try:
+    try:
+        if options.plain:
             return asyncio.run(run_plain(options))
-        except KeyboardInterrupt:
-            return 130
-    return run_tui(options)
+        return run_tui(options)
+    except KeyboardInterrupt:
+        return 130
+    except (EmbeddedServerError, MintError, OSError) as exc:
+        print(f"cotal-tui demo: could not start the demo space: {exc}", file=sys.stderr)
+        return 1
