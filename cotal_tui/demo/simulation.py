@@ -158,7 +158,7 @@ class DemoSimulation:
         await self.admin.start()
         rngs = agent_rngs(self.seed, self.specs)
         roles = sorted({s.role for s in self.specs})
-        names = [s.name for s in self.specs]
+        names = [s.name for s in self.specs] + [self.operator_name]  # the operator gets pinged too
         for spec in self.specs:
             minted = await self.space.mint(
                 spec.name,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,8 @@ async def test_demo_cases_happen_and_stop_cleans_up(tmp_path: Path) -> None:
     )
     server_pid = space.server.pid
     assert server_pid is not None and server_pid in children(os.getpid())
-    sim = DemoSimulation(space, agents=8, seed=3, timeline=Timeline.fast())
+    timeline = replace(Timeline.fast(), reboot_after_s=6.0)
+    sim = DemoSimulation(space, agents=8, seed=3, timeline=timeline)
     events: list[EndpointEvent] = []
     try:
         await sim.start()
@@ -154,6 +156,26 @@ async def test_demo_cases_happen_and_stop_cleans_up(tmp_path: Path) -> None:
                 lambda c=channel: seen_on(c), what=f"a message on #{channel}", timeout=15
             )
         await wait_for(sim.scenario_done.is_set, what="the timeline finished", timeout=15)
+
+        # the crasher reboots with the same identity: back on the roster, live again
+        offline_at = next(
+            i
+            for i, e in enumerate(events)
+            if isinstance(e, PresenceChanged)
+            and e.event.type == "offline"
+            and e.event.presence.card.name == CRASHER
+        )
+        await wait_for(
+            lambda: any(
+                isinstance(e, PresenceChanged)
+                and e.event.type == "join"
+                and e.event.presence.card.id == crasher.id
+                for e in events[offline_at:]
+            ),
+            what="gus back on the roster after its reboot",
+            timeout=10,
+        )
+        assert not crasher.crashed and "reboot" in [n.kind for n in sim.notes]
     finally:
         await asyncio.wait_for(sim.stop(), 30)
         space.stop()
