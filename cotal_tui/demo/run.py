@@ -9,12 +9,14 @@ Ownership, in start order (stopped in reverse, each step bounded, in ``finally``
 4. the console: the Textual app (DEMO badge) or, with ``--plain``, the console's line stream.
 
 ``q``, Ctrl-C, SIGTERM and SIGHUP all end it the same way; ``--duration`` ends it after S seconds.
+A second signal while stopping stops the server at once and exits (130).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import signal
 import sys
@@ -93,10 +95,23 @@ class DemoRun:
         return self.space.server.pid if self.space else None
 
 
-def _install_stop(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> None:
+def _install_stop(loop: asyncio.AbstractEventLoop, stop: Callable[[], None], run: DemoRun) -> None:
+    """First signal: ``stop`` (a clean stop, as ``q``). A second one while stopping: the server
+    goes now (by pid), the temp dir too, and the process ends at once with 130."""
+    signals = 0
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        if signals == 1:
+            stop()
+            return
+        run.stop_space()
+        os._exit(130)
+
     for sig in STOP_SIGNALS:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop)
+            loop.add_signal_handler(sig, on_signal)
 
 
 def _remove_stop(loop: asyncio.AbstractEventLoop) -> None:
@@ -124,7 +139,7 @@ async def run_plain(options: DemoOptions, out: IO[str] | None = None) -> int:
     run = DemoRun(options)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    _install_stop(loop, stop.set)
+    _install_stop(loop, stop.set, run)
     source = model = None
     try:
         await run.start_space(on_note=lambda n: write([note_line(n)]))
@@ -211,7 +226,7 @@ def run_tui(options: DemoOptions) -> int:
                 "(throwaway space) · ? for keys, : for commands, q quits and cleans up"
             ),
         )
-        _install_stop(loop, app.exit)
+        _install_stop(loop, app.exit, run)
         loop.run_until_complete(app.run_async())
         return app.return_code or 0
     finally:

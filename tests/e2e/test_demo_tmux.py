@@ -31,6 +31,8 @@ PANES = ("Roster", "Channels", "Delivery lease", "Pending joins & leaves", "Feed
 class Tmux:
     def __init__(self, socket: str) -> None:
         self.socket = socket
+        self.owned: set[int] = set()
+        """Processes the test saw under the pane: killed in teardown if a failure left them."""
 
     def __call__(self, *args: str) -> str:
         out = subprocess.run(
@@ -63,6 +65,9 @@ def tmux() -> Iterator[Tmux]:
         subprocess.run(
             ["tmux", "-L", t.socket, "kill-server"], capture_output=True, timeout=10, check=False
         )
+        for pid in t.owned:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def poll(
@@ -149,6 +154,7 @@ def test_demo_renders_reacts_and_quits_clean(tmux: Tmux, tmp_path: Path, quit_ke
         ";", "set-option", "-t", "demo", "window-size", "manual",
     )  # fmt: skip
     pane_pid = int(tmux.pane("#{pane_pid}"))
+    tmux.owned.add(pane_pid)
 
     def rendered() -> bool:
         screen = tmux.screen()
@@ -162,6 +168,7 @@ def test_demo_renders_reacts_and_quits_clean(tmux: Tmux, tmp_path: Path, quit_ke
 
     children = poll(with_server, "the demo's nats-server child")
     assert isinstance(children, dict)
+    tmux.owned.update(children)
     assert "Keys active here" not in tmux.screen()
 
     if story:
