@@ -86,6 +86,7 @@ async def test_console_daemon_refused_when_another_holds_the_lease(space):
             snap = await wait_for(
                 lambda: (s := model.tick()).lease.verdict == "serving" and s,
                 what="the console to see the other daemon serving",
+                timeout=30,
             )
             assert snap.daemon is not None and not snap.daemon.running
             assert "a live lease already exists" in snap.daemon.refused
@@ -116,6 +117,7 @@ async def test_console_over_the_mesh_roster_feed_join_post(space):
                 and s
             ),
             what="the in-process daemon serving and alice on the roster",
+            timeout=30,
         )
         assert snap.daemon is not None and snap.daemon.running
         await alice.send("general", "hello @operator", mentions=["operator"])
@@ -124,6 +126,7 @@ async def test_console_over_the_mesh_roster_feed_join_post(space):
                 (e for e in model.tick().feed.entries if e.text == "hello @operator"), None
             ),
             what="alice's post in the console feed",
+            timeout=30,
         )
         assert entry.to_me and entry.target_label == "#general" and entry.sender_name == "alice"
         result = await dispatcher.run(Join("general"), model.tick())
@@ -133,9 +136,10 @@ async def test_console_over_the_mesh_roster_feed_join_post(space):
         mine = await wait_for(
             lambda: [e for e in model.tick().feed.entries if e.text == "hi @alice"],
             what="our own post in our feed",
+            timeout=30,
         )
         assert len(mine) == 1 and mine[0].sender_name == "operator"
-        inbound = await asyncio.wait_for(got.get(), 10)
+        inbound = await asyncio.wait_for(got.get(), 10, timeout=30)
         assert inbound.message.text == "hi @alice" and inbound.message.mentions == ["alice"]
         await alice.stop()
         await wait_for(
@@ -143,6 +147,7 @@ async def test_console_over_the_mesh_roster_feed_join_post(space):
                 r.name == "alice" and r.status == "offline" for r in model.tick().roster.rows
             ),
             what="alice to read offline after a graceful stop",
+            timeout=30,
         )
     finally:
         await alice.stop()
@@ -155,10 +160,16 @@ async def test_plain_stream_over_the_mesh(space):
         out = io.StringIO()
         task = asyncio.create_task(run_plain(opts(space, name="op2"), out=out))
         try:
-            await wait_for(lambda: "delivery serving:" in out.getvalue(),
-                           what="the plain stream to report the serving verdict")  # fmt: skip
-            await wait_for(lambda: "present op2" in out.getvalue(),
-                           what="the plain stream to list the console itself")  # fmt: skip
+            await wait_for(
+                lambda: "delivery serving:" in out.getvalue(),
+                what="the plain stream to report the serving verdict",
+                timeout=30,
+            )
+            await wait_for(
+                lambda: "present op2" in out.getvalue(),
+                what="the plain stream to list the console itself",
+                timeout=30,
+            )
         finally:
             task.cancel()
             with contextlib.suppress(BaseException):
@@ -198,6 +209,7 @@ async def test_join_refused_by_acl_and_pending_boot_join_retry_now(space):
         snap = await wait_for(
             lambda: (s := model.tick()).pending.rows and s,
             what="the boot join of #general to wait for a daemon",
+            timeout=30,
         )
         row = snap.pending.rows[0]
         assert (row.operation, row.channel) == ("join", "general")

@@ -57,12 +57,18 @@ async def test_console_in_tmux(tmp_path: Path):
             assert f"─ {title} ─" in text, f"pane {title!r} not drawn"
         pid = int(pid_file.read_text())
         tmux("send-keys", "-t", session, ":")
-        wait_for_sync(lambda: "command: join" in screen(), what="the : command line to open")
+        wait_for_sync(
+            lambda: "command: join" in screen(), what="the : command line to open", timeout=30
+        )
         tmux("send-keys", "-t", session, "-l", "post #general hello from tmux")
         tmux("send-keys", "-t", session, "Enter")
-        wait_for_sync(lambda: "Posted to #general" in screen(), what="the post's notice")
+        wait_for_sync(
+            lambda: "Posted to #general" in screen(), what="the post's notice", timeout=30
+        )
         try:
-            wait_for_sync(lambda: "hello from tmux" in screen(), what="our post in the feed")
+            wait_for_sync(
+                lambda: "hello from tmux" in screen(), what="our post in the feed", timeout=30
+            )
         except AssertionError:
             print(screen())
             raise
