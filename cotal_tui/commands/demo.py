@@ -9,6 +9,17 @@ in-process, and opens the console with a DEMO badge. Scripted on a timeline, the
 operator must recognise: a boot join waiting for the daemon (then resolving), an agent that
 crashes without going offline (swept offline), an agent whose read ACL is narrowed (a leave
 retry, then cleanup). `q` or Ctrl-C stops everything; no process is left behind.
+
+What to watch (default timeline; --fast compresses it to ~6 s):
+  +0s   ada boots with no daemon: Pending shows "join #general (ada)", lease says no-lease
+  +6s   the daemon binds: lease SERVING, ada's joins resolve, the others boot and chat
+  +22s  gus crashes without an offline record: its heartbeat ages, then the sweep marks it offline
+  +36s  ivy loses #team.backend (ACL row, re-issued creds, kick) while the daemon's responder is
+        paused for 7 s: lease NO-RESPONDER, Pending shows "leave #team.backend (ivy)" retrying,
+        then it lands and clears
+  +60s  gus reboots with the same identity and gets back what it missed on durable channels
+The operator (you) is on the roster: `:join`, `:post` with @mentions (a mentioned agent answers),
+`:dm`, `:status`; every note of the timeline appears on the notice line.
 """
 
 from __future__ import annotations

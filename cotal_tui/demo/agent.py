@@ -70,6 +70,10 @@ class SimAgent:
         self._loop: asyncio.Task[None] | None = None
         self._replies: set[asyncio.Task[None]] = set()
         self.crashed = False
+        self.received = 0
+        self.received_durable = 0
+        self.durable_sent_at: list[int] = []
+        """Send times (epoch ms) of the messages that reached this agent through its DLV."""
 
     @property
     def name(self) -> str:
@@ -194,8 +198,14 @@ class SimAgent:
         self.sent.status_changes += 1
 
     def _on_event(self, event: EndpointEvent) -> None:
-        """Answer a human: a DM from, or a mention by, an endpoint that is not a simulated agent."""
-        if not isinstance(event, MessageReceived) or event.inbound.historical:
+        """Count what arrives; answer a human (a DM from, or a mention by, a non-simulated peer)."""
+        if not isinstance(event, MessageReceived):
+            return
+        self.received += 1
+        if event.inbound.durable:
+            self.received_durable += 1  # a DLV copy surfaced first: the backstop delivered it
+            self.durable_sent_at.append(event.inbound.message.ts)
+        if event.inbound.historical:
             return
         msg = event.inbound.message
         sender = msg.from_

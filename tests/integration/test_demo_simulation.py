@@ -176,6 +176,14 @@ async def test_demo_cases_happen_and_stop_cleans_up(tmp_path: Path) -> None:
             timeout=10,
         )
         assert not crasher.crashed and "reboot" in [n.kind for n in sim.notes]
+        # what it missed on its durable channels while dead comes through its DLV
+        crashed_at = next(n.at for n in sim.notes if n.kind == "crash") * 1000
+        rebooted_at = next(n.at for n in sim.notes if n.kind == "reboot") * 1000
+        await wait_for(
+            lambda: [t for t in crasher.durable_sent_at if crashed_at < t < rebooted_at],
+            what="gus receiving, through its DLV, messages sent while it was dead",
+            timeout=10,
+        )
     finally:
         await asyncio.wait_for(sim.stop(), 30)
         space.stop()
