@@ -139,7 +139,7 @@ async def test_console_over_the_mesh_roster_feed_join_post(space):
             timeout=30,
         )
         assert len(mine) == 1 and mine[0].sender_name == "operator"
-        inbound = await asyncio.wait_for(got.get(), 10, timeout=30)
+        inbound = await asyncio.wait_for(got.get(), 30)
         assert inbound.message.text == "hi @alice" and inbound.message.mentions == ["alice"]
         await alice.stop()
         await wait_for(
