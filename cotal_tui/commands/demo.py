@@ -14,8 +14,8 @@ What to watch (default timeline; --fast compresses it to ~6 s):
   +0s   ada boots with no daemon: Pending shows "join #general (ada)", lease says no-lease
   +6s   the daemon binds: lease SERVING, ada's joins resolve, the others boot and chat
   +22s  gus crashes without an offline record: its heartbeat ages, then the sweep marks it offline
-  +36s  ivy loses #team.backend (ACL row, re-issued creds, kick) while the daemon's responder is
-        paused for 7 s: lease NO-RESPONDER, Pending shows "leave #team.backend (ivy)" retrying,
+  +36s  ivy loses #review (ACL row, re-issued creds, kick) while the daemon's responder is
+        paused for 7 s: lease NO-RESPONDER, Pending shows "leave #review (ivy)" retrying,
         then it lands and clears
   +60s  gus reboots with the same identity and gets back what it missed on durable channels
 The operator (you) is on the roster: `:join`, `:post` with @mentions (a mentioned agent answers),

@@ -54,18 +54,19 @@ ROLE_CHANNELS: dict[str, tuple[str, ...]] = {
 EARLY_BIRD = "ada"
 """Boots before the delivery daemon: its durable boot joins wait in the reconcile loop."""
 NARROWED = "ivy"
-"""Loses ``team.backend`` from its read ACL: the broker refuses it, a leave retry follows."""
+"""Loses ``review`` from its read ACL: the broker refuses it, a leave retry follows. (A short
+name on purpose: the Pending pane's channel column shows ``review (ivy)`` whole.)"""
 CRASHER = "gus"
 """Dies without a graceful offline: its presence goes stale and the sweep marks it offline."""
-NARROWED_CHANNEL = "team.backend"
+NARROWED_CHANNEL = "review"
 
 CAST: tuple[tuple[str, str], ...] = (
     (EARLY_BIRD, "planner"),
-    (NARROWED, "builder"),
+    (NARROWED, "reviewer"),
     (CRASHER, "tester"),
     ("bo", "reviewer"),
     ("cy", "builder"),
-    ("dee", "reviewer"),
+    ("dee", "builder"),
     ("eli", "tester"),
     ("fay", "ops"),
     ("hal", "builder"),

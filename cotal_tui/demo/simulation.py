@@ -12,7 +12,7 @@
       (pending boot joins, "no responders") and resolve once the daemon binds;
   (b) the crasher dies without a graceful offline: its presence goes stale and the sweep marks it
       offline a TTL later (and, by default, it reboots later with the same identity);
-  (c) the narrowed agent loses ``team.backend`` from its read ACL (ACL row + re-issued creds +
+  (c) the narrowed agent loses ``review`` from its read ACL (ACL row + re-issued creds +
       a kick to reconnect): the broker refuses the channel, and with the daemon's responder paused
       for a moment the refused membership's leave is retried until it lands.
 

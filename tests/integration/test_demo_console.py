@@ -122,9 +122,9 @@ def test_cli_plain_tells_the_story_and_sigterm_leaves_no_child(tmp_path: Path) -
                 "pending join #general (ada)",
                 "resolved join #general (ada)",
                 "offline gus (tester)",
-                "pending leave #team.backend (ivy)",
+                "pending leave #review (ivy)",
                 "delivery no-responder",
-                "resolved leave #team.backend (ivy)",
+                "resolved leave #review (ivy)",
             )
             while not all(w in log.read_text() for w in wanted):
                 assert proc.poll() is None, f"the demo exited early:\n{log.read_text()}"
