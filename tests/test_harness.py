@@ -8,7 +8,7 @@ import nats
 import pytest
 
 from cotal_tui.server.process import EmbeddedServer, PortInUse, StoreDirNotWritable
-from waiting import wait_for
+from waiting import wait_for, wait_for_sync
 
 
 def _alive(pid: int) -> bool:
@@ -57,3 +57,32 @@ def test_unwritable_store_is_named(tmp_path):
     blocker.write_text("x")
     with pytest.raises(StoreDirNotWritable, match="store dir"):
         EmbeddedServer(store_dir=str(blocker / "sub")).start()
+
+
+def test_server_dies_with_its_parent(tmp_path):
+    """A parent killed with SIGKILL leaves no orphaned nats-server behind."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from cotal_tui.server.process import EmbeddedServer
+        s = EmbeddedServer(store_dir={str(tmp_path / "store")!r}).start()
+        print(s.pid, flush=True)
+        time.sleep(600)
+        """
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        assert _alive(child)
+        parent.kill()
+        parent.wait()
+        wait_for_sync(lambda: not _alive(child), what=f"orphaned nats-server {child} to exit")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()

@@ -71,6 +71,21 @@ def find_nats_server() -> str:
     raise NatsServerNotFound(f"nats-server binary not found; {INSTALL_HINT}")
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM the server when its parent dies.
+
+    A SIGKILLed console or demo then leaves no orphaned nats-server. The signal fires when the
+    *thread* that forked exits, so `start()` must run on a long-lived thread (the main one).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -158,7 +173,11 @@ class EmbeddedServer:
         args += ["-a", self.host, "-p", str(self.port)]
         args += ["-l", str(self._log_path), *self.extra_args]
         self._proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
         self._wait_ready()
         return self
