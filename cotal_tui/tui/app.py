@@ -142,7 +142,18 @@ class ConsoleApp(App[int]):
         await self.model.stop()
 
     def tick(self) -> Snapshot:
-        snap = self.model.tick()
+        try:
+            snap = self.model.tick()
+        except Exception as exc:  # noqa: BLE001 - a source bug must not take the console down
+            last = self.model.snapshot
+            if last is None:
+                raise
+            self.set_notice(
+                f"console tick failed ({type(exc).__name__}: {exc}); the panes show the last "
+                f"snapshot, {render.age_text(self.model.clock() - last.now)} old",
+                "failed",
+            )
+            return last
         if self.main is not None and self.main.is_mounted and not self._closing:
             try:
                 self.main.apply(snap, self.row_filter)

@@ -517,3 +517,21 @@ async def test_retry_now_on_a_labelled_row(make_rig):
         result = await wait_for(lambda: rig.app.last_result, what="retry outcome")
         assert rig.commands.calls == [("retry", ("general (ada)", "join"))]
         assert result.text == "Retrying join #general (ada) now."
+
+
+async def test_a_failing_source_getter_is_shown_not_fatal(make_rig):
+    rig = make_rig()
+    async with rig.app.run_test(size=SIZE) as pilot:
+        await settle(pilot, rig)
+
+        def broken():
+            raise RuntimeError("lease getter exploded")
+
+        rig.source.lease = broken
+        rig.clock.advance(3_000)
+        snap = rig.app.tick()
+        await pilot.pause()
+        assert snap is rig.model.snapshot, "the last good snapshot stays on screen"
+        assert "console tick failed (RuntimeError: lease getter exploded)" in notice(rig.app)
+        assert "3s old" in notice(rig.app)
+        assert rig.app.is_running
