@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     options = SessionOptions(
         server=args.server or "nats://127.0.0.1:4222",
         space=args.space,
-        creds=args.creds,
+        creds=args.creds or (None if args.server else local_manager_creds(args)),
         name="cotal-tui-check",
         observer=True,
         read_only=True,
@@ -52,6 +52,17 @@ def run(args: argparse.Namespace) -> int:
     result = asyncio.run(check(options, timeout=args.timeout))
     print(result.line)
     return result.code
+
+
+def local_manager_creds(args: argparse.Namespace) -> str | None:
+    """With no --server and no --creds: the space's own manager cred, when --state-dir has it."""
+    from cotal_tui.server.auth import AuthNotFound, load_space_auth
+
+    try:
+        path = load_space_auth(args.state_dir, args.space).manager_creds_path()
+    except (AuthNotFound, OSError, ValueError):
+        return None
+    return str(path) if path.exists() else None
 
 
 def evidence_complete(session: ConsoleSession) -> bool:

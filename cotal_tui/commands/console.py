@@ -150,7 +150,11 @@ def run_tui(args: argparse.Namespace) -> int:
     loop = asyncio.new_event_loop()
     try:
         asyncio.set_event_loop(loop)
-        app = loop.run_until_complete(build())
+        try:
+            app = loop.run_until_complete(build())
+        except Exception as exc:  # noqa: BLE001 - e.g. the embedded server could not start
+            print(f"cotal-tui console: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
         loop.run_until_complete(app.run_async())
     finally:
         with contextlib.suppress(Exception):

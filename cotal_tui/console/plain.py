@@ -51,6 +51,8 @@ class PlainStream:
             err = f" ({snap.connection.last_error})" if snap.connection.last_error else ""
             out.append(f"{now} link {link} {snap.connection.server}{err}".rstrip())
             self._link = link
+        if link == "connecting":
+            return out  # nothing has been read yet: verdicts would only restate "connecting"
         lease = snap.lease
         if lease.verdict != self._verdict:
             out.append(f"{now} delivery {lease.verdict}: {lease.consequence}")

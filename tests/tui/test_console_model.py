@@ -350,3 +350,16 @@ def test_check_exit_codes():
 
 def test_retry_target_may_hold_spaces():
     assert parse_command("retry join #general (ada)") == RetryNow("general (ada)", "join")
+
+
+def test_plain_stream_says_nothing_but_connecting_before_the_first_connect():
+    data = demo_data()
+    data.connection = ConnectionInput("connecting")
+    model, source, _ = model_for(data)
+    stream = PlainStream()
+    assert stream.lines(model.tick()) == ["06:00:00 link connecting"]
+    source.data.connection = ConnectionInput("connected", since=FIXED_NOW)
+    lines = stream.lines(model.tick())
+    assert lines[0] == "06:00:00 link connected" and lines[1].startswith(
+        "06:00:00 delivery serving"
+    )
