@@ -357,9 +357,8 @@ def test_plain_stream_says_nothing_but_connecting_before_the_first_connect():
     data.connection = ConnectionInput("connecting")
     model, source, _ = model_for(data)
     stream = PlainStream()
-    assert stream.lines(model.tick()) == ["06:00:00 link connecting"]
+    assert stream.lines(model.tick()) == ["06:00:00 link connecting nats://127.0.0.1:4222"]
     source.data.connection = ConnectionInput("connected", since=FIXED_NOW)
     lines = stream.lines(model.tick())
-    assert lines[0] == "06:00:00 link connected" and lines[1].startswith(
-        "06:00:00 delivery serving"
-    )
+    assert lines[0] == "06:00:00 link connected nats://127.0.0.1:4222"
+    assert lines[1].startswith("06:00:00 delivery serving")
