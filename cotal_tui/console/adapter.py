@@ -45,7 +45,7 @@ from cotal_tui.console.source import (
 )
 from cotal_tui.mesh.connection import Closed, Connected, Reconnecting
 from cotal_tui.mesh.events import ConnectionChanged, EndpointError, EndpointEvent, MessageReceived
-from cotal_tui.mesh.plane3_agent import Plane3Agent, probe_delivery_responder
+from cotal_tui.mesh.plane3_agent import NothingPending, Plane3Agent, probe_delivery_responder
 
 if TYPE_CHECKING:
     from cotal_tui.mesh.daemon import DeliveryDaemon
@@ -469,31 +469,21 @@ class MeshSource:
         await self.ep.set_activity(activity or "")
 
     async def retry_now(self, channel: str, operation: PendingOperation) -> None:
-        """Try the pending operation once, now, outside its backoff sleep.
+        """Wake the pending operation's retry loop so it tries now, outside its backoff sleep.
 
-        A join that lands records its generation, so the reconcile loop ends at its next wake;
-        a leave that lands is idempotent for the loop (the daemon answers alreadyLeft).
+        The attempt runs in the endpoint's own loop (which keeps the generation and the pending
+        entry); its outcome shows in the Pending pane: the row goes, or its attempt count and
+        last error move on.
         """
         agent = self.ep.durable
         if not isinstance(agent, Plane3Agent):
             raise RetryUnavailable(
                 "nothing to retry: this endpoint has no Plane-3 agent (open mode, no daemon)"
             )
-        if operation == "join":
-            if not any(p.channel == channel for p in agent.pending_boot_joins()):
-                raise RetryUnavailable(f"no pending boot join for #{channel}")
-            got = await agent.durable_join(channel)
-            if not (got.durable and got.generation is not None):
-                raise RetryUnavailable(
-                    f"the daemon answered but #{channel} is still not durable "
-                    f"({got.reason or 'no reason given'}); the loop keeps retrying"
-                )
-            agent.generations[channel] = got.generation
-        else:
-            generation = getattr(agent, "_leave_generation", {}).get(channel)
-            if generation is None:
-                raise RetryUnavailable(f"no pending leave retry for #{channel}")
-            await agent.durable_leave(channel, generation)
+        try:
+            agent.retry_now(channel, operation)
+        except NothingPending as exc:
+            raise RetryUnavailable(str(exc)) from exc
         self.poke()
 
 

@@ -11,6 +11,10 @@ responders") and keeps, like the reference:
   responder means nothing to tombstone; any other failure raises and changes nothing;
 - the leave-retry loop after a late broker refusal, until the tombstone lands.
 
+Both loops sleep their backoff on a per-entry :class:`asyncio.Event`, so
+:meth:`Plane3Agent.retry_now` can wake a pending entry to try at once (the console's "retry
+now") without reaching into the loops or racing them for the generation bookkeeping.
+
 Beyond the reference, :meth:`Plane3Agent.delivery_health` adds a timed ``listMemberships``
 round trip, so a fresh lease whose daemon no longer answers reads ``degraded`` with the reason
 named, and a credential that may not publish on ``ctl.delivery`` reads the responder as
@@ -20,9 +24,10 @@ named, and a credential that may not publish on ``ctl.delivery`` reads the respo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from cotal_tui.mesh.control import ControlError, NoResponders, RequestTimeout
 from cotal_tui.mesh.durable import JoinDurability, PendingOp
@@ -49,8 +54,15 @@ BACKOFF_MAX_S = 30.0
 PROBE_TIMEOUT_S = 2.0
 
 
+RetryOperation = Literal["join", "leave"]
+
+
 class DeliveryRefused(ControlError):
     """The daemon answered ``ok: false``; the message is the daemon's."""
+
+
+class NothingPending(LookupError):
+    """:meth:`Plane3Agent.retry_now` named a channel/operation with no retry loop waiting."""
 
 
 def backoff_s(attempt: int, base: float = BACKOFF_BASE_S, cap: float = BACKOFF_MAX_S) -> float:
@@ -130,6 +142,7 @@ class Plane3Agent:
         self._leaves: dict[str, PendingOp] = {}
         self._leave_generation: dict[str, int] = {}
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._wake: dict[tuple[RetryOperation, str], asyncio.Event] = {}
         self._stopped = False
 
     # -- ctl.delivery client -----------------------------------------------------------------
@@ -220,6 +233,7 @@ class Plane3Agent:
             return
         self._leave_generation[channel] = generation
         self._leaves[channel] = PendingOp(channel, "durableLeave", 0)
+        self._wake.setdefault(("leave", channel), asyncio.Event())
         self._spawn(("leave", channel), self._close_refused(channel, generation))
 
     async def stop(self) -> None:
@@ -236,6 +250,27 @@ class Plane3Agent:
 
     def has_membership(self, channel: str) -> bool:
         return channel in self.generations
+
+    def retry_now(self, channel: str, operation: RetryOperation) -> None:
+        """Wake the backoff sleep of a pending boot join or leave retry so it tries at once.
+
+        Returns at once; the attempt runs in the entry's own loop, which keeps all the
+        bookkeeping (generation, pending entry, attempt count, last error). Waking an entry whose
+        attempt is already in flight lets that attempt stand for the retry. Raises
+        :class:`NothingPending` when no loop waits on that channel and operation.
+        """
+        if operation not in ("join", "leave"):
+            raise NothingPending(
+                f"cannot retry {operation!r} on #{channel}: the operation is 'join' or 'leave'"
+            )
+        wake = self._wake.get((operation, channel))
+        if wake is None:
+            what = "boot join" if operation == "join" else "leave retry"
+            raise NothingPending(
+                f"no pending {what} for #{channel}: nothing is retrying there (it completed, "
+                "or never failed)"
+            )
+        wake.set()
 
     # -- loops -------------------------------------------------------------------------------
 
@@ -254,6 +289,7 @@ class Plane3Agent:
         if channel in self._boot or self._stopped:
             return
         self._boot[channel] = PendingOp(channel, "durableJoin", 0, None, last_error)
+        self._wake[("join", channel)] = asyncio.Event()
         self._spawn(("boot", channel), self._reconcile_loop(channel, last_error))
 
     async def _reconcile_loop(self, channel: str, last_error: str | None) -> None:
@@ -264,7 +300,7 @@ class Plane3Agent:
                 self._boot[channel] = PendingOp(
                     channel, "durableJoin", attempt, time.time() + delay, last_error
                 )
-                await asyncio.sleep(delay)
+                await self._backoff(("join", channel), delay)
                 if self._stopped or channel in self.generations:
                     return
                 if channel not in self.endpoint.joined_channels():
@@ -283,6 +319,7 @@ class Plane3Agent:
                 attempt += 1
         finally:
             self._boot.pop(channel, None)
+            self._wake.pop(("join", channel), None)
 
     async def _close_refused(self, channel: str, generation: int) -> None:
         attempt = 0
@@ -306,10 +343,18 @@ class Plane3Agent:
                 self._leaves[channel] = PendingOp(
                     channel, "durableLeave", attempt, time.time() + delay, last_error
                 )
-                await asyncio.sleep(delay)
+                await self._backoff(("leave", channel), delay)
         finally:
             self._leaves.pop(channel, None)
             self._leave_generation.pop(channel, None)
+            self._wake.pop(("leave", channel), None)
+
+    async def _backoff(self, key: tuple[RetryOperation, str], delay: float) -> None:
+        """Sleep ``delay`` seconds, or less if :meth:`retry_now` wakes this entry."""
+        wake = self._wake.setdefault(key, asyncio.Event())
+        wake.clear()  # a wake during the last attempt was that attempt
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), delay)
 
     # -- delivery health (§5.9 plus a responder probe) ----------------------------------------
 
