@@ -281,8 +281,7 @@ class MeshSource:
         self._peer_cache = fresh
         if changed:
             self._peers = tuple(peers)
-        watch = getattr(self.ep.roster, "_watch", None)
-        last = getattr(watch, "last_activity", None)
+        last = self.ep.roster.last_activity  # monotonic seconds
         if last is not None and self.ep.watch_presence:
             observed: Ms | None = self.clock() - int((time.monotonic() - last) * 1000)
         else:

@@ -180,6 +180,17 @@ class RosterWatch:
     def view(self) -> RosterView:
         return self._view
 
+    @property
+    def last_activity(self) -> float | None:
+        """When the presence watch last proved itself alive (an entry, the initial-state marker
+        or an idle heartbeat), in ``time.monotonic()`` seconds; None before anything arrived.
+
+        Read-only: the watch owns it. A reader turns it into an age with
+        ``time.monotonic() - last_activity``.
+        """
+        last = self._watch.last_activity
+        return last if last > 0 else None
+
     def entries(self) -> list[Presence]:
         return self.roster.entries()
 

@@ -157,11 +157,13 @@ async def test_quiet_space_stays_current_on_watch_heartbeats(nats_server: Embedd
         start = time.monotonic()
         # Idle heartbeats keep proving the watch alive well past the liveness window.
         await wait_for(
-            lambda: watch._watch.last_activity > start + watch.liveness_ms / 1000,
+            lambda: (watch.last_activity or 0) > start + watch.liveness_ms / 1000,
             what="an idle heartbeat after the liveness window",
             timeout=10,
         )
         assert views == ["current"] and watch.rebinds == 0
+        assert (watch.last_activity or 0) <= time.monotonic()  # monotonic seconds, not epoch
+        assert RosterWatch(wconn, "quiet").last_activity is None  # nothing seen yet: no time
     finally:
         await watch.stop()
         await wconn.close()

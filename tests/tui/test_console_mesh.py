@@ -120,6 +120,8 @@ async def test_console_over_the_mesh_roster_feed_join_post(space):
             timeout=30,
         )
         assert snap.daemon is not None and snap.daemon.running
+        observed = session.source.roster().observed_at  # from the watch's public last_activity
+        assert observed is not None and observed <= model.clock(), observed
         await alice.send("general", "hello @operator", mentions=["operator"])
         entry = await wait_for(
             lambda: next(
