@@ -467,13 +467,20 @@ class MeshSource:
     async def set_activity(self, activity: str | None) -> None:
         await self.ep.set_activity(activity or "")
 
-    async def retry_now(self, channel: str, operation: PendingOperation) -> None:
+    async def retry_now(
+        self, channel: str, operation: PendingOperation, owner: str | None = None
+    ) -> None:
         """Wake the pending operation's retry loop so it tries now, outside its backoff sleep.
 
         The attempt runs in the endpoint's own loop (which keeps the generation and the pending
         entry); its outcome shows in the Pending pane: the row goes, or its attempt count and
         last error move on.
         """
+        if owner is not None and owner not in (self.ep.id, self.ep.card.name):
+            raise RetryUnavailable(
+                f"{owner}'s retry loops are not in this console; only this endpoint's "
+                f"({self.ep.card.name}) can be retried here"
+            )
         agent = self.ep.durable
         if not isinstance(agent, Plane3Agent):
             raise RetryUnavailable(

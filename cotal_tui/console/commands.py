@@ -53,6 +53,13 @@ class SetActivity:
 class RetryNow:
     channel: str
     operation: PendingOperation
+    owner: str | None = None
+    """Whose retry loop (a Pending row's owner); None for this console's own endpoint."""
+
+    @property
+    def label(self) -> str:
+        """``join #general``, or ``join #general @ada`` for another agent's loop."""
+        return f"{self.operation} #{self.channel}" + (f" @{self.owner}" if self.owner else "")
 
 
 Command = Join | Leave | Post | Dm | SetStatus | SetActivity | RetryNow
@@ -85,7 +92,11 @@ VERBS: tuple[Verb, ...] = (
     Verb("dm", "dm <@peer|id> <text>", "send a direct message to one peer"),
     Verb("status", "status <working|waiting|idle>", "set your own presence status"),
     Verb("activity", "activity [text]", "set (or clear) your own activity line"),
-    Verb("retry", "retry <join|leave> <#channel>", "retry a pending join or leave now"),
+    Verb(
+        "retry",
+        "retry <join|leave> <#channel> [@owner]",
+        "retry a pending join or leave now (@owner: another agent's row, as in the demo)",
+    ),
 )
 VERB_NAMES = {v.name for v in VERBS} | {"msg"}
 
@@ -163,13 +174,13 @@ def parse_command(line: str, *, default_channel: str | None = None) -> Command:
         return SetStatus(rest)  # type: ignore[arg-type]
     if verb == "activity":
         return SetActivity(rest or None)
-    # retry: the pending row's label is everything after the operation (it may hold spaces,
-    # e.g. a demo row "general (ada)")
-    op, _, target = rest.partition(" ")
-    target = target.strip()
-    if op not in ("join", "leave") or not target:
+    # retry: the operation, the channel, and the owner of another agent's row ("@ada")
+    parts = rest.split()
+    op = parts[0] if parts else ""
+    owner = parts[2] if len(parts) == 3 and parts[2].startswith("@") else None
+    if op not in ("join", "leave") or len(parts) != (3 if owner else 2) or owner == "@":
         raise CommandParseError(f"usage: {_usage(verb)}")
-    return RetryNow(_channel(target), op)  # type: ignore[arg-type]
+    return RetryNow(_channel(parts[1]), op, owner[1:] if owner else None)  # type: ignore[arg-type]
 
 
 class PeerResolutionError(LookupError):
@@ -303,9 +314,9 @@ class Dispatcher:
                 return CommandResult(
                     "ok", f"Activity set to {activity!r}." if activity else "Activity cleared."
                 )
-            case RetryNow(channel, operation):
-                await c.retry_now(channel, operation)
-                return CommandResult("ok", f"Retrying {operation} #{channel} now.")
+            case RetryNow(channel, operation, owner):
+                await c.retry_now(channel, operation, owner)
+                return CommandResult("ok", f"Retrying {command.label} now.")
         raise TypeError(f"not a console command: {command!r}")
 
 
@@ -323,6 +334,6 @@ def _failure(command: Command, exc: BaseException) -> str:
             return f"post to #{channel} failed: {msg}"
         case Dm(peer, _):
             return f"dm to @{peer} failed: {msg}"
-        case RetryNow(channel, operation):
-            return f"retry {operation} #{channel} failed: {msg}"
+        case RetryNow():
+            return f"retry {command.label} failed: {msg}"
     return f"{verb_of(command)} failed: {msg}"

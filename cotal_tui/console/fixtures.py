@@ -672,8 +672,11 @@ class FixtureCommands:
     async def set_activity(self, activity: str | None) -> None:
         self.calls.append(("activity", (activity,)))
 
-    async def retry_now(self, channel: str, operation: PendingOperation) -> None:
-        self.calls.append(("retry", (channel, operation)))
+    async def retry_now(
+        self, channel: str, operation: PendingOperation, owner: str | None = None
+    ) -> None:
+        self.calls.append(("retry", (channel, operation) if owner is None else
+                           (channel, operation, owner)))  # fmt: skip
         ops = self.source.data.pending.ops
         if not any(o.channel == channel and o.operation == operation for o in ops):
             raise LookupError(f"no pending {operation} for #{channel}")

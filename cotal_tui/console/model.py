@@ -517,8 +517,11 @@ class ConsoleModel:
                 next_retry_in_ms=None if op.next_retry_at is None else op.next_retry_at - now,
                 waiting_ms=None if op.since is None else max(0, now - op.since),
                 last_error=op.last_error,
+                owner=op.owner,
             )
-            for op in sorted(p.ops, key=lambda o: (o.operation, o.channel))
+            for op in sorted(
+                p.ops, key=lambda o: (o.operation, o.owner is not None, o.owner or "", o.channel)
+            )
         )
         joins = sum(1 for r in rows if r.operation == "join")
         leaves = len(rows) - joins

@@ -41,7 +41,7 @@ class PlainStream:
         self._verdict: str | None = None
         self._link: str | None = None
         self._view: str | None = None
-        self._pending: frozenset[tuple[str, str]] = frozenset()
+        self._pending: frozenset[tuple[str, str, str]] = frozenset()
 
     def lines(self, snap: Snapshot) -> list[str]:
         now = clock_text(snap.now)
@@ -66,13 +66,14 @@ class PlainStream:
             self._view = view
         if view == "current" or self._peers is not None:
             out.extend(self._presence(snap, now))
-        pending = frozenset((r.operation, r.channel) for r in snap.pending.rows)
-        for op, ch in sorted(pending - self._pending):
-            row = next(r for r in snap.pending.rows if (r.operation, r.channel) == (op, ch))
+        rows = {(r.operation, r.channel, r.owner or ""): r for r in snap.pending.rows}
+        pending = frozenset(rows)
+        for key in sorted(pending - self._pending):
+            row = rows[key]
             err = f" — last error: {row.last_error}" if row.last_error else ""
-            out.append(f"{now} pending {op} #{ch} attempt {row.attempt}{err}")
-        for op, ch in sorted(self._pending - pending):
-            out.append(f"{now} resolved {op} #{ch}")
+            out.append(f"{now} pending {_pending_label(*key)} attempt {row.attempt}{err}")
+        for key in sorted(self._pending - pending):
+            out.append(f"{now} resolved {_pending_label(*key)}")
         self._pending = pending
         for e in snap.feed.entries:
             if e.seq > self._last_seq:
@@ -142,3 +143,8 @@ def check_snapshot(snap: Snapshot) -> CheckResult:
     )
     detail = f" — {'; '.join(worst)}" if worst else ""
     return CheckResult(code, f"{EXIT_WORD[code]}: {summary}{detail}")
+
+
+def _pending_label(operation: str, channel: str, owner: str) -> str:
+    """``join #general``, or ``join #general (ada)`` for another agent's retry loop."""
+    return f"{operation} #{channel}" + (f" ({owner})" if owner else "")

@@ -174,6 +174,8 @@ class PendingRow:
     """Countdown to the next try; <= 0 means due now."""
     waiting_ms: int | None
     last_error: str | None
+    owner: str | None = None
+    """Whose retry loop (agent name or id); None for this console's own endpoint."""
 
 
 @dataclass(frozen=True, slots=True)

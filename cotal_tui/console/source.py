@@ -161,6 +161,9 @@ class PendingOp:
     next_retry_at: Ms | None
     since: Ms | None = None
     last_error: str | None = None
+    owner: str | None = None
+    """Whose retry loop this is (an agent name or id) when it is not this console's own endpoint
+    (the demo shows every in-process agent's); None for our own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +277,9 @@ class Commands(Protocol):
 
     async def set_activity(self, activity: str | None) -> None: ...
 
-    async def retry_now(self, channel: str, operation: PendingOperation) -> None:
-        """Cut the backoff sleep of a pending boot join or leave retry short."""
+    async def retry_now(
+        self, channel: str, operation: PendingOperation, owner: str | None = None
+    ) -> None:
+        """Cut the backoff sleep of a pending boot join or leave retry short (``owner`` as in
+        :attr:`PendingOp.owner`: None for this console's own endpoint)."""
         ...

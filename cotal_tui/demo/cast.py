@@ -54,8 +54,8 @@ ROLE_CHANNELS: dict[str, tuple[str, ...]] = {
 EARLY_BIRD = "ada"
 """Boots before the delivery daemon: its durable boot joins wait in the reconcile loop."""
 NARROWED = "ivy"
-"""Loses ``review`` from its read ACL: the broker refuses it, a leave retry follows. (A short
-name on purpose: the Pending pane's channel column shows ``review (ivy)`` whole.)"""
+"""Loses ``review`` from its read ACL: the broker refuses it, a leave retry follows (a Pending
+row owned by ``ivy``)."""
 CRASHER = "gus"
 """Dies without a graceful offline: its presence goes stale and the sweep marks it offline."""
 NARROWED_CHANNEL = "review"

@@ -2,23 +2,16 @@
 
 A console normally sees its own endpoint's retry loops only. In the demo every simulated agent
 runs in this process, so :class:`DemoSource` adds their pending boot joins and leave retries to
-the Pending pane, each row naming its agent (``general (ada)``), and routes "retry now" on such a
-row to that agent. Until the demo binds its daemon, the daemon section says when it will.
+the Pending pane, each row naming its agent in ``PendingOp.owner`` (the pane's owner column), and
+routes "retry now" on such a row to that agent. Until the demo binds its daemon, the daemon
+section says when it will.
 """
 
 from __future__ import annotations
 
-import re
-
 from cotal_tui.console.adapter import MeshSource, RetryUnavailable
 from cotal_tui.console.source import DaemonInput, PendingInput, PendingOp, PendingOperation
 from cotal_tui.demo.simulation import DemoSimulation
-
-_OWNED = re.compile(r"^(?P<channel>\S+) \((?P<owner>[^)]+)\)$")
-
-
-def owned_label(channel: str, owner: str) -> str:
-    return f"{channel} ({owner})"
 
 
 class DemoSource(MeshSource):
@@ -43,12 +36,13 @@ class DemoSource(MeshSource):
             seen.add(key)
             ops.append(
                 PendingOp(
-                    owned_label(p.channel, owned.owner),
+                    p.channel,
                     operation,  # type: ignore[arg-type]
                     attempt=p.attempt,
                     next_retry_at=None if p.next_retry_at is None else int(p.next_retry_at * 1000),
                     since=self._owned_since.setdefault(key, now),
                     last_error=p.last_error,
+                    owner=owned.owner,
                 )
             )
         for key in list(self._owned_since):
@@ -70,12 +64,13 @@ class DemoSource(MeshSource):
         self.delivery_daemon = self.sim.daemon
         return super().daemon()
 
-    async def retry_now(self, channel: str, operation: PendingOperation) -> None:
-        m = _OWNED.match(channel)
-        if m is None:
+    async def retry_now(
+        self, channel: str, operation: PendingOperation, owner: str | None = None
+    ) -> None:
+        if owner is None or owner == self.sim.operator_name:
             return await super().retry_now(channel, operation)
-        agent = self.sim.agents.get(m["owner"])
+        agent = self.sim.agents.get(owner)
         if agent is None or agent.crashed:
-            raise RetryUnavailable(f"{m['owner']} is not running; nothing to retry")
-        await MeshSource(agent.endpoint).retry_now(m["channel"], operation)
+            raise RetryUnavailable(f"{owner} is not running; nothing to retry")
+        await MeshSource(agent.endpoint).retry_now(channel, operation)
         self.poke()

@@ -115,6 +115,7 @@ class ConsoleApp(App[int]):
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def on_mount(self) -> None:
+        self.base_theme = self.theme
         if self.requested_theme:
             if self.requested_theme in self.available_themes:
                 self.theme = self.requested_theme
@@ -166,6 +167,10 @@ class ConsoleApp(App[int]):
     def set_notice(self, text: str, outcome: str = "info") -> None:
         if self.main is not None:
             self.main.set_notice(text, outcome)
+
+    def apply_theme(self, name: str | None) -> None:
+        """Switch the theme live (a config-file edit); None goes back to the default."""
+        self.theme = name or getattr(self, "base_theme", self.theme)
 
     def notify_sort(self, pane: str, column: str, reverse: bool) -> None:
         self.set_notice(f"{pane} sorted by {column} {'▼' if reverse else '▲'}", "info")
@@ -355,11 +360,12 @@ class ConsoleApp(App[int]):
                     )
                 )
         elif table_id == "pending-table":
-            row = next((p for p in snap.pending.rows if f"{p.operation}:{p.channel}" == key), None)
+            row = next((p for p in snap.pending.rows if render.pending_key(p) == key), None)
             if row is not None:
                 body = "\n".join(
                     [
                         render.kv("operation", row.operation),
+                        render.kv("owner", row.owner or "this console's own endpoint"),
                         render.kv("channel", "#" + row.channel),
                         render.kv("attempt", row.attempt),
                         render.kv("next try", render.countdown_text(row.next_retry_in_ms)),

@@ -7,7 +7,7 @@ from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from cotal_tui.console.commands import VERBS
+from cotal_tui.console.commands import VERBS, RetryNow
 
 Entry = tuple[str, str, Callable[[], object]]
 
@@ -54,10 +54,11 @@ class VerbProvider(Provider):
                 partial(app.run_command_line, f"status {status}"),  # type: ignore[attr-defined]
             )
         for op in snap.pending.rows:
+            label = RetryNow(op.channel, op.operation, op.owner).label
             yield (
-                f"retry {op.operation} #{op.channel}",
+                f"retry {label}",
                 f"retry now (attempt {op.attempt})",
-                partial(app.run_command_line, f"retry {op.operation} #{op.channel}"),  # type: ignore[attr-defined]
+                partial(app.run_command_line, f"retry {label}"),  # type: ignore[attr-defined]
             )
 
     async def discover(self) -> Hits:

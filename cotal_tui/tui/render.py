@@ -243,6 +243,7 @@ def channel_row(c: ChannelRow) -> Row:
 
 PENDING_COLUMNS = (
     Column("op", 5),
+    Column("owner", 8),
     Column("channel", 14),
     Column("try", 4, "right"),
     Column("next", 10),
@@ -251,12 +252,22 @@ PENDING_COLUMNS = (
 )
 
 
+OWN_ENDPOINT = "self"
+"""The owner cell of this console's own endpoint's retry loops."""
+
+
+def pending_key(p: PendingRow) -> str:
+    """The row key: unique per operation, owner and channel (two agents may wait on one channel)."""
+    return f"{p.operation}:{p.owner or ''}:{p.channel}"
+
+
 def pending_rows(rows: Sequence[PendingRow]) -> list[Row]:
     return [
         Row(
-            f"{p.operation}:{p.channel}",
+            pending_key(p),
             (
                 (p.operation, "sev--degraded"),
+                (p.owner, None) if p.owner else (OWN_ENDPOINT, "cell--muted"),
                 ("#" + p.channel, None),
                 (f"#{p.attempt}", None),
                 (countdown_text(p.next_retry_in_ms), "cell--accent"),

@@ -5,6 +5,7 @@ other process of the demo running."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -25,6 +26,8 @@ CLI = Path(sys.executable).with_name("cotal-tui")
 WIDTH, HEIGHT = 200, 50
 """Pinned for the app too (COLUMNS/LINES): under load, Textual's first size read in a fresh tmux
 pane sometimes falls back to 80x24 and no SIGWINCH follows, which would squeeze the panes."""
+ADA_JOIN = re.compile(r"join\W+ada\W+#general")
+"""ada's boot join row in the Pending pane: operation, owner column, channel."""
 PANES = ("Roster", "Channels", "Delivery lease", "Pending joins & leaves", "Feed")
 
 
@@ -175,12 +178,16 @@ def test_demo_renders_reacts_and_quits_clean(tmux: Tmux, tmp_path: Path, quit_ke
         # the boot-before-daemon case, as the operator sees it: ada's boot join waits (6 s on the
         # default timeline), then resolves; the other quit paths use --fast and skip this part
         poll(
-            lambda: "#general (ada)" in tmux.screen(),
+            lambda: ADA_JOIN.search(tmux.screen()),
             "ada's pending boot join",
             describe=tmux.described,
         )
     poll(lambda: "SERVING" in tmux.screen(), "the daemon serving", describe=tmux.described)
-    poll(lambda: "(ada)" not in tmux.screen(), "ada's boot join resolved", describe=tmux.described)
+    poll(
+        lambda: not ADA_JOIN.search(tmux.screen()),
+        "ada's boot join resolved",
+        describe=tmux.described,
+    )
 
     tmux("send-keys", "-t", "demo", "?")
     poll(lambda: "Keys active here" in tmux.screen(), "the help after ?", describe=tmux.described)

@@ -45,31 +45,31 @@ async def test_demo_source_shows_the_cast_and_the_operator_can_join_and_post(
 
         # ada's boot joins, seen from the operator's console, named for their owner
         rows = await wait_for(
-            lambda: [r for r in model.tick().pending.rows if r.channel.endswith("(ada)")],
+            lambda: [r for r in model.tick().pending.rows if r.owner == "ada"],
             what="ada's boot joins in the Pending pane",
         )
-        assert {r.channel for r in rows} == {"general (ada)", "review (ada)"}
+        assert {r.channel for r in rows} == {"general", "review"}
         assert {r.operation for r in rows} == {"join"}
         if sim.daemon is None:  # "retry now" on ada's row wakes ada's own retry loop
-            tried = next(r.attempt for r in rows if r.channel == "general (ada)")
-            await source.retry_now("general (ada)", "join")
+            tried = next(r.attempt for r in rows if r.channel == "general")
+            await source.retry_now("general", "join", "ada")
             await wait_for(
                 lambda: all(
                     r.attempt > tried
                     for r in model.tick().pending.rows
-                    if r.channel == "general (ada)"
+                    if (r.owner, r.channel) == ("ada", "general")
                 ),
                 what="ada's woken boot join of #general to try again (or land)",
             )
         with pytest.raises(Exception, match="no pending leave retry"):
-            await source.retry_now("general (ada)", "leave")
+            await source.retry_now("general", "leave", "ada")
         await wait_for(
             lambda: (d := model.tick().daemon) is not None and d.running,
             what="the in-process daemon running",
             timeout=15,
         )
         await wait_for(
-            lambda: not [r for r in model.tick().pending.rows if r.channel.endswith("(ada)")],
+            lambda: not [r for r in model.tick().pending.rows if r.owner == "ada"],
             what="ada's boot joins resolved",
             timeout=15,
         )

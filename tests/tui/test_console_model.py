@@ -348,8 +348,13 @@ def test_check_exit_codes():
         assert f"delivery={verdict}" in result.line
 
 
-def test_retry_target_may_hold_spaces():
-    assert parse_command("retry join #general (ada)") == RetryNow("general (ada)", "join")
+def test_retry_names_another_agents_row_by_owner():
+    assert parse_command("retry join #general @ada") == RetryNow("general", "join", "ada")
+    assert parse_command("retry leave review") == RetryNow("review", "leave")
+    assert RetryNow("general", "join", "ada").label == "join #general @ada"
+    for bad in ("retry join #general ada", "retry join #general @", "retry join a b @c"):
+        with pytest.raises(CommandParseError, match="usage: retry"):
+            parse_command(bad)
 
 
 def test_plain_stream_says_nothing_but_connecting_before_the_first_connect():

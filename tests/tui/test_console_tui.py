@@ -499,13 +499,13 @@ async def test_copy_id_and_no_sort_offered_on_feed(make_rig):
         assert "Sort" not in keys[: keys.index("Global")], "the feed keeps arrival order"
 
 
-async def test_retry_now_on_a_labelled_row(make_rig):
+async def test_retry_now_on_another_agents_row_names_its_owner(make_rig):
     from cotal_tui.console.source import PendingOp
 
     data = demo_data()
     data.pending = replace(
         data.pending,
-        ops=(PendingOp("general (ada)", "join", 1, data.pending.observed_at + 3_000),),
+        ops=(PendingOp("general", "join", 1, data.pending.observed_at + 3_000, owner="ada"),),
     )
     rig = make_rig(data)
     async with rig.app.run_test(size=SIZE) as pilot:
@@ -515,8 +515,10 @@ async def test_retry_now_on_a_labelled_row(make_rig):
         from waiting import wait_for
 
         result = await wait_for(lambda: rig.app.last_result, what="retry outcome")
-        assert rig.commands.calls == [("retry", ("general (ada)", "join"))]
-        assert result.text == "Retrying join #general (ada) now."
+        assert rig.commands.calls == [("retry", ("general", "join", "ada"))]
+        assert result.text == "Retrying join #general @ada now."
+        cells = [c[0] for c in rig.app.screen.query_one("#pending-table").rows[0].cells]
+        assert cells[:3] == ["join", "ada", "#general"], cells
 
 
 async def test_a_failing_source_getter_is_shown_not_fatal(make_rig):

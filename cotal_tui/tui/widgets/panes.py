@@ -12,7 +12,7 @@ from textual.widgets import Static
 
 from cotal_tui.console.commands import RetryNow
 from cotal_tui.console.format import age_text
-from cotal_tui.console.snapshot import Snapshot, SourceView
+from cotal_tui.console.snapshot import PendingRow, Snapshot, SourceView
 from cotal_tui.tui import render
 from cotal_tui.tui.render import RowFilter
 from cotal_tui.tui.widgets.table import RowTable
@@ -191,6 +191,10 @@ class PendingPane(Pane):
     TITLE = "Pending joins & leaves"
     BINDINGS = [Binding("r", "retry_selected", "Retry now")]
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._rows: dict[str, PendingRow] = {}
+
     def compose(self) -> ComposeResult:
         yield Static("", id="pending-headline", classes="headline")
         yield RowTable(
@@ -207,14 +211,16 @@ class PendingPane(Pane):
             else f"0 pending · {render.escape(pending.headline)}",
         )
         self.set_class(count > 0, "-waiting")
+        self._rows = {render.pending_key(r): r for r in pending.rows}
         self.query_one(RowTable).set_rows(render.pending_rows(pending.rows))
         self.show_source(pending.source, prefix=f"{count} pending")
 
     def action_retry_selected(self) -> None:
         key = self.query_one(RowTable).cursor_key
-        if key is not None:
-            op, _, channel = key.partition(":")
-            self.app.run_command(RetryNow(channel, op), f"retry {op} #{channel}")  # type: ignore[attr-defined]
+        row = self._rows.get(key) if key is not None else None
+        if row is not None:
+            command = RetryNow(row.channel, row.operation, row.owner)
+            self.app.run_command(command, f"retry {command.label}")  # type: ignore[attr-defined]
 
 
 class FeedPane(Pane):
