@@ -270,3 +270,14 @@ async def test_no_server_starts_the_embedded_space_and_acts_as_a_minted_agent(tm
         server = session.local.server if session.local else None
         await session.stop()
     assert server is not None and not server.running, "the embedded server stopped with the session"
+
+
+async def test_retry_now_refuses_a_row_owned_by_another_agent():
+    from cotal_tui.console.adapter import MeshSource, RetryUnavailable
+
+    ep = Endpoint("nats://127.0.0.1:1", SPACE, name="operator")  # never started: no I/O here
+    source = MeshSource(ep)
+    with pytest.raises(RetryUnavailable, match="ada's retry loops are not in this console"):
+        await source.retry_now("general", "join", "ada")
+    with pytest.raises(RetryUnavailable, match="no Plane-3 agent"):  # our own name passes
+        await source.retry_now("general", "join", "operator")

@@ -333,6 +333,29 @@ def test_plain_stream_presence_diff_messages_once_and_verdict_changes():
     assert stream.lines(model.tick()) == []
 
 
+def test_pending_rows_carry_their_owner_own_first_and_plain_names_it():
+    from cotal_tui.console.source import PendingOp
+
+    model, source, _ = model_for()
+    now = source.data.pending.observed_at
+    source.data.pending = replace(
+        source.data.pending,
+        ops=(
+            PendingOp("general", "join", 1, now + 3_000, owner="ada"),
+            PendingOp("general", "join", 2, now + 1_000),
+            PendingOp("general", "join", 1, now + 2_000, owner="bo"),
+        ),
+    )
+    stream = PlainStream()
+    snap = model.tick()
+    assert [(r.owner, r.attempt) for r in snap.pending.rows] == [(None, 2), ("ada", 1), ("bo", 1)]
+    lines = stream.lines(snap)
+    assert any(line.endswith("pending join #general (ada) attempt 1") for line in lines), lines
+    assert any(line.endswith("pending join #general attempt 2") for line in lines), lines
+    source.data.pending = replace(source.data.pending, ops=source.data.pending.ops[1:])
+    assert [line[9:] for line in stream.lines(model.tick())] == ["resolved join #general (ada)"]
+
+
 def test_check_exit_codes():
     model, source, _ = model_for()
     result = check_snapshot(model.tick())
