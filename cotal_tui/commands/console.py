@@ -1,11 +1,15 @@
 """`cotal-tui console`: the Textual control console of a space, or its `--plain` line stream.
 
     cotal-tui console [--server URL] [--space S] [--creds F] [--name N] [--channel CH ...]
-                      [--daemon] [--read-only] [--theme T] [--plain]
+                      [--daemon] [--read-only] [--theme T] [--plain] [--config FILE]
 
 With no --server it uses the space's embedded server on 127.0.0.1:4222, starting it when nothing
 answers there (and then stopping it on exit). `--plain` (automatic when stdout is not a terminal)
 prints timestamped lines of presence changes, messages, and link/delivery verdict changes.
+
+Settings may also come from a JSON config file (`--config FILE`, default <state-dir>/console.json
+when it exists: theme, name, channels, readOnly, daemon); flags win over it. While the console
+runs it watches that file and its creds file and applies edits live (console/watch.py).
 """
 
 from __future__ import annotations
@@ -18,9 +22,17 @@ import sys
 from typing import TYPE_CHECKING
 
 from cotal_tui.console.commands import Dispatcher
+from cotal_tui.console.config import (
+    ConsoleConfigError,
+    ConsoleFlags,
+    config_path,
+    effective,
+    load_console_config,
+)
 from cotal_tui.console.model import TICK_MS, ConsoleModel, ModelOptions
 from cotal_tui.console.plain import PlainStream
 from cotal_tui.console.session import ConsoleSession, SessionOptions
+from cotal_tui.console.watch import WatchedConfig
 from cotal_tui.mesh.endpoint import creds_identity
 
 if TYPE_CHECKING:
@@ -35,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_connection_args(p)
-    p.add_argument("--name", default="operator", help="your name on the roster (default operator)")
+    p.add_argument("--name", help="your name on the roster (default operator)")
     p.add_argument(
         "--channel", action="append", default=[], metavar="CH", help="join at start (repeatable)"
     )
@@ -57,6 +69,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="timestamped line stream instead of the TUI (automatic when stdout is not a tty)",
     )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="console settings as JSON (theme, name, channels, readOnly, daemon; flags win); "
+        "default <state-dir>/console.json when it exists; edits apply live",
+    )
     p.set_defaults(func=run)
 
 
@@ -73,16 +91,30 @@ def add_connection_args(p: argparse.ArgumentParser) -> None:
 
 
 def session_options(args: argparse.Namespace) -> SessionOptions:
+    """The file (`--config` or the state dir's console.json) merged under the flags; raises
+    ConsoleConfigError (one line naming the file, field and rule) for a file that cannot work."""
+    path = config_path(getattr(args, "config", None), args.state_dir)
+    config, text = load_console_config(path, required=getattr(args, "config", None) is not None)
+    flags = ConsoleFlags(
+        theme=getattr(args, "theme", None),
+        name=args.name,
+        channels=tuple(args.channel),
+        read_only=args.read_only,
+        daemon=args.daemon,
+    )
+    eff = effective(config, flags)
     return SessionOptions(
         server=args.server,
         space=args.space,
         creds=args.creds,
-        name=args.name,
-        channels=list(args.channel),
-        daemon=args.daemon,
+        name=eff.name,
+        channels=list(eff.channels),
+        daemon=eff.daemon,
         daemon_creds=args.daemon_creds,
-        read_only=args.read_only,
+        read_only=eff.read_only,
         state_dir=args.state_dir,
+        watch=True,
+        config=WatchedConfig(path=path, flags=flags, running=eff, text=text),
     )
 
 
@@ -107,16 +139,17 @@ def check_files(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         check_files(args)
-    except ConsoleUsageError as exc:
+        options = session_options(args)
+    except (ConsoleUsageError, ConsoleConfigError) as exc:
         print(f"cotal-tui {args.command}: {exc}", file=sys.stderr)
         return 1
     plain = args.plain or not sys.stdout.isatty()
     if plain:
         try:
-            return asyncio.run(run_plain(session_options(args)))
+            return asyncio.run(run_plain(options))
         except KeyboardInterrupt:
             return 130
-    return run_tui(args)
+    return run_tui(options, flag_theme=args.theme)
 
 
 async def console_app(
@@ -132,7 +165,7 @@ async def console_app(
     await session.prepare()
     read_only = session.options.read_only
     model = ConsoleModel(session.source, options=ModelOptions(read_only=read_only, demo=demo))
-    return ConsoleApp(
+    app = ConsoleApp(
         model,
         Dispatcher(session.source, read_only=read_only),
         theme=theme,
@@ -140,11 +173,26 @@ async def console_app(
         on_stop=session.stop,
         notice="; ".join(session.notes) or None,
     )
+    session.hooks.notice = app.set_notice
+    session.hooks.themes = lambda: app.available_themes
+    session.hooks.set_theme = app.apply_theme
+    return app
 
 
-def run_tui(args: argparse.Namespace) -> int:
+class UnknownTheme(ConsoleConfigError):
+    """The config file names a theme this console does not have."""
+
+
+def run_tui(options: SessionOptions, *, flag_theme: str | None = None) -> int:
     async def build() -> ConsoleApp:
-        return await console_app(ConsoleSession(session_options(args)), theme=args.theme)
+        live = options.config.running if options.config else None
+        theme = flag_theme or (live.theme if live else None)
+        app = await console_app(ConsoleSession(options), theme=theme)
+        if theme and not flag_theme and theme not in app.available_themes:
+            known = ", ".join(sorted(app.available_themes))
+            where = options.config.path if options.config else "config"
+            raise UnknownTheme(f"{where}: theme: {theme!r} is not a known theme (known: {known})")
+        return app
 
     # prepare() may start the embedded server; the app then runs in its own loop.
     loop = asyncio.new_event_loop()
@@ -152,6 +200,9 @@ def run_tui(args: argparse.Namespace) -> int:
         asyncio.set_event_loop(loop)
         try:
             app = loop.run_until_complete(build())
+        except UnknownTheme as exc:
+            print(f"cotal-tui console: {exc}", file=sys.stderr)
+            return 1
         except Exception as exc:  # noqa: BLE001 - e.g. the embedded server could not start
             print(f"cotal-tui console: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1
@@ -174,6 +225,7 @@ async def run_plain(options: SessionOptions, *, out=None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    session.hooks.notice = lambda text, _outcome: print(f"# {text}", file=out, flush=True)
     await session.start()
     for note in session.notes:
         print(f"# {note}", file=out, flush=True)

@@ -18,7 +18,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from cotal_tui.console.adapter import MeshSource
+from cotal_tui.console.commands import CommandResult, Dispatcher, Join, Leave
 from cotal_tui.console.source import ConnectionInput
+from cotal_tui.console.watch import ConsoleWatcher, LiveHooks, WatchedConfig
 from cotal_tui.mesh.connection import Connection, ConnectionError_
 from cotal_tui.mesh.daemon import DaemonError, DeliveryDaemon
 from cotal_tui.mesh.endpoint import Endpoint, creds_identity
@@ -47,6 +49,10 @@ class SessionOptions:
     connect_timeout: float = 5.0
     embedded_port: int = 4222
     """Where the space's own server listens when no --server is given."""
+    watch: bool = False
+    """Watch the creds file (and `config`) and apply edits live (console/watch.py)."""
+    config: WatchedConfig | None = None
+    """The console's config file and what of it is in force (the console command sets it)."""
 
 
 def answers(url: str, timeout: float = 0.5) -> bool:
@@ -89,6 +95,9 @@ class ConsoleSession:
         self._starter: asyncio.Task[None] | None = None
         self._prepared = False
         self.daemon_creds_default: str | None = None
+        self.hooks = LiveHooks()
+        """Where live-edit notices and theme switches land (the app or the plain stream)."""
+        self.watcher: ConsoleWatcher | None = None
         self.ep = self._endpoint()
         self.source = SourceDown(self.ep, server=self.server_url)
 
@@ -173,6 +182,7 @@ class ConsoleSession:
     async def start(self, *, wait: bool = False) -> None:
         """Start (retrying in the background until connected); `wait` blocks until then."""
         await self.prepare()
+        self._start_watch()
         self._starter = asyncio.get_running_loop().create_task(
             self._start_loop(), name="console-session-start"
         )
@@ -221,8 +231,61 @@ class ConsoleSession:
         self.daemon, self.daemon_conn = daemon, conn
         self.source.delivery_daemon = daemon
 
+    # -- live edits (console/watch.py) --------------------------------------------------------
+
+    def _start_watch(self) -> None:
+        if not self.options.watch or self.watcher is not None:
+            return
+        identity = None
+        if self.creds is not None:
+            with contextlib.suppress(OSError, ValueError, KeyError, IndexError):
+                identity = creds_identity(self.creds)
+        self.watcher = ConsoleWatcher(
+            hooks=self.hooks,
+            config=self.options.config,
+            creds=Path(self.creds) if self.creds else None,
+            identity=identity,
+            join=self._live_join,
+            leave=self._live_leave,
+            reconnect=self.reconnect,
+        )
+        self.watcher.start()
+
+    def _dispatcher(self) -> Dispatcher:
+        return Dispatcher(self.source, read_only=self.options.read_only)
+
+    def _started(self) -> bool:
+        return self._starter is not None and self._starter.done()
+
+    async def _live_join(self, channel: str) -> CommandResult:
+        if not self._started():
+            if channel not in self.options.channels:
+                self.options.channels.append(channel)
+            return CommandResult("ok", f"#{channel} joins when the endpoint connects")
+        return await self._dispatcher().run(Join(channel), None)
+
+    async def _live_leave(self, channel: str) -> CommandResult:
+        if not self._started() and channel in self.options.channels:
+            self.options.channels.remove(channel)
+            return CommandResult("ok", f"#{channel} no longer joined at connect")
+        return await self._dispatcher().run(Leave(channel), None)
+
+    async def reconnect(self) -> None:
+        """Reconnect the endpoint (and a daemon on the same creds file) so a rewritten creds
+        file is used: nats-py re-reads it on every connect. A link that is down or still
+        starting is left alone; it reads the file when it connects."""
+        conns = [self.ep.conn]
+        if self.daemon_conn is not None and self.daemon_conn.creds == self.creds:
+            conns.append(self.daemon_conn)
+        for conn in conns:
+            with contextlib.suppress(Exception):
+                await conn.nc.force_reconnect()
+
     async def stop(self) -> None:
         """Release the lease, go offline, close, stop the embedded server. Never hangs."""
+        if self.watcher is not None:
+            await self.watcher.stop()
+            self.watcher = None
         if self._starter is not None and not self._starter.done():
             self._starter.cancel()
             with contextlib.suppress(BaseException):
