@@ -292,7 +292,7 @@ class MeshSource:
         joined = set(self.ep.joined_channels())
         unclosed = {p.channel for p in self.ep.pending_leaves()}
         registry = self.ep.registry
-        generations = getattr(self.ep.durable, "generations", {})
+        durable = self.ep.durable
         rows: list[ChannelInput] = []
         any_changed = self._channels_input is None
         names = {r.channel for r in self._rows}
@@ -300,7 +300,8 @@ class MeshSource:
         for row in [*self._rows, *(_joined_only(ch) for ch in sorted(joined - names))]:
             ch = row.channel
             member = self.ep.has_durable_membership(ch)
-            key = (row, ch in joined, member, ch in unclosed, generations.get(ch),
+            generation = durable.generation(ch)
+            key = (row, ch in joined, member, ch in unclosed, generation,
                    self._live_reasons.get(ch))  # fmt: skip
             hit = self._channel_cache.get(ch)
             if hit is not None and hit[0] == key:
@@ -318,7 +319,7 @@ class MeshSource:
                     retained=row.messages,
                     joined=ch in joined,
                     durable_membership=member,
-                    generation=generations.get(ch),
+                    generation=generation,
                     durable_unclosed=ch in unclosed,
                     mode=row.mode,  # type: ignore[arg-type]
                     live_reason=self._live_reasons.get(ch),

@@ -10,6 +10,9 @@ itself:
 - ``on_refused(channel)`` when the broker refuses an already-joined channel late;
 - ``stop()`` on shutdown.
 
+Readers (``status``, the console) ask ``pending_boot_joins()``, ``pending_leaves()``,
+``has_membership(channel)`` and ``generation(channel)``.
+
 :class:`LiveOnly` is the open-mode implementation: no daemon, so every durable-class join is
 reported as live with the reference's reason wording, and there is nothing to tombstone. With
 creds the endpoint defaults to :class:`~cotal_tui.mesh.plane3_agent.Plane3Agent` (the real
@@ -65,6 +68,10 @@ class DurableMembership(Protocol):
 
     def has_membership(self, channel: str) -> bool: ...
 
+    def generation(self, channel: str) -> int | None:
+        """The join generation of our durable membership of ``channel``; None when there is none."""
+        ...
+
 
 DurableFactory = Callable[["Endpoint"], DurableMembership]
 
@@ -99,3 +106,6 @@ class LiveOnly:
 
     def has_membership(self, channel: str) -> bool:
         return False
+
+    def generation(self, channel: str) -> int | None:
+        return None

@@ -251,6 +251,9 @@ class Plane3Agent:
     def has_membership(self, channel: str) -> bool:
         return channel in self.generations
 
+    def generation(self, channel: str) -> int | None:
+        return self.generations.get(channel)
+
     def retry_now(self, channel: str, operation: RetryOperation) -> None:
         """Wake the backoff sleep of a pending boot join or leave retry so it tries at once.
 
