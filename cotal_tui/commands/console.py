@@ -183,16 +183,38 @@ class UnknownTheme(ConsoleConfigError):
     """The config file names a theme this console does not have."""
 
 
+def known_themes() -> set[str]:
+    """What `--theme` / the config's `theme` may name: Textual's built-ins and cotal-mono."""
+    from textual.theme import BUILTIN_THEMES
+
+    from cotal_tui.tui.app import MONO_THEME
+
+    return set(BUILTIN_THEMES) | {MONO_THEME.name}
+
+
+def file_theme(options: SessionOptions, flag_theme: str | None) -> str | None:
+    """The theme to start with; raise UnknownTheme when the config file names an unknown one
+    (an unknown `--theme` flag is said on the notice line instead, as before)."""
+    if flag_theme:
+        return flag_theme
+    theme = options.config.running.theme if options.config else None
+    if theme and theme not in (known := known_themes()):
+        where = options.config.path if options.config else "config"
+        raise UnknownTheme(
+            f"{where}: theme: {theme!r} is not a known theme (known: {', '.join(sorted(known))})"
+        )
+    return theme
+
+
 def run_tui(options: SessionOptions, *, flag_theme: str | None = None) -> int:
+    try:
+        theme = file_theme(options, flag_theme)
+    except UnknownTheme as exc:
+        print(f"cotal-tui console: {exc}", file=sys.stderr)
+        return 1
+
     async def build() -> ConsoleApp:
-        live = options.config.running if options.config else None
-        theme = flag_theme or (live.theme if live else None)
-        app = await console_app(ConsoleSession(options), theme=theme)
-        if theme and not flag_theme and theme not in app.available_themes:
-            known = ", ".join(sorted(app.available_themes))
-            where = options.config.path if options.config else "config"
-            raise UnknownTheme(f"{where}: theme: {theme!r} is not a known theme (known: {known})")
-        return app
+        return await console_app(ConsoleSession(options), theme=theme)
 
     # prepare() may start the embedded server; the app then runs in its own loop.
     loop = asyncio.new_event_loop()
@@ -200,9 +222,6 @@ def run_tui(options: SessionOptions, *, flag_theme: str | None = None) -> int:
         asyncio.set_event_loop(loop)
         try:
             app = loop.run_until_complete(build())
-        except UnknownTheme as exc:
-            print(f"cotal-tui console: {exc}", file=sys.stderr)
-            return 1
         except Exception as exc:  # noqa: BLE001 - e.g. the embedded server could not start
             print(f"cotal-tui console: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1

@@ -150,9 +150,21 @@ class ConsoleWatcher:
             with contextlib.suppress(BaseException):
                 await task
 
+    def _names(self) -> set[str]:
+        names = {self.creds.name} if self.creds is not None else set()
+        if self.config is not None:
+            names.add(self.config.path.name)
+        return names
+
     async def _run(self) -> None:
+        names = self._names()
+        # Only our two files wake the loop (the state dir also holds the embedded server's
+        # store, busy with every message); the 1 s timeout tick re-reads them anyway, so an
+        # event this filter misses is caught a second later.
         async for _changes in awatch(
             *self.dirs(),
+            watch_filter=lambda _change, path: Path(path).name in names,
+            recursive=False,
             stop_event=self._stop,
             debounce=self.debounce_ms,
             step=50,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
 import json
 from pathlib import Path
 
 import pytest
 from tui_helpers import notice
 
-from cotal_tui.commands.console import console_app
+from cotal_tui.commands.console import console_app, run_plain
 from cotal_tui.console.commands import Dispatcher, Post
 from cotal_tui.console.config import ConsoleConfig, ConsoleFlags, effective
 from cotal_tui.console.model import ConsoleModel
@@ -168,3 +171,31 @@ async def test_rewritten_creds_reconnect_with_the_new_jwt_and_other_identities_a
         assert session.ep.conn.generation == generation, "no reconnect for a refused file"
     finally:
         await session.stop()
+
+
+async def test_plain_stream_says_what_a_config_edit_did(space, tmp_path: Path):
+    creds = await agent_creds(space, "liner", [">"])
+    config = tmp_path / "console.json"
+    out = io.StringIO()
+    task = asyncio.create_task(run_plain(live_options(space, creds, config), out=out))
+    try:
+        await wait_for(
+            lambda: "link connected" in out.getvalue(),
+            what="the plain stream to connect",
+            timeout=30,
+        )
+        write_config(config, {"channels": ["general"]})
+        await wait_for(
+            lambda: "# config " in out.getvalue() and "Joined #general" in out.getvalue(),
+            what="a '#' line saying the created config file joined #general",
+            timeout=20,
+        )
+        write_config(config, "{not json")
+        await wait_for(
+            lambda: "# config edit refused: " in out.getvalue(),
+            what="a '#' line refusing the broken edit",
+        )
+    finally:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task

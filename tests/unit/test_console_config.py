@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from cotal_tui.commands.console import register, run, session_options
+from cotal_tui.commands.console import (
+    UnknownTheme,
+    file_theme,
+    known_themes,
+    register,
+    run,
+    session_options,
+)
 from cotal_tui.console.config import (
     ConsoleConfig,
     ConsoleConfigError,
@@ -114,3 +121,14 @@ def test_cli_refuses_to_start_with_one_line_naming_the_field(tmp_path: Path, cap
     assert "\n" not in err
     assert run(_args(tmp_path, "--config", str(tmp_path / "absent.json"), "--plain")) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def test_a_theme_from_the_file_must_be_known_but_a_flag_wins(tmp_path: Path):
+    (tmp_path / "console.json").write_text('{"theme": "no-such"}')
+    options = session_options(_args(tmp_path))
+    with pytest.raises(UnknownTheme, match=r"console.json: theme: 'no-such' is not a known theme"):
+        file_theme(options, None)
+    assert file_theme(options, "nord") == "nord"
+    assert {"cotal-mono", "nord", "textual-dark"} <= known_themes()
+    (tmp_path / "console.json").write_text('{"theme": "cotal-mono"}')
+    assert file_theme(session_options(_args(tmp_path)), None) == "cotal-mono"
