@@ -13,7 +13,6 @@ subject; :meth:`Connection.on_refusal` routes them to whoever owns that subscrip
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
@@ -26,6 +25,7 @@ import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from cotal_tui.mesh.tasks import cancel_and_wait
 from cotal_tui.protocol.subjects import token
 
 log = logging.getLogger(__name__)
@@ -222,8 +222,7 @@ class Connection:
                 timeout=self.connect_timeout,
             )
         except (TimeoutError, OSError, nats.errors.Error) as exc:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(nc.close(), 2)
+            await close_client(nc, 2.0, connection_name(self.name))
             detail = self._last_error or str(exc) or type(exc).__name__
             raise Unreachable(
                 f"cannot reach NATS at {self.server_url} ({detail}); is the server running? "
@@ -237,22 +236,24 @@ class Connection:
         )
 
     async def close(self, timeout: float = 5.0) -> None:
-        """Stop re-arming and close; never hangs longer than ``timeout`` (no drain, §10.13)."""
+        """Stop re-arming and close; never hangs longer than about ``timeout`` (no drain,
+        §10.13), even when nats-py's close does not finish or the caller is cancelled: see
+        :func:`close_client`. The state ends ``Closed`` either way."""
         self._closing = True
-        if self._rearm_task is not None:
-            self._rearm_task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._rearm_task
-            self._rearm_task = None
+        rearm, self._rearm_task = self._rearm_task, None
         nc, self._nc = self._nc, None
         self._js = None
-        if nc is not None and not nc.is_closed:
-            try:
-                await asyncio.wait_for(nc.close(), timeout)
-            except (TimeoutError, Exception) as exc:  # noqa: BLE001 - closing anyway
-                log.debug("close of %s did not finish cleanly: %r", self.name, exc)
-        if not isinstance(self._state, Closed):
-            self._set_state(Closed("stopped", _now()))
+        try:
+            await cancel_and_wait([rearm], timeout=min(2.0, timeout))
+            if nc is not None and not nc.is_closed:
+                await close_client(nc, timeout, connection_name(self.name))
+        except asyncio.CancelledError:
+            if nc is not None and not nc.is_closed:
+                abort_transport(nc)
+            raise
+        finally:
+            if not isinstance(self._state, Closed):
+                self._set_state(Closed("stopped", _now()))
 
     # -- nats-py callbacks -------------------------------------------------------------------
 
@@ -349,6 +350,70 @@ class RearmFailed(ConnectionError_):
         super().__init__(f"re-arming {owner} after reconnect failed: {cause}")
         self.owner = owner
         self.cause = cause
+
+
+# Close tasks that outlived their deadline: kept referenced so they are not collected mid-await.
+_abandoned: set[asyncio.Task[None]] = set()
+
+
+async def close_client(nc: Client, timeout: float, label: str) -> bool:
+    """Close a nats-py client, bounded and cancellation-safe; True when it closed in time.
+
+    ``Client.close`` cannot be trusted to end: it catches ``CancelledError`` while it waits for
+    its reconnect task, and it awaits the socket's flush and ``wait_closed``, which never return
+    when the peer stops reading. On Python 3.11 ``asyncio.wait_for`` waits for a timed-out inner
+    task to really finish, so ``wait_for(nc.close(), t)`` can hang forever. Here the close runs
+    in its own task that is only watched (never awaited unboundedly): past ``timeout`` the
+    socket is aborted (which unblocks the flush and ``wait_closed``), the task is cancelled and
+    given one more second, and then abandoned with a logged note. If the caller is cancelled,
+    the socket is aborted and the cancellation propagates."""
+    loop = asyncio.get_running_loop()
+    closer = loop.create_task(nc.close(), name=f"nats-close:{label}")
+    try:
+        done, _ = await asyncio.wait({closer}, timeout=timeout)
+    except asyncio.CancelledError:
+        abort_transport(nc)
+        _abandon(closer)
+        raise
+    if done:
+        _log_close_error(closer, label)
+        return True
+    log.warning("closing %s took over %.1fs; aborting its socket", label, timeout)
+    abort_transport(nc)
+    if not await cancel_and_wait([closer], timeout=1.0):
+        _abandon(closer)
+    else:
+        _log_close_error(closer, label)
+    return False
+
+
+def abort_transport(nc: Client) -> None:
+    """Drop the client's socket now (no flush): whatever awaits it (a flush, ``wait_closed``)
+    gets woken. Best effort, never raises; nats-py keeps the socket in private attributes."""
+    transport = getattr(nc, "_transport", None)
+    writer = getattr(transport, "_io_writer", None)
+    raw = getattr(writer, "transport", None)
+    try:
+        if raw is not None:
+            raw.abort()
+        elif transport is not None:
+            transport.close()
+    except Exception as exc:  # noqa: BLE001 - aborting a socket that is already gone
+        log.debug("aborting the socket failed: %r", exc)
+
+
+def _abandon(task: asyncio.Task[None]) -> None:
+    if task.done():
+        return
+    _abandoned.add(task)
+    task.add_done_callback(_abandoned.discard)
+    task.add_done_callback(lambda t: None if t.cancelled() else t.exception())
+
+
+def _log_close_error(task: asyncio.Task[None], label: str) -> None:
+    exc = None if task.cancelled() else task.exception()
+    if exc is not None:
+        log.debug("close of %s did not finish cleanly: %r", label, exc)
 
 
 def _now() -> float:
