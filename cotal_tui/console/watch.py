@@ -226,27 +226,29 @@ class ConsoleWatcher:
         )
         self.applied += 1
         said: list[str] = []
+        outcomes: set[str] = set()
         if change.theme_changed:
             if self.hooks.set_theme is not None:
                 self.hooks.set_theme(change.theme)
             said.append(f"theme {change.theme or 'default'}")
-        for channel in change.join:
-            said.append(await self._channel_op(channel, self.join, "join"))
-        for channel in change.leave:
-            said.append(await self._channel_op(channel, self.leave, "leave"))
+        for channel, fn, verb in [
+            *((c, self.join, "join") for c in change.join),
+            *((c, self.leave, "leave") for c in change.leave),
+        ]:
+            if fn is None:
+                said.append(f"{verb} #{channel} skipped (no endpoint)")
+                outcomes.add("refused")
+                continue
+            result = await fn(channel)
+            said.append(result.text.rstrip("."))
+            outcomes.add(result.outcome)
         if change.restart_only:
             said.append(f"{', '.join(change.restart_only)} apply at the next start")
         if not said:
             said.append("nothing to change live")
-        self.hooks.notice(f"config {cfg.path} applied: {'; '.join(said)}", "ok")
-
-    async def _channel_op(
-        self, channel: str, fn: Callable[[str], Awaitable[CommandResult]] | None, verb: str
-    ) -> str:
-        if fn is None:
-            return f"{verb} #{channel} skipped (no endpoint)"
-        result = await fn(channel)
-        return result.text.rstrip(".")
+        # A join or leave that did not happen is the headline, never an all-green "applied".
+        outcome = next((o for o in ("failed", "refused", "invalid") if o in outcomes), "ok")
+        self.hooks.notice(f"config {cfg.path} applied: {'; '.join(said)}", outcome)
 
     # -- creds ---------------------------------------------------------------------------------
 

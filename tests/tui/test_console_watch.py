@@ -199,3 +199,23 @@ async def test_plain_stream_says_what_a_config_edit_did(space, tmp_path: Path):
         task.cancel()
         with contextlib.suppress(BaseException):
             await task
+
+
+async def test_a_join_the_console_may_not_do_is_the_notice_headline(space, tmp_path: Path):
+    creds = await agent_creds(space, "viewer", [">"])
+    config = tmp_path / "console.json"
+    write_config(config, {"readOnly": True})
+    session = ConsoleSession(live_options(space, creds, config, read_only=True))
+    notices: list[tuple[str, str]] = []
+    session.hooks.notice = lambda text, outcome: notices.append((text, outcome))
+    try:
+        await session.start(wait=True)
+        assert session.watcher is not None
+        await wait_event(session.watcher.armed, what="the watcher's first tick", timeout=15)
+        write_config(config, {"readOnly": False, "channels": ["general"]})
+        await wait_for(lambda: notices, what="a notice about the edit")
+        text, outcome = notices[-1]
+        assert outcome == "refused", (outcome, text)
+        assert "--read-only" in text and "readOnly apply at the next start" in text, text
+    finally:
+        await session.stop()
