@@ -4,7 +4,9 @@ It resolves where to connect (an explicit `--server`, else the space's embedded 
 127.0.0.1:4222, started here when nothing answers), builds the endpoint and its `MeshSource`,
 and optionally hosts the delivery daemon in the same event loop. Starting never raises for a
 broker that is down: the session keeps retrying and the source reports the link as unreachable
-(the console shows it; `check` reports it).
+(the console shows it; `check` reports it). With `watch`, it also owns the `ConsoleWatcher` that
+applies edits of the console's config file and creds file live (console/watch.py); notices and
+theme switches go through `session.hooks`, which the app or the plain stream binds.
 """
 
 from __future__ import annotations

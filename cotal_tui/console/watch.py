@@ -124,6 +124,7 @@ class ConsoleWatcher:
         self.applied = 0
         """Edits applied (config or creds): tests wait on it, never on time."""
         self.refused = 0
+        self._missing: set[Path] = set()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.armed = asyncio.Event()
@@ -184,12 +185,27 @@ class ConsoleWatcher:
         """Compare both files with what was applied; apply or refuse what changed."""
         if self.config is not None:
             text = _read(self.config.path)
+            self._gone(self.config.path, text, self.config.text, "keeping the settings in force")
             if text is not None and text != self.config.text:
                 await self._config_edit(text)
         if self.creds is not None:
             text = _read(self.creds)
+            self._gone(
+                self.creds,
+                text,
+                self.creds_text,
+                "a reconnect fails until it is back, so restore it",
+            )
             if text is not None and text != self.creds_text:
                 await self._creds_edit(text)
+
+    def _gone(self, path: Path, text: str | None, applied: str | None, consequence: str) -> None:
+        """Say once that a watched file vanished (an absent file is never applied)."""
+        if text is not None:
+            self._missing.discard(path)
+        elif applied is not None and path not in self._missing:
+            self._missing.add(path)
+            self.hooks.notice(f"{path} was removed or cannot be read; {consequence}", "info")
 
     # -- config --------------------------------------------------------------------------------
 

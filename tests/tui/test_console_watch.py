@@ -195,6 +195,11 @@ async def test_plain_stream_says_what_a_config_edit_did(space, tmp_path: Path):
             lambda: "# config edit refused: " in out.getvalue(),
             what="a '#' line refusing the broken edit",
         )
+        config.unlink()
+        await wait_for(
+            lambda: f"# {config} was removed" in out.getvalue(),
+            what="a '#' line saying the config file was removed and the settings kept",
+        )
     finally:
         task.cancel()
         with contextlib.suppress(BaseException):
