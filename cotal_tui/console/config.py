@@ -88,6 +88,8 @@ def _describe(exc: ValidationError) -> str:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field (known: theme, name, channels, readOnly, daemon)"
+        elif err["type"] in ("tuple_type", "list_type"):
+            msg = 'must be a list of channel names, e.g. ["general", "ops"]'
         parts.append(f"{loc}: {msg}")
     return "; ".join(parts)
 

@@ -52,7 +52,7 @@ def test_empty_file_and_empty_object_are_defaults():
         ('{"name": " padded"}', "name: invalid name"),
         ('{"name": "a/b"}', 'name: invalid name "a/b": "/" is reserved'),
         ('{"theme": "  "}', "theme: must be a theme name, not blank"),
-        ('{"channels": "general"}', "channels: Input should be a valid tuple"),
+        ('{"channels": "general"}', "channels: must be a list of channel names"),
         ("[1]", "must be a JSON object of settings"),
         ('{"theme": "nord",}', "not JSON (Expecting property name"),
     ],
