@@ -141,7 +141,8 @@ class ChatChannels:
                 channel, f"live subscription could not be confirmed ({exc!r})"
             ) from exc
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(refused.wait(), self.confirm_window_s)
+            async with asyncio.timeout(self.confirm_window_s):  # not wait_for: tasks.py
+                await refused.wait()
         if refused.is_set():
             await self._teardown(joined)
             raise JoinRefused(channel)

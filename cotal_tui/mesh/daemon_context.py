@@ -232,7 +232,8 @@ class DaemonContext:
         """Wait (bounded, so a lost count can never wedge fan-out) until the reader caught up."""
         if not self._backlog_low.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._backlog_low.wait(), timeout)
+                async with asyncio.timeout(timeout):  # not wait_for: tasks.py
+                    await self._backlog_low.wait()
             if not self._backlog_low.is_set():
                 self.inbox_backlog = INBOX_BACKLOG_LIMIT // 2  # resync: entries lost to restarts
 

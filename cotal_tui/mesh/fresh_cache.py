@@ -83,5 +83,6 @@ class FreshKvCache(Generic[T]):
                 return False
             self._advanced.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._advanced.wait(), remaining)
+                async with asyncio.timeout(remaining):  # not wait_for: tasks.py
+                    await self._advanced.wait()
         return True

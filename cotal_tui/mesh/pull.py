@@ -164,7 +164,8 @@ class PullPump:
         if self._queue.empty() and self.conn.is_connected:
             await self._refill()
         try:
-            first = await asyncio.wait_for(self._queue.get(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: it can swallow a cancel (tasks.py)
+                first = await self._queue.get()
         except TimeoutError:
             return []
         out = [first]

@@ -104,7 +104,8 @@ class PullPump:
             trouble = False
             while received < self.batch:
                 try:
-                    msg = await asyncio.wait_for(self._queue.get(), self.expires_s + 1)
+                    async with asyncio.timeout(self.expires_s + 1):  # not wait_for: tasks.py
+                        msg = await self._queue.get()
                 except TimeoutError:
                     break
                 if msg is None:  # re-armed after a reconnect
