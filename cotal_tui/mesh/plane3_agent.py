@@ -357,7 +357,8 @@ class Plane3Agent:
         wake = self._wake.setdefault(key, asyncio.Event())
         wake.clear()  # a wake during the last attempt was that attempt
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), delay)
+            async with asyncio.timeout(delay):  # not wait_for: it can swallow a cancel in 3.11
+                await wake.wait()
 
     # -- delivery health (§5.9 plus a responder probe) ----------------------------------------
 
