@@ -16,6 +16,7 @@ from typing import Any
 
 from cotal_tui.mesh.connection import Connection
 from cotal_tui.mesh.kv import KvBucket, KvEntry, KvWatch
+from cotal_tui.mesh.tasks import cancel_and_wait
 from cotal_tui.protocol.channel_config import (
     effective_delivery_class,
     effective_replay,
@@ -114,11 +115,8 @@ class ChannelRegistry:
         if self._unrearm is not None:
             self._unrearm()
             self._unrearm = None
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(BaseException):
-                await self._supervisor
-            self._supervisor = None
+        supervisor, self._supervisor = self._supervisor, None
+        await cancel_and_wait([supervisor])
         if self._watch is not None:
             with contextlib.suppress(Exception):
                 await self._watch.stop()

@@ -26,6 +26,7 @@ from nats.aio.subscription import Subscription
 from nats.nuid import NUID
 
 from cotal_tui.mesh.connection import Connection
+from cotal_tui.mesh.tasks import cancel_and_wait
 from cotal_tui.protocol.names import kv_stream
 
 KvOp = Literal["PUT", "DEL", "PURGE"]
@@ -266,11 +267,8 @@ class KvWatch:
 
     async def stop(self) -> None:
         self._stopped = True
-        if self._reset_task is not None:
-            self._reset_task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._reset_task
-            self._reset_task = None
+        reset, self._reset_task = self._reset_task, None
+        await cancel_and_wait([reset])
         await self._unsubscribe()
 
     async def _unsubscribe(self) -> None:
