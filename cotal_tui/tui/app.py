@@ -165,8 +165,12 @@ class ConsoleApp(App[int]):
     # -- notice, command line, filter ---------------------------------------------------------
 
     def set_notice(self, text: str, outcome: str = "info") -> None:
-        if self.main is not None:
+        if self.main is None or not self.main.is_mounted or self._closing:
+            return
+        try:
             self.main.set_notice(text, outcome)
+        except NoMatches:  # the screen is being torn down under a late tick
+            pass
 
     def apply_theme(self, name: str | None) -> None:
         """Switch the theme live (a config-file edit); None goes back to the default."""

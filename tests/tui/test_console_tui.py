@@ -537,3 +537,5 @@ async def test_a_failing_source_getter_is_shown_not_fatal(make_rig):
         assert "console tick failed (RuntimeError: lease getter exploded)" in notice(rig.app)
         assert "3s old" in notice(rig.app)
         assert rig.app.is_running
+    # A late interval tick during teardown (the getter still failing) must not raise either.
+    assert rig.app.tick() is rig.model.snapshot
