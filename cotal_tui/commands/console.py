@@ -259,7 +259,8 @@ async def run_plain(options: SessionOptions, *, out=None) -> int:
                 except BrokenPipeError:
                     break
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), TICK_MS / 1000)
+                async with asyncio.timeout(TICK_MS / 1000):
+                    await stop.wait()
     finally:
         await model.stop()
         await session.stop()

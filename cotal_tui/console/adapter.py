@@ -192,7 +192,8 @@ class MeshSource:
                 self.last_error = f"console poller: {exc}"
             self._refresh_now.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._refresh_now.wait(), self.lease_every_s)
+                async with asyncio.timeout(self.lease_every_s):
+                    await self._refresh_now.wait()
             if self._refresh_now.is_set():
                 next_channels = 0.0
 

@@ -156,7 +156,8 @@ async def run_plain(options: DemoOptions, out: IO[str] | None = None) -> int:
             if deadline is not None and loop.time() >= deadline:
                 break
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), TICK_MS / 1000)
+                async with asyncio.timeout(TICK_MS / 1000):
+                    await stop.wait()
     except BrokenPipeError:
         pass
     finally:

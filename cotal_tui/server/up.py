@@ -247,7 +247,8 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
                 report.fail(f"nats-server exited unexpectedly; log tail:\n{server.log_tail()}")
                 return 1
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=0.5)
+                async with asyncio.timeout(0.5):
+                    await stop.wait()
         report.info("stopping")
         return 0
     finally:
