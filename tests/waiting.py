@@ -49,8 +49,17 @@ async def wait_event(event: asyncio.Event, *, what: str, timeout: float = 10.0) 
 
 
 def wait_for_sync(
-    predicate: Callable[[], Any], *, what: str, timeout: float = 10.0, interval: float = 0.02
+    predicate: Callable[[], Any],
+    *,
+    what: str,
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    describe: Callable[[], str] | None = None,
 ) -> Any:
+    """The blocking twin of `wait_for`, for subprocess and terminal tests.
+
+    `describe` (optional) adds what to show on timeout, e.g. the screen or the log.
+    """
     deadline = time.monotonic() + timeout
     last: Any = None
     while True:
@@ -58,7 +67,6 @@ def wait_for_sync(
         if last:
             return last
         if time.monotonic() >= deadline:
-            raise AssertionError(
-                f"timed out after {timeout}s waiting for: {what} (last value: {last!r})"
-            )
+            detail = describe() if describe else f"last value: {last!r}"
+            raise AssertionError(f"timed out after {timeout}s waiting for: {what} ({detail})")
         time.sleep(interval)

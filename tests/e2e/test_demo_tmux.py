@@ -10,12 +10,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from waiting import wait_for_sync
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -79,15 +80,7 @@ def poll(
     timeout: float = 30.0,
     describe: Callable[[], str] | None = None,
 ) -> object:
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.1)
-    detail = describe() if describe else repr(last)
-    raise AssertionError(f"timed out after {timeout}s waiting for: {what}\n{detail}")
+    return wait_for_sync(predicate, what=what, timeout=timeout, interval=0.1, describe=describe)
 
 
 def _stat(pid: int) -> tuple[str, int] | None:

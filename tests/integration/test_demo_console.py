@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from cotal_tui.demo.console import DemoSource
 from cotal_tui.demo.simulation import DemoSimulation, channel_seed
 from cotal_tui.demo.timeline import Timeline
 from cotal_tui.server.local import start_local_space
-from waiting import wait_for
+from waiting import wait_for, wait_for_sync
 
 pytestmark = pytest.mark.timeout(90)
 CLI = Path(sys.executable).with_name("cotal-tui")
@@ -125,7 +124,6 @@ def test_cli_plain_tells_the_story_and_sigterm_leaves_no_child(tmp_path: Path) -
             env={**os.environ, "TMPDIR": str(tmp_path)},
         )
         try:
-            deadline = time.monotonic() + 40
             wanted = (
                 "pending join #general (ada)",
                 "resolved join #general (ada)",
@@ -134,10 +132,18 @@ def test_cli_plain_tells_the_story_and_sigterm_leaves_no_child(tmp_path: Path) -
                 "delivery no-responder",
                 "resolved leave #review (ivy)",
             )
-            while not all(w in log.read_text() for w in wanted):
+
+            def all_told() -> bool:
                 assert proc.poll() is None, f"the demo exited early:\n{log.read_text()}"
-                assert time.monotonic() < deadline, f"never saw all of {wanted}:\n{log.read_text()}"
-                time.sleep(0.1)
+                return all(w in log.read_text() for w in wanted)
+
+            wait_for_sync(
+                all_told,
+                what=f"the plain stream to tell all of {wanted}",
+                timeout=40,
+                interval=0.1,
+                describe=log.read_text,
+            )
             assert list(tmp_path.glob("cotal-demo-*")), "the demo's temp state dir is missing"
             kids = _children(proc.pid)
             assert any("nats-server" in c for c in kids.values()), kids
