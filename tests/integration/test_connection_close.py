@@ -74,9 +74,14 @@ async def test_a_cancelled_closer_ends_at_once_and_drops_the_socket(
     frozen: EmbeddedServer,
 ) -> None:
     conn, sock = await _stuck_connection(frozen)
+    nc = conn.nc
     closer = asyncio.get_running_loop().create_task(conn.close(timeout=30))
     await wait_for(lambda: conn._closing, what="close started")
-    await asyncio.sleep(0.2)  # let nats-py's close reach its blocking flush
+    # nats-py's close cancels its flusher just before its final, blocking drain: wait for that.
+    await wait_for(
+        lambda: nc.is_closed and (nc._flusher_task is None or nc._flusher_task.done()),
+        what="nats-py's close to pass its flusher and reach the final drain",
+    )
     closer.cancel()
     started = time.monotonic()
     done, _ = await asyncio.wait({closer}, timeout=5)
