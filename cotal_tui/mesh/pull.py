@@ -6,6 +6,12 @@ requests outstanding instead (like nats.js ``consume()``): messages stream in as
 are stored, and new credit is requested when half of it is used. Idle heartbeats on every
 request prove the requests alive; after a reconnect (the broker forgets pull requests) or a
 silent spell, the credit is reset and requested again.
+
+A pull request that ends (expired 408, or 409) is replaced as soon as its end arrives, not at
+the owner's next :meth:`PullPump.take`: otherwise a quiet stream has nothing outstanding from
+the expiry until ``take()`` times out, and a message stored in that gap waits up to that
+timeout (this was the daemon's ~1 s p99). Credit counts what is queued and not yet taken, so
+asking early never reads further ahead than ``batch``.
 """
 
 from __future__ import annotations
@@ -61,6 +67,13 @@ class PullPump:
         self._last_activity = 0.0
         self._gone: str | None = None
         self._stopping = False
+        self._refilling: asyncio.Task[None] | None = None
+        self.requests = 0
+
+    @property
+    def queued(self) -> int:
+        """Messages delivered to us and not yet taken."""
+        return self._queue.qsize()
 
     @property
     def next_subject(self) -> str:
@@ -82,6 +95,11 @@ class PullPump:
         and unsubscribing earlier would drop whatever is already on the wire to us.
         """
         self._stopping = True
+        refilling, self._refilling = self._refilling, None
+        if refilling is not None:
+            refilling.cancel()
+            with contextlib.suppress(BaseException):
+                await refilling
         if self._sub is not None and self.conn.is_connected:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self.expires_s + 0.5
@@ -130,30 +148,54 @@ class PullPump:
             desc = headers.get("Description", "")
             if status == "409" and "deleted" in desc.lower():
                 self._gone = desc
+            self._ask_again()
             return
         if status == "409":
             desc = headers.get("Description", "")
             if "deleted" in desc.lower():
                 self._gone = desc
             self._credits = 0  # leadership change, exceeded limits...: ask again
+            self._ask_again()
             return
         if status in ("404", "408"):
             self._credits = 0
+            self._ask_again()
+
+    def _ask_again(self) -> None:
+        """A pull request ended: replace it now, without waiting for the next take()."""
+        if self._gone is not None or self._stopping or self._sub is None:
+            return
+        if self._refilling is not None and not self._refilling.done():
+            return
+        self._refilling = asyncio.get_running_loop().create_task(self._refill_quietly())
+
+    async def _refill_quietly(self) -> None:
+        with contextlib.suppress(Exception):  # disconnected: take() or the re-arm asks again
+            if self.conn.is_connected:
+                await self._refill()
 
     async def _refill(self) -> None:
         silent = time.monotonic() - self._last_activity
         if self._credits > 0 and silent > 3 * self.heartbeat_s:
             self._credits = 0  # requests lost (reconnect, server restart): ask again
-        if self._credits > self.batch // 2 or self._sub is None or self._stopping:
+        outstanding = self._credits + self._queue.qsize()
+        if outstanding > self.batch // 2 or self._sub is None or self._stopping:
             return
-        want = self.batch - self._credits
+        want = self.batch - outstanding
         req: dict[str, Any] = {
             "batch": want,
             "expires": int(self.expires_s * _NS),
             "idle_heartbeat": int(self.heartbeat_s * _NS),
         }
-        await self.conn.nc.publish(self.next_subject, json.dumps(req).encode(), reply=self._inbox)
-        self._credits += want
+        self._credits += want  # before the await: a concurrent refill must see it
+        try:
+            await self.conn.nc.publish(
+                self.next_subject, json.dumps(req).encode(), reply=self._inbox
+            )
+        except BaseException:
+            self._credits = max(0, self._credits - want)
+            raise
+        self.requests += 1
         self._last_activity = time.monotonic()
 
     async def take(self, max_n: int, timeout: float) -> list[Msg]:
