@@ -54,6 +54,7 @@ from cotal_tui.protocol.names import LEASE_RENEW_MS, LEASE_TTL_MS, kv_stream
 
 Status = Literal["idle", "starting", "serving", "stopping", "stopped", "lost", "failed"]
 ErrorListener = Callable[[Exception], None]
+LeaseListener = Callable[[int | None], None]
 
 
 class DaemonError(Exception):
@@ -104,6 +105,7 @@ class DeliveryDaemon:
         batch: int = 256,
         bind_timeout_s: float = 10.0,
         on_error: ErrorListener | None = None,
+        on_lease: LeaseListener | None = None,
     ) -> None:
         if isinstance(conn, Client):
             conn = ClientConnection(conn)  # type: ignore[assignment]
@@ -114,6 +116,11 @@ class DeliveryDaemon:
         self.lease_ttl_s = lease_ttl_s
         self.bind_timeout_s = bind_timeout_s
         self._on_error_cb = on_error
+        # Told the lease revision after every write of ours (None once released or lost), so a
+        # holder file can later prove the record was last written by this process.
+        self._on_lease_cb = on_lease
+        # Set by a caller that proved lease.0 at this revision is its own dead process's.
+        self.take_over_revision: int | None = None
         self.ctx = DaemonContext(self.conn, space, daemon_id, on_error=self._record_error)
         self.roster = RosterWatch(self.conn, space, on_error=self._record_error)
         self.ctx.mention_names = self._mention_names
@@ -175,6 +182,7 @@ class DeliveryDaemon:
             await self._preflight()
             self._lease = await self._acquire()
             self._last_renew = time.time()
+            self._lease_written()
         except BaseException as exc:
             self._finish("failed", str(exc))
             raise
@@ -184,6 +192,7 @@ class DeliveryDaemon:
             await self._unbind()
             with contextlib.suppress(Exception):
                 await release_lease(self.ctx.lease, self.daemon_id, self._lease.revision)
+                self._lease_written_none()
             self._lease = None
             self._finish("failed", f"bind failed: {exc}")
             raise
@@ -192,6 +201,7 @@ class DeliveryDaemon:
                 self.ctx.lease, self.daemon_id, self._lease.revision
             )
             self._last_renew = time.time()
+            self._lease_written()
         except Exception as exc:  # noqa: BLE001 - the reference ignores it; renew decides
             self._record_error(exc)
         self._unsubscribers.append(self.conn.register_rearm("delivery daemon", self._rearm))
@@ -212,9 +222,15 @@ class DeliveryDaemon:
                 await asyncio.wait_for(
                     release_lease(self.ctx.lease, self.daemon_id, self._lease.revision), 2.0
                 )
+                self._lease_written_none()
             except Exception as exc:  # noqa: BLE001 - best effort; the TTL frees it anyway
                 self._record_error(exc)
         self._finish("stopped", "stopped")
+
+    def _lease_written(self) -> None:
+        if self._on_lease_cb is not None:
+            with contextlib.suppress(Exception):
+                self._on_lease_cb(self._lease.revision if self._lease else None)
 
     def _finish(self, status: Status, reason: str) -> None:
         self._status = status
@@ -223,6 +239,11 @@ class DeliveryDaemon:
             unsub()
         self._unsubscribers.clear()
         self._done.set()
+
+    def _lease_written_none(self) -> None:
+        if self._on_lease_cb is not None:
+            with contextlib.suppress(Exception):
+                self._on_lease_cb(None)
 
     async def _cancel_renew(self) -> None:
         task, self._renew_task = self._renew_task, None
@@ -265,7 +286,8 @@ class DeliveryDaemon:
 
     async def _acquire(self) -> LeaseEntry:
         try:
-            return await acquire_lease(self.ctx.lease, self.daemon_id)
+            take_over, self.take_over_revision = self.take_over_revision, None
+            return await acquire_lease(self.ctx.lease, self.daemon_id, take_over_revision=take_over)
         except LeaseHeld:
             raise
         except KvUnavailable as exc:
@@ -324,6 +346,7 @@ class DeliveryDaemon:
                     self.ctx.lease, self.daemon_id, self._lease.revision
                 )
                 self._last_renew = time.time()
+                self._lease_written()
                 delay = self.renew_interval_s
             except LeaseLost as exc:
                 await self._lose(str(exc))
@@ -346,6 +369,7 @@ class DeliveryDaemon:
         )
         await self._unbind()
         self._lease = None
+        self._lease_written_none()
         self._finish("lost", reason)
 
     # -- callbacks ---------------------------------------------------------------------------

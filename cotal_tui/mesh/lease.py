@@ -8,6 +8,7 @@ lease's age is the time since its last write.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -34,7 +35,9 @@ class LeaseEntry:
 class LeaseHeld(perrors.LeaseHeld):
     """Another daemon holds a live lease; this one must not bind (no retry, no split)."""
 
-    def __init__(self, holder: str, age_s: float, ready: bool, shard: int = 0) -> None:
+    def __init__(
+        self, holder: str, age_s: float, ready: bool, shard: int = 0, revision: int = 0
+    ) -> None:
         super().__init__(shard)
         state = "serving" if ready else "binding (not ready yet)"
         self.args = (
@@ -45,6 +48,12 @@ class LeaseHeld(perrors.LeaseHeld):
         self.holder = holder
         self.age_s = age_s
         self.ready = ready
+        self.revision = revision
+
+    @property
+    def expires_in_s(self) -> float:
+        """Seconds until the bucket's max_age frees the record if nobody renews it."""
+        return max(0.0, LEASE_TTL_MS / 1000 - self.age_s)
 
 
 class LeaseLost(perrors.LeaseLost):
@@ -70,9 +79,22 @@ async def read_lease(kv: KvBucket) -> LeaseEntry | None:
         return None
 
 
-async def acquire_lease(kv: KvBucket, holder: str) -> LeaseEntry:
-    """Create ``lease.0`` with ``ready: false``; raise :class:`LeaseHeld` if a live one exists."""
+async def acquire_lease(
+    kv: KvBucket, holder: str, *, take_over_revision: int | None = None
+) -> LeaseEntry:
+    """Create ``lease.0`` with ``ready: false``; raise :class:`LeaseHeld` if a live one exists.
+
+    ``take_over_revision``: the caller has proven that the record at exactly this revision was
+    last written by its own process that is now dead (same identity, see
+    ``server/holder_file.py``); the lease is then taken by a CAS on that revision instead of
+    waiting out its max_age. The CAS keeps the rule single-flight: if anyone wrote the lease
+    since, the revision no longer matches and this falls back to the plain create.
+    """
     value = _encode(holder, False)
+    if take_over_revision is not None:
+        with contextlib.suppress(RevisionMismatch):
+            revision = await kv.update(LEASE_KEY, value, take_over_revision)
+            return LeaseEntry(DeliveryLeaseInfo.from_json(value), revision)
     try:
         revision = await kv.create(LEASE_KEY, value)
     except KeyExists:
@@ -80,7 +102,12 @@ async def acquire_lease(kv: KvBucket, holder: str) -> LeaseEntry:
         if current is None:  # it expired or was released between the two calls
             revision = await kv.create(LEASE_KEY, value)
         else:
-            raise LeaseHeld(current.info.holder, current.age_s(), current.info.ready) from None
+            raise LeaseHeld(
+                current.info.holder,
+                current.age_s(),
+                current.info.ready,
+                revision=current.revision,
+            ) from None
     return LeaseEntry(DeliveryLeaseInfo.from_json(value), revision)
 
 

@@ -5,7 +5,10 @@ server config (server/auth.py) and provisions with an allow-all manager cred. If
 answers on the address, `up` provisions that one and says so instead of starting another. While
 it runs it watches the channel seed file and re-applies edits (a bad edit is reported, nothing is
 written). In auth mode it also runs the space's delivery daemon in-process (server/up_delivery.py;
-`--no-daemon` skips it). SIGINT/SIGTERM stop it cleanly: the daemon (releasing its lease), the
+`--no-daemon` skips it). It supervises both (server/up_supervise.py): a nats-server that dies is
+started again on the same store and port, and a daemon that stopped (broker gone 15 s, lease
+lost) is started again once the broker answers, each with a bounded backoff and a line each
+time. SIGINT/SIGTERM stop it cleanly: the daemon (releasing its lease), the
 watcher, the client, then the server (SIGTERM, SIGKILL after a grace period, always reaped).
 """
 
@@ -28,6 +31,7 @@ from cotal_tui.server.process import EmbeddedServer, EmbeddedServerError, port_o
 from cotal_tui.server.provision import ProvisionError, provision_space
 from cotal_tui.server.seed import ChannelSeedError, apply_channel_seed, load_channel_seed
 from cotal_tui.server.up_delivery import UpDelivery
+from cotal_tui.server.up_supervise import broker_answers, supervise_delivery, supervise_server
 
 DEFAULT_STATE_DIR = ".cotal"
 CHANNELS_FILE = "channels.json"
@@ -203,6 +207,7 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
     nc: Client | None = None
     watcher: asyncio.Task[None] | None = None
     delivery: UpDelivery | None = None
+    supervisors: list[asyncio.Task[None]] = []
     try:
         try:
             nc = await connect_client(url, creds)
@@ -231,9 +236,19 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
         print(f"url: {url}", flush=True)
         if server is None:
             return 0
+        supervisors.append(
+            asyncio.create_task(supervise_server(server, report, stop), name="up-server")
+        )
         if auth is not None and options.daemon:
             delivery = UpDelivery(url, options.space, auth, nc, report)
-            await delivery.start()
+            supervisors.append(
+                asyncio.create_task(
+                    supervise_delivery(
+                        delivery, report, stop, broker_answers(options.host, options.port)
+                    ),
+                    name="up-delivery",
+                )
+            )
         elif auth is not None:
             report.info("no delivery daemon (--no-daemon): run `cotal-tui daemon` for durability")
         report.info("running in the foreground; Ctrl-C stops it")
@@ -242,19 +257,17 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
                 watch_channels(nc, options.space, seed_file, report, stop, seed_text),
                 name="channels-watch",
             )
-        while not stop.is_set():
-            if not server.running:
-                report.fail(f"nats-server exited unexpectedly; log tail:\n{server.log_tail()}")
-                return 1
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(0.5):
-                    await stop.wait()
+        await stop.wait()
         report.info("stopping")
         return 0
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         stop.set()
+        for task in supervisors:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         if delivery is not None:
             await delivery.stop()
             report.ok("delivery daemon stopped (lease released)")

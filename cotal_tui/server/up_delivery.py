@@ -5,8 +5,12 @@ It runs as the space's `delivery` profile (`<state-dir>/auth/delivery.<space>.cr
 first use) and is reported only once it is actually serving: `lease.0` ready and a
 `listMemberships` probe on `ctl.delivery` answered (sent with the manager cred, which may publish
 there). If another daemon holds a live lease, `up` says so plainly and keeps serving the broker:
-that daemon is the space's backstop. A daemon that stops later (lost lease) is reported; the
-broker keeps running either way.
+that daemon is the space's backstop. A lease left by `up`'s own identity (a killed `up`, or this
+process's daemon that stopped) is taken over when the holder file proves it is ours and dead, or
+waited out with a countdown otherwise (server/stale_lease.py). Like `cotal-tui daemon`, the
+daemon stops when the broker has been unreachable for 15 s; `up`'s supervisor
+(server/up_supervise.py) starts it again once the broker answers. The broker keeps running
+either way.
 """
 
 from __future__ import annotations
@@ -37,9 +41,12 @@ from cotal_tui.protocol.models import EndpointRef
 from cotal_tui.protocol.names import delivery_bucket
 from cotal_tui.protocol.subjects import CONTROL_DELIVERY
 from cotal_tui.server.auth import SpaceAuth
+from cotal_tui.server.holder_file import HolderFile
+from cotal_tui.server.stale_lease import HolderBusy, claim_holder, start_daemon
 
 PROBE_TIMEOUT_S = 2.0
 READY_TIMEOUT_S = 20.0
+BROKER_GONE_S = 15.0
 
 
 class Reporter(Protocol):
@@ -63,6 +70,12 @@ class UpDelivery:
         self.conn: Connection | None = None
         self.daemon: DeliveryDaemon | None = None
         self._watch: asyncio.Task[None] | None = None
+        self.holder: HolderFile | None = None
+        self.broker_gone_s = BROKER_GONE_S
+        self.stopped = asyncio.Event()
+        """Set when the daemon stopped by itself (broker gone, lost lease); cleared on start."""
+        self.deferred = False
+        """Another live holder serves the space (another identity or process): not retried."""
 
     async def start(self, ready_timeout: float = READY_TIMEOUT_S) -> bool:
         """True once the daemon serves; False (said why) when it did not start or confirm."""
@@ -75,17 +88,35 @@ class UpDelivery:
             self.report.fail(f"delivery daemon not started: cannot connect as {ident} ({exc})")
             await self._close()
             return False
+        if self.holder is None:
+            self.holder = HolderFile.for_daemon(self.auth.state_dir, self.space, ident)
+        try:
+            claim_holder(self.holder)
+        except HolderBusy as exc:
+            self.report.info(f"delivery daemon not started: {exc} The broker keeps serving.")
+            await self._close()
+            self.deferred = True
+            return False
+        self.stopped.clear()
+        self.deferred = False
         self.daemon = DeliveryDaemon(
-            self.conn, self.space, ident, on_error=lambda e: self.report.info(f"delivery: {e}")
+            self.conn,
+            self.space,
+            ident,
+            on_error=lambda e: self.report.info(f"delivery: {e}"),
+            on_lease=self.holder.record,
         )
         try:
-            await self.daemon.start()
+            await start_daemon(
+                self.daemon, self.holder, lambda t: self.report.info(f"delivery: {t}"), wait=True
+            )
         except LeaseHeld as exc:
             self.report.info(
                 f"delivery daemon not started: {exc} The broker keeps serving; that daemon "
                 "is the space's durable backstop."
             )
             await self._close()
+            self.deferred = True
             return False
         except DaemonError as exc:
             self.report.fail(
@@ -94,6 +125,7 @@ class UpDelivery:
             )
             await self._close()
             return False
+        self._watch = asyncio.create_task(self._watch_stopped(), name="up-delivery-watch")
         verdict, ms = await self.wait_serving(ready_timeout)
         if not verdict.green:
             self.report.fail(
@@ -105,8 +137,12 @@ class UpDelivery:
             f"delivery daemon serving space {self.space!r} as {ident} (lease.0 ready, "
             f"ctl.delivery answered in {ms:.0f} ms)"
         )
-        self._watch = asyncio.create_task(self._watch_stopped(), name="up-delivery-watch")
         return True
+
+    @property
+    def running(self) -> bool:
+        """The daemon is bound (serving, or bound and not yet confirmed)."""
+        return self.daemon is not None and self.daemon.state.status in ("starting", "serving")
 
     async def wait_serving(self, timeout: float) -> tuple[LeaseVerdict, float]:
         """Poll the lease and probe the responder until both say serving (or the timeout)."""
@@ -147,12 +183,40 @@ class UpDelivery:
 
     async def _watch_stopped(self) -> None:
         assert self.daemon is not None
-        reason = await self.daemon.wait_done()
-        if self.daemon.state.status != "stopped":
+        done = asyncio.ensure_future(self.daemon.wait_done())
+        gone = asyncio.ensure_future(self._broker_gone())
+        try:
+            await asyncio.wait((done, gone), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (done, gone):
+                t.cancel()
+        if gone.done() and not gone.cancelled() and not done.done():
+            reason = gone.result()
+            with contextlib.suppress(Exception):  # keep the lease record: a restart takes it
+                await asyncio.wait_for(self.daemon.stop(release=False), 2.0)
+        else:
+            reason = self.daemon.state.stopped_reason or self.daemon.state.status
+        if self.daemon.state.status != "stopped" or gone.done():
             self.report.fail(
                 f"delivery daemon stopped: {reason}; the broker keeps serving, durable-class "
                 "channels are live only until a daemon runs again"
             )
+        await self._close()
+        self.stopped.set()
+
+    async def _broker_gone(self) -> str:
+        """Returns once the daemon's connection has been down for :attr:`broker_gone_s`."""
+        since: float | None = None
+        while True:
+            await asyncio.sleep(0.5)
+            conn = self.conn
+            if conn is None or conn.is_connected:
+                since = None
+                continue
+            since = since or time.monotonic()
+            if time.monotonic() - since >= self.broker_gone_s:
+                gone = self.broker_gone_s
+                return f"the broker at {self.url} has been unreachable for {gone:.0f}s"
 
     async def stop(self) -> None:
         """Stop serving and release the lease, so a successor binds at once."""
@@ -162,6 +226,8 @@ class UpDelivery:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.daemon.stop(), 6.0)
         await self._close()
+        if self.holder is not None:
+            self.holder.unlock()
 
     async def _close(self) -> None:
         conn, self.conn = self.conn, None

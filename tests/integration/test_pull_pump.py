@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator
 import nats
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
-from waiting import wait_for
 
 from cotal_tui.mesh.connection import Connection
 from cotal_tui.mesh.pull import PullPump
+from waiting import wait_for
 
 
 @pytest.fixture
