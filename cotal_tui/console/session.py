@@ -28,6 +28,8 @@ from cotal_tui.mesh.daemon import DaemonError, DeliveryDaemon
 from cotal_tui.mesh.endpoint import Endpoint, creds_identity
 from cotal_tui.mesh.lease import LeaseHeld
 from cotal_tui.mesh.plane3_agent import Plane3Agent
+from cotal_tui.server.holder_file import HolderFile
+from cotal_tui.server.stale_lease import HolderBusy, claim_holder, start_daemon
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
 RETRY_START_S = 2.0
@@ -93,6 +95,7 @@ class ConsoleSession:
         self.creds = options.creds
         self.daemon: DeliveryDaemon | None = None
         self.daemon_conn: Connection | None = None
+        self.daemon_holder: HolderFile | None = None
         self.notes: list[str] = []
         self._starter: asyncio.Task[None] | None = None
         self._prepared = False
@@ -219,9 +222,26 @@ class ConsoleSession:
         except ConnectionError_ as exc:
             self.source.daemon_refused = f"the daemon could not connect: {exc}"
             return
-        daemon = DeliveryDaemon(conn, self.options.space, daemon_id)
+        self.daemon_conn = conn  # closed by stop() even if it is cancelled while waiting
+        holder = self._daemon_holder(daemon_id)
         try:
-            await daemon.start()
+            claim_holder(holder)
+        except (HolderBusy, OSError) as exc:
+            self.source.daemon_refused = f"{exc} — running as a console only"
+            await conn.close()
+            return
+        daemon = DeliveryDaemon(
+            conn,
+            self.options.space,
+            daemon_id,
+            on_lease=holder.record if holder is not None else None,
+        )
+
+        def waiting(text: str) -> None:
+            self.source.daemon_refused = text
+
+        try:
+            await start_daemon(daemon, holder, waiting, wait=True, countdown_every_s=1.0)
         except LeaseHeld as exc:
             self.source.daemon_refused = f"{exc} — running as a console only"
             await conn.close()
@@ -230,8 +250,17 @@ class ConsoleSession:
             self.source.daemon_refused = f"{type(exc).__name__}: {exc}"
             await conn.close()
             return
-        self.daemon, self.daemon_conn = daemon, conn
+        self.source.daemon_refused = None
+        self.daemon = daemon
         self.source.delivery_daemon = daemon
+
+    def _daemon_holder(self, daemon_id: str) -> HolderFile | None:
+        """The holder file proving a stale lease of ours dead (server/holder_file.py)."""
+        if self.daemon_holder is None:
+            self.daemon_holder = HolderFile.for_daemon(
+                self.options.state_dir, self.options.space, daemon_id
+            )
+        return self.daemon_holder
 
     # -- live edits (console/watch.py) --------------------------------------------------------
 
@@ -298,6 +327,8 @@ class ConsoleSession:
         if self.daemon_conn is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.daemon_conn.close(), 2.0)
+        if self.daemon_holder is not None:
+            self.daemon_holder.unlock()
         await self.source.stop()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.ep.stop(graceful=True), 8.0)
