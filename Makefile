@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test faults lint bench clean
 
 install: $(STAMP)
 
@@ -19,6 +19,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The full fault suite (tests/faults): every scenario, three runs of the repeated ones (~15 min).
+faults: install
+	COTAL_FAULTS=full COTAL_FAULT_RUNS=3 $(BIN)/python -m pytest -q tests/faults
 
 lint: install
 	$(BIN)/ruff check cotal_tui tests bench

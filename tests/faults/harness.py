@@ -1,0 +1,238 @@
+"""The fault suite's parts: real `cotal-tui daemon` processes, load, and exact copy accounting.
+
+Everything is real: a nats-server process (the test's), `cotal-tui daemon` subprocesses killed
+by pid, senders publishing CHAT through JetStream. Copies are counted as the member would see
+them: an ordered consumer on the DLV stream, started before any load, records every (owner,
+message id) stored, so a copy stored and later discarded by DLV's per-subject cap still counts
+and a copy stored twice is seen twice. Its count is checked against the stream's own sequence
+delta, so the observer can never hide a gap of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cli_process import CliProcess, pid_alive
+from nats.js.api import DeliverPolicy
+from plane3_support import chat_message, request_delivery, set_acl, set_channel_class
+
+from cotal_tui.mesh.connection import Connection
+from cotal_tui.protocol.names import dlv_stream
+from waiting import wait_for
+
+DAEMON_ID = "D-FAULTS"
+SERVING = "✓ delivery: serving"
+
+
+def fault_runs() -> int:
+    """How many runs a repeated fault test makes: 1 in `make test`, 3 in `make faults`."""
+    try:
+        return max(1, int(os.environ.get("COTAL_FAULT_RUNS", "1")))
+    except ValueError:
+        return 1
+
+
+def full_suite() -> bool:
+    return os.environ.get("COTAL_FAULTS") == "full"
+
+
+class DaemonProc:
+    """`cotal-tui daemon` in open mode with a holder file under ``state_dir``."""
+
+    def __init__(self, url: str, space: str, state_dir: Path | None, cwd: Path) -> None:
+        args = ["daemon", "--server", url, "--space", space, "--id", DAEMON_ID]
+        if state_dir is not None:
+            args += ["--state-dir", str(state_dir)]
+        self.proc = CliProcess(args, cwd=cwd)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.proc.pid
+
+    @property
+    def serving(self) -> bool:
+        return self.proc.count(SERVING) > 0
+
+    @property
+    def exited(self) -> bool:
+        return self.proc.proc.poll() is not None
+
+    def sigkill(self) -> None:
+        os.kill(self.pid, 9)
+        self.proc.proc.wait()
+
+    def close(self) -> None:
+        if not self.exited:
+            self.proc.terminate()
+
+
+@dataclass
+class Daemons:
+    """Starts daemons; a successor is retried every 0.5 s until one serves (a supervisor)."""
+
+    url: str
+    space: str
+    state_dir: Path | None
+    """None: no holder file, so a successor cannot prove the old lease dead and waits it out."""
+    cwd: Path
+    started: list[DaemonProc] = field(default_factory=list)
+
+    def spawn(self) -> DaemonProc:
+        d = DaemonProc(self.url, self.space, self.state_dir, self.cwd)
+        self.started.append(d)
+        return d
+
+    async def serving_one(self, timeout: float = 60.0) -> DaemonProc:
+        """Start daemons (0.5 s apart when one exits) until one serves."""
+        current = self.spawn()
+
+        def check() -> bool:
+            nonlocal current
+            if current.serving:
+                return True
+            if current.exited:
+                current = self.spawn()
+            return False
+
+        await wait_for(check, what="a delivery daemon serving", timeout=timeout, interval=0.5)
+        return current
+
+    def close(self) -> None:
+        for d in self.started:
+            d.close()
+        for d in self.started:
+            assert not pid_alive(d.pid) or d.exited
+
+
+class DlvObserver:
+    """Every copy stored in DLV, as (owner, message id) counts; started before the load."""
+
+    def __init__(self, conn: Connection, space: str) -> None:
+        self.conn = conn
+        self.space = space
+        self.copies: Counter[tuple[str, str]] = Counter()
+        self.seen = 0
+        self._sub: Any = None
+        self.base_seq = 0
+
+    async def start(self) -> None:
+        js = self.conn.js
+        self.base_seq = int((await js.stream_info(dlv_stream(self.space))).state.last_seq)
+        prefix = f"cotal.{self.space}.dlv."
+
+        async def on_msg(msg: Any) -> None:
+            self.seen += 1
+            owner = msg.subject[len(prefix) :]
+            self.copies[(owner, json.loads(msg.data)["id"])] += 1
+
+        self._sub = await js.subscribe(
+            f"{prefix}>",
+            stream=dlv_stream(self.space),
+            cb=on_msg,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.NEW,
+        )
+
+    async def stored(self) -> int:
+        info = await self.conn.js.stream_info(dlv_stream(self.space))
+        return int(info.state.last_seq) - self.base_seq
+
+    async def settled(self, want: int, *, timeout: float, quiet_s: float = 3.0) -> None:
+        """Until ``want`` copies were stored and observed, or nothing new arrived for a while
+        after ``timeout`` (then the accounting says what is missing)."""
+        deadline = time.monotonic() + timeout
+        last, last_change = -1, time.monotonic()
+        while True:
+            stored = await self.stored()
+            if stored != last:
+                last, last_change = stored, time.monotonic()
+            if stored >= want and self.seen >= stored:
+                return
+            if time.monotonic() >= deadline and time.monotonic() - last_change >= quiet_s:
+                return
+            await asyncio.sleep(0.25)
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+
+
+async def setup_members(
+    tools: Connection, space: str, channel: str, members: list[str], senders: list[str]
+) -> None:
+    await set_channel_class(tools, space, channel, "durable")
+    for ident in [*members, *senders]:
+        await set_acl(tools, space, ident, [channel])
+    for m in members:
+        reply = await request_delivery(tools, space, m, "durableJoin", {"channel": channel})
+        assert reply.get("ok") and reply["data"]["durable"], reply
+
+
+class Load:
+    """Senders publishing through JetStream at a total rate; every published id recorded."""
+
+    def __init__(self, tools: Connection, space: str, channel: str, senders: list[str]) -> None:
+        self.tools = tools
+        self.space = space
+        self.channel = channel
+        self.senders = senders
+        self.published: list[tuple[str, str]] = []  # (sender, id), PubAck received
+
+    async def run(self, total: int, rate: float, *, unpaced: bool = False) -> None:
+        js = self.tools.js
+        start = time.perf_counter()
+        pending: list[Any] = []
+        for i in range(total):
+            sender = self.senders[i % len(self.senders)]
+            if not unpaced:
+                delay = start + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            subject, data, mid = chat_message(self.space, sender, self.channel, f"m{i}")
+            fut = await js.publish_async(subject, data, headers={"Nats-Msg-Id": mid})
+            pending.append((fut, sender, mid))
+            if len(pending) >= 200:
+                await self._settle(pending)
+        await self._settle(pending)
+
+    async def _settle(self, pending: list[Any]) -> None:
+        for fut, sender, mid in pending:
+            await fut  # a failed publish fails the test: the sender would know and retry
+            self.published.append((sender, mid))
+        pending.clear()
+
+
+@dataclass
+class Accounting:
+    want: int
+    delivered: int
+    lost: list[tuple[str, str]]
+    duplicated: list[tuple[tuple[str, str], int]]
+    unexpected: int
+
+    def describe(self) -> str:
+        return (
+            f"{self.delivered}/{self.want} copies delivered, {len(self.lost)} lost, "
+            f"{len(self.duplicated)} duplicated, {self.unexpected} unexpected"
+            + (f"; first lost: {self.lost[:3]}" if self.lost else "")
+            + (f"; first duplicated: {self.duplicated[:3]}" if self.duplicated else "")
+        )
+
+
+def account(
+    published: list[tuple[str, str]], members: list[str], observer: DlvObserver
+) -> Accounting:
+    wanted = {(m, mid) for _s, mid in published for m in members}
+    got = observer.copies
+    lost = sorted(w for w in wanted if got[w] == 0)
+    dup = sorted((k, n) for k, n in got.items() if n > 1)
+    unexpected = sum(n for k, n in got.items() if k not in wanted)
+    delivered = sum(1 for w in wanted if got[w] > 0)
+    return Accounting(len(wanted), delivered, lost, dup, unexpected)
