@@ -196,10 +196,15 @@ class UpDelivery:
                 await asyncio.wait_for(self.daemon.stop(release=False), 2.0)
         else:
             reason = self.daemon.state.stopped_reason or self.daemon.state.status
-        if self.daemon.state.status != "stopped" or gone.done():
+        if gone.done():
+            self.report.fail(
+                f"delivery daemon stopped: {reason}; durable-class channels are live only until "
+                "it runs again — `up` starts it again once the broker answers"
+            )
+        elif self.daemon.state.status != "stopped":
             self.report.fail(
                 f"delivery daemon stopped: {reason}; the broker keeps serving, durable-class "
-                "channels are live only until a daemon runs again"
+                "channels are live only until a daemon runs again — `up` starts it again"
             )
         await self._close()
         self.stopped.set()

@@ -1,7 +1,7 @@
 """`up`'s supervision (issue 11, cause 4): its nats-server and its in-process delivery daemon.
 
 - **nats-server**: if the process dies, it is started again on the same store and port, after
-  a bounded backoff (0 s the first time, then 1, 2, 4 … up to 30 s while restarts keep failing),
+  a bounded backoff (0 s the first time, then 1, 2, 4, 5, 5 … s while restarts keep failing),
   with one line each time. A restart that stays up for a minute resets the backoff.
 - **delivery daemon**: when it stops by itself (the broker unreachable for 15 s, the lease lost)
   it is started again once the broker answers, with the same bounded backoff while starts fail.
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from cotal_tui.server.process import EmbeddedServer, EmbeddedServerError, port_open
 from cotal_tui.server.up_delivery import Reporter, UpDelivery
 
-BACKOFF_MAX_S = 30.0
+BACKOFF_MAX_S = 5.0
 STABLE_AFTER_S = 60.0
 POLL_S = 0.5
 
@@ -59,6 +59,7 @@ async def supervise_server(
     """Keep ``server`` running until ``stop``: restart it (same store, same port) if it dies."""
     backoff = Backoff()
     up_since = time.monotonic()
+    failing = False
     while not stop.is_set():
         await _pause(stop, POLL_S)
         if stop.is_set():
@@ -67,22 +68,28 @@ async def supervise_server(
             if time.monotonic() - up_since >= STABLE_AFTER_S:
                 backoff.reset()
             continue
-        tail = server.log_tail(5)
         delay = backoff.next()
-        report.fail(
-            f"nats-server exited unexpectedly; restarting it on the same store and port "
-            f"{server.port}"
-            + (f" in {delay:g}s" if delay else "")
-            + (f" (log tail: {tail.splitlines()[-1]})" if tail else "")
-        )
+        if not failing:
+            tail = server.log_tail(5).splitlines()
+            report.fail(
+                "nats-server exited unexpectedly"
+                + (f" (log tail: {tail[-1]})" if tail else "")
+                + f"; restarting it on the same store and port {server.port}"
+                + (f" in {delay:g}s" if delay else "")
+            )
         await _pause(stop, delay)
         if stop.is_set():
             return
         try:
             server.start()  # on the main thread: the child's parent-death signal needs it
         except EmbeddedServerError as exc:
-            report.fail(f"nats-server restart failed: {str(exc).splitlines()[0]}")
+            failing = True
+            wait = min(backoff.maximum, 2.0 ** max(0, backoff.attempt - 1))
+            report.fail(
+                f"nats-server restart failed: {str(exc).splitlines()[0]}; retrying in {wait:g}s"
+            )
             continue
+        failing = False
         up_since = time.monotonic()
         report.ok(f"nats-server restarted (pid {server.pid}, store {server.store_dir})")
         if on_restarted is not None:
