@@ -6,7 +6,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from cotal_tui.mesh.acl import commit_acl, read_acl
+from cotal_tui.delivery.acl import commit_acl, read_acl
+from cotal_tui.delivery.members import (
+    activate_member,
+    commit_member,
+    delete_member,
+    list_members,
+    read_member,
+    tombstone_member,
+)
 from cotal_tui.mesh.connection import Connection
 from cotal_tui.mesh.kv import KvBucket
 from cotal_tui.mesh.lease import (
@@ -18,14 +26,6 @@ from cotal_tui.mesh.lease import (
     read_lease,
     release_lease,
     renew_lease,
-)
-from cotal_tui.mesh.members import (
-    activate_member,
-    commit_member,
-    delete_member,
-    list_members,
-    read_member,
-    tombstone_member,
 )
 from cotal_tui.protocol.errors import StaleMembershipWrite
 from cotal_tui.protocol.models import MembershipRecord
