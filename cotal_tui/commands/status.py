@@ -17,10 +17,10 @@ from typing import Any
 
 from cotal_tui.mesh.connection import Connected, ConnectionError_, ConnectionState, Reconnecting
 from cotal_tui.mesh.durable import PendingOp
-from cotal_tui.mesh.endpoint import Endpoint, LeaseRead
+from cotal_tui.mesh.endpoint import Endpoint
 from cotal_tui.mesh.jsapi import JsApiError, JsApiUnavailable
 from cotal_tui.mesh.kv import BucketNotFound, KvError
-from cotal_tui.mesh.lease import STALE_AFTER_MS, LeaseVerdict
+from cotal_tui.mesh.lease import STALE_AFTER_MS, LeaseRead, LeaseVerdict
 from cotal_tui.mesh.plane3_agent import delivery_lease_verdict
 
 SCHEMA = "cotal-tui/status/1"

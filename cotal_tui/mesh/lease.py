@@ -31,6 +31,20 @@ class LeaseEntry:
         return max(0.0, (now - self.info.since) / 1000)
 
 
+@dataclass(frozen=True)
+class LeaseRead:
+    """``lease.0`` as an agent reads it (§5.9): ``known`` is False when the read failed."""
+
+    known: bool
+    lease: DeliveryLeaseInfo | None = None
+    revision: int | None = None
+    error: str | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.lease is not None and self.lease.ready
+
+
 class LeaseHeld(perrors.LeaseHeld):
     """Another daemon holds a live lease; this one must not bind (no retry, no split)."""
 
