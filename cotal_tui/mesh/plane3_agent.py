@@ -435,7 +435,7 @@ async def delivery_lease_verdict(
 
 
 def _degraded_reason(verdict: LeaseVerdict, member: bool) -> str:
-    if verdict.verdict == "serving" and verdict.responder == "unknown":
+    if verdict.verdict == "unverified" and verdict.responder == "unknown":
         why = "delivery daemon unconfirmed: responder unknown (cannot probe with this credential)"
     elif verdict.verdict == "serving":
         why = ""
