@@ -142,3 +142,22 @@ def test_importing_delivery_does_import_it():
     """The check above can fail: the same probe sees the daemon when it is imported."""
     loaded = _loaded_after("import cotal_tui.delivery.daemon")
     assert "cotal_tui.delivery.daemon" in loaded and "cotal_tui.mesh.connection" in loaded
+
+
+# Top to bottom; a module may import its own package or any package below it, never above.
+LAYERS = ("commands", "demo", "tui", "console", "server", "delivery", "mesh", "protocol")
+
+
+def _layer(module: str) -> int | None:
+    parts = module.split(".")
+    return LAYERS.index(parts[1]) if len(parts) > 1 and parts[1] in LAYERS else None
+
+
+def test_no_import_runs_up_the_layers():
+    upward = sorted(
+        f"{src} -> {dst}"
+        for src, dsts in import_graph().items()
+        for dst in dsts
+        if (a := _layer(src)) is not None and (b := _layer(dst)) is not None and b < a
+    )
+    assert not upward, "\n".join(upward)
