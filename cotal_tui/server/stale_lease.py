@@ -20,7 +20,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from cotal_tui.mesh.daemon import DeliveryDaemon
+from cotal_tui.delivery.daemon import DeliveryDaemon
 from cotal_tui.mesh.lease import LeaseHeld
 from cotal_tui.server.holder_file import HolderFile
 
