@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from cotal_tui.delivery.acl import AclEntry, read_acl
 from cotal_tui.delivery.fresh_cache import FreshKvCache
+from cotal_tui.delivery.inbox_pressure import InboxPressure
 from cotal_tui.delivery.member_index import MembershipIndex
 from cotal_tui.delivery.members import MemberEntry, read_member
 from cotal_tui.mesh.connection import Connection
@@ -34,11 +35,9 @@ from cotal_tui.protocol.names import (
     inbox_stream,
     member_key,
     members_bucket,
+    reader_durable,
 )
 from cotal_tui.protocol.subjects import dinbox_subject, dlv_subject, space_prefix
-
-# Below INBOX's per-owner cap (1,000, discard old), whatever the owners' share of the backlog.
-INBOX_BACKLOG_LIMIT = 800
 
 
 @dataclass
@@ -185,12 +184,10 @@ class DaemonContext:
         self.acker = AckTracker(self.conn)
         self._dinbox: dict[str, str] = {}
         self._dlv: dict[str, str] = {}
-        # Entries written to INBOX by this process and not yet decided by the reader. INBOX
-        # keeps at most 1,000 entries per owner (discard old): the fan-out waits while this is
-        # at INBOX_BACKLOG_LIMIT, so no owner's unread entries can be pushed out.
-        self.inbox_backlog = 0
-        self._backlog_low = asyncio.Event()
-        self._backlog_low.set()
+        # INBOX keeps at most 1,000 entries per owner (discard old): the fan-out waits on the
+        # reader consumer's real unread count (inbox_pressure.py), so no unread entry, ours or
+        # a dead predecessor's, can be pushed out.
+        self.inbox = InboxPressure(self.conn, inbox_stream(self.space), reader_durable())
         self.acl_cache: FreshKvCache[AclEntry] | None = None
         self.members_cache: FreshKvCache[MemberEntry] | None = None
         self.members = KvBucket(self.conn, members_bucket(self.space))
@@ -218,24 +215,25 @@ class DaemonContext:
 
     # -- INBOX backpressure -------------------------------------------------------------------
 
+    @property
+    def inbox_backlog(self) -> int:
+        """INBOX entries not acked by the reader yet (server figure + what moved since)."""
+        return self.inbox.estimate
+
     def entries_written(self, n: int) -> None:
-        self.inbox_backlog += n
-        if self.inbox_backlog >= INBOX_BACKLOG_LIMIT:
-            self._backlog_low.clear()
+        """``n`` dinbox writes started (their PubAcks: :meth:`entries_settled`)."""
+        self.inbox.written(n)
+
+    def entries_settled(self, n: int) -> None:
+        self.inbox.settled(n)
 
     def entries_decided(self, n: int) -> None:
-        self.inbox_backlog = max(0, self.inbox_backlog - n)
-        if self.inbox_backlog < INBOX_BACKLOG_LIMIT:
-            self._backlog_low.set()
+        """``n`` entries the reader decided, or writes that were never stored."""
+        self.inbox.decided(n)
 
-    async def inbox_room(self, timeout: float = 1.0) -> None:
-        """Wait (bounded, so a lost count can never wedge fan-out) until the reader caught up."""
-        if not self._backlog_low.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):  # not wait_for: tasks.py
-                    await self._backlog_low.wait()
-            if not self._backlog_low.is_set():
-                self.inbox_backlog = INBOX_BACKLOG_LIMIT // 2  # resync: entries lost to restarts
+    async def inbox_room(self, batch: int) -> None:
+        """Wait until a batch of up to ``batch`` messages cannot push an unread entry out."""
+        await self.inbox.room(batch)
 
     # -- fresh registry reads, one per distinct key ------------------------------------------
 

@@ -323,6 +323,7 @@ class DeliveryService:
                     )
                 ctx.entries_written(len(items))
                 results = await ctx.publish_many(items)
+                ctx.entries_settled(len(results))
                 ctx.entries_decided(results.count(False))
                 if not all(results):
                     raise CatchupFailed(

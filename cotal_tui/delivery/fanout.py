@@ -53,7 +53,7 @@ class FanoutWriter(ConsumerLoop):
         )
 
     async def before_take(self) -> None:
-        await self.ctx.inbox_room()
+        await self.ctx.inbox_room(self.batch)
 
     async def dispatch(self, msgs: list[Msg]) -> Coroutine[Any, Any, None] | None:
         """Route a batch and start its publishes; returns the completion that acks/naks."""
@@ -151,6 +151,7 @@ class FanoutWriter(ConsumerLoop):
         except asyncio.CancelledError:
             self.pump.give_back(msgs)
             raise
+        ctx.entries_settled(len(results))
         ctx.entries_decided(results.count(False))  # never stored: nothing for the reader
         for m, span in zip(msgs, spans, strict=True):
             if isinstance(span, Exception):

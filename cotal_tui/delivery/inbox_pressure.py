@@ -1,0 +1,103 @@
+"""INBOX backpressure from the stream's real state (issue 11, cause 1).
+
+INBOX keeps at most 1,000 entries per owner and discards the oldest. An entry the reader has not
+decided yet must never be the one discarded: its copy would be gone for good, and the 2 h dedup
+window would turn any re-fan-out of it into a no-op. The unread entries are not only this
+process's: a daemon that died leaves its reader's in-flight entries ack-pending until their
+ack_wait (60 s) brings them back. Counting only our own writes (as before) let a successor
+fan out on top of them and push them out.
+
+So the fan-out waits on the reader consumer's own figures: ``num_pending + num_ack_pending``
+(everything in INBOX not yet acked, whoever wrote or took it), read from the server, plus what
+was written since that read, minus what this reader decided since. When that total plus one
+batch stays at or below :data:`UNREAD_LIMIT`, no owner can hold more than 1,000 unread entries
+after the batch (an owner's unread entries are a part of the total), so none can be discarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from cotal_tui.mesh.connection import Connection
+from cotal_tui.mesh.jsapi import API, api_request
+from cotal_tui.protocol.names import MAX_MSGS_PER_SUBJECT
+
+MARGIN = 44
+REFRESH_S = 0.5  # re-read the consumer at least this often while writing
+POLL_S = 0.05  # and this often while waiting for room
+
+
+class InboxPressure:
+    def __init__(self, conn: Connection, stream: str, durable: str) -> None:
+        self.conn = conn
+        self.stream = stream
+        self.durable = durable
+        self.unread_at_read = 0
+        self.written_since = 0
+        self.decided_since = 0
+        self.in_flight = 0  # written, PubAck not back yet
+        self.read_at = float("-inf")
+        self.reads = 0
+        self.waits = 0
+        self._moved = asyncio.Event()
+
+    @property
+    def estimate(self) -> int:
+        """Entries in INBOX the reader has not acked yet (an upper bound)."""
+        return max(0, self.unread_at_read + self.written_since - self.decided_since)
+
+    def written(self, n: int) -> None:
+        self.written_since += n
+        self.in_flight += n
+
+    def settled(self, n: int) -> None:
+        self.in_flight = max(0, self.in_flight - n)
+
+    def decided(self, n: int) -> None:
+        self.decided_since += n
+        self._moved.set()
+
+    async def refresh(self) -> bool:
+        """Read the reader consumer's pending figures; False when they cannot be read."""
+        try:
+            info: dict[str, Any] = await api_request(
+                self.conn,
+                f"{API}.CONSUMER.INFO.{self.stream}.{self.durable}",
+                None,
+                what=f"reading consumer {self.stream}/{self.durable}",
+                timeout=2.0,
+            )
+        except Exception:  # noqa: BLE001 - keep the local estimate until the next read
+            return False
+        self.unread_at_read = int(info.get("num_pending") or 0) + int(
+            info.get("num_ack_pending") or 0
+        )
+        # Writes whose PubAck is still out may not be counted by the server yet: keep them.
+        self.written_since = self.in_flight
+        self.decided_since = 0
+        self.read_at = time.monotonic()
+        self.reads += 1
+        return True
+
+    async def room(self, batch: int) -> None:
+        """Wait until a batch of up to ``batch`` messages cannot push an unread entry out."""
+        limit = MAX_MSGS_PER_SUBJECT - batch - MARGIN
+        if time.monotonic() - self.read_at >= REFRESH_S:
+            await self.refresh()
+        if self.estimate <= limit:
+            return
+        self.waits += 1
+        while True:
+            self._moved.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(POLL_S):  # not wait_for: tasks.py
+                    await self._moved.wait()
+            if self.estimate <= limit:
+                return
+            if time.monotonic() - self.read_at >= POLL_S * 4:
+                await self.refresh()
+                if self.estimate <= limit:
+                    return
