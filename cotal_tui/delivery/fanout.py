@@ -26,6 +26,13 @@ from cotal_tui.protocol.consumers import fanout_durable_config
 from cotal_tui.protocol.delivery import durable_copy_wanted, genuine_chat, mention_allowed
 from cotal_tui.protocol.names import plane3_msg_id
 
+# Messages pulled from CHAT ahead of routing. CHAT keeps 1,000 per sender-channel subject and
+# discards the oldest, so an unpaced burst from one sender fills its subject within a fraction of
+# a second: what the fan-out already holds is what survives beyond the 1,000 kept. At 512 a burst
+# of 2,000 lost ~24 % of its copies; at 1,000 all of them arrived (issue 11, cause 6). The
+# consumer's max_ack_pending (server default 1,000) caps it anyway.
+READ_AHEAD = 1000
+
 # One planned copy: (owner, generation, reason).
 Copy = tuple[str, int, str]
 
@@ -47,7 +54,7 @@ class FanoutWriter(ConsumerLoop):
             ctx.chat_stream,
             fanout_durable_config(ctx.space),
             batch=batch,
-            credit=batch * 2,
+            credit=max(READ_AHEAD, batch * 2),
             depth=depth,
             task_name="plane3-fanout",
         )
