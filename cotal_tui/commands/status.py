@@ -104,9 +104,37 @@ async def take_snapshot(
             rows = await ep.list_channels(lease)
         except (JsApiError, JsApiUnavailable) as exc:
             raise StatusFailed(f"cannot list the channels of {space!r}: {exc}") from None
-        return build_snapshot(ep, server, lease, rows, verdict, responder_ms)
+        snapshot = build_snapshot(ep, server, lease, rows, verdict, responder_ms)
+        snapshot.setdefault("delivery", {}).update(await delivery_evictions(ep, verdict))
+        return snapshot
     finally:
         await ep.stop(graceful=False)
+
+
+async def delivery_evictions(ep: Endpoint, verdict: LeaseVerdict) -> dict[str, Any]:
+    """``evictedBeforeRouting`` as the serving daemon counts it (per channel, since it started):
+    CHAT messages its fan-out never routed because CHAT's per-sender cap evicted them first —
+    they never reached offline durable members. ``null`` when no daemon told us (none serving,
+    this credential may not ask, or a daemon that does not report it)."""
+    out: dict[str, Any] = {"evictedBeforeRouting": None, "evictedBeforeRoutingSince": None}
+    if verdict.responder != "answered":
+        out["evictedBeforeRoutingUnknown"] = f"no daemon answered ({verdict.responder_text})"
+        return out
+    try:
+        reply = await ep.request_delivery("deliveryStats", {}, timeout=2.0)
+    except Exception as exc:  # noqa: BLE001 - reported as unknown
+        out["evictedBeforeRoutingUnknown"] = f"the daemon did not answer deliveryStats ({exc})"
+        return out
+    data = reply.data if reply.ok and isinstance(reply.data, dict) else None
+    counts = data.get("evictedBeforeRouting") if data else None
+    if not isinstance(counts, dict):
+        out["evictedBeforeRoutingUnknown"] = (
+            f"the daemon does not report it ({reply.error or 'no figures in its answer'})"
+        )
+        return out
+    out["evictedBeforeRouting"] = {str(k): int(v) for k, v in counts.items()}
+    out["evictedBeforeRoutingSince"] = data.get("since") if data else None
+    return out
 
 
 def _connection(state: ConnectionState | None, ep: Endpoint) -> dict[str, Any]:
@@ -236,6 +264,21 @@ def build_snapshot(
     }
 
 
+def eviction_lines(delivery: dict[str, Any]) -> list[str]:
+    """``evictedBeforeRouting`` in plain words (nothing when the daemon counted none)."""
+    counts = delivery.get("evictedBeforeRouting")
+    if not counts:
+        return []
+    return [
+        f"lost before routing: {n} message(s) on "
+        + ("an unknown channel" if ch == "?" else f"#{ch}")
+        + " were evicted from CHAT before the delivery daemon routed them — they never reached "
+        "offline durable members"
+        for ch, n in sorted(counts.items())
+        if n
+    ]
+
+
 def render_text(s: dict[str, Any]) -> str:
     conn = s["connection"]
     roster = s["roster"]
@@ -273,6 +316,7 @@ def render_text(s: dict[str, Any]) -> str:
         )
     if lease is not None and "verdict" in lease:
         lines.append(f"delivery: {lease['verdict']} — {lease['consequence']}")
+    lines.extend(eviction_lines(s.get("delivery") or {}))
     for key, label in (
         ("pendingBootJoins", "pending boot joins"),
         ("pendingLeaves", "pending leaves"),

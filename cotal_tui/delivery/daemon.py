@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import nats.errors
@@ -91,6 +91,8 @@ class DaemonState:
     members_indexed: int
     last_error: str | None
     stopped_reason: str | None
+    evicted_before_routing: dict[str, int] = field(default_factory=dict)
+    """CHAT messages per channel evicted before this daemon's fan-out routed them."""
 
 
 class DeliveryDaemon:
@@ -124,8 +126,10 @@ class DeliveryDaemon:
         self.ctx = DaemonContext(self.conn, space, daemon_id, on_error=self._record_error)
         self.roster = RosterWatch(self.conn, space, on_error=self._record_error)
         self.ctx.mention_names = self._mention_names
+        self.ctx.delivery_stats = self._delivery_stats
         self.service = DeliveryService(self.ctx)
         self.fanout = FanoutWriter(self.ctx, batch=batch)
+        self.ctx.chat_seq_routed = self.fanout.evictions.routed
         self.reader = TrustedReader(self.ctx, batch=batch)
         self._status: Status = "idle"
         self._lease: LeaseEntry | None = None
@@ -158,6 +162,7 @@ class DeliveryDaemon:
             len(self.ctx.index),
             self._last_error,
             self._stopped_reason,
+            dict(self.fanout.evictions.by_channel),
         )
 
     @property
@@ -373,6 +378,10 @@ class DeliveryDaemon:
         self._finish("lost", reason)
 
     # -- callbacks ---------------------------------------------------------------------------
+
+    def _delivery_stats(self) -> dict[str, object]:
+        ev = self.fanout.evictions
+        return {"evictedBeforeRouting": dict(ev.by_channel), "since": ev.since_ms}
 
     def _mention_names(self) -> dict[str, list[str]]:
         names: dict[str, list[str]] = {}

@@ -179,6 +179,9 @@ class DaemonContext:
     counters: Counters = field(default_factory=Counters)
     index: MembershipIndex = field(default_factory=MembershipIndex)
     mention_names: Callable[[], dict[str, list[str]]] = field(default=lambda: {})
+    delivery_stats: Callable[[], dict[str, Any]] = field(default=lambda: {})
+    chat_seq_routed: Callable[[int], None] = field(default=lambda seq: None)
+    """The reader saw an entry for this CHAT sequence (chat_gaps.py un-counts an eviction)."""
 
     def __post_init__(self) -> None:
         self.acker = AckTracker(self.conn)

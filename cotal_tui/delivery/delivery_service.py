@@ -71,6 +71,10 @@ class ReplyGuardDrop(RuntimeError):
     """A ``ctl.delivery`` request whose reply subject is not in its own lane (dropped silently)."""
 
 
+# Not a reference op: `status` asks for the daemon's own figures (evictedBeforeRouting).
+OP_DELIVERY_STATS = "deliveryStats"
+
+
 class DeliveryService:
     def __init__(self, ctx: DaemonContext) -> None:
         self.ctx = ctx
@@ -83,6 +87,7 @@ class DeliveryService:
             OP_DURABLE_JOIN: self._op_join,
             OP_DURABLE_LEAVE: self._op_leave,
             OP_LIST_MEMBERSHIPS: self._op_list,
+            OP_DELIVERY_STATS: self._op_stats,
         }
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -172,6 +177,11 @@ class DeliveryService:
             await self.durable_leave_for(caller, channel, generation)
         self.ctx.counters.leaves += 1
         return {"channel": channel}
+
+    async def _op_stats(self, caller: str, args: dict[str, Any]) -> dict[str, Any]:
+        """This implementation's extension (the reference answers it "unsupported op"): what
+        `status --json` shows in ``delivery`` that only the daemon knows."""
+        return self.ctx.delivery_stats()
 
     async def _op_list(self, caller: str, args: dict[str, Any]) -> dict[str, Any]:
         return list_memberships_result(self.ctx.index.memberships_of(caller)).to_wire()

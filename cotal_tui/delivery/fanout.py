@@ -20,6 +20,7 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
+from cotal_tui.delivery.chat_gaps import EvictionTracker
 from cotal_tui.delivery.consumer_loop import ConsumerLoop
 from cotal_tui.delivery.daemon_context import DaemonContext, entry_payload
 from cotal_tui.protocol.consumers import fanout_durable_config
@@ -58,6 +59,24 @@ class FanoutWriter(ConsumerLoop):
             depth=depth,
             task_name="plane3-fanout",
         )
+        self.evictions = EvictionTracker(
+            ctx.conn, ctx.chat_stream, self.durable, f"{ctx.prefix}.chat.", ctx.on_error
+        )
+        # Batches are acked in stream order (each completion waits for the one before), so the
+        # consumer's ack floor is exactly what was acked: chat_gaps.py relies on it.
+        self._acked_before: asyncio.Event | None = None
+
+    async def start(self) -> None:
+        await super().start()
+        await self.evictions.start()
+
+    async def stop(self) -> None:
+        await super().stop()
+        await self.evictions.stop()
+
+    async def _ack(self, m: Msg) -> None:
+        await m.ack()
+        self.evictions.acked(stream_seq(m))
 
     async def before_take(self) -> None:
         await self.ctx.inbox_room(self.batch)
@@ -70,12 +89,12 @@ class FanoutWriter(ConsumerLoop):
             try:
                 data = json.loads(m.data)
             except ValueError:
-                await m.ack()
+                await self._ack(m)
                 continue
             sender = data.get("from") if isinstance(data, dict) else None
             origin = genuine_chat(m.subject, sender.get("id") if isinstance(sender, dict) else None)
             if origin is None:  # not a chat subject, or a spoofed sender: never routed
-                await m.ack()
+                await self._ack(m)
                 continue
             routed.append((m, origin.rest, origin.sender, data, stream_seq(m)))
         if not routed:
@@ -144,17 +163,36 @@ class FanoutWriter(ConsumerLoop):
                 spans.append((start, len(items)))
         futures = await ctx.publish_start(items)
         ctx.entries_written(len(items))
-        return self._complete([r[0] for r in routed], spans, futures)
+        before, mine = self._acked_before, asyncio.Event()
+        self._acked_before = mine
+        return self._complete([r[0] for r in routed], spans, futures, before, mine)
 
     async def _complete(
         self,
         msgs: list[Msg],
         spans: list[tuple[int, int] | Exception],
         futures: list[asyncio.Future[None] | None],
+        before: asyncio.Event | None = None,
+        mine: asyncio.Event | None = None,
+    ) -> None:
+        try:
+            await self._settle_and_ack(msgs, spans, futures, before)
+        finally:
+            if mine is not None:
+                mine.set()
+
+    async def _settle_and_ack(
+        self,
+        msgs: list[Msg],
+        spans: list[tuple[int, int] | Exception],
+        futures: list[asyncio.Future[None] | None],
+        before: asyncio.Event | None,
     ) -> None:
         ctx = self.ctx
         try:
             results = await ctx.settle(futures)
+            if before is not None:
+                await before.wait()  # acks in stream order: the batch before goes first
         except asyncio.CancelledError:
             self.pump.give_back(msgs)
             raise
@@ -169,7 +207,7 @@ class FanoutWriter(ConsumerLoop):
             start, end = span
             if all(results[start:end]):
                 ctx.counters.fanned_out += end - start
-                await m.ack()
+                await self._ack(m)
             else:
                 ctx.counters.fanned_out += sum(results[start:end])
                 ctx.counters.naked += 1

@@ -145,6 +145,7 @@ class TrustedReader(ConsumerLoop):
                 await m.ack()
                 continue
             entries.append(entry)
+            ctx.chat_seq_routed(entry.seq)  # a fan-out routed that CHAT message (chat_gaps.py)
         if not entries:
             ctx.entries_decided(len(msgs))
             return None

@@ -1,0 +1,223 @@
+"""CHAT messages evicted before the fan-out routed them (issue 11, cause 2).
+
+CHAT keeps 1,000 messages per sender-channel subject and discards the oldest (a reference wire
+fact, kept). A sender faster than the fan-out — a hot sender while no daemon holds the lease, or
+the retry burst after a broker restart — pushes messages out before they were routed: they never
+reach an offline durable member, and nothing else would ever say so.
+
+:class:`EvictionTracker` finds every such message from the ``fanout`` consumer's own state.
+The fan-out acks in stream order (fanout.py), so everything at or below the consumer's ack floor
+was either acked by a fan-out or never delivered at all: JetStream moves the floor over
+messages deleted before delivery (and drops deleted ones from the pending set). Every stream
+sequence the floor passed that this process did not ack, above the floor it found at bind, is a
+message evicted before routing. The count is exact; the channel is the one whose subjects sit at
+the 1,000 cap (the only subjects that evict), or ``?`` when several channels do.
+
+A dead predecessor's in-flight messages (delivered to it, not acked: the floor found at bind up
+to the last delivered sequence) may have been routed before it died. Each such sequence that is
+evicted is checked against the entries the reader sees: an entry carrying that CHAT sequence
+means it was routed, and it is not counted (or no longer counted). Left inexact: a predecessor's
+acks above its own floor (possible only after a nak, since acks go in order), and a message it
+had routed to some members but not all when it died.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from cotal_tui.mesh.connection import Connection
+from cotal_tui.mesh.jsapi import API, api_request
+from cotal_tui.mesh.tasks import cancel_and_wait
+from cotal_tui.protocol.names import MAX_MSGS_PER_SUBJECT
+
+UNKNOWN_CHANNEL = "?"
+CHECK_EVERY_S = 1.0
+
+
+class EvictedBeforeRouting(RuntimeError):
+    """Told to the daemon's error listener (logged by `cotal-tui daemon`) on every detection."""
+
+    def __init__(self, channel: str, count: int, first: int, last: int) -> None:
+        where = "an unknown channel" if channel == UNKNOWN_CHANNEL else f"#{channel}"
+        super().__init__(
+            f"{count} message(s) on {where} were evicted from CHAT (its 1,000-per-sender cap) "
+            f"before the fan-out routed them (CHAT seq {first}–{last}); they never reached "
+            "offline durable members"
+        )
+        self.channel = channel
+        self.count = count
+
+
+class EvictionTracker:
+    def __init__(
+        self,
+        conn: Connection,
+        stream: str,
+        durable: str,
+        chat_prefix: str,
+        on_evicted: Callable[[EvictedBeforeRouting], None],
+    ) -> None:
+        self.conn = conn
+        self.stream = stream
+        self.durable = durable
+        self.chat_prefix = chat_prefix  # "cotal.<space>.chat."
+        self.on_evicted = on_evicted
+        self.by_channel: dict[str, int] = {}
+        self.since_ms: int | None = None
+        self._accounted: int | None = None  # the ack floor everything below is accounted for
+        self._handled: list[int] = []  # sorted stream seqs this process acked above it
+        self._task: asyncio.Task[None] | None = None
+        # the predecessor's in-flight window (floor, delivered] found at bind
+        self._window: tuple[int, int] | None = None
+        self._suspect: dict[int, str] = {}  # window seqs counted as evicted, by channel
+        self._routed_in_window: set[int] = set()  # window seqs the reader saw entries for
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_channel.values())
+
+    def acked(self, seq: int) -> None:
+        """The fan-out acked this stream sequence (routed, or decided never to route)."""
+        if self._accounted is not None and seq <= self._accounted:
+            return
+        i = bisect.bisect_left(self._handled, seq)
+        if i == len(self._handled) or self._handled[i] != seq:  # a redelivery acked again
+            self._handled.insert(i, seq)
+
+    async def start(self) -> None:
+        """Take the floor as found (what is below is the past's); then check every second."""
+        if self.since_ms is None:
+            self.since_ms = int(time.time() * 1000)
+        if self._accounted is None:
+            found = await self._info()
+            if found is not None:
+                floor, delivered = found
+                self._accounted = floor
+                if delivered > floor:
+                    self._window = (floor, delivered)
+                self._trim()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="plane3-eviction-tracker"
+            )
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        await cancel_and_wait([task])
+        with contextlib.suppress(Exception):
+            await self.check()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(CHECK_EVERY_S)
+            with contextlib.suppress(Exception):
+                await self.check()
+
+    def routed(self, seq: int) -> None:
+        """The reader saw an entry for CHAT sequence ``seq`` (so some fan-out routed it)."""
+        w = self._window
+        if w is None or not w[0] < seq <= w[1]:
+            return
+        self._routed_in_window.add(seq)
+        channel = self._suspect.pop(seq, None)
+        if channel is not None:
+            left = self.by_channel.get(channel, 0) - 1
+            if left > 0:
+                self.by_channel[channel] = left
+            else:
+                self.by_channel.pop(channel, None)
+
+    async def check(self) -> int:
+        """Account for the floor's progress since the last check; returns the new evictions."""
+        found = await self._info()
+        if found is None:
+            return 0
+        floor = found[0]
+        if self._accounted is None:
+            self._accounted = floor
+            self._trim()
+            return 0
+        if floor <= self._accounted:
+            return 0
+        start = self._accounted
+        cut = bisect.bisect_right(self._handled, floor)
+        handled_seqs = self._handled[:cut]  # every kept seq is above `start` (see _trim)
+        missing = (floor - start) - cut
+        self._handled = self._handled[cut:]
+        self._accounted = floor
+        suspects: list[int] = []
+        w = self._window
+        if missing > 0 and w is not None and start < w[1]:
+            # the predecessor's window: name each missing seq; drop those the reader saw routed
+            acked = set(handled_seqs)
+            for seq in range(max(start, w[0]) + 1, min(floor, w[1]) + 1):
+                if seq in acked:
+                    continue
+                if seq in self._routed_in_window:
+                    missing -= 1
+                else:
+                    suspects.append(seq)
+        if missing <= 0:
+            return 0
+        channel = await self._evicting_channel()
+        for seq in suspects:
+            self._suspect[seq] = channel
+        self.by_channel[channel] = self.by_channel.get(channel, 0) + missing
+        self.on_evicted(EvictedBeforeRouting(channel, missing, start + 1, floor))
+        return missing
+
+    def _trim(self) -> None:
+        assert self._accounted is not None
+        cut = bisect.bisect_right(self._handled, self._accounted)
+        self._handled = self._handled[cut:]
+
+    async def _info(self) -> tuple[int, int] | None:
+        """The consumer's (ack floor, last delivered) stream sequences."""
+        try:
+            info: dict[str, Any] = await api_request(
+                self.conn,
+                f"{API}.CONSUMER.INFO.{self.stream}.{self.durable}",
+                None,
+                what=f"reading consumer {self.stream}/{self.durable}",
+                timeout=2.0,
+            )
+        except Exception:  # noqa: BLE001 - checked again in a second
+            return None
+        floor = (info.get("ack_floor") or {}).get("stream_seq")
+        delivered = (info.get("delivered") or {}).get("stream_seq")
+        if not isinstance(floor, int):
+            return None
+        return floor, delivered if isinstance(delivered, int) else floor
+
+    async def _evicting_channel(self) -> str:
+        """The channel whose subjects are at CHAT's per-subject cap (the ones that evict)."""
+        try:
+            info: dict[str, Any] = await api_request(
+                self.conn,
+                f"{API}.STREAM.INFO.{self.stream}",
+                {"subjects_filter": f"{self.chat_prefix}>"},
+                what=f"reading stream {self.stream}",
+                timeout=2.0,
+            )
+        except Exception:  # noqa: BLE001 - the count stands; the channel is unknown
+            return UNKNOWN_CHANNEL
+        subjects = (info.get("state") or {}).get("subjects") or {}
+        channels = {
+            channel
+            for subject, count in subjects.items()
+            if isinstance(count, int)
+            and count >= MAX_MSGS_PER_SUBJECT
+            and (channel := self.channel_of(subject)) is not None
+        }
+        return channels.pop() if len(channels) == 1 else UNKNOWN_CHANNEL
+
+    def channel_of(self, subject: str) -> str | None:
+        if not subject.startswith(self.chat_prefix):
+            return None
+        parts = subject[len(self.chat_prefix) :].split(".", 1)
+        return parts[1] if len(parts) == 2 and parts[1] else None
