@@ -398,6 +398,7 @@ class MeshSource:
             last_error_at=self._daemon_error[1] if self._daemon_error else None,
             refused=refused,
             observed_at=now,
+            evicted_before_routing=tuple(sorted(st.evicted_before_routing.items())),
         )
 
     async def messages(self) -> AsyncIterator[MessageInput]:

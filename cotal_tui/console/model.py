@@ -564,6 +564,7 @@ class ConsoleModel:
             source=freshness(
                 "daemon", "in-process daemon", d.observed_at, None, now, DAEMON_STALE_MS
             ),
+            evicted_before_routing=d.evicted_before_routing,
         )
 
     def _feed_source(self, link: ConnectionInput, now: Ms) -> SourceView:

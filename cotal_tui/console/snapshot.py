@@ -152,6 +152,7 @@ class DaemonView:
     last_error_age_ms: int | None
     refused: str | None
     source: SourceView
+    evicted_before_routing: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -192,6 +192,8 @@ class DaemonInput:
     refused: str | None = None
     """Why it did not bind (e.g. another daemon holds the lease), said plainly."""
     observed_at: Ms | None = None
+    evicted_before_routing: tuple[tuple[str, int], ...] = ()
+    """(channel, CHAT messages evicted before its fan-out routed them), sorted by channel."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,8 +67,9 @@ class FanoutWriter(ConsumerLoop):
         self._acked_before: asyncio.Event | None = None
 
     async def start(self) -> None:
+        await self.ensure_consumer()
+        await self.evictions.start()  # the floor before this process acks anything
         await super().start()
-        await self.evictions.start()
 
     async def stop(self) -> None:
         await super().stop()

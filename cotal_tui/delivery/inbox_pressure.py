@@ -39,6 +39,7 @@ class InboxPressure:
         self.written_since = 0
         self.decided_since = 0
         self.in_flight = 0  # written, PubAck not back yet
+        self.written_total = 0
         self.read_at = float("-inf")
         self.reads = 0
         self.waits = 0
@@ -52,6 +53,7 @@ class InboxPressure:
     def written(self, n: int) -> None:
         self.written_since += n
         self.in_flight += n
+        self.written_total += n
 
     def settled(self, n: int) -> None:
         self.in_flight = max(0, self.in_flight - n)
@@ -62,6 +64,10 @@ class InboxPressure:
 
     async def refresh(self) -> bool:
         """Read the reader consumer's pending figures; False when they cannot be read."""
+        # What the server's figure may not include: writes whose PubAck was still out when the
+        # request left, and every write since. Decisions during the round trip are not
+        # subtracted (they may or may not be in the figure): the estimate stays an upper bound.
+        in_flight_at_send, written_at_send = self.in_flight, self.written_total
         try:
             info: dict[str, Any] = await api_request(
                 self.conn,
@@ -75,8 +81,7 @@ class InboxPressure:
         self.unread_at_read = int(info.get("num_pending") or 0) + int(
             info.get("num_ack_pending") or 0
         )
-        # Writes whose PubAck is still out may not be counted by the server yet: keep them.
-        self.written_since = self.in_flight
+        self.written_since = in_flight_at_send + (self.written_total - written_at_send)
         self.decided_since = 0
         self.read_at = time.monotonic()
         self.reads += 1

@@ -392,6 +392,12 @@ def daemon_markup(d: DaemonView) -> str:
         f" · dropped {d.dropped} · dead-lettered {d.dead_lettered}"
     )
     out = f"{head}\n{counters}"
+    for channel, n in d.evicted_before_routing:
+        where = "an unknown channel" if channel == "?" else f"#{channel}"
+        out += (
+            f"\n[$error]lost before routing:[/] {n} message(s) on {escape(where)} were evicted "
+            "from CHAT before the daemon routed them — they never reached offline members"
+        )
     if d.last_error:
         when = f"{age_text(d.last_error_age_ms)} ago" if d.last_error_age_ms is not None else ""
         out += f"\n[$error]last error[/] {when}: {escape(one_line(d.last_error, 160))}"

@@ -13,6 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import subprocess
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -184,6 +187,7 @@ class Load:
         self.channel = channel
         self.senders = senders
         self.published: list[tuple[str, str]] = []  # (sender, id), PubAck received
+        self.retries = 0
 
     async def run(self, total: int, rate: float, *, unpaced: bool = False) -> None:
         js = self.tools.js
@@ -201,6 +205,26 @@ class Load:
             if len(pending) >= 200:
                 await self._settle(pending)
         await self._settle(pending)
+
+    async def run_retrying(self, total: int, rate: float) -> None:
+        """Like :meth:`run`, but a publish that fails (broker gone) is retried with the same
+        message id until it is acked, as an agent's outbox would; sent ones are recorded."""
+        js = self.tools.js
+        start = time.perf_counter()
+        for i in range(total):
+            sender = self.senders[i % len(self.senders)]
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            subject, data, mid = chat_message(self.space, sender, self.channel, f"m{i}")
+            while True:
+                try:
+                    await js.publish(subject, data, headers={"Nats-Msg-Id": mid}, timeout=2)
+                    break
+                except Exception:  # noqa: BLE001 - broker gone: retry, as an outbox does
+                    self.retries += 1
+                    await asyncio.sleep(0.1)
+            self.published.append((sender, mid))
 
     async def _settle(self, pending: list[Any]) -> None:
         for fut, sender, mid in pending:
@@ -224,6 +248,62 @@ class Accounting:
             + (f"; first lost: {self.lost[:3]}" if self.lost else "")
             + (f"; first duplicated: {self.duplicated[:3]}" if self.duplicated else "")
         )
+
+
+EVICTED_LINE = re.compile(
+    r"! delivery: (\d+) message\(s\) on (?:#(\S+)|an unknown channel) were evicted from CHAT"
+)
+
+
+def logged_evictions(daemon: DaemonProc) -> int:
+    """The evictions a daemon process reported on stderr (each detection is one line)."""
+    return sum(int(m.group(1)) for m in EVICTED_LINE.finditer(daemon.proc.output))
+
+
+def status_evictions(url: str, space: str, cwd: Path) -> dict[str, int] | None:
+    """``delivery.evictedBeforeRouting`` of `cotal-tui status --json` (open mode)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "cotal_tui", "status", "--server", url, "--space", space, "--json"],
+        cwd=cwd, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)["delivery"]["evictedBeforeRouting"]
+
+
+@dataclass
+class MessageAccounting:
+    """Per message: delivered to every member, to some, or to none."""
+
+    published: int
+    members: int
+    copies: int
+    full: int
+    partial: int
+    none: int
+
+    def describe(self, evicted: int) -> str:
+        return (
+            f"{self.published} published x {self.members} members: {self.copies} copies "
+            f"delivered, {evicted} messages counted evictedBeforeRouting; messages delivered to "
+            f"all {self.full}, to some {self.partial}, to none {self.none}"
+        )
+
+
+def account_messages(
+    published: list[tuple[str, str]], members: list[str], observer: DlvObserver
+) -> MessageAccounting:
+    got = observer.copies
+    full = partial = none = copies = 0
+    for _s, mid in published:
+        n = sum(1 for m in members if got[(m, mid)] > 0)
+        copies += n
+        if n == len(members):
+            full += 1
+        elif n:
+            partial += 1
+        else:
+            none += 1
+    return MessageAccounting(len(published), len(members), copies, full, partial, none)
 
 
 def account(

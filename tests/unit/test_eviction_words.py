@@ -1,0 +1,46 @@
+"""evictedBeforeRouting in plain words: `status` text and the console's daemon lines."""
+
+from __future__ import annotations
+
+from cotal_tui.commands.status import eviction_lines
+from cotal_tui.console.snapshot import DaemonView, SourceView
+from cotal_tui.tui.render import daemon_markup
+
+
+def _view(evicted: tuple[tuple[str, int], ...]) -> DaemonView:
+    return DaemonView(
+        running=True,
+        holder="D",
+        ready=True,
+        revision=3,
+        last_renew_age_ms=1000,
+        fanned_out=10,
+        transferred=10,
+        deferred=0,
+        dropped=0,
+        dead_lettered=0,
+        last_error=None,
+        last_error_age_ms=None,
+        refused=None,
+        source=SourceView("daemon", "in-process daemon", 0, "fresh"),
+        evicted_before_routing=evicted,
+    )
+
+
+def test_status_text_names_each_channel_and_the_consequence() -> None:
+    lines = eviction_lines({"evictedBeforeRouting": {"hot": 6109, "quiet": 0, "?": 2}})
+    assert lines == [
+        "lost before routing: 2 message(s) on an unknown channel were evicted from CHAT before "
+        "the delivery daemon routed them — they never reached offline durable members",
+        "lost before routing: 6109 message(s) on #hot were evicted from CHAT before the delivery "
+        "daemon routed them — they never reached offline durable members",
+    ]
+    assert eviction_lines({"evictedBeforeRouting": None}) == []
+    assert eviction_lines({}) == []
+
+
+def test_console_daemon_lines_say_it_only_when_something_was_evicted() -> None:
+    assert "lost before routing" not in daemon_markup(_view(()))
+    text = daemon_markup(_view((("hot", 12),)))
+    assert "lost before routing:[/] 12 message(s) on #hot were evicted from CHAT" in text
+    assert "they never reached offline members" in text
