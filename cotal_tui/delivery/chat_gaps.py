@@ -118,6 +118,17 @@ class EvictionTracker:
             with contextlib.suppress(Exception):
                 await self.check()
 
+    def window_report(self) -> dict[str, object] | None:
+        """The dead predecessor's in-flight window and what became of it (None: there was none)."""
+        if self._window is None:
+            return None
+        return {
+            "ackFloor": self._window[0],
+            "delivered": self._window[1],
+            "routedByIt": sorted(self._routed_in_window)[:50],
+            "countedEvicted": sorted(self._suspect)[:50],
+        }
+
     def routed(self, seq: int) -> None:
         """The reader saw an entry for CHAT sequence ``seq`` (so some fan-out routed it)."""
         w = self._window

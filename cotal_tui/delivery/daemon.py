@@ -381,7 +381,11 @@ class DeliveryDaemon:
 
     def _delivery_stats(self) -> dict[str, object]:
         ev = self.fanout.evictions
-        return {"evictedBeforeRouting": dict(ev.by_channel), "since": ev.since_ms}
+        return {
+            "evictedBeforeRouting": dict(ev.by_channel),
+            "since": ev.since_ms,
+            "predecessorWindow": ev.window_report(),
+        }
 
     def _mention_names(self) -> dict[str, list[str]]:
         names: dict[str, list[str]] = {}

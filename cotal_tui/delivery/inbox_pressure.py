@@ -7,11 +7,17 @@ process's: a daemon that died leaves its reader's in-flight entries ack-pending 
 ack_wait (60 s) brings them back. Counting only our own writes (as before) let a successor
 fan out on top of them and push them out.
 
-So the fan-out waits on the reader consumer's own figures: ``num_pending + num_ack_pending``
-(everything in INBOX not yet acked, whoever wrote or took it), read from the server, plus what
-was written since that read, minus what this reader decided since. When that total plus one
-batch stays at or below :data:`UNREAD_LIMIT`, no owner can hold more than 1,000 unread entries
-after the batch (an owner's unread entries are a part of the total), so none can be discarded.
+So the fan-out waits on the reader consumer's own figures: every INBOX entry above the reader's
+ack floor (``delivered.stream_seq - ack_floor.stream_seq + num_pending``, whoever wrote or took
+it), read from the server, plus what was written since that read. An unread entry sits above the
+floor, and INBOX discards an owner's entry only once 1,000 newer ones of that owner exist; if
+fewer than 1,000 - one batch entries (all owners together) lie above the floor, no owner can
+reach that after the batch, so nothing unread is discarded. Unread is not enough: a dead
+daemon's ack-pending entry is old, and the successor's reader acks the newer ones around it, so
+an "unread" count stays low while the old entry is pushed out.
+
+Acks by this reader do not lower the figure until the floor moves, so the estimate is re-read
+from the server (not decremented locally) while the fan-out waits.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ from cotal_tui.protocol.names import MAX_MSGS_PER_SUBJECT
 
 MARGIN = 44
 REFRESH_S = 0.5  # re-read the consumer at least this often while writing
-POLL_S = 0.05  # and this often while waiting for room
+POLL_S = 0.05  # and this often while waiting for room (or when the reader acked)
+MIN_READ_GAP_S = 0.01
 
 
 class InboxPressure:
@@ -47,8 +54,8 @@ class InboxPressure:
 
     @property
     def estimate(self) -> int:
-        """Entries in INBOX the reader has not acked yet (an upper bound)."""
-        return max(0, self.unread_at_read + self.written_since - self.decided_since)
+        """INBOX entries above the reader's ack floor (an upper bound)."""
+        return max(0, self.unread_at_read + self.written_since)
 
     def written(self, n: int) -> None:
         self.written_since += n
@@ -78,9 +85,9 @@ class InboxPressure:
             )
         except Exception:  # noqa: BLE001 - keep the local estimate until the next read
             return False
-        self.unread_at_read = int(info.get("num_pending") or 0) + int(
-            info.get("num_ack_pending") or 0
-        )
+        floor = int((info.get("ack_floor") or {}).get("stream_seq") or 0)
+        delivered = int((info.get("delivered") or {}).get("stream_seq") or 0)
+        self.unread_at_read = max(0, delivered - floor) + int(info.get("num_pending") or 0)
         self.written_since = in_flight_at_send + (self.written_total - written_at_send)
         self.decided_since = 0
         self.read_at = time.monotonic()
@@ -100,9 +107,7 @@ class InboxPressure:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(POLL_S):  # not wait_for: tasks.py
                     await self._moved.wait()
-            if self.estimate <= limit:
-                return
-            if time.monotonic() - self.read_at >= POLL_S * 4:
+            if time.monotonic() - self.read_at >= MIN_READ_GAP_S:
                 await self.refresh()
                 if self.estimate <= limit:
                     return

@@ -267,7 +267,13 @@ def status_evictions(url: str, space: str, cwd: Path) -> dict[str, int] | None:
         cwd=cwd, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)["delivery"]["evictedBeforeRouting"]
+    delivery = json.loads(done.stdout)["delivery"]
+    LAST_STATUS_DELIVERY.clear()
+    LAST_STATUS_DELIVERY.update(delivery)
+    return delivery["evictedBeforeRouting"]
+
+
+LAST_STATUS_DELIVERY: dict[str, Any] = {}
 
 
 @dataclass

@@ -21,7 +21,7 @@ from harness import (
     setup_members,
     status_evictions,
 )
-from plane3_support import connect
+from plane3_support import connect, request_delivery
 
 from waiting import wait_for
 
@@ -105,6 +105,7 @@ async def _check(url, space, cwd, load, observer, dead, live) -> None:
     dups = [k for k, n in observer.copies.items() if n > 1]
     assert not dups, f"{len(dups)} copies stored twice"
     info = await observer.conn.js.consumer_info(f"CHAT_{space}", "fanout")
+    stats = await request_delivery(observer.conn, space, MEMBERS[0], "deliveryStats", {})
     # DLV stores each copy once (its dedup ids); the stream's sequence counts every copy ever
     # stored, also those DLV's own per-member cap discarded since (the observer can miss those
     # when it lags more than 1,000 behind on a member, so it only names what went missing).
@@ -120,6 +121,7 @@ async def _check(url, space, cwd, load, observer, dead, live) -> None:
         else:
             ranges.append([i, i])
     assert stored + evicted * len(MEMBERS) == want, acc.describe(evicted) + (
+        f"; deliveryStats: {stats}"
         f"; DLV stored {stored} copies, the observer saw {observer.seen}; undelivered "
         f"message indexes: {ranges[:20]}"
         f"; successor log: {logged_evictions(live)} counted; fanout consumer: ack floor "
