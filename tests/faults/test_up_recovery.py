@@ -68,6 +68,33 @@ def test_up_sigkilled_and_restarted_serves_again_without_a_second_restart(
     assert second.terminate() == 0
 
 
+@pytest.mark.faults_full
+def test_up_restarted_without_proof_waits_out_its_own_stale_lease_with_a_countdown(
+    tmp_path: Path, procs: list[CliProcess]
+) -> None:
+    """The holder file is gone (nothing proves the old holder dead): `up` must not take the
+    lease, but wait for it to expire, saying so, and then serve — still without a restart."""
+    port = free_port()
+    first = _up(tmp_path, port, procs)
+    server_pid = int(first.wait_line(SERVER_PID).group(1))
+    daemon_id = first.wait_line(SERVING, timeout=40).group(1)
+    os.kill(first.proc.pid, signal.SIGKILL)
+    first.proc.wait()
+    wait_for_sync(lambda: not pid_alive(server_pid), what=f"nats-server {server_pid} to exit")
+    for holder in (tmp_path / ".cotal" / "run").glob("*.holder"):
+        holder.unlink()
+
+    second = _up(tmp_path, port, procs)
+    second.wait_line(
+        rf"lease.0 is held by {daemon_id} — this daemon's own identity, not proven to be a dead "
+        r"process of ours; waiting for it to expire: ~\d+s left",
+        timeout=40,
+    )
+    assert second.wait_line(SERVING, timeout=60).group(1) == daemon_id
+    assert second.count("taking it over") == 0
+    assert second.terminate() == 0
+
+
 def test_up_brings_the_daemon_back_after_its_broker_was_down_20s(
     tmp_path: Path, procs: list[CliProcess]
 ) -> None:
