@@ -9,9 +9,11 @@ reach an offline durable member, and nothing else would ever say so.
 The fan-out acks in stream order (fanout.py), so everything at or below the consumer's ack floor
 was either acked by a fan-out or never delivered at all: JetStream moves the floor over
 messages deleted before delivery (and drops deleted ones from the pending set). Every stream
-sequence the floor passed that this process did not ack, above the floor it found at bind, is a
-message evicted before routing. The count is exact; the channel is the one whose subjects sit at
-the 1,000 cap (the only subjects that evict), or ``?`` when several channels do.
+sequence the floor passed that this process did not take (or took and nak'd), above the floor
+it found at bind, is a message evicted before routing. "Taken", not "acked": a broker restart
+can restore the consumer with its floor past messages we hold and route from memory. The count
+is exact; the channel is the one whose subjects sit at the 1,000 cap (the only subjects that
+evict), or ``?`` when several channels do.
 
 A dead predecessor's in-flight messages (delivered to it, not acked: the floor found at bind up
 to the last delivered sequence) may have been routed before it died. Each such sequence that is
@@ -82,7 +84,7 @@ class EvictionTracker:
         return sum(self.by_channel.values())
 
     def acked(self, seq: int) -> None:
-        """The fan-out acked this stream sequence (routed, or decided never to route)."""
+        """The fan-out took (or acked) this stream sequence: it routes it, or decided not to."""
         if self._accounted is not None and seq <= self._accounted:
             return
         i = bisect.bisect_left(self._handled, seq)
@@ -117,6 +119,12 @@ class EvictionTracker:
             await asyncio.sleep(CHECK_EVERY_S)
             with contextlib.suppress(Exception):
                 await self.check()
+
+    def released(self, seq: int) -> None:
+        """A message taken earlier was nak'd: not ours any more until it comes back."""
+        i = bisect.bisect_left(self._handled, seq)
+        if i < len(self._handled) and self._handled[i] == seq:
+            del self._handled[i]
 
     def window_report(self) -> dict[str, object] | None:
         """The dead predecessor's in-flight window and what became of it (None: there was none)."""

@@ -75,6 +75,10 @@ class FanoutWriter(ConsumerLoop):
         await super().stop()
         await self.evictions.stop()
 
+    async def _nak(self, m: Msg) -> None:
+        self.evictions.released(stream_seq(m))  # comes back; if evicted first, it is counted
+        await m.nak()
+
     async def _ack(self, m: Msg) -> None:
         await m.ack()
         self.evictions.acked(stream_seq(m))
@@ -85,6 +89,10 @@ class FanoutWriter(ConsumerLoop):
     async def dispatch(self, msgs: list[Msg]) -> Coroutine[Any, Any, None] | None:
         """Route a batch and start its publishes; returns the completion that acks/naks."""
         ctx = self.ctx
+        for m in msgs:
+            # In our hands: routed from memory even if CHAT evicts it meanwhile, and a broker
+            # restart that forgets our pending acks must not make it look evicted (chat_gaps.py).
+            self.evictions.acked(stream_seq(m))
         routed: list[tuple[Msg, str, str, dict[str, Any], int]] = []
         for m in msgs:
             try:
@@ -203,7 +211,7 @@ class FanoutWriter(ConsumerLoop):
             if isinstance(span, Exception):
                 ctx.on_error(span)
                 ctx.counters.naked += 1
-                await m.nak()
+                await self._nak(m)
                 continue
             start, end = span
             if all(results[start:end]):
@@ -212,4 +220,4 @@ class FanoutWriter(ConsumerLoop):
             else:
                 ctx.counters.fanned_out += sum(results[start:end])
                 ctx.counters.naked += 1
-                await m.nak()
+                await self._nak(m)
