@@ -68,6 +68,7 @@ class FanoutWriter(ConsumerLoop):
 
     async def start(self) -> None:
         await self.ensure_consumer()
+        await self.ctx.inbox.refresh()  # before our reader takes anything (inbox_pressure.py)
         await self.evictions.start()  # the floor before this process acks anything
         await super().start()
 

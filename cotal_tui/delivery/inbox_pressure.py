@@ -7,17 +7,19 @@ process's: a daemon that died leaves its reader's in-flight entries ack-pending 
 ack_wait (60 s) brings them back. Counting only our own writes (as before) let a successor
 fan out on top of them and push them out.
 
-So the fan-out waits on the reader consumer's own figures: every INBOX entry above the reader's
-ack floor (``delivered.stream_seq - ack_floor.stream_seq + num_pending``, whoever wrote or took
-it), read from the server, plus what was written since that read. An unread entry sits above the
-floor, and INBOX discards an owner's entry only once 1,000 newer ones of that owner exist; if
-fewer than 1,000 - one batch entries (all owners together) lie above the floor, no owner can
-reach that after the batch, so nothing unread is discarded. Unread is not enough: a dead
-daemon's ack-pending entry is old, and the successor's reader acks the newer ones around it, so
-an "unread" count stays low while the old entry is pushed out.
+So the fan-out waits on the reader consumer's own figures, read from the server, plus what was
+written since. Normally that is the unread count, ``num_pending + num_ack_pending``, minus what
+this reader decided since: an entry this reader holds is transferred from memory even if INBOX
+drops it, and everything else unread is newer than what it acked. Kept at or below 1,000 - one
+batch, no owner's unread entry can be pushed out.
 
-Acks by this reader do not lower the figure until the floor moves, so the estimate is re-read
-from the server (not decremented locally) while the fan-out waits.
+A dead daemon's ack-pending entries are the exception: they are old, they come back only after
+their ack_wait, and this reader acks newer entries around them, so the unread count stays low
+while they are pushed out. If the first read (at bind, before this reader took anything) finds
+entries ack-pending, the estimate is every entry above the reader's ack floor
+(``delivered.stream_seq - ack_floor.stream_seq + num_pending``), re-read from the server and
+never decremented locally, until the floor has passed them all; an owner's entries above the
+floor are a part of that, so an old one cannot be the one discarded.
 """
 
 from __future__ import annotations
@@ -50,12 +52,16 @@ class InboxPressure:
         self.read_at = float("-inf")
         self.reads = 0
         self.waits = 0
+        self.foreign_ceiling: int | None = None  # a dead reader's ack-pending entries: up to here
+        self.strict = False
         self._moved = asyncio.Event()
 
     @property
     def estimate(self) -> int:
-        """INBOX entries above the reader's ack floor (an upper bound)."""
-        return max(0, self.unread_at_read + self.written_since)
+        """INBOX entries that could still be needed from INBOX (an upper bound)."""
+        if self.strict:
+            return max(0, self.unread_at_read + self.written_since)
+        return max(0, self.unread_at_read + self.written_since - self.decided_since)
 
     def written(self, n: int) -> None:
         self.written_since += n
@@ -87,7 +93,16 @@ class InboxPressure:
             return False
         floor = int((info.get("ack_floor") or {}).get("stream_seq") or 0)
         delivered = int((info.get("delivered") or {}).get("stream_seq") or 0)
-        self.unread_at_read = max(0, delivered - floor) + int(info.get("num_pending") or 0)
+        pending = int(info.get("num_pending") or 0)
+        ack_pending = int(info.get("num_ack_pending") or 0)
+        if self.reads == 0 and ack_pending > 0:
+            self.foreign_ceiling = delivered  # left by a reader that is gone
+        self.strict = self.foreign_ceiling is not None and floor < self.foreign_ceiling
+        if self.strict:
+            self.unread_at_read = max(0, delivered - floor) + pending
+        else:
+            self.foreign_ceiling = None
+            self.unread_at_read = pending + ack_pending
         self.written_since = in_flight_at_send + (self.written_total - written_at_send)
         self.decided_since = 0
         self.read_at = time.monotonic()
@@ -107,6 +122,8 @@ class InboxPressure:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(POLL_S):  # not wait_for: tasks.py
                     await self._moved.wait()
+            if not self.strict and self.estimate <= limit:
+                return
             if time.monotonic() - self.read_at >= MIN_READ_GAP_S:
                 await self.refresh()
                 if self.estimate <= limit:
