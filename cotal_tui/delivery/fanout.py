@@ -62,6 +62,10 @@ class FanoutWriter(ConsumerLoop):
         self.evictions = EvictionTracker(
             ctx.conn, ctx.chat_stream, self.durable, f"{ctx.prefix}.chat.", ctx.on_error
         )
+        # In our hands from the moment it arrives: routed from memory even if CHAT evicts it
+        # meanwhile, and a broker restart that restores the floor past what waits in the pump's
+        # queue must not make it look evicted (chat_gaps.py).
+        self.pump.on_message = lambda m: self.evictions.acked(stream_seq(m))
         # Batches are acked in stream order (each completion waits for the one before), so the
         # consumer's ack floor is exactly what was acked: chat_gaps.py relies on it.
         self._acked_before: asyncio.Event | None = None
@@ -90,10 +94,6 @@ class FanoutWriter(ConsumerLoop):
     async def dispatch(self, msgs: list[Msg]) -> Coroutine[Any, Any, None] | None:
         """Route a batch and start its publishes; returns the completion that acks/naks."""
         ctx = self.ctx
-        for m in msgs:
-            # In our hands: routed from memory even if CHAT evicts it meanwhile, and a broker
-            # restart that forgets our pending acks must not make it look evicted (chat_gaps.py).
-            self.evictions.acked(stream_seq(m))
         routed: list[tuple[Msg, str, str, dict[str, Any], int]] = []
         for m in msgs:
             try:

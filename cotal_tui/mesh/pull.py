@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from nats.aio.msg import Msg
@@ -69,6 +70,8 @@ class PullPump:
         self._stopping = False
         self._refilling: asyncio.Task[None] | None = None
         self.requests = 0
+        self.on_message: Callable[[Msg], None] | None = None
+        """Told of every message as it arrives, before it waits in the queue for take()."""
 
     @property
     def queued(self) -> int:
@@ -133,6 +136,9 @@ class PullPump:
         status = status_of(msg)
         if status is None:
             self._credits = max(0, self._credits - 1)
+            if self.on_message is not None:
+                with contextlib.suppress(Exception):
+                    self.on_message(msg)
             self._queue.put_nowait(msg)
             return
         headers = msg.headers or {}
