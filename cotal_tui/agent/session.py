@@ -122,7 +122,7 @@ class AgentSession:
         )
         self._ready = False
         self._early: list[dict[str, Any]] = []
-        self._pending: dict[tuple[str, str], int] = {}
+        self._pending: dict[tuple[str, str], tuple[int, float | None]] = {}
         self._health_key: Any = None
         self._tasks: list[asyncio.Task[Any]] = []
         self.ep.on_event(self._on_event)
@@ -238,12 +238,12 @@ class AgentSession:
             await asyncio.sleep(self.options.poll_s)
 
     def _poll_pending(self) -> None:
-        now: dict[tuple[str, str], int] = {}
+        now: dict[tuple[str, str], tuple[int, float | None]] = {}
         ops = [*self.ep.pending_boot_joins(), *self.ep.pending_leaves()]
         for p in ops:
             key = (p.operation, p.channel)
-            now[key] = p.attempt
-            if self._pending.get(key) != p.attempt:
+            now[key] = (p.attempt, p.next_retry_at)
+            if self._pending.get(key) != now[key]:
                 self.emit(
                     event(
                         "pending",

@@ -13,7 +13,7 @@ from plane3_support import connect, dlv_messages
 
 from cotal_tui.mesh.kv import KvBucket
 from cotal_tui.mesh.members import read_member
-from cotal_tui.protocol.names import members_bucket
+from cotal_tui.protocol.names import dlv_durable, dlv_stream, members_bucket
 from waiting import wait_for
 
 pytestmark = pytest.mark.timeout(180)
@@ -206,6 +206,14 @@ async def test_agent_session_end_to_end(auth_space, procs, tmp_path):
         assert "after leave" not in texts, texts
         assert not alice.events("message", text="after leave")
 
+        # "hello bob" reached bob live and through his dlv_ too: written once, the copy acked
+        await wait_for(
+            lambda: _dlv_settled(admin, auth_space.space, bob_c.public_key, sent["msgId"]),
+            what="bob's durable copy of 'hello bob' delivered and acked",
+            timeout=30,
+        )
+        assert len(bob.events("message", id=sent["msgId"])) == 1
+
         # bob leaves by EOF: exit 0, and alice's roster shows him offline
         bob.close_stdin()
         assert bob.wait_exit() == 0, bob.describe()
@@ -253,6 +261,14 @@ async def test_agent_session_end_to_end(auth_space, procs, tmp_path):
         await admin.close()
 
 
+async def _dlv_settled(conn, space, owner, msg_id) -> bool:
+    """The copy is in the owner's DLV and its dlv_ consumer has nothing pending or unacked."""
+    if not await _has_dlv(conn, space, owner, msg_id):
+        return False
+    info = await conn.js.consumer_info(dlv_stream(space), dlv_durable(owner))
+    return info.num_pending == 0 and info.num_ack_pending == 0
+
+
 async def _has_dlv(conn, space, owner, msg_id) -> bool:
     return any(json.loads(m.data)["id"] == msg_id for m in await dlv_messages(conn, space, owner))
 
@@ -269,3 +285,57 @@ async def test_agent_refuses_a_cred_it_cannot_use(auth_space, procs, tmp_path):
     procs.append(bad)
     assert bad.wait_exit() == 2
     assert any("nope.creds" in line and "cannot read" in line for line in bad.err), bad.describe()
+
+
+async def test_agent_boot_join_pending_until_daemon_then_resumed_after_restart(
+    auth_space, procs, tmp_path
+):
+    carol_c = await auth_space.mint(
+        "carol", subscribe=["general"], allow_subscribe=["general", "review"]
+    )
+    admin = await connect(auth_space.url, "manager", str(auth_space.manager_creds))
+    members = KvBucket(admin, members_bucket(auth_space.space))
+    carol = _agent(auth_space, carol_c, tmp_path, procs)
+    try:
+        _hello(carol)
+        joined = carol.wait(lambda o: o.get("event") == "joined", what="the boot join event")
+        assert joined["channel"] == "general" and joined["durable"] is False, joined
+        pending = carol.wait(
+            lambda o: o.get("event") == "pending" and "nextRetryAt" in o,
+            what="a pending boot join with its next try",
+        )
+        assert pending["channel"] == "general" and pending["operation"] == "durableJoin"
+        assert isinstance(pending["nextRetryAt"], int) and pending["attempt"] == 0, pending
+
+        await _space_with_daemon(auth_space, procs, tmp_path)
+        settled = carol.wait(
+            lambda o: o.get("event") == "joined" and o.get("settled") is True,
+            what="the reconcile loop making #general durable",
+        )
+        assert settled["channel"] == "general" and settled["durable"] is True, settled
+        health = carol.wait(
+            lambda o: o.get("event") == "health" and o["lease"]["verdict"] == "serving",
+            what="a health event once the daemon serves",
+        )
+        assert health["channels"] == [{"channel": "general", "deliveryHealth": "active",
+                                       "durableUnclosed": False}], health  # fmt: skip
+        assert carol.call("join", channel="review")["durable"] is True
+        assert carol.call("quit")["ok"]
+        assert carol.wait_exit() == 0
+
+        # restarted: the runtime-joined durable membership is joined again, shown durable
+        carol2 = _agent(auth_space, carol_c, tmp_path, procs)
+        _hello(carol2)
+        resumed = carol2.wait(
+            lambda o: o.get("event") == "joined" and o.get("channel") == "review",
+            what="the durable membership of #review resumed",
+        )
+        assert resumed["durable"] is True and resumed["resumed"] is True, resumed
+        left = carol2.call("leave", channel="review")
+        assert left["ok"] and left["tombstoned"] is True, left
+        rec = await read_member(members, "review", carol_c.public_key)
+        assert rec is not None and rec.record.leave_cursor is not None
+        carol2.close_stdin()
+        assert carol2.wait_exit() == 0
+    finally:
+        await admin.close()
