@@ -80,6 +80,7 @@ def _snippet(line: str) -> str:
 
 
 def parse_command(line: str) -> Command | BadLine:
+    line = line.strip()
     try:
         data = json.loads(line)
     except ValueError as exc:
