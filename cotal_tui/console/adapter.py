@@ -48,9 +48,9 @@ from cotal_tui.mesh.events import ConnectionChanged, EndpointError, EndpointEven
 from cotal_tui.mesh.plane3_agent import NothingPending, Plane3Agent, probe_delivery_responder
 
 if TYPE_CHECKING:
-    from cotal_tui.mesh.daemon import DeliveryDaemon
+    from cotal_tui.delivery.daemon import DeliveryDaemon
     from cotal_tui.mesh.endpoint import ChannelRow, Endpoint
-    from cotal_tui.mesh.endpoint import LeaseRead as EndpointLeaseRead
+    from cotal_tui.mesh.lease import LeaseRead as EndpointLeaseRead
     from cotal_tui.mesh.messages import Inbound
     from cotal_tui.protocol.models import CotalMessage, Presence
 

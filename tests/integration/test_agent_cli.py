@@ -11,8 +11,8 @@ from agent_process import AgentProcess
 from cli_process import CliProcess
 from plane3_support import connect, dlv_messages
 
+from cotal_tui.delivery.members import read_member
 from cotal_tui.mesh.kv import KvBucket
-from cotal_tui.mesh.members import read_member
 from cotal_tui.protocol.names import dlv_durable, dlv_stream, members_bucket
 from waiting import wait_for
 
