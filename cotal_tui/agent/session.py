@@ -31,8 +31,8 @@ from cotal_tui.agent.lines import (
     message_event,
     parse_command,
 )
+from cotal_tui.agent.membership import resume_memberships
 from cotal_tui.mesh.chat import JoinFailed
-from cotal_tui.mesh.control import NoResponders
 from cotal_tui.mesh.endpoint import Endpoint, NotJoinable
 from cotal_tui.mesh.events import (
     ChannelDropped,
@@ -190,31 +190,17 @@ class AgentSession:
         self._tasks.append(asyncio.get_running_loop().create_task(self._poller()))
 
     async def _resume_memberships(self) -> None:
-        """Join live again every durable membership held from an earlier run (§5.7 keeps only
-        the boot ones; without this a runtime-joined channel keeps receiving durable copies the
-        agent could neither see joined nor leave)."""
-        durable = self.ep.durable
-        if not isinstance(durable, Plane3Agent):
-            return
-        try:
-            rows = await durable.list_memberships()
-        except NoResponders:
-            return  # no daemon: nothing to resume now (the boot reconcile covers boot channels)
-        except Exception as exc:  # noqa: BLE001 - reported, not fatal
-            self.emit(event("error", context="listing durable memberships", error=str(exc)))
-            return
-        for row in rows:
-            ch = row.get("channel")
-            if not isinstance(ch, str) or ch in self.ep.joined_channels():
-                continue
-            try:
-                res = await self.ep.join_channel(ch)
-            except Exception as exc:  # noqa: BLE001 - e.g. no longer in the read ACL
-                self.emit(event("error", context=f"resuming #{ch}", error=str(exc)))
-                continue
-            self.emit(
-                event("joined", channel=ch, durable=res.durable, reason=res.reason, resumed=True)
-            )
+        """Join again the durable memberships held from an earlier run (agent.membership)."""
+        for r in await resume_memberships(self.ep):
+            if r.error is not None:
+                where = f"resuming #{r.channel}" if r.channel else "resuming memberships"
+                self.emit(event("error", context=where, error=r.error))
+            elif r.result is not None:
+                res = r.result
+                self.emit(
+                    event("joined", channel=r.channel, durable=res.durable, reason=res.reason,
+                          resumed=True)
+                )  # fmt: skip
 
     async def stop(self) -> None:
         for task in self._tasks:
