@@ -136,6 +136,7 @@ class MeshSource:
         self.mode = "auth" if endpoint.creds else "open"
         self._queue: asyncio.Queue[MessageInput | None] = asyncio.Queue()
         self._off: Callable[[], None] | None = None
+        self._listening: Endpoint | None = None
         self._poller: asyncio.Task[None] | None = None
         self._lease = LeaseRead("pending")
         self._probe = ResponderCheck("unchecked")
@@ -158,9 +159,18 @@ class MeshSource:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
+    def listen(self) -> None:
+        """Receive the endpoint's events from now on (call before its start, so the boot
+        backfill and the ``dlv_`` backlog that arrive while it starts reach the feed)."""
+        if self._off is not None and self._listening is self.ep:
+            return
+        if self._off is not None:
+            self._off()
+        self._off = self.ep.on_event(self._on_event)
+        self._listening = self.ep
+
     async def start(self) -> None:
-        if self._off is None:
-            self._off = self.ep.on_event(self._on_event)
+        self.listen()
         if self._poller is None or self._poller.done():
             self._poller = asyncio.get_running_loop().create_task(
                 self._poll_loop(), name="console-mesh-poller"

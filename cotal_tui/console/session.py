@@ -218,6 +218,7 @@ class ConsoleSession:
     async def _start_loop(self) -> None:
         while True:
             try:
+                self.source.listen()
                 await self.ep.start()
                 break
             except (ConnectionError_, OSError) as exc:
