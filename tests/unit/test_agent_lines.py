@@ -98,3 +98,50 @@ def test_cred_card_without_tags_or_limits():
     card = cred_card({"sub": "UX", "name": "manager", "nats": {}}, "sp")
     assert card.name is None and card.boot == () and card.read is None and card.post is None
     assert card.may_post("anything") and not card.is_agent
+
+
+def _write_agent_creds(tmp_path, tags):
+    from cotal_tui.server.auth import ensure_space_auth, write_creds
+    from cotal_tui.server.nats_jwt import Nkey
+
+    auth = ensure_space_auth(tmp_path / "state", "sp")
+    user = Nkey.create("user")
+    perms = agent_permissions("sp", user.public, allow_subscribe=["general"], allow_publish=[])
+    path = tmp_path / "a.creds"
+    write_creds(path, auth.mint_user("agent", perms, user, tags))
+    return path
+
+
+def test_agent_identity_comes_from_the_cred_and_name_only_without_one(tmp_path):
+    from cotal_tui.agent.session import AgentOptions, AgentSetupError, resolve_identity
+
+    tagged = _write_agent_creds(tmp_path, card_tags("ada", "planner", ["general"]))
+    card, name, notes = resolve_identity(AgentOptions(str(tagged), space="sp", name="zed"))
+    assert (name, card.role, card.boot) == ("ada", "planner", ("general",))
+    assert notes == ["--name zed ignored: the cred names this agent ada"]
+    assert card.read == ("general",) and card.post == ()
+
+    bare = _write_agent_creds(tmp_path, None)
+    with pytest.raises(AgentSetupError, match="carries no agent name.*pass --name NAME"):
+        resolve_identity(AgentOptions(str(bare), space="sp"))
+    _card, name, _ = resolve_identity(AgentOptions(str(bare), space="sp", name="zed"))
+    assert name == "zed"
+
+
+def test_plain_and_feed_mark_backlog():
+    from dataclasses import replace
+
+    from cotal_tui.console.fixtures import agent_data
+    from cotal_tui.console.plain import message_line
+    from cotal_tui.console.snapshot import FeedEntry
+    from cotal_tui.tui.render import feed_row
+
+    m = agent_data().messages[1]
+    entry = FeedEntry(seq=1, id=m.id, ts=m.ts, sender_id=m.sender_id, sender_name=m.sender_name,
+                      sender_role=None, mode="channel", target="general",
+                      target_label="#general", text=m.text, mentions=(), historical=False,
+                      to_me=False, backlog=m.backlog)  # fmt: skip
+    assert m.backlog and message_line(entry).endswith("deploy done, all green (backlog)")
+    assert feed_row(entry).cells[3][0] == "backlog · deploy done, all green"
+    live = replace(entry, backlog=False)
+    assert not message_line(live).endswith(")") and feed_row(live).cells[3][0] == m.text
