@@ -105,6 +105,10 @@ class ConsoleSession:
         self.watcher: ConsoleWatcher | None = None
         self.agent_card = self._agent_card()
         """The card of the agent cred given with --creds: the console then *is* that agent."""
+        card = self.agent_card
+        if card is not None and card.name and options.name not in ("operator", card.name):
+            self.notes.append(f"--name {options.name} ignored: the cred names this agent "
+                              f"{card.name}")  # fmt: skip
         self.resumed: list[Resumed] = []
         self.ep = self._endpoint()
         self.source = SourceDown(self.ep, server=self.server_url)

@@ -5,13 +5,14 @@ backlog, and a fail-closed leave retried in the Pending pane until the tombstone
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from pathlib import Path
 
 import pytest
 from tui_helpers import screen_text
 
-from cotal_tui.console.commands import Dispatcher, Join, Leave, RetryNow
+from cotal_tui.console.commands import Dispatcher, Dm, Join, Leave, Post, RetryNow
 from cotal_tui.console.model import ConsoleModel
 from cotal_tui.console.session import ConsoleSession, SessionOptions
 from cotal_tui.delivery.daemon import DeliveryDaemon
@@ -50,8 +51,9 @@ async def admin(space: LocalSpace):
 
 def agent_opts(space: LocalSpace, creds: Path) -> SessionOptions:
     # no name given: the console's default ("operator") must not win over the cred's name
-    return SessionOptions(server=space.url, space=SPACE, creds=str(creds),
-                          state_dir=str(space.state_dir))  # fmt: skip
+    return SessionOptions(
+        server=space.url, space=SPACE, creds=str(creds), state_dir=str(space.state_dir)
+    )
 
 
 @contextlib.asynccontextmanager
@@ -74,19 +76,29 @@ async def _tombstoned(admin: Connection, channel: str, owner: str) -> bool:
 
 async def test_console_is_the_agent_of_its_cred(space, admin):
     alice = await space.mint(
-        "alice", "agent", subscribe=["general"], allow_subscribe=["general", "review"],
+        "alice",
+        "agent",
+        subscribe=["general"],
+        allow_subscribe=["general", "review"],
         allow_publish=["general"],
-    )  # fmt: skip
-    bob = await space.mint("bob", "agent", subscribe=["general"],
-                           allow_subscribe=["general", "review"],
-                           allow_publish=["general", "review"])  # fmt: skip
+    )
+    bob = await space.mint(
+        "bob",
+        "agent",
+        subscribe=["general"],
+        allow_subscribe=["general", "review"],
+        allow_publish=["general", "review"],
+    )
     async with running_daemon(space):
         # an earlier run of alice joins #review durably, then goes away
         first = ConsoleSession(agent_opts(space, alice.path))
         try:
             await first.start(wait=True)
-            await wait_for(lambda: first.ep.has_durable_membership("general"),
-                           what="the boot self-join of #general", timeout=30)  # fmt: skip
+            await wait_for(
+                lambda: first.ep.has_durable_membership("general"),
+                what="the boot self-join of #general",
+                timeout=30,
+            )
             joined = await Dispatcher(first.source).run(Join("review"), None)
             assert joined.text == "Joined #review (durable backstop active).", joined.text
         finally:
@@ -107,8 +119,12 @@ async def test_console_is_the_agent_of_its_cred(space, admin):
 
         session = ConsoleSession(agent_opts(space, alice.path))
         model = ConsoleModel(session.source)
-        app = ConsoleApp(model, Dispatcher(session.source), on_start=lambda: session.start(),
-                         on_stop=session.stop)  # fmt: skip
+        app = ConsoleApp(
+            model,
+            Dispatcher(session.source),
+            on_start=lambda: session.start(),
+            on_stop=session.stop,
+        )
         async with app.run_test(size=(160, 44)) as pilot:
             text = await wait_for(
                 lambda: "backlog · while you were out" in (t := screen_text(app)) and t,
@@ -125,7 +141,7 @@ async def test_console_is_the_agent_of_its_cred(space, admin):
                             for c in s.channels.rows
                         )
                         for ch in ("general", "review")
-                    )  # fmt: skip
+                    )
                     and s
                 ),
                 what="#general (boot) and #review (earlier run) joined with the backstop active",
@@ -160,8 +176,11 @@ async def test_fail_closed_leave_retries_in_the_pending_pane(space, admin):
     try:
         async with running_daemon(space):
             await session.start(wait=True)
-            await wait_for(lambda: session.ep.has_durable_membership("general"),
-                           what="the boot self-join of #general", timeout=30)  # fmt: skip
+            await wait_for(
+                lambda: session.ep.has_durable_membership("general"),
+                what="the boot self-join of #general",
+                timeout=30,
+            )
         # the daemon is gone: the leave fails closed, and keeps trying in the background
         result = await dispatcher.run(Leave("general"), model.tick())
         assert result.outcome == "failed", result
@@ -200,3 +219,74 @@ async def _retry(dispatcher: Dispatcher, model: ConsoleModel) -> bool:
         return True  # it landed by itself
     result = await dispatcher.run(RetryNow("general", "leave"), snap)
     return result.ok
+
+
+async def test_console_agent_and_agent_process_talk(space, tmp_path, procs):
+    """(The daemon runs in this loop: every blocking wait on the process goes to a thread.)
+
+    A console running as alice and a `cotal-tui agent` process as bob, on one space with
+    the daemon: each sees the other's posts and DMs, bob's roster shows alice as an agent."""
+    from agent_process import AgentProcess
+
+    alice = await space.mint("alice", "agent", subscribe=["general"], allow_publish=["general"])
+    bob = await space.mint("bob", "agent", subscribe=["general"], allow_publish=["general"])
+    async with running_daemon(space):
+        session = ConsoleSession(agent_opts(space, alice.path))
+        model = ConsoleModel(session.source)
+        dispatcher = Dispatcher(session.source)
+        try:
+            await session.start(wait=True)
+            model.start()
+            bob_p = AgentProcess(
+                ["--creds", str(bob.path), "--server", space.url, "--space", SPACE], cwd=tmp_path
+            )
+            procs.append(bob_p)
+            await asyncio.to_thread(
+                bob_p.wait,
+                lambda o: o.get("event") == "joined" and o.get("durable") is True,
+                what="bob's boot join, durable",
+            )
+            await wait_for(
+                lambda: any(
+                    r.name == "bob" and r.status == "idle" for r in model.tick().roster.rows
+                ),
+                what="bob on alice's roster",
+                timeout=30,
+            )
+            sent = await asyncio.to_thread(bob_p.call, "send", channel="general", text="hi alice")
+            assert sent["ok"], sent
+            entry = await wait_for(
+                lambda: next((e for e in model.tick().feed.entries if e.id == sent["msgId"]), None),
+                what="bob's post in alice's console feed",
+                timeout=30,
+            )
+            assert entry.sender_name == "bob" and not entry.backlog
+            posted = await dispatcher.run(Post("general", "hi bob"), model.tick())
+            assert posted.ok, posted.text
+            got = await asyncio.to_thread(
+                bob_p.wait,
+                lambda o: o.get("event") == "message" and o.get("text") == "hi bob",
+                what="alice's post at bob",
+            )
+            assert got["from"] == {"id": alice.public_key, "name": "alice"}
+            dm = await dispatcher.run(Dm("bob", "just you"), model.tick())
+            assert dm.ok, dm.text
+            got = await asyncio.to_thread(
+                bob_p.wait, lambda o: o.get("kind") == "dm", what="alice's DM at bob"
+            )
+            assert got["text"] == "just you"
+            roster = (await asyncio.to_thread(bob_p.call, "roster"))["roster"]
+            me = [r for r in roster if r["name"] == "alice"]
+            assert me and me[0]["kind"] == "agent" and me[0]["id"] == alice.public_key, roster
+            bob_p.close_stdin()
+            assert await asyncio.to_thread(bob_p.wait_exit) == 0
+            await wait_for(
+                lambda: any(
+                    r.name == "bob" and r.status == "offline" for r in model.tick().roster.rows
+                ),
+                what="bob offline on alice's roster after his EOF",
+                timeout=30,
+            )
+        finally:
+            await model.stop()
+            await session.stop()
