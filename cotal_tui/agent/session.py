@@ -177,14 +177,14 @@ class AgentSession:
                 post=None if self.card.post is None else list(self.card.post),
             )
         )
+        for ch in self.ep.joined_channels():  # the boot channels, before their first messages
+            self._write(
+                event("joined", channel=ch, durable=self.ep.has_durable_membership(ch), boot=True)
+            )
         self._ready = True
         early, self._early = self._early, []
         for obj in early:
             self._write(obj)
-        for ch in self.ep.joined_channels():
-            self.emit(
-                event("joined", channel=ch, durable=self.ep.has_durable_membership(ch), boot=True)
-            )
         self._poll_pending()
         await self._resume_memberships()
         self._tasks.append(asyncio.get_running_loop().create_task(self._poller()))
