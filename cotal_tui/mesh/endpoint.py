@@ -480,9 +480,9 @@ class Endpoint:
         if info is not None:
             if not self._dlv_bound:  # what waits at the first bind is the offline backlog
                 self._dlv_bound = True
-                self._dlv_backlog = int(info.get("num_pending") or 0) + int(
-                    info.get("num_ack_pending") or 0
-                )
+                # (copies a crashed run took but never acked come back only after ack_wait,
+                # so they are not counted: they would hold the start and mislabel live copies)
+                self._dlv_backlog = int(info.get("num_pending") or 0)
             await self._pump(dlv_stream(self.space), dlv_durable(self.id), self._on_dlv)
 
     async def _drain_backlog(self, timeout: float) -> None:
