@@ -144,6 +144,17 @@ def roster_rows(
     return out
 
 
+def roster_stays(
+    old: RosterRow, new: RosterRow, row_filter: RowFilter | None, sort: int, reverse: bool
+) -> bool:
+    """Whether `new` replacing `old` keeps its place in `roster_rows` (sort key, filter verdict)."""
+    if row_filter is not None and row_filter.keep(roster_text(old)) != row_filter.keep(
+        roster_text(new)
+    ):
+        return False
+    return not (sort or reverse) or ROSTER_SORTS[sort](old) == ROSTER_SORTS[sort](new)
+
+
 def roster_row(r: RosterRow) -> Row:
     name = r.name + " (you)" if r.is_self else r.name
     beat = beat_text(r.heartbeat_age_ms)
@@ -211,6 +222,11 @@ def channel_rows(
     out = [cache.row(c, channel_row) for c in chosen]
     cache.done()
     return out
+
+
+def channel_stays(old: ChannelRow, new: ChannelRow, sort: int, reverse: bool) -> bool:
+    """Whether `new` replacing `old` keeps its place in `channel_rows` (same sort key)."""
+    return not (sort or reverse) or CHANNEL_SORTS[sort](old) == CHANNEL_SORTS[sort](new)
 
 
 def channel_row(c: ChannelRow) -> Row:

@@ -9,8 +9,11 @@ style comes from the stylesheet's theme variables.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import compress
+from operator import is_not
+from typing import Any
 
 from rich.segment import Segment
 from rich.style import Style
@@ -42,6 +45,60 @@ class Row:
     cells: tuple[Cell, ...]
     style: str | None = None
     """A component class applied to the whole row (e.g. dimmed offline peers)."""
+
+
+class RowMirror:
+    """Table rows mirrored from a model's row tuple, rebuilding only the rows that changed.
+
+    The model hands back the same row objects while nothing changed and keeps its order, so an
+    identity compare of the old and new tuples (in C) finds the changed positions; each is
+    rebuilt in place. Anything else (rows came or went, the order moved, the pane's filter or
+    sort changed, a change that moves a row under that filter or sort) rebuilds every row with
+    `full`, which is what the pane would have drawn anyway.
+    """
+
+    def __init__(self) -> None:
+        self.items: tuple[Any, ...] = ()
+        self.rows: list[Row] = []
+        self.changed: list[int] | None = None
+        """Row indices rebuilt in place by the last `update`; None when it rebuilt them all."""
+        self._at: dict[str, int] = {}
+        self._params: Hashable = object()
+
+    def update(
+        self,
+        items: tuple[Any, ...],
+        params: Hashable,
+        full: Callable[[tuple[Any, ...]], list[Row]],
+        build: Callable[[Any], Row],
+        key_of: Callable[[Any], str],
+        stays: Callable[[Any, Any], bool],
+    ) -> list[Row]:
+        """The rows for `items` under `params` (filter, sort); `stays(old, new)` says whether a
+        changed item keeps its place and visibility (same sort key, same filter verdict)."""
+        old = self.items
+        if params == self._params and len(items) == len(old):
+            changed: list[int] = []
+            rows = self.rows
+            for i in compress(range(len(items)), map(is_not, items, old)):
+                new, was = items[i], old[i]
+                key = key_of(new)
+                if key != key_of(was) or not stays(was, new):
+                    break
+                at = self._at.get(key)
+                if at is not None:  # None: filtered out before and after
+                    rows[at] = build(new)
+                    changed.append(at)
+            else:
+                self.items = items
+                self.changed = changed
+                return rows
+        self.items = items
+        self._params = params
+        self.rows = full(items)
+        self._at = {row.key: i for i, row in enumerate(self.rows)}
+        self.changed = None
+        return self.rows
 
 
 def _fit(text: str, width: int, justify: str) -> str:
@@ -187,6 +244,18 @@ class RowTable(ScrollView, can_focus=True):
             self.refresh()
         else:
             self._refresh_changed_lines(old, old_offset, new, self._offset())
+
+    def update_rows(self, rows: Sequence[Row], changed: Iterable[int]) -> None:
+        """Replace rows at the `changed` indices only (same keys, same order, same length):
+        the cursor and scroll stay; only visible changed lines repaint."""
+        self.rows = tuple(rows)
+        top, height, width = self._offset(), self._page_height(), self.size.width
+        lines = [i - top for i in changed if 0 <= i - top < height]
+        if len(lines) > height * 3 // 4:
+            self.refresh()
+            return
+        for y in lines:
+            self.refresh(Region(0, y + 1, width, 1))
 
     def _offset(self) -> int:
         """Index of the first row on screen."""
