@@ -75,19 +75,33 @@ def full_rows(peers: tuple[PeerInput, ...], self_id: str, now: Ms) -> tuple[Rost
     return tuple(sorted(by_id.values(), key=sort_key))
 
 
+SLOT_MS = 100
+"""Grain of the due-time wheel: one list of peer ids per 100 ms in which ages turn over."""
+
+
 class RosterFold:
-    """Owns the roster rows between ticks; `fold()` returns this tick's rows and counts."""
+    """Owns the roster rows between ticks; `fold()` returns this tick's rows and counts.
+
+    Per peer it keeps the record, age bucket, row and sort key in four dicts (updating a dict
+    slot allocates nothing the cyclic collector tracks; a tuple per change would, and at 5,000
+    rows a second those promotions are what makes the full collections frequent).
+    """
 
     def __init__(self) -> None:
         self._peers: tuple[PeerInput, ...] | None = None
         """The input tuple last folded; None forces a full rebuild next time."""
-        self._self_id: str | None = None
+        self._self_id = ""
         self._now: Ms | None = None
-        self._entries: dict[str, tuple[PeerInput, int, RosterRow, SortKey]] = {}
+        self._peer: dict[str, PeerInput] = {}
+        self._bucket: dict[str, int] = {}
+        self._row: dict[str, RosterRow] = {}
+        self._key: dict[str, SortKey] = {}
         self._keys: list[SortKey] = []
         self._rows: list[RosterRow] = []
-        self._due: list[tuple[Ms, int, str, PeerInput]] = []
-        self._pushes = 0
+        self._wheel: dict[int, list[str]] = {}
+        """Slot (due // SLOT_MS) → ids whose age may turn over then (stale ids are skipped)."""
+        self._slots: list[int] = []
+        """A heap of the wheel's slots."""
         self._counts: dict[str, int] = {}
         self._rows_out: tuple[RosterRow, ...] = ()
         self._counts_out: dict[str, int] = {}
@@ -122,48 +136,58 @@ class RosterFold:
                 names[p.id] = p.name
                 changed |= self._apply(p, now)
             self._peers = peers
-        due = self._due
-        entries = self._entries
-        while due and due[0][0] <= now:
-            _, _, pid, p = heapq.heappop(due)
-            entry = entries.get(pid)
-            if entry is not None and entry[0] is p:
-                changed |= self._apply(p, now)
+        slots, wheel = self._slots, self._wheel
+        current = now // SLOT_MS
+        again: list[str] = []
+        while slots and slots[0] <= current:
+            for pid in wheel.pop(heapq.heappop(slots)):
+                p = self._peer[pid]
+                due = bucket_due(p.ts, self._bucket[pid])
+                if due <= now:
+                    changed |= self._apply(p, now)
+                elif due // SLOT_MS <= current:
+                    again.append(pid)  # due later in this slot: look again next tick
+        for pid in again:
+            self._queue(pid, current)
         self._now = now
         if changed:
             self._rows_out = tuple(self._rows)
             self._counts_out = dict(self._counts)
         return self._rows_out, self._counts_out
 
-    def _push(self, p: PeerInput, bucket: int) -> None:
-        self._pushes += 1
-        heapq.heappush(self._due, (bucket_due(p.ts, bucket), self._pushes, p.id, p))
+    def _queue(self, pid: str, slot: int) -> None:
+        ids = self._wheel.get(slot)
+        if ids is None:
+            ids = self._wheel[slot] = []
+            heapq.heappush(self._slots, slot)
+        ids.append(pid)
 
     def _apply(self, p: PeerInput, now: Ms) -> bool:
         """Fold one peer's current record at `now`; True when its row changed."""
-        old_p, old_bucket, old_row, old_key = self._entries[p.id]
+        pid = p.id
         bucket = age_bucket(p.ts, now)
-        if old_p is p and old_bucket == bucket:
+        if self._peer[pid] is p and self._bucket[pid] == bucket:
             return False
-        row = roster_row(p, self._self_id or "", bucket)
-        self._push(p, bucket)
+        old_row = self._row[pid]
+        row = roster_row(p, self._self_id, bucket)
+        self._peer[pid], self._bucket[pid], self._row[pid] = p, bucket, row
+        self._queue(pid, bucket_due(p.ts, bucket) // SLOT_MS)
+        old_key = self._key[pid]
         if row.status == old_row.status and row.name == old_row.name:
-            self._entries[p.id] = (p, bucket, row, old_key)
             self._rows[bisect_left(self._keys, old_key)] = row
         else:
-            key = sort_key(row)
-            self._entries[p.id] = (p, bucket, row, key)
+            key = self._key[pid] = sort_key(row)
             at = bisect_left(self._keys, old_key)
             del self._keys[at], self._rows[at]
             at = bisect_left(self._keys, key)
             self._keys.insert(at, key)
             self._rows.insert(at, row)
-        if old_row.status != row.status:
-            counts = self._counts
-            counts[old_row.status] -= 1
-            if counts[old_row.status] == 0 and old_row.status not in BASE_COUNTS:
-                del counts[old_row.status]
-            counts[row.status] = counts.get(row.status, 0) + 1
+            if old_row.status != row.status:
+                counts = self._counts
+                counts[old_row.status] -= 1
+                if counts[old_row.status] == 0 and old_row.status not in BASE_COUNTS:
+                    del counts[old_row.status]
+                counts[row.status] = counts.get(row.status, 0) + 1
         return True
 
     def _rebuild(
@@ -171,32 +195,32 @@ class RosterFold:
     ) -> None:
         """Every row from the input, reusing row objects whose record and age are unchanged."""
         self.full_rebuilds += 1
-        old = self._entries if self_id == self._self_id else {}
-        entries: dict[str, tuple[PeerInput, int, RosterRow, SortKey]] = {}
+        reuse = self_id == self._self_id
+        old_peer, old_bucket, old_row, old_key = self._peer, self._bucket, self._row, self._key
+        self._peer, self._bucket, self._row, self._key = {}, {}, {}, {}
+        self._wheel, self._slots = {}, []
         for p in peers:
-            names[p.id] = p.name
+            pid = p.id
+            names[pid] = p.name
             bucket = age_bucket(p.ts, now)
-            hit = old.get(p.id)
-            if hit is not None and hit[0] is p and hit[1] == bucket:
-                entries[p.id] = hit
+            if reuse and old_peer.get(pid) is p and old_bucket.get(pid) == bucket:
+                row, key = old_row[pid], old_key[pid]
             else:
                 row = roster_row(p, self_id, bucket)
-                entries[p.id] = (p, bucket, row, sort_key(row))
+                key = sort_key(row)
+            self._peer[pid], self._bucket[pid], self._row[pid], self._key[pid] = p, bucket, row, key
+        for pid, p in self._peer.items():
+            self._queue(pid, bucket_due(p.ts, self._bucket[pid]) // SLOT_MS)
+        keyed = sorted((key, self._row[pid]) for pid, key in self._key.items())
         counts = dict.fromkeys(BASE_COUNTS, 0)
-        keyed = sorted((e[3], e[2]) for e in entries.values())
         for _, row in keyed:
             counts[row.status] = counts.get(row.status, 0) + 1
-        self._entries = entries
         self._keys = [k for k, _ in keyed]
         self._rows = [r for _, r in keyed]
-        self._due = []
-        self._pushes = 0
-        for p, bucket, _, _ in entries.values():
-            self._push(p, bucket)
         self._counts = counts
         self._self_id = self_id
         self._now = now
         # Duplicate ids make positions ambiguous: keep rebuilding until the source stops.
-        self._peers = peers if len(entries) == len(peers) else None
+        self._peers = peers if len(self._peer) == len(peers) else None
         self._rows_out = tuple(self._rows)
         self._counts_out = dict(counts)

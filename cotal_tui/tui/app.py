@@ -7,6 +7,7 @@ through the same `Dispatcher`, whose words land on the notice line.
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 from collections.abc import Awaitable, Callable
@@ -134,6 +135,12 @@ class ConsoleApp(App[int]):
         if self.initial_notice:
             self.set_notice(self.initial_notice, "info")
         self.tick()
+        # Everything built so far (modules, the widget tree, styles, the first snapshot) lives
+        # as long as the console: moved out of the collector's reach, a full collection walks
+        # only what ticks allocated since, not ~10^6 start-up objects (a 250 ms pause at 5,000
+        # peers, every second or two).
+        gc.collect()
+        gc.freeze()
         if self.tick_interval:
             self.set_interval(self.tick_interval, self.tick, name="console-tick")
 

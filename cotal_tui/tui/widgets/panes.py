@@ -15,7 +15,7 @@ from cotal_tui.console.format import age_text
 from cotal_tui.console.snapshot import PendingRow, Snapshot, SourceView
 from cotal_tui.tui import render
 from cotal_tui.tui.render import RowFilter
-from cotal_tui.tui.widgets.table import Row, RowMirror, RowTable
+from cotal_tui.tui.widgets.table import LazyRows, RowMirror, RowTable
 
 DIGITS = re.compile(r"\d+")
 
@@ -76,13 +76,13 @@ class SortablePane(Pane):
         self.sort_reverse = False
         self.mirror = RowMirror()
 
-    def show_rows(self, rows: list[Row]) -> None:
-        """Hand the mirror's rows to the table: only the changed lines when it rebuilt few."""
+    def show_rows(self, rows: LazyRows) -> None:
+        """Hand the mirror's rows to the table: only the changed lines when it replaced few."""
         table = self.query_one(RowTable)
         if self.mirror.changed is None:
             table.set_rows(rows)
         elif self.mirror.changed:
-            table.update_rows(rows, self.mirror.changed)
+            table.update_rows(rows, self.mirror.changed, self.mirror.stale)
 
     def on_row_table_sort_requested(self, event: RowTable.SortRequested) -> None:
         event.stop()
@@ -117,7 +117,7 @@ class RosterPane(SortablePane):
         rows = self.mirror.update(
             roster.rows,
             (row_filter, sort, reverse),
-            lambda items: render.roster_rows(items, row_filter, sort, reverse, self.row_cache),
+            lambda items: render.roster_order(items, row_filter, sort, reverse),
             render.roster_row,
             lambda r: r.id,
             lambda old, new: render.roster_stays(old, new, row_filter, sort, reverse),
@@ -151,7 +151,7 @@ class ChannelsPane(SortablePane):
         rows = self.mirror.update(
             snap.channels.rows,
             (sort, reverse),
-            lambda items: render.channel_rows(items, sort, reverse, self.row_cache),
+            lambda items: render.channel_order(items, sort, reverse),
             render.channel_row,
             lambda c: c.name,
             lambda old, new: render.channel_stays(old, new, sort, reverse),

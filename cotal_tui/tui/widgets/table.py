@@ -9,7 +9,7 @@ style comes from the stylesheet's theme variables.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from itertools import compress
 from operator import is_not
@@ -24,8 +24,10 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-LINE_CACHE_MAX = 4_000
-"""Rendered lines kept per table (by row object); a scroll then re-renders nothing."""
+LINE_CACHE_MAX = 512
+"""Rendered lines kept per table (by row object): a few pages, so a scroll back re-renders
+nothing. Not more: each line is a Strip with its own caches (a dozen objects), and thousands of
+them kept alive made every full garbage collection walk them."""
 
 Cell = tuple[str, str | None]
 """Text and the component class that styles it (None: the row's style)."""
@@ -47,58 +49,122 @@ class Row:
     """A component class applied to the whole row (e.g. dimmed offline peers)."""
 
 
+class LazyRows(Sequence[Row]):
+    """Table rows built only when asked for: a 5,000-row roster renders its visible page.
+
+    Holds the items in display order and builds (and keeps) a `Row` per item on first access;
+    `key(i)` and `index_of(key)` answer without building anything.
+    """
+
+    __slots__ = ("items", "_build", "_key_of", "_built", "_at")
+
+    def __init__(
+        self,
+        items: list[Any],
+        build: Callable[[Any], Row],
+        key_of: Callable[[Any], str],
+        at: dict[str, int],
+    ) -> None:
+        self.items = items
+        self._build = build
+        self._key_of = key_of
+        self._built: dict[int, tuple[Any, Row]] = {}
+        self._at = at
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self.items)))]
+        item = self.items[index]
+        hit = self._built.get(id(item))
+        if hit is not None and hit[0] is item:
+            return hit[1]
+        row = self._build(item)
+        self._built[id(item)] = (item, row)
+        return row
+
+    def key(self, index: int) -> str:
+        return self._key_of(self.items[index])
+
+    def index_of(self, key: str) -> int | None:
+        return self._at.get(key)
+
+    def forget(self, item: Any) -> Row | None:
+        """Drop the row built for a replaced item; returns it (its rendered line is stale)."""
+        hit = self._built.pop(id(item), None)
+        return hit[1] if hit is not None and hit[0] is item else None
+
+
 class RowMirror:
-    """Table rows mirrored from a model's row tuple, rebuilding only the rows that changed.
+    """Table rows mirrored from a model's row tuple, touching only the rows that changed.
 
     The model hands back the same row objects while nothing changed and keeps its order, so an
     identity compare of the old and new tuples (in C) finds the changed positions; each is
-    rebuilt in place. Anything else (rows came or went, the order moved, the pane's filter or
-    sort changed, a change that moves a row under that filter or sort) rebuilds every row with
-    `full`, which is what the pane would have drawn anyway.
+    replaced in place, and its table row is built only if it is ever drawn (`LazyRows`).
+    Anything else (rows came or went, the order moved, the pane's filter or sort changed, a
+    change that moves a row under that filter or sort) re-orders every item with `order`, which
+    is what the pane would have drawn anyway.
     """
 
     def __init__(self) -> None:
         self.items: tuple[Any, ...] = ()
-        self.rows: list[Row] = []
+        self.rows: LazyRows | None = None
         self.changed: list[int] | None = None
-        """Row indices rebuilt in place by the last `update`; None when it rebuilt them all."""
-        self._at: dict[str, int] = {}
+        """Row indices replaced in place by the last `update`; None when it re-ordered all."""
+        self.stale: list[Row] = []
+        """Rows built for items the last `update` replaced (their rendered lines are stale)."""
         self._params: Hashable = object()
 
     def update(
         self,
         items: tuple[Any, ...],
         params: Hashable,
-        full: Callable[[tuple[Any, ...]], list[Row]],
+        order: Callable[[tuple[Any, ...]], list[Any]],
         build: Callable[[Any], Row],
         key_of: Callable[[Any], str],
         stays: Callable[[Any, Any], bool],
-    ) -> list[Row]:
-        """The rows for `items` under `params` (filter, sort); `stays(old, new)` says whether a
-        changed item keeps its place and visibility (same sort key, same filter verdict)."""
+    ) -> LazyRows:
+        """The rows for `items` under `params` (filter, sort); `order` gives the items shown,
+        in order; `stays(old, new)` says whether a changed item keeps its place and visibility
+        (same sort key, same filter verdict)."""
         old = self.items
-        if params == self._params and len(items) == len(old):
+        rows = self.rows
+        self.stale = []
+        if rows is not None and params == self._params and len(items) == len(old):
             changed: list[int] = []
-            rows = self.rows
             for i in compress(range(len(items)), map(is_not, items, old)):
                 new, was = items[i], old[i]
                 key = key_of(new)
                 if key != key_of(was) or not stays(was, new):
                     break
-                at = self._at.get(key)
+                at = rows.index_of(key)
                 if at is not None:  # None: filtered out before and after
-                    rows[at] = build(new)
+                    rows.items[at] = new
                     changed.append(at)
+                    built = rows.forget(was)
+                    if built is not None:
+                        self.stale.append(built)
             else:
                 self.items = items
                 self.changed = changed
                 return rows
         self.items = items
         self._params = params
-        self.rows = full(items)
-        self._at = {row.key: i for i, row in enumerate(self.rows)}
+        shown = order(items)
+        self.rows = LazyRows(shown, build, key_of, {key_of(x): i for i, x in enumerate(shown)})
         self.changed = None
         return self.rows
+
+
+def _index_of(rows: Sequence[Row], key: str) -> int | None:
+    if isinstance(rows, LazyRows):
+        return rows.index_of(key)
+    for i, row in enumerate(rows):
+        if row.key == key:
+            return i
+    return None
 
 
 def _fit(text: str, width: int, justify: str) -> str:
@@ -192,7 +258,7 @@ class RowTable(ScrollView, can_focus=True):
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.columns: tuple[Column, ...] = tuple(columns)
-        self.rows: tuple[Row, ...] = ()
+        self.rows: Sequence[Row] = ()
         self.cursor = 0
         self.empty_text = empty_text
         self.min_flex = min_flex
@@ -211,11 +277,16 @@ class RowTable(ScrollView, can_focus=True):
         `follow_end` pins the view to the newest rows (tail mode): the table then shows the last
         page without scrolling, so a steady stream costs line repaints, never a scroll reflow.
         """
-        old_key = self.rows[self.cursor].key if 0 <= self.cursor < len(self.rows) else None
-        new = tuple(rows)
+        old_key = self.cursor_key
+        new = rows if isinstance(rows, LazyRows) else tuple(rows)
         old = self.rows
         old_offset = self._offset()
-        same = len(new) == len(old) and all(a is b for a, b in zip(new, old, strict=True))
+        same = new is old or (
+            not isinstance(new, LazyRows)
+            and not isinstance(old, LazyRows)
+            and len(new) == len(old)
+            and all(a is b for a, b in zip(new, old, strict=True))
+        )
         was_tail = self.tail
         if same and follow_end == was_tail and not (follow_end and self.cursor != len(new) - 1):
             return
@@ -225,12 +296,8 @@ class RowTable(ScrollView, can_focus=True):
         if follow_end:
             self.cursor = max(0, len(new) - 1)
         elif old_key is not None:
-            for i, row in enumerate(new):
-                if row.key == old_key:
-                    self.cursor = i
-                    break
-            else:
-                self.cursor = min(self.cursor, max(0, len(new) - 1))
+            at = _index_of(new, old_key)
+            self.cursor = at if at is not None else min(self.cursor, max(0, len(new) - 1))
         else:
             self.cursor = 0
         self._update_virtual_size()
@@ -245,10 +312,14 @@ class RowTable(ScrollView, can_focus=True):
         else:
             self._refresh_changed_lines(old, old_offset, new, self._offset())
 
-    def update_rows(self, rows: Sequence[Row], changed: Iterable[int]) -> None:
-        """Replace rows at the `changed` indices only (same keys, same order, same length):
-        the cursor and scroll stay; only visible changed lines repaint."""
-        self.rows = tuple(rows)
+    def update_rows(self, rows: LazyRows, changed: Sequence[int], stale: Sequence[Row]) -> None:
+        """The rows at the `changed` indices were replaced in place (same keys, same order, same
+        length): the cursor and scroll stay; only visible changed lines repaint. `stale`: the
+        rows they replaced, whose rendered lines are dropped."""
+        self.rows = rows
+        cache = self._line_cache
+        for row in stale:
+            cache.pop(id(row), None)
         top, height, width = self._offset(), self._page_height(), self.size.width
         lines = [i - top for i in changed if 0 <= i - top < height]
         if len(lines) > height * 3 // 4:
@@ -268,7 +339,7 @@ class RowTable(ScrollView, can_focus=True):
         self.virtual_size = Size(self._total_width(self.size.width), height + 1)
 
     def _refresh_changed_lines(
-        self, old: tuple[Row, ...], old_top: int, new: tuple[Row, ...], top: int
+        self, old: Sequence[Row], old_top: int, new: Sequence[Row], top: int
     ) -> None:
         """Repaint only the visible lines whose row object changed (most ticks change few)."""
         height = self._page_height()
@@ -288,7 +359,10 @@ class RowTable(ScrollView, can_focus=True):
 
     @property
     def cursor_key(self) -> str | None:
-        return self.rows[self.cursor].key if 0 <= self.cursor < len(self.rows) else None
+        if not 0 <= self.cursor < len(self.rows):
+            return None
+        rows = self.rows
+        return rows.key(self.cursor) if isinstance(rows, LazyRows) else rows[self.cursor].key
 
     def set_sort_marker(self, column: int | None, reverse: bool = False) -> None:
         self.sort_marker = None if column is None else (column, reverse)
