@@ -24,7 +24,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-LINE_CACHE_MAX = 512
+LINE_CACHE_MAX = 256
 """Rendered lines kept per table (by row object): a few pages, so a scroll back re-renders
 nothing. Not more: each line is a Strip with its own caches (a dozen objects), and thousands of
 them kept alive made every full garbage collection walk them."""
