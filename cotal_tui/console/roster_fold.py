@@ -136,13 +136,14 @@ class RosterFold:
                 names[p.id] = p.name
                 changed |= self._apply(p, now)
             self._peers = peers
-        slots, wheel = self._slots, self._wheel
+        slots, wheel, peer, buckets = self._slots, self._wheel, self._peer, self._bucket
         current = now // SLOT_MS
         again: list[str] = []
         while slots and slots[0] <= current:
             for pid in wheel.pop(heapq.heappop(slots)):
-                p = self._peer[pid]
-                due = bucket_due(p.ts, self._bucket[pid])
+                p = peer[pid]
+                bucket = buckets[pid]
+                due = p.ts if bucket < 0 else p.ts + (bucket + 1) * AGE_STEP_MS
                 if due <= now:
                     changed |= self._apply(p, now)
                 elif due // SLOT_MS <= current:

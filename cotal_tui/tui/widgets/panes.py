@@ -120,7 +120,9 @@ class RosterPane(SortablePane):
             lambda items: render.roster_order(items, row_filter, sort, reverse),
             render.roster_row,
             lambda r: r.id,
-            lambda old, new: render.roster_stays(old, new, row_filter, sort, reverse),
+            None
+            if row_filter is None and not (sort or reverse)
+            else lambda old, new: render.roster_stays(old, new, row_filter, sort, reverse),
         )
         self.show_rows(rows)
         prefix = render.roster_counts(snap)
@@ -154,7 +156,9 @@ class ChannelsPane(SortablePane):
             lambda items: render.channel_order(items, sort, reverse),
             render.channel_row,
             lambda c: c.name,
-            lambda old, new: render.channel_stays(old, new, sort, reverse),
+            None
+            if not (sort or reverse)
+            else lambda old, new: render.channel_stays(old, new, sort, reverse),
         )
         self.show_rows(rows)
         joined = sum(1 for c in snap.channels.rows if c.joined)

@@ -124,11 +124,11 @@ class RowMirror:
         order: Callable[[tuple[Any, ...]], list[Any]],
         build: Callable[[Any], Row],
         key_of: Callable[[Any], str],
-        stays: Callable[[Any, Any], bool],
+        stays: Callable[[Any, Any], bool] | None,
     ) -> LazyRows:
         """The rows for `items` under `params` (filter, sort); `order` gives the items shown,
         in order; `stays(old, new)` says whether a changed item keeps its place and visibility
-        (same sort key, same filter verdict)."""
+        (same sort key, same filter verdict); None when every change does."""
         old = self.items
         rows = self.rows
         self.stale = []
@@ -137,7 +137,7 @@ class RowMirror:
             for i in compress(range(len(items)), map(is_not, items, old)):
                 new, was = items[i], old[i]
                 key = key_of(new)
-                if key != key_of(was) or not stays(was, new):
+                if key != key_of(was) or (stays is not None and not stays(was, new)):
                     break
                 at = rows.index_of(key)
                 if at is not None:  # None: filtered out before and after
