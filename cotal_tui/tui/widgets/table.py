@@ -3,8 +3,10 @@
 Why not `DataTable`: the console replaces whole row sets ten times a second (1,000 roster rows
 with ageing heartbeats), and DataTable's per-cell updates and width recalculation are the CPU
 trap noted in CONSOLE.md §3.4. Here a tick swaps one tuple and marks the widget dirty; only the
-visible lines are ever rendered. Cells name a component class instead of a colour, so every
-style comes from the stylesheet's theme variables.
+visible lines are ever rendered. For the big tables (roster, channels) a `RowMirror` replaces only
+the rows whose model object changed, and `LazyRows` builds a row only when its line is drawn.
+Cells name a component class instead of a colour, so every style comes from the stylesheet's
+theme variables.
 """
 
 from __future__ import annotations
