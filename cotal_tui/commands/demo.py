@@ -29,6 +29,7 @@ import asyncio
 import sys
 from typing import Any
 
+from cotal_tui.commands.common import plain_help
 from cotal_tui.demo.cast import MAX_AGENTS, MIN_AGENTS
 from cotal_tui.server.mint import MintError
 from cotal_tui.server.process import EmbeddedServerError
@@ -38,8 +39,9 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "demo",
         help="a throwaway space with simulated agents, under the console (DEMO badge)",
-        description=__doc__,
+        description=plain_help(__doc__ or ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example: cotal-tui demo --fast --agents 5",
     )
     p.add_argument(
         "--agents",

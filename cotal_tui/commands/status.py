@@ -15,16 +15,24 @@ import sys
 import time
 from typing import Any
 
+from cotal_tui.commands.common import (
+    UsageError,
+    add_server_arg,
+    add_space_arg,
+    add_state_dir_arg,
+    local_space_creds,
+    resolve_target,
+)
 from cotal_tui.mesh.connection import Connected, ConnectionError_, ConnectionState, Reconnecting
 from cotal_tui.mesh.durable import PendingOp
 from cotal_tui.mesh.endpoint import Endpoint, LeaseRead
+from cotal_tui.mesh.failures import classify
 from cotal_tui.mesh.jsapi import JsApiError, JsApiUnavailable
-from cotal_tui.mesh.kv import BucketNotFound, KvError
+from cotal_tui.mesh.kv import KvError
 from cotal_tui.mesh.lease import STALE_AFTER_MS, LeaseVerdict
 from cotal_tui.mesh.plane3_agent import delivery_lease_verdict
 
 SCHEMA = "cotal-tui/status/1"
-DEFAULT_SERVER = "nats://127.0.0.1:4222"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,10 +44,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "Registers no presence. Exit 1 with a one-line reason when the server or the "
             "space cannot be reached."
         ),
+        epilog="example: cotal-tui status --json   (finds the server cotal-tui up runs)",
     )
-    parser.add_argument("--server", default=DEFAULT_SERVER, help=f"(default: {DEFAULT_SERVER})")
-    parser.add_argument("--space", default="main", help="space name (default: main)")
-    parser.add_argument("--creds", help="a .creds file (auth mode); omit for an open space")
+    add_server_arg(parser)
+    add_space_arg(parser)
+    parser.add_argument(
+        "--creds",
+        help="a .creds file (default: $COTAL_CREDS, else the manager cred of the space's trust "
+        "chain under --state-dir, which can read the lease and probe the daemon; none for an "
+        "open space)",
+    )
+    add_state_dir_arg(parser)
     parser.add_argument("--json", action="store_true", help="print the snapshot as JSON")
     parser.add_argument(
         "--timeout",
@@ -51,9 +66,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    target = resolve_target(args)
+    if args.timeout <= 0:
+        raise UsageError(f"--timeout {args.timeout:g}: must be more than 0 seconds")
+    creds = target.creds
+    if creds is None and target.local:
+        creds = local_space_creds(args.state_dir, target.space)
     try:
         snapshot = asyncio.run(
-            take_snapshot(args.server, args.space, creds=args.creds, timeout=args.timeout)
+            take_snapshot(target.server, target.space, creds=creds, timeout=args.timeout)
         )
     except StatusFailed as exc:
         print(f"cotal-tui status: {exc}", file=sys.stderr)
@@ -87,15 +108,10 @@ async def take_snapshot(
     try:
         await ep.start()
     except (ConnectionError_, OSError) as exc:
-        raise StatusFailed(str(exc)) from None
-    except BucketNotFound as exc:
-        await ep.stop(graceful=False)
-        raise StatusFailed(
-            f"space {space!r} not found on {server} ({exc}); create it with `cotal-tui up`"
-        ) from None
+        raise StatusFailed(classify(exc, server=server, space=space).text) from None
     except (KvError, JsApiError, JsApiUnavailable, ValueError) as exc:
         await ep.stop(graceful=False)
-        raise StatusFailed(f"cannot read space {space!r} on {server}: {exc}") from None
+        raise StatusFailed(classify(exc, server=server, space=space).text) from None
     try:
         await ep.roster.wait_current(timeout)
         verdict, responder_ms, lease = await delivery_lease_verdict(ep)

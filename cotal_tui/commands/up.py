@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from cotal_tui.commands.common import UsageError, check_state_dir, resolve_space
 from cotal_tui.server.up import DEFAULT_STATE_DIR, UpOptions, run_up
 
 
@@ -17,13 +18,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "buckets, print the URL, and run until Ctrl-C/SIGTERM. If a server already answers "
             "on the address, provision it instead. Auth mode (the default) creates or reuses "
             "the trust chain under --state-dir and runs the space's delivery daemon in-process "
-            "(reported once it serves; --no-daemon skips it); --open runs without auth."
+            "(reported once it serves; --no-daemon skips it); --open runs without auth. "
+            "While it runs, <state-dir>/up.json says where it listens, so the other commands "
+            "find it without --server."
         ),
+        epilog="example: cotal-tui up --port 4333 --state-dir .cotal",
     )
     parser.add_argument(
         "--open", action="store_true", help="open mode: no auth, anyone can do anything"
     )
-    parser.add_argument("--space", default="main", help="space name (default: main)")
+    parser.add_argument("--space", help="space name (default: $COTAL_SPACE, else main)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=4222, help="port (default: 4222)")
     parser.add_argument("--store-dir", help="JetStream store folder (default: <state-dir>/store)")
@@ -42,14 +46,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--no-daemon",
         dest="daemon",
         action="store_false",
-        help="auth mode: do not run the delivery daemon in-process (run `cotal-tui daemon`)",
+        help="auth mode: do not run the delivery daemon in-process (run cotal-tui daemon)",
     )
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    space = resolve_space(args.space)
+    if not 1 <= args.port <= 65535:
+        raise UsageError(f"--port {args.port}: must be between 1 and 65535")
+    if not args.host.strip():
+        raise UsageError("--host: must not be empty")
+    check_state_dir(args.state_dir)
+    if args.store_dir:
+        check_state_dir(args.store_dir, "--store-dir")
     options = UpOptions(
-        space=args.space,
+        space=space,
         host=args.host,
         port=args.port,
         store_dir=args.store_dir,

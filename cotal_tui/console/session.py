@@ -26,6 +26,7 @@ from cotal_tui.console.watch import ConsoleWatcher, LiveHooks, WatchedConfig
 from cotal_tui.mesh.connection import Connection, ConnectionError_
 from cotal_tui.mesh.daemon import DaemonError, DeliveryDaemon
 from cotal_tui.mesh.endpoint import Endpoint, creds_identity
+from cotal_tui.mesh.failures import classify
 from cotal_tui.mesh.lease import LeaseHeld
 from cotal_tui.mesh.plane3_agent import Plane3Agent
 
@@ -73,6 +74,9 @@ class SourceDown(MeshSource):
     """A MeshSource whose endpoint has not connected yet: says why, instead of 'connecting'."""
 
     start_error: str | None = None
+    start_kind: str | None = None
+    """The failure's kind in the one taxonomy (mesh/failures.py): unreachable, refused
+    credentials, wrong space, permission, …"""
     start_unreachable: bool = True
     """False when the broker answered but binding failed (permissions, space not provisioned)."""
 
@@ -196,12 +200,13 @@ class ConsoleSession:
             try:
                 await self.ep.start()
                 break
-            except (ConnectionError_, OSError) as exc:
-                self.source.start_error = str(exc)
-                self.source.start_unreachable = True
             except Exception as exc:  # noqa: BLE001 - e.g. the space is not provisioned
-                self.source.start_error = f"could not bind: {type(exc).__name__}: {exc}"
-                self.source.start_unreachable = False
+                failure = classify(exc, server=self.server_url, space=self.options.space)
+                self.source.start_error = f"{failure.label}: {failure.text}"
+                self.source.start_kind = failure.kind
+                self.source.start_unreachable = failure.kind == "unreachable"
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.ep.stop(graceful=False), 3.0)
             await asyncio.sleep(RETRY_START_S)
             self.ep = self._endpoint()
             self.source.ep = self.ep

@@ -284,3 +284,12 @@ def ensure_space_auth(state_dir: str | Path, space: str) -> SpaceAuth:
         )
         auth.save()
     return auth
+
+
+def trust_chain_spaces(state_dir: str | Path) -> list[str]:
+    """The account names of the trust chain under `state_dir` (empty when there is none)."""
+    try:
+        auth = _load(Path(state_dir), "main")
+    except AuthError:
+        return []
+    return sorted(a.name for a in auth.accounts.values()) if auth else []

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from dataclasses import dataclass
@@ -23,10 +24,29 @@ import nats
 from nats.aio.client import Client
 from watchfiles import awatch
 
-from cotal_tui.server.auth import AuthError, SpaceAuth, ensure_space_auth
-from cotal_tui.server.process import EmbeddedServer, EmbeddedServerError, port_open
+from cotal_tui.server.auth import (
+    AuthError,
+    AuthNotFound,
+    SpaceAuth,
+    ensure_space_auth,
+    load_space_auth,
+)
+from cotal_tui.server.process import (
+    EmbeddedServer,
+    EmbeddedServerError,
+    port_open,
+    port_refusal,
+)
 from cotal_tui.server.provision import ProvisionError, provision_space
 from cotal_tui.server.seed import ChannelSeedError, apply_channel_seed, load_channel_seed
+from cotal_tui.server.state import (
+    UpRecord,
+    now_ms,
+    read_record,
+    remove_record,
+    store_holder,
+    write_record,
+)
 from cotal_tui.server.up_delivery import UpDelivery
 
 DEFAULT_STATE_DIR = ".cotal"
@@ -152,6 +172,35 @@ async def watch_channels(
             report.info(f"channels file {path} saved; registry already up to date")
 
 
+def _refusal(options: UpOptions, url: str, store: str, already: bool) -> str | None:
+    """Why `up` must not go on (checked before writing anything), or None."""
+    if already:
+        if options.open:
+            return None
+        try:
+            load_space_auth(Path(options.state_dir), options.space)
+        except AuthNotFound:
+            record = read_record(options.state_dir)
+            ours = record is not None and record.url == url
+            whose = (
+                f"`cotal-tui up` (pid {record.pid}) runs it from {options.state_dir}"
+                if ours
+                else f"it was not started from the trust chain in {options.state_dir}"
+            )
+            return (
+                f"a server already answers on {url} and {whose}; it cannot serve a new space "
+                f"{options.space!r} without a restart: stop it, then run `cotal-tui up --space "
+                f"{options.space}` (or pick another --port)"
+            )
+        except AuthError as exc:
+            return str(exc)
+        return None
+    held = store_holder(store)
+    if held is not None:
+        return str(held)
+    return port_refusal(options.host, options.port)
+
+
 async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
     report = report or Reporter()
     seed_file = channels_path(options)
@@ -165,22 +214,35 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
             report.fail(f"{exc} — nothing was started or written")
             return 2
 
+    url = f"nats://{options.host}:{options.port}"
+    store = options.store_dir or str(Path(options.state_dir) / "store")
+    already = port_open(options.host, options.port)
+    # Everything is checked before anything is written: a refusal leaves the state dir as it was.
+    refusal = _refusal(options, url, store, already)
+    if refusal is not None:
+        report.fail(f"{refusal} — nothing was started or written")
+        return 2
+
     auth: SpaceAuth | None = None
     creds: str | None = None
     if not options.open:
         try:
-            auth = ensure_space_auth(Path(options.state_dir), options.space)
+            if already:
+                auth = load_space_auth(Path(options.state_dir), options.space)
+            else:
+                auth = ensure_space_auth(Path(options.state_dir), options.space)
+            creds = str(auth.manager_creds_path())
         except AuthError as exc:
             report.fail(str(exc))
             return 2
-        creds = str(auth.manager_creds_path())
+        except OSError as exc:
+            report.fail(f"--state-dir {options.state_dir}: cannot write the trust chain ({exc})")
+            return 2
 
-    url = f"nats://{options.host}:{options.port}"
     server: EmbeddedServer | None = None
-    if port_open(options.host, options.port):
+    if already:
         report.ok(f"NATS already running on {url}; provisioning it (no new server started)")
     else:
-        store = options.store_dir or str(Path(options.state_dir) / "store")
         config_file = None
         if auth is not None:
             config_file = str(auth.render_server_config(options.host, options.port, store))
@@ -194,6 +256,19 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
             return 1
         mode = "auth" if auth is not None else "open"
         report.ok(f"nats-server started ({mode} mode, pid {server.pid}, store {store})")
+        write_record(
+            options.state_dir,
+            UpRecord(
+                pid=os.getpid(),
+                url=url,
+                host=options.host,
+                port=options.port,
+                space=options.space,
+                store=str(Path(store).absolute()),
+                mode=mode,
+                started_at=now_ms(),
+            ),
+        )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -267,4 +342,5 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
                 await nc.close()
         if server is not None:
             await asyncio.to_thread(server.stop)
+            remove_record(options.state_dir, os.getpid())
             report.ok("nats-server stopped")
