@@ -89,7 +89,7 @@ async def check(options: SessionOptions, *, timeout: float = 8.0) -> CheckResult
             await asyncio.sleep(0.05)
         snap = model.tick()
         if not session.ep.connected and session.source.start_error:
-            link = (session.source.start_kind or "unreachable").replace("-", " ")
+            link = session.source.start_kind or "unreachable"
             return CheckResult(
                 CRITICAL,
                 f"CRITICAL: space={options.space} link={link} — {session.source.start_error}",

@@ -13,13 +13,12 @@ The space is --space, else $COTAL_SPACE, else `main`; the creds are --creds, els
 from __future__ import annotations
 
 import argparse
-import base64
-import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from cotal_tui.mesh.creds_claims import creds_claims
 from cotal_tui.mesh.endpoint import creds_identity
 from cotal_tui.protocol.errors import InvalidName
 from cotal_tui.protocol.operator_input import check_space_name
@@ -123,20 +122,10 @@ _SPACE_SUBJECT = re.compile(r"^cotal\.([A-Za-z0-9_-]+)\.")
 
 def creds_spaces(path: str) -> set[str]:
     """The spaces a restricted cred's permissions name (empty for allow-all or unreadable)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-        lines = text.splitlines()
-        jwt = next(
-            lines[i + 1].strip() for i, ln in enumerate(lines) if "BEGIN NATS USER JWT" in ln
-        )
-        payload = jwt.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (OSError, ValueError, StopIteration, IndexError):
-        return set()
-    nats_claims = claims.get("nats") or {}
+    claims = creds_claims(path) or {}
     subjects = [
-        *((nats_claims.get("pub") or {}).get("allow") or []),
-        *((nats_claims.get("sub") or {}).get("allow") or []),
+        *((claims.get("pub") or {}).get("allow") or []),
+        *((claims.get("sub") or {}).get("allow") or []),
     ]
     found = set()
     for subject in subjects:

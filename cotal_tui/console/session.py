@@ -24,11 +24,15 @@ from cotal_tui.console.commands import CommandResult, Dispatcher, Join, Leave
 from cotal_tui.console.source import ConnectionInput
 from cotal_tui.console.watch import ConsoleWatcher, LiveHooks, WatchedConfig
 from cotal_tui.mesh.connection import Connection, ConnectionError_
+from cotal_tui.mesh.creds_claims import may_publish
 from cotal_tui.mesh.daemon import DaemonError, DeliveryDaemon
+from cotal_tui.mesh.durable import LiveOnly
 from cotal_tui.mesh.endpoint import Endpoint, creds_identity
 from cotal_tui.mesh.failures import classify
 from cotal_tui.mesh.lease import LeaseHeld
 from cotal_tui.mesh.plane3_agent import Plane3Agent
+from cotal_tui.protocol.names import dm_durable, dm_stream
+from cotal_tui.protocol.subjects import delivery_request_subject
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
 RETRY_START_S = 2.0
@@ -83,7 +87,9 @@ class SourceDown(MeshSource):
     def connection(self) -> ConnectionInput:
         if self.start_error and not self.ep.connected:
             state = "unreachable" if self.start_unreachable else "closed"
-            return ConnectionInput(state, last_error=self.start_error)
+            kind = (self.start_kind or "").replace("-", " ")
+            text = f"{kind}: {self.start_error}" if kind and not self.start_unreachable else None
+            return ConnectionInput(state, last_error=text or self.start_error)
         return super().connection()
 
 
@@ -109,6 +115,7 @@ class ConsoleSession:
 
     def _endpoint(self) -> Endpoint:
         o = self.options
+        observer = o.observer or o.read_only or not self._may_consume()
         return Endpoint(
             self.server_url,
             o.space,
@@ -117,12 +124,40 @@ class ConsoleSession:
             kind="endpoint",
             creds=self.creds,
             channels=o.channels,
-            register_presence=not (o.read_only or o.observer),
-            consume=not o.observer,
+            register_presence=not observer,
+            consume=not observer,
             create_space=False,
-            durable=Plane3Agent if self.creds else None,
+            durable=self._durable(observer),
             connect_timeout=o.connect_timeout,
         )
+
+    def _identity(self) -> str | None:
+        if self.creds is None:
+            return None
+        try:
+            return creds_identity(self.creds)
+        except (OSError, ValueError, KeyError, IndexError):
+            return None
+
+    def _may_consume(self) -> bool:
+        """Whether the credential may bind its own direct-message consumer (an observer or
+        admin cred may not: the console then runs as an observer, never looping on it)."""
+        ident = self._identity()
+        if ident is None:
+            return True
+        subject = f"$JS.API.CONSUMER.INFO.{dm_stream(self.options.space)}.{dm_durable(ident)}"
+        return may_publish(self.creds, subject)
+
+    def _durable(self, observer: bool) -> type[Plane3Agent] | type[LiveOnly] | None:
+        """Plane-3 durable membership only for a credential that may ask the daemon
+        (ctl.delivery); anything else is live only, so no request waits out its timeout."""
+        if self.creds is None:
+            return None
+        ident = self._identity()
+        if observer or ident is None:
+            return LiveOnly
+        subject = delivery_request_subject(self.options.space, ident)
+        return Plane3Agent if may_publish(self.creds, subject) else LiveOnly
 
     async def prepare(self) -> None:
         """Before starting: with no --server and nothing listening, start the embedded server.
@@ -202,7 +237,7 @@ class ConsoleSession:
                 break
             except Exception as exc:  # noqa: BLE001 - e.g. the space is not provisioned
                 failure = classify(exc, server=self.server_url, space=self.options.space)
-                self.source.start_error = f"{failure.label}: {failure.text}"
+                self.source.start_error = failure.text
                 self.source.start_kind = failure.kind
                 self.source.start_unreachable = failure.kind == "unreachable"
                 with contextlib.suppress(Exception):

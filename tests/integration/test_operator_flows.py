@@ -172,7 +172,7 @@ def test_wrong_space_named_by_status_check_and_daemon(auth_space: AuthSpace) -> 
     check = cli("check", *args)
     took = time.monotonic() - started
     assert check.returncode == 2, check.stdout
-    assert "wrong space" in check.stdout and "'nosuch' not found" in check.stdout, check.stdout
+    assert "link=wrong-space" in check.stdout and "'nosuch' not found" in check.stdout, check.stdout
     assert took < 6.0, f"check took {took:.1f}s to say the space is wrong"
     delivery = str(auth_space.auth.delivery_creds_path())
     daemon = cli("daemon", "--server", auth_space.url, "--space", "nosuch", "--creds", delivery)
