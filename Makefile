@@ -1,3 +1,4 @@
+SHELL := /bin/bash
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,10 +10,15 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "error: $(PY) not found; set PY=/path/to/python3.11"; exit 1; }
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	@echo "[1/3] creating $(VENV) with $(PY)"
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@echo "[2/3] upgrading pip"
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "[3/3] installing cotal-tui with textual, nats-py, nats-server and the test tools (a first install takes ~30 s)"
+	@set -o pipefail; $(BIN)/python -m pip install -e '.[test]' 2>&1 \
+		| awk '/^(Collecting|Installing collected|Successfully installed|ERROR|error)/ { print "      " $$0; fflush() }'
+	@touch $(STAMP)
+	@echo "installed: $(BIN)/cotal-tui"
 
 demo: install
 	$(BIN)/cotal-tui demo
