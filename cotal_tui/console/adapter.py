@@ -44,6 +44,7 @@ from cotal_tui.console.source import (
     SendOutcome,
 )
 from cotal_tui.mesh.connection import Closed, Connected, Reconnecting
+from cotal_tui.mesh.creds_claims import creds_label
 from cotal_tui.mesh.events import ConnectionChanged, EndpointError, EndpointEvent, MessageReceived
 from cotal_tui.mesh.plane3_agent import NothingPending, Plane3Agent, probe_delivery_responder
 
@@ -128,6 +129,9 @@ class MeshSource:
         self.channels_every_s = channels_every_s
         self.clock = clock
         self.mode = "auth" if endpoint.creds else "open"
+        self.known_holders: dict[str, str] = {}
+        """Delivery identities this console can name (id → words), for the lease pane."""
+        self.up_daemon_id: str | None = None
         self._queue: asyncio.Queue[MessageInput | None] = asyncio.Queue()
         self._off: Callable[[], None] | None = None
         self._poller: asyncio.Task[None] | None = None
@@ -246,7 +250,14 @@ class MeshSource:
     # -- Source ---------------------------------------------------------------------------------
 
     def identity(self) -> Identity:
-        return Identity(self.ep.space, self.ep.id, self.ep.card.name, self.mode, self.server)
+        return Identity(
+            self.ep.space,
+            self.ep.id,
+            self.ep.card.name,
+            self.mode,
+            self.server,
+            creds_label(self.ep.creds),
+        )
 
     def connection(self) -> ConnectionInput:
         st = self.ep.connection_state
@@ -344,7 +355,10 @@ class MeshSource:
         return self._channels_input  # type: ignore[return-value]
 
     def lease(self) -> LeaseInput:
-        return LeaseInput(self._lease, self._probe)
+        holder = self._lease.holder
+        label = self.known_holders.get(holder) if holder else None
+        is_up = holder is not None and holder == self.up_daemon_id
+        return LeaseInput(self._lease, self._probe, holder_label=label, holder_is_up=is_up)
 
     def pending(self) -> PendingInput:
         now = self.clock()

@@ -295,6 +295,7 @@ class ConsoleModel:
             space=ident.space,
             self_id=ident.self_id,
             self_name=ident.self_name,
+            credential=ident.credential,
             mode=ident.mode,
             demo=self.options.demo,
             read_only=self.options.read_only,
@@ -505,6 +506,7 @@ class ConsoleModel:
             raw=read.raw,
             source=source,
             responder_source=responder_source,
+            holder_note=holder_note(lease, j.verdict, j.age_ms, j.ttl_left_ms),
         )
 
     @staticmethod
@@ -573,3 +575,30 @@ class ConsoleModel:
         if age is None:
             return SourceView("feed", "chat/dm subscriptions", None, "fresh", "no live message yet")
         return SourceView("feed", "chat/dm subscriptions", age, "fresh")
+
+
+UNRENEWED_MS = 20_000
+"""A lease this old has missed its renewals (it is renewed every 15 s)."""
+
+
+def holder_note(
+    lease: LeaseInput, verdict: str, age_ms: int | None, ttl_left_ms: int | None
+) -> str | None:
+    """Who holds the lease (when known) and, when it is the unrenewed lease of the daemon `up`
+    runs on this state dir (an `up` that crashed), what a restarted `up` is waiting for."""
+    label = lease.holder_label
+    if not lease.holder_is_up:
+        return f"holder is {label}" if label else None
+    who = label or "the in-process daemon of cotal-tui up on this state dir"
+    unrenewed = verdict == "stale" or (age_ms is not None and age_ms > UNRENEWED_MS)
+    if unrenewed:
+        when = (
+            f"it expires in {ttl_left_ms // 1000 + 1}s"
+            if ttl_left_ms is not None and ttl_left_ms > 0
+            else "it has outlived its TTL and is about to be removed"
+        )
+        return (
+            f"holder is {who}, but nothing renews it: an up that crashed left it behind. A "
+            f"restarted up waits for this lease to expire before its daemon binds ({when})"
+        )
+    return f"holder is {who}"

@@ -179,7 +179,22 @@ class ConsoleSession:
         self.ep = self._endpoint()
         self.source.ep = self.ep
         self.source.mode = "auth" if self.creds else "open"
+        self._name_delivery_identities()
         self.source.server = self.server_url
+
+    def _name_delivery_identities(self) -> None:
+        """Let the lease pane name the daemon `up` runs on this state dir (its delivery cred),
+        without minting anything."""
+        o = self.options
+        path = Path(o.state_dir) / "auth" / f"delivery.{o.space}.creds"
+        if not path.is_file():
+            return
+        with contextlib.suppress(OSError, ValueError, KeyError, IndexError):
+            ident = creds_identity(str(path))
+            self.source.up_daemon_id = ident
+            self.source.known_holders[ident] = (
+                f"the in-process daemon of cotal-tui up on {o.state_dir}"
+            )
 
     async def _embedded_identity(self) -> None:
         """On the space's own server: act as a provisioned agent named --name (minted once into
@@ -272,6 +287,7 @@ class ConsoleSession:
             return
         self.daemon, self.daemon_conn = daemon, conn
         self.source.delivery_daemon = daemon
+        self.source.known_holders.setdefault(daemon_id, "this console's in-process daemon")
 
     # -- live edits (console/watch.py) --------------------------------------------------------
 

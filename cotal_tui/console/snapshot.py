@@ -145,6 +145,8 @@ class LeaseView:
     raw: Mapping[str, Any] | None
     source: SourceView
     responder_source: SourceView
+    holder_note: str | None = None
+    """Who the holder is and, for a stale lease of `up`'s own daemon, what `up` waits for."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +232,8 @@ class Snapshot:
     daemon: DaemonView | None
     pending: PendingView
     feed: FeedView
+    credential: str = ""
+    """Which credential is in use (profile and file); empty when the source does not say."""
 
     @property
     def sources(self) -> tuple[SourceView, ...]:

@@ -47,6 +47,8 @@ class Identity:
     self_name: str
     mode: SpaceMode = "auth"
     server: str = ""
+    credential: str = ""
+    """Which credential the console connects with (profile and file), for the header."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +151,10 @@ class LeaseInput:
     responder: ResponderCheck
     ttl_ms: int = 30_000
     """The lease bucket's max_age: a record older than this has outlived its renewals."""
+    holder_label: str | None = None
+    """Who the holder is, when this console knows the identity (e.g. the daemon `up` runs)."""
+    holder_is_up: bool = False
+    """The holder is the delivery identity of the `up` on this console's state dir."""
 
 
 @dataclass(frozen=True, slots=True)

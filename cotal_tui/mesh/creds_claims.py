@@ -13,6 +13,22 @@ from cotal_tui.protocol.channels import subject_matches
 
 def creds_claims(path: str) -> dict[str, Any] | None:
     """The ``nats`` claims of the user JWT in `path`; None when unreadable."""
+    claims = _jwt_claims(path)
+    nats_claims = claims.get("nats") if claims else None
+    return nats_claims if isinstance(nats_claims, dict) else None
+
+
+def creds_label(path: str | None) -> str:
+    """Which credential is in use, for the console's header: its profile (the JWT's name, by
+    the minting convention) and file, e.g. ``agent operator.creds``; ``none (open mode)``."""
+    if not path:
+        return "none (open mode)"
+    claims = _jwt_claims(path) or {}
+    profile = str(claims.get("name") or "unknown profile")
+    return f"{profile} {Path(path).name}"
+
+
+def _jwt_claims(path: str) -> dict[str, Any] | None:
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
         jwt = next(
@@ -22,8 +38,7 @@ def creds_claims(path: str) -> dict[str, Any] | None:
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     except (OSError, ValueError, StopIteration, IndexError):
         return None
-    nats_claims = claims.get("nats")
-    return nats_claims if isinstance(nats_claims, dict) else None
+    return claims if isinstance(claims, dict) else None
 
 
 def may_publish(path: str | None, subject: str) -> bool:

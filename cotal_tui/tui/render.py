@@ -356,6 +356,8 @@ def lease_markup(lease: LeaseView, daemon: DaemonView | None) -> str:
         f"holder [b]{escape(lease.holder or '—')}[/b] · ready {yes_no(lease.ready)}"
         f" · rev {lease.revision if lease.revision is not None else '—'}"
     )
+    if lease.holder_note:
+        lines.append(f"[dim]{escape(lease.holder_note)}[/]")
     lines.append(age)
     if lease.responder == "answered":
         latency = f"{lease.responder_latency_ms:.1f} ms" if lease.responder_latency_ms else "?"

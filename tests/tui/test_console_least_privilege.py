@@ -103,3 +103,61 @@ async def test_an_agent_cred_keeps_its_durable_membership(space: LocalSpace):
         assert isinstance(session.ep.durable, Plane3Agent) and session.ep.consume
     finally:
         await session.stop()
+
+
+async def test_the_header_says_which_cred_is_in_use(space: LocalSpace):
+    from tui_helpers import static_text
+
+    from cotal_tui.console.commands import Dispatcher
+    from cotal_tui.tui.app import ConsoleApp
+
+    minted = await space.mint("desk", "observer")
+    options = SessionOptions(server=space.url, space=SPACE, creds=str(minted.path),
+                             state_dir=str(space.state_dir))  # fmt: skip
+    session = ConsoleSession(options)
+    model = ConsoleModel(session.source)
+    app = ConsoleApp(model, Dispatcher(session.source), on_start=lambda: session.start(),
+                     on_stop=session.stop)  # fmt: skip
+    async with app.run_test(size=(200, 50)) as pilot:
+        await wait_for(
+            lambda: "cred observer desk.creds" in static_text(app, "#topbar-main"),
+            what="the header to name the observer cred in use",
+            timeout=20,
+        )
+        await pilot.press("q")
+
+
+async def test_the_lease_pane_says_what_a_restarted_up_waits_for(space: LocalSpace):
+    """Issue 12 item 2 (the takeover itself is issue 11's): `up` was SIGKILLed, its daemon's
+    lease.0 is left unrenewed; the console names the holder and what `up` waits for."""
+    import json
+    import time
+
+    from cotal_tui.mesh.endpoint import creds_identity
+
+    up_daemon = creds_identity(str(space.auth.delivery_creds_path()))
+    nc = await nats.connect(space.url, user_credentials=str(space.manager_creds), error_cb=_quiet)
+    try:
+        body = {"holder": up_daemon, "since": int(time.time() * 1000) - 25_000, "ready": True}
+        await nc.jetstream().publish(
+            f"$KV.cotal_delivery_{SPACE}.lease.0", json.dumps(body).encode()
+        )
+    finally:
+        await nc.close()
+    options = SessionOptions(server=space.url, space=SPACE, creds=str(space.manager_creds),
+                             observer=True, state_dir=str(space.state_dir))  # fmt: skip
+    session = ConsoleSession(options)
+    model = ConsoleModel(session.source)
+    try:
+        await session.start()
+        lease = await wait_for(
+            lambda: (s := model.tick()).lease.holder == up_daemon and s.lease,
+            what="the lease pane to read the crashed up's lease",
+            timeout=30,
+        )
+        assert lease.holder == up_daemon
+        note = lease.holder_note or ""
+        assert "in-process daemon of cotal-tui up" in note, note
+        assert "restarted up waits for this lease to expire" in note and "expires in" in note
+    finally:
+        await session.stop()

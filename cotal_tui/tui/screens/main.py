@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -43,10 +44,11 @@ class TopBar(Horizontal):
         since = f" {age_text(link.for_ms)}" if link.for_ms is not None else ""
         err = f" ({link.last_error})" if link.last_error and link.state != "connected" else ""
         rate = sum(snap.feed.rate[-11:-1]) / 10  # whole seconds only: changes once a second
+        cred = f" · cred {escape(snap.credential)}" if snap.credential else ""
         text = (
             f"cotal-tui · space [b]{snap.space}[/b] · "
             f"{LINK_GLYPH.get(link.state, '?')} {link.state}{since}{err} · "
-            f"me {snap.self_name} · {len(snap.roster.rows)} peers "
+            f"me {snap.self_name}{cred} · {len(snap.roster.rows)} peers "
             f"({STATUS_GLYPH['working']} {snap.roster.counts.get('working', 0)} working) · "
             f"{rate:.1f} msg/s"
         )
