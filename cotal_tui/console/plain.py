@@ -79,7 +79,8 @@ class PlainStream:
             if e.seq > self._last_seq:
                 out.append(message_line(e))
         if snap.feed.entries:
-            self._last_seq = max(self._last_seq, snap.feed.entries[-1].seq)
+            newest = snap.feed.last_seq or max(e.seq for e in snap.feed.entries)
+            self._last_seq = max(self._last_seq, newest)
         return out
 
     def _presence(self, snap: Snapshot, now: str) -> list[str]:

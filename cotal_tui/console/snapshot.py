@@ -76,6 +76,9 @@ class RosterRow:
     model: str | None = None
     connector: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+    last_known: bool = False
+    """The roster is not current and this status is the last one seen while it was: shown
+    dimmed, never turned into "offline" without evidence."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +216,8 @@ class FeedView:
     received: int
     rate: tuple[int, ...]
     source: SourceView
+    last_seq: int = 0
+    """The highest seq in the feed (entries are in time order, so not always the last one)."""
 
 
 @dataclass(frozen=True, slots=True)

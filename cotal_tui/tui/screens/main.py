@@ -33,6 +33,12 @@ LINK_GLYPH = {
 }
 
 
+def peers_text(snap: Snapshot) -> str:
+    """Other peers that are not offline (you and offline ones are not counted)."""
+    n = sum(1 for r in snap.roster.rows if not r.is_self and r.status != "offline")
+    return f"{n} peer{'' if n == 1 else 's'} online"
+
+
 class TopBar(Horizontal):
     def compose(self) -> ComposeResult:
         yield Static("", id="topbar-main")
@@ -48,7 +54,7 @@ class TopBar(Horizontal):
         text = (
             f"cotal-tui · space [b]{snap.space}[/b] · "
             f"{LINK_GLYPH.get(link.state, '?')} {link.state}{since}{err} · "
-            f"me {snap.self_name}{cred} · {len(snap.roster.rows)} peers "
+            f"me {snap.self_name}{cred} · {peers_text(snap)} "
             f"({STATUS_GLYPH['working']} {snap.roster.counts.get('working', 0)} working) · "
             f"{rate:.1f} msg/s"
         )
