@@ -240,10 +240,22 @@ def run_tui(options: SessionOptions, *, flag_theme: str | None = None) -> int:
             return 1
         loop.run_until_complete(app.run_async())
     finally:
-        with contextlib.suppress(Exception):
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
+        finish_loop(loop)
     return app.return_code or 0
+
+
+def finish_loop(loop: asyncio.AbstractEventLoop, timeout: float = 3.0) -> None:
+    """Cancel what is still running (e.g. a client's reader abandoned while reconnecting) and
+    let it unwind before the loop closes, so quitting never prints "Event loop is closed"."""
+    with contextlib.suppress(Exception):
+        tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            loop.run_until_complete(asyncio.wait(tasks, timeout=timeout))
+    with contextlib.suppress(Exception):
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.close()
 
 
 async def run_plain(options: SessionOptions, *, out=None) -> int:
