@@ -378,3 +378,18 @@ def test_up_on_a_port_held_by_something_else_writes_nothing(tmp_path: Path) -> N
         said = one_line_error(proc)
         assert f"cannot listen on 127.0.0.1:{port}" in said
         assert not state.exists()
+
+
+def test_console_names_a_wrong_space_not_unreachable(auth_space: AuthSpace, tmp_path: Path) -> None:
+    console = CliProcess(
+        ["console", "--plain", "--server", auth_space.url, "--space", "nosuch",
+         "--creds", str(auth_space.manager_creds), "--state-dir", str(tmp_path / "s")],
+        cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        found = console.wait_line(r"link closed .*wrong space", timeout=30)
+        assert "space 'nosuch' not found" in found.string, console.output
+        assert "link unreachable" not in console.output, console.output
+    finally:
+        console.terminate()
+        console.kill()
