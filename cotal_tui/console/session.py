@@ -31,8 +31,8 @@ from cotal_tui.mesh.endpoint import Endpoint, creds_identity
 from cotal_tui.mesh.failures import classify
 from cotal_tui.mesh.lease import LeaseHeld
 from cotal_tui.mesh.plane3_agent import Plane3Agent
-from cotal_tui.protocol.names import dm_durable, dm_stream
-from cotal_tui.protocol.subjects import delivery_request_subject
+from cotal_tui.protocol.names import dm_durable, dm_stream, kv_subject, presence_bucket
+from cotal_tui.protocol.subjects import delivery_request_subject, token
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
 RETRY_START_S = 2.0
@@ -140,13 +140,16 @@ class ConsoleSession:
             return None
 
     def _may_consume(self) -> bool:
-        """Whether the credential may bind its own direct-message consumer (an observer or
-        admin cred may not: the console then runs as an observer, never looping on it)."""
+        """Whether the credential may be a participant: write its own presence and bind its own
+        direct-message consumer. An observer or admin cred may not: the console then runs as
+        an observer, never looping on (or waiting out) what the broker will refuse."""
         ident = self._identity()
         if ident is None:
             return True
-        subject = f"$JS.API.CONSUMER.INFO.{dm_stream(self.options.space)}.{dm_durable(ident)}"
-        return may_publish(self.creds, subject)
+        space = self.options.space
+        presence = kv_subject(presence_bucket(space), token(ident))
+        dm = f"$JS.API.CONSUMER.INFO.{dm_stream(space)}.{dm_durable(ident)}"
+        return may_publish(self.creds, presence) and may_publish(self.creds, dm)
 
     def _durable(self, observer: bool) -> type[Plane3Agent] | type[LiveOnly] | None:
         """Plane-3 durable membership only for a credential that may ask the daemon

@@ -49,8 +49,14 @@ async def start_and_watch_ctl(space: LocalSpace, options: SessionOptions):
     try:
         await session.start()
         snap = await wait_for(
-            lambda: (s := model.tick()).roster.view == "current" and s,
-            what="the console's roster current (no consumer loop, no 30 s durable join)",
+            lambda: (
+                (s := model.tick()).roster.view == "current"
+                and session._started()
+                and s.connection.state == "connected"
+                and s
+            ),
+            what="the console started, connected, roster current (no consumer loop, no 30 s "
+            "durable join, no refused presence write)",
             timeout=30,
         )
         assert session.source.start_error is None, session.source.start_error
