@@ -202,7 +202,8 @@ class ConsoleSession:
     async def _embedded_identity(self) -> None:
         """On the space's own server: act as a provisioned agent named --name (minted once into
         <state-dir>/<name>.creds, free to read and post any channel), so joins get a real durable
-        backstop; the allow-all manager cred is kept for an in-process daemon."""
+        backstop. An in-process daemon (--daemon) runs as the space's delivery cred when the
+        state dir has one, and only otherwise as the allow-all manager cred."""
         from cotal_tui.server.auth import AuthNotFound, load_space_auth
         from cotal_tui.server.mint import MintError, mint
 
@@ -212,7 +213,10 @@ class ConsoleSession:
         except (AuthNotFound, OSError, ValueError):
             self.notes.append(f"no trust chain for {o.space!r} under {o.state_dir}: open mode")
             return
-        if manager.exists():
+        delivery = manager.parent / f"delivery.{token(o.space)}.creds"
+        if delivery.exists():
+            self.daemon_creds_default = str(delivery)
+        elif manager.exists():
             self.daemon_creds_default = str(manager)
         mine = Path(o.state_dir) / f"{o.name}.creds"
         if not mine.exists():
@@ -290,7 +294,9 @@ class ConsoleSession:
             return
         self.daemon, self.daemon_conn = daemon, conn
         self.source.delivery_daemon = daemon
-        self.source.known_holders.setdefault(daemon_id, "this console's in-process daemon")
+        self.source.known_holders[daemon_id] = "this console's in-process daemon"
+        if self.source.up_daemon_id == daemon_id:
+            self.source.up_daemon_id = None  # the same delivery cred: this console holds it now
 
     # -- live edits (console/watch.py) --------------------------------------------------------
 

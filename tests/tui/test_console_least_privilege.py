@@ -167,3 +167,32 @@ async def test_the_lease_pane_says_what_a_restarted_up_waits_for(space: LocalSpa
         assert "restarted up waits for this lease to expire" in note and "expires in" in note
     finally:
         await session.stop()
+
+
+async def test_the_in_process_daemon_prefers_the_delivery_cred(tmp_path: Path):
+    """Issue 12 item 5: the manager cred is the console daemon's fallback only where the state
+    dir has no delivery cred."""
+    from cotal_tui.mesh.endpoint import creds_identity
+
+    local = await start_local_space("dc", state_dir=tmp_path / ".cotal", port=0)
+    try:
+        delivery = local.auth.delivery_creds_path()
+        options = SessionOptions(space="dc", state_dir=str(local.state_dir), daemon=True,
+                                 embedded_port=local.server.port)  # fmt: skip
+        session = ConsoleSession(options)
+        model = ConsoleModel(session.source)
+        try:
+            await session.start(wait=True)
+            assert session.daemon_creds_default == str(delivery)
+            lease = await wait_for(
+                lambda: (s := model.tick()).lease.verdict == "serving" and s.lease,
+                what="the console's in-process daemon serving",
+                timeout=30,
+            )
+            assert lease.holder == creds_identity(str(delivery))
+            assert lease.holder_note == "holder is this console's in-process daemon"
+            assert "manager" not in (session.daemon_conn.creds or "")
+        finally:
+            await session.stop()
+    finally:
+        local.stop()
