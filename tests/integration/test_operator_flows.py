@@ -185,9 +185,7 @@ def test_wrong_space_named_by_status_check_and_daemon(auth_space: AuthSpace) -> 
 
 
 @pytest.mark.parametrize("space", ["bad space!", "a.b", "", "caf\u00e9"])
-@pytest.mark.parametrize(
-    "command", ["up", "status", "check", "mint", "daemon", "console", "demo"]
-)
+@pytest.mark.parametrize("command", ["up", "status", "check", "mint", "daemon", "console", "demo"])
 def test_space_names_refused_with_the_rule(command: str, space: str, tmp_path: Path) -> None:
     args = [command, "--space", space]
     if command != "demo":
