@@ -256,6 +256,12 @@ class Connection:
                     "--creds with a .creds minted by this server's trust chain (`cotal-tui mint "
                     "NAME` with the --state-dir `up` uses)"
                 ) from exc
+            if _is_reset(exc) or "reset by peer" in detail.lower():
+                raise CredsRefused(
+                    f"NATS at {self.server_url} answered, then closed the connection ({detail}): "
+                    "an auth-mode server does this to a credential it refuses"
+                    + ("" if self.creds else " and to a connection without one; pass --creds")
+                ) from exc
             raise Unreachable(
                 f"cannot reach NATS at {self.server_url} ({detail}); is the server running? "
                 "Start one with `cotal-tui up`"
@@ -455,9 +461,13 @@ def _is_auth_refusal(exc: object) -> bool:
     return "authorization violation" in text or "authentication" in text
 
 
+def _is_reset(exc: object) -> bool:
+    return isinstance(exc, ConnectionResetError)
+
+
 def _fails_fast(exc: Exception) -> bool:
     """A first-connect error that retrying within the timeout will not cure."""
-    return _is_auth_refusal(exc) or isinstance(exc, ConnectionRefusedError)
+    return _is_auth_refusal(exc) or isinstance(exc, ConnectionRefusedError | ConnectionResetError)
 
 
 def _now() -> float:
