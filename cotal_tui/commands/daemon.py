@@ -41,7 +41,7 @@ OPEN_MODE_WARNING = (
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "daemon",
-        help="run the delivery daemon (Plane-3 durable backstop) of a space",
+        help="run the delivery daemon (the durable backstop for offline members) of a space",
         description=(
             "Run the delivery daemon of one space: the durable backstop that keeps messages of "
             "durable-class channels for members who are offline. Exit 0 after a clean stop "

@@ -328,9 +328,9 @@ def test_version_everywhere() -> None:
         ), (args, proc.stdout, proc.stderr)
 
 
-@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("command", ["", *COMMANDS])
 def test_help_has_an_example_and_no_internal_references(command: str) -> None:
-    proc = cli(command, "--help")
+    proc = cli(*([command] if command else []), "--help")
     assert proc.returncode == 0
     text = proc.stdout
     assert "example:" in text, text
