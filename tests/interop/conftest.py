@@ -8,6 +8,7 @@ the folder; with `CI=true` they fail instead, so CI can never go green without r
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import sys
@@ -198,12 +199,21 @@ class OurSpace:
 
 
 async def start_our_space(
-    tmp_path: Path, clis: list[CliProcess], *, daemon: bool = True, open_mode: bool = False
+    tmp_path: Path,
+    clis: list[CliProcess],
+    *,
+    daemon: bool = True,
+    open_mode: bool = False,
+    channels: dict[str, Any] | None = None,
 ) -> OurSpace:
     space = unique_space("o")
     port = free_port()
     state = tmp_path / ".cotal"
     args = ["up", "--space", space, "--port", str(port), "--state-dir", str(state)]
+    if channels is not None:
+        seed = tmp_path / "channels.json"
+        seed.write_text(json.dumps(channels))
+        args += ["--channels", str(seed)]
     if open_mode:
         args.append("--open")
     elif not daemon:
