@@ -252,3 +252,27 @@ async def provision(build: str, step: str, **args: Any) -> dict[str, Any]:
 
 def wait_process_gone(proc: subprocess.Popen[Any], what: str, timeout: float = 15.0) -> None:
     wait_for_sync(lambda: proc.poll() is not None, what=what, timeout=timeout)
+
+
+async def read_kv(url: str, creds: Path, ident: str, bucket: str, key: str) -> dict[str, Any] | None:
+    """One KV value through `$JS.API.STREAM.MSG.GET` (the verb the scoped profiles hold), read with
+    a plain nats-py client: None when the key is absent or deleted."""
+    import base64
+
+    import nats
+
+    async def quiet(exc: Exception) -> None:
+        return None
+
+    nc = await nats.connect(url, user_credentials=str(creds), inbox_prefix=f"_INBOX_{ident}",
+                            error_cb=quiet, allow_reconnect=False)
+    try:
+        body = json.dumps({"last_by_subj": f"$KV.{bucket}.{key}"}).encode()
+        msg = await nc.request(f"$JS.API.STREAM.MSG.GET.KV_{bucket}", body, timeout=5)
+        reply = json.loads(msg.data)
+        if "error" in reply:
+            return None
+        data = reply["message"].get("data")
+        return json.loads(base64.b64decode(data)) if data else None
+    finally:
+        await nc.close()
