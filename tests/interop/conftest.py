@@ -136,6 +136,11 @@ class RefSpace:
         """`seedChannelRegistry` with the privileged cred: `{defaults?, channels?}`."""
         await provision(self.build, "channels", dir=str(self.dir), server=self.url, file=file)
 
+    async def commit_acl(self, owner: str, allow_subscribe: list[str]) -> None:
+        """`commitAcl` through the privileged endpoint (the reader's authorization row)."""
+        await provision(self.build, "acl", dir=str(self.dir), server=self.url, owner=owner,
+                        allowSubscribe=allow_subscribe)
+
     async def mint(self, profile: str, name: str) -> Minted:
         data = await provision(self.build, "mint", dir=str(self.dir), profile=profile, name=name)
         return Minted(data["id"], Path(data["creds"]))

@@ -276,3 +276,20 @@ async def read_kv(url: str, creds: Path, ident: str, bucket: str, key: str) -> d
         return json.loads(base64.b64decode(data)) if data else None
     finally:
         await nc.close()
+
+
+async def js_api(url: str, creds: Path, ident: str, subject: str,
+                 body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One JetStream API request with a plain nats-py client (inbox prefix of the identity)."""
+    import nats
+
+    async def quiet(exc: Exception) -> None:
+        return None
+
+    nc = await nats.connect(url, user_credentials=str(creds), inbox_prefix=f"_INBOX_{ident}",
+                            error_cb=quiet, allow_reconnect=False)
+    try:
+        msg = await nc.request(subject, json.dumps(body or {}).encode(), timeout=5)
+        return dict(json.loads(msg.data))
+    finally:
+        await nc.close()

@@ -7,6 +7,7 @@
 //   mint    {dir, profile, name}                  mintCreds → <dir>/<name>.creds
 //   agent   {dir, server, name, role?, subscribe?, allowSubscribe?, allowPublish?}
 //                                                 provisionAgent through a privileged endpoint
+//   acl     {dir, server, owner, allowSubscribe}  commitAcl (the durable read-ACL row)
 //   channels {dir, server, file}                  seedChannelRegistry ({defaults?, channels?})
 // The privileged cred is `manager` at 0.6.0 and `provisioner` at 0.9.0 (the manager profile is gone).
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -69,6 +70,16 @@ const steps = {
     const auth = loadAuth(a.dir);
     await core.seedChannelRegistry({ servers: a.server, space: auth.space, creds: readFileSync(join(a.dir, `${PRIV}.creds`), "utf8"), file: a.file });
     return { space: auth.space };
+  },
+  async acl() {
+    const auth = loadAuth(a.dir);
+    const ep = await privilegedEndpoint(a.dir, a.server, auth);
+    try {
+      await ep.commitAcl(a.owner, a.allowSubscribe);
+      return { owner: a.owner };
+    } finally {
+      await ep.stop();
+    }
   },
   async agent() {
     const auth = loadAuth(a.dir);
