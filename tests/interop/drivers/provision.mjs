@@ -3,7 +3,7 @@
 //
 // Steps ({"step": …}):
 //   init    {dir, space, host, port, storeDir}  trust chain (createSpaceAuth), auth.json, server.conf
-//   setup   {dir, server}                         setupSpaceStreams with the privileged cred
+//   setup   {dir, server} | {open, server, space} setupSpaceStreams (privileged cred, or none)
 //   mint    {dir, profile, name}                  mintCreds → <dir>/<name>.creds
 //   agent   {dir, server, name, role?, subscribe?, allowSubscribe?, allowPublish?}
 //                                                 provisionAgent through a privileged endpoint
@@ -59,6 +59,10 @@ const steps = {
     return { config: conf, privileged: priv, delivery, privilegedProfile: PRIV, account: auth.account.pub };
   },
   async setup() {
+    if (a.open) { // open mode: a bare connection has the rights (`cotal up --open`)
+      await core.setupSpaceStreams({ servers: a.server, space: a.space });
+      return { space: a.space };
+    }
     const auth = loadAuth(a.dir);
     await core.setupSpaceStreams({ servers: a.server, space: auth.space, creds: readFileSync(join(a.dir, `${PRIV}.creds`), "utf8") });
     return { space: auth.space };
