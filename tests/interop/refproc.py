@@ -254,7 +254,9 @@ def wait_process_gone(proc: subprocess.Popen[Any], what: str, timeout: float = 1
     wait_for_sync(lambda: proc.poll() is not None, what=what, timeout=timeout)
 
 
-async def read_kv(url: str, creds: Path, ident: str, bucket: str, key: str) -> dict[str, Any] | None:
+async def read_kv(
+    url: str, creds: Path, ident: str, bucket: str, key: str
+) -> dict[str, Any] | None:
     """One KV value through `$JS.API.STREAM.MSG.GET` (the verb the scoped profiles hold), read with
     a plain nats-py client: None when the key is absent or deleted."""
     import base64
