@@ -23,8 +23,11 @@ from typing import Any
 from waiting import wait_for, wait_for_sync
 
 ROOT = Path(__file__).resolve().parents[2]
-# `../shared/reference` from the project root (the README of that folder names this path).
-REFERENCE = (ROOT / ".." / "shared" / "reference").resolve()
+# `../shared/reference` from the project root (the README of that folder names this path);
+# COTAL_REFERENCE overrides it (e.g. to check the skip/fail behaviour when it is missing).
+REFERENCE = Path(
+    os.environ.get("COTAL_REFERENCE") or (ROOT / ".." / "shared" / "reference")
+).resolve()
 BUILDS = ("cotal-0.6.0", "cotal-0.9.0")
 DRIVERS = Path(__file__).resolve().parent / "drivers"
 RESOLVE_HOOK = DRIVERS / "ref-resolve.mjs"
