@@ -130,3 +130,53 @@ async def test_our_daemon_stops_copies_to_reference_agent(
                            f"ops/{bob_c.id}")
     assert record is not None and isinstance(record.get("leaveCursor"), int), record
     assert back.texts(channel="ops") == ["before"]
+
+
+async def test_refused_live_sub_closes_through_reference_daemon(
+    ref_build: str, tmp_path: Path, clis: list[Any], nodes: list[NodeProcess], our_agents: Any,
+) -> None:
+    """Scenario 4, the whole operator path, our agent with the reference daemon on our space:
+    narrower ACL row + re-issued creds (same identity) + a kick. The broker refuses our agent's
+    re-sent `ops` subscription; its leave retry goes to the reference daemon, which tombstones
+    the membership; copies stop."""
+    from cotal_tui.demo.admin import SpaceAdmin
+    from cotal_tui.server.auth import load_space_auth
+
+    ours = await start_our_space(tmp_path, clis, daemon=False, channels=OPS)
+    cred = await ours.mint("refdaemon", profile="delivery")
+    daemon = await start_ref_daemon(nodes, ref_build, ours.url, ours.space, cred.creds)
+    await daemon.wait_line(r"✓ delivery daemon up", timeout=30)
+    wire = Wire(ours.url, ours.space, cred.creds)
+    alice_c = await ours.mint("alice", "--subscribe", "general", "ops",
+                              "--allow-publish", "general", "ops")
+    dave_c = await ours.mint("dave", "--subscribe", "ops", "--allow-publish", "ops")
+    alice = await our_agents(ours.url, ours.space, "alice", creds=alice_c.creds,
+                             channels=["general", "ops"])
+    dave = await our_agents(ours.url, ours.space, "dave", creds=dave_c.creds, channels=["ops"])
+    await wait_for(lambda: alice.ep.has_durable_membership("ops"),
+                   what="our agent's ops membership via the reference daemon", timeout=30)
+
+    admin = SpaceAdmin(ours.url, ours.space, load_space_auth(ours.state_dir, ours.space),
+                       tmp_path)
+    await admin.start()
+    try:
+        await admin.commit_acl(alice.id, ["general"])
+        admin.reissue_agent_creds(alice_c.creds, alice.id, allow_subscribe=["general"],
+                                  allow_publish=["general"], role=None)
+        await admin.kick(alice.ep.conn.nc.client_id or 0)
+    finally:
+        await admin.stop()
+
+    await wait_for(lambda: "ops" not in alice.ep.joined_channels(),
+                   what="the broker to refuse our agent's re-sent ops subscription", timeout=30)
+    await wait_for(lambda: not alice.ep.has_durable_membership("ops")
+                   and not alice.ep.pending_leaves(),
+                   what="our leave retry to close the membership at the reference daemon",
+                   timeout=60)
+    record = await read_kv(ours.url, cred.creds, wire.id, f"cotal_members_{ours.space}",
+                           f"ops/{alice.id}")
+    assert record is not None and isinstance(record.get("leaveCursor"), int), record
+    before = await wire.dlv_count(alice.id)
+    await dave.ep.send("ops", "after-the-refusal")
+    await wait_for(wire.drained, what="the reference daemon to decide the entry", timeout=30)
+    assert await wire.dlv_count(alice.id) == before
