@@ -172,3 +172,29 @@ async def _exit_code(cli: Any) -> int:
     await wait_for(lambda: cli.proc.poll() is not None, what="cotal-tui daemon to exit",
                    timeout=20)
     return int(cli.proc.returncode)
+
+
+async def test_lease_contention_on_our_space(
+    ref_build: str, tmp_path: Path, clis: list[Any], nodes: list[NodeProcess]
+) -> None:
+    """Scenario 6 (d) on our space (`up --no-daemon`): the same refusals and SIGTERM hand-over,
+    with creds from our `mint --profile delivery`."""
+    ours_space = await start_our_space(tmp_path, clis, daemon=False)
+    url, space = ours_space.url, ours_space.space
+    a = await ours_space.mint("d1", profile="delivery")
+    b = await ours_space.mint("d2", profile="delivery")
+
+    ours = await start_our_daemon(clis, tmp_path, url, space, a.creds)
+    await wait_cli_line(ours, SERVING_OURS, timeout=30)
+    ref = await start_ref_daemon(nodes, ref_build, url, space, b.creds)
+    await ref.wait_line(r"a live lease already exists", timeout=30)
+    assert await ref.exited() == 1
+    ours.proc.send_signal(signal.SIGTERM)
+    assert await _exit_code(ours) == 0
+    ref = await start_ref_daemon(nodes, ref_build, url, space, b.creds)
+    await ref.wait_line(SERVING_REF, timeout=25)
+    lease = await _lease(url, b.creds, b.id, space)
+    assert lease is not None and lease["holder"] == b.id and lease["ready"] is True
+    refused = await start_our_daemon(clis, tmp_path, url, space, a.creds)
+    await wait_cli_line(refused, r"live lease already exists", timeout=30)
+    assert await _exit_code(refused) == 1
