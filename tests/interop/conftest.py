@@ -48,17 +48,6 @@ def ref_build(request: pytest.FixtureRequest) -> str:
     return build
 
 
-@pytest.fixture
-def ref_build_090() -> str:
-    build = "cotal-0.9.0"
-    reason = _missing(build)
-    if reason:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{reason} — CI=true: the interop suite must run, not skip")
-        pytest.skip(reason)
-    return build
-
-
 # --- processes ------------------------------------------------------------------------------
 
 

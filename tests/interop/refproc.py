@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from waiting import wait_for, wait_for_sync
+from waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 # `../shared/reference` from the project root (the README of that folder names this path);
@@ -251,10 +251,6 @@ class Minted:
 
 async def provision(build: str, step: str, **args: Any) -> dict[str, Any]:
     return await asyncio.to_thread(run_provision, build, step, **args)
-
-
-def wait_process_gone(proc: subprocess.Popen[Any], what: str, timeout: float = 15.0) -> None:
-    wait_for_sync(lambda: proc.poll() is not None, what=what, timeout=timeout)
 
 
 async def read_kv(

@@ -10,6 +10,7 @@ is asserted is only wire fact: CHAT keeps at most 1,000 messages of the subject,
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from pathlib import Path
@@ -42,14 +43,8 @@ async def _settle(wire: Wire, owner: str, timeout: float = 150.0) -> str:
             last, since = mark, time.monotonic()
         elif time.monotonic() - since > QUIET_S:
             return f"stalled (fan-out ack floor {mark[0]}, {info.get('num_ack_pending')} unacked)"
-        await _sleep(0.5)
+        await asyncio.sleep(0.5)
     raise AssertionError(f"the daemon neither drained nor stalled in {timeout}s")
-
-
-async def _sleep(s: float) -> None:
-    import asyncio
-
-    await asyncio.sleep(s)
 
 
 @pytest.mark.interop_full
