@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test interop lint bench clean
 
 install: $(STAMP)
 
@@ -19,6 +19,11 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The mixed-space suite against the reference builds in ../shared/reference (both 0.6.0 and 0.9.0),
+# including the long cases `make test` leaves out. CI=true makes a missing reference a failure.
+interop: install
+	$(BIN)/python -m pytest tests/interop -q -m ""
 
 lint: install
 	$(BIN)/ruff check cotal_tui tests bench
