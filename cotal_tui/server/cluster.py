@@ -125,7 +125,10 @@ class LocalCluster:
                 self.host, node.port, node.store_dir, extra=extra, name=f"server.{node.name}.conf"
             )
             return EmbeddedServer(
-                host=self.host, port=node.port, store_dir=str(node.store_dir), config_file=str(config)
+                host=self.host,
+                port=node.port,
+                store_dir=str(node.store_dir),
+                config_file=str(config),
             )
         args = [
             "-n",

@@ -152,9 +152,7 @@ async def provision_space(
     if conflicts:
         raise SpaceConfigConflict(space, conflicts)
 
-    report = ProvisionReport(
-        space=space, existing=[s.name for s in matching], replicas=replicas
-    )
+    report = ProvisionReport(space=space, existing=[s.name for s in matching], replicas=replicas)
     js = nc.jetstream()
     for stream in missing:
         try:

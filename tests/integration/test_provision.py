@@ -21,8 +21,8 @@ from cotal_tui.server.provision import (
     inspect_space,
     provision_space,
 )
-from cotal_tui.server.specs import space_streams
 from cotal_tui.server.seed import ChannelSeedError
+from cotal_tui.server.specs import space_streams
 
 
 async def test_provision_creates_every_stream_and_bucket_as_the_protocol_says(nc: Client) -> None:
