@@ -44,7 +44,35 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_false",
         help="auth mode: do not run the delivery daemon in-process (run `cotal-tui daemon`)",
     )
+    add_cluster_args(parser)
     parser.set_defaults(func=_run)
+
+
+def add_cluster_args(parser: argparse.ArgumentParser) -> None:
+    """The cluster options (server/up_cluster.py)."""
+    group = parser.add_argument_group("cluster")
+    group.add_argument(
+        "--replicas",
+        type=int,
+        metavar="N",
+        help="replicas of every stream and bucket: 1 or 3 (checked against the cluster size the "
+        "server reports). Default: an existing space keeps its own; a new one gets 1 (3 under "
+        "--cluster)",
+    )
+    group.add_argument(
+        "--cluster",
+        type=int,
+        metavar="N",
+        help="run a local cluster of N nats-server nodes on --host (client ports --port, "
+        "--port+1, ...; one store each under <state-dir>/cluster/), provision at R3, run the "
+        "daemon; all nodes stop on exit",
+    )
+    group.add_argument(
+        "--server",
+        metavar="URL[,URL...]",
+        help="provision an existing server or cluster (all its URLs, comma-separated) and run "
+        "the daemon against it; no server is started",
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -57,5 +85,8 @@ def _run(args: argparse.Namespace) -> int:
         state_dir=args.state_dir,
         open=args.open,
         daemon=args.daemon,
+        replicas=args.replicas,
+        cluster=args.cluster,
+        server=args.server,
     )
     return asyncio.run(run_up(options))
