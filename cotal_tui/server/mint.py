@@ -14,6 +14,7 @@ from pathlib import Path
 
 import nats
 
+from cotal_tui.mesh.connection import server_list
 from cotal_tui.protocol.permissions import (
     PROFILES,
     agent_permissions,
@@ -105,7 +106,7 @@ async def _provision(
 
     try:
         nc = await nats.connect(
-            server,
+            server_list(server),
             user_credentials=str(auth.manager_creds_path()),
             error_cb=quiet,
             allow_reconnect=False,

@@ -28,6 +28,7 @@ from cotal_tui.server.auth import AuthError, SpaceAuth, ensure_space_auth
 from cotal_tui.server.cluster import ClusterError, LocalCluster
 from cotal_tui.server.process import EmbeddedServer, EmbeddedServerError, port_open
 from cotal_tui.server.provision import ProvisionError, provision_space
+from cotal_tui.server.seed import ChannelSeedError, apply_channel_seed, load_channel_seed
 from cotal_tui.server.up_cluster import (
     ClusterOptions,
     ClusterUsageError,
@@ -36,7 +37,6 @@ from cotal_tui.server.up_cluster import (
     validate_options,
     watch_nodes,
 )
-from cotal_tui.server.seed import ChannelSeedError, apply_channel_seed, load_channel_seed
 from cotal_tui.server.up_delivery import UpDelivery
 
 DEFAULT_STATE_DIR = ".cotal"
