@@ -64,8 +64,9 @@ class ClusterSpace:
         return node.name
 
 
-async def connect(url: str, name: str, creds: str | Path | None) -> Connection:
-    conn = Connection(url, name, name, creds=None if creds is None else str(creds))
+async def connect(url: str, ident: str, creds: str | Path | None) -> Connection:
+    """A connection as `ident` (its id: the inbox prefix an agent cred allows is bound to it)."""
+    conn = Connection(url, ident[:12], ident, creds=None if creds is None else str(creds))
     await conn.connect()
     return conn
 
