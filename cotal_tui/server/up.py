@@ -32,7 +32,9 @@ from cotal_tui.server.seed import ChannelSeedError, apply_channel_seed, load_cha
 from cotal_tui.server.up_cluster import (
     ClusterOptions,
     ClusterUsageError,
+    NodeConfigOptions,
     check_cluster,
+    render_node_config,
     start_local_cluster,
     validate_options,
     watch_nodes,
@@ -57,6 +59,7 @@ class UpOptions:
     replicas: int | None = None
     cluster: int | None = None
     server: str | None = None
+    node_config: NodeConfigOptions | None = None
 
     @property
     def cluster_options(self) -> ClusterOptions:
@@ -177,6 +180,8 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
     except ClusterUsageError as exc:
         report.fail(f"{exc} — nothing was started or written")
         return 2
+    if options.node_config is not None:
+        return render_node_config(options.state_dir, options.space, options.node_config, report)
     seed_file = channels_path(options)
     seed = None
     seed_text: str | None = None

@@ -141,6 +141,53 @@ def watch_nodes(cluster: LocalCluster, seen_down: set[str], report: Reporter) ->
     return any(node.running for node in cluster)
 
 
+@dataclass(frozen=True)
+class NodeConfigOptions:
+    """`--write-server-config FILE` and the node it is for."""
+
+    out: str
+    node_name: str
+    routes: list[str]
+    host: str = "0.0.0.0"
+    port: int = 4222
+    cluster_listen: str = "0.0.0.0:6222"
+    store_dir: str = "/var/lib/nats/jetstream"
+
+
+def render_node_config(
+    state_dir: str, space: str, opts: NodeConfigOptions, report: Reporter
+) -> int:
+    """Write one node's config (the state dir's trust chain, created if new) and say what next."""
+    from cotal_tui.server.auth import AuthError, ensure_space_auth
+
+    if not opts.node_name or not opts.routes:
+        report.fail(
+            "--write-server-config needs --node-name NAME and --routes URL,... (every node's "
+            "nats-route://host:port, this one's included) — nothing was written"
+        )
+        return 2
+    try:
+        auth = ensure_space_auth(state_dir, space)
+        path = write_node_config(
+            auth,
+            Path(opts.out),
+            host=opts.host,
+            port=opts.port,
+            store_dir=opts.store_dir,
+            node_name=opts.node_name,
+            cluster_listen=opts.cluster_listen,
+            routes=opts.routes,
+        )
+    except (AuthError, OSError) as exc:
+        report.fail(f"could not write {opts.out}: {exc}")
+        return 1
+    report.ok(
+        f"wrote {path} for node {opts.node_name!r} (trust chain of {auth.dir}); run "
+        f"`nats-server -c {path.name}` on that machine"
+    )
+    return 0
+
+
 def write_node_config(
     auth: SpaceAuth,
     out: Path,

@@ -389,3 +389,53 @@ async def test_node_loss_leader_then_daemon_node_exactly_once_gap_told(tmp_path:
         if daemon is not None:
             await daemon.stop()
         await stop_cluster_space(cs)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_three_machine_configs_then_up_server_replicas_3(tmp_path: Path, procs: list[Any]) -> None:
+    """The README's three-machine recipe on loopback: `up --write-server-config` per node,
+    `nats-server -c` each, then `up --server all-three --replicas 3` provisions R3 and serves."""
+    from cotal_tui.server.process import EmbeddedServer
+
+    state = tmp_path / "state"
+    ports = [free_port() for _ in range(3)]
+    route_ports = [free_port() for _ in range(3)]
+    routes = ",".join(f"nats-route://127.0.0.1:{p}" for p in route_ports)
+    servers: list[EmbeddedServer] = []
+    try:
+        for i in range(3):
+            conf = tmp_path / f"n{i + 1}.conf"
+            wrote = CliProcess(
+                ["up", "--space", "three", "--state-dir", str(state)]
+                + ["--write-server-config", str(conf), "--node-name", f"n{i + 1}"]
+                + ["--routes", routes, "--port", str(ports[i])]
+                + ["--cluster-listen", f"127.0.0.1:{route_ports[i]}"]
+                + ["--store-dir", str(tmp_path / f"n{i + 1}" / "js")],
+                cwd=tmp_path,
+            )
+            assert wrote.proc.wait(timeout=30) == 0, wrote.output
+            assert f"wrote {conf}" in wrote.output
+            servers.append(
+                EmbeddedServer(
+                    port=ports[i],
+                    store_dir=str(tmp_path / f"n{i + 1}" / "js"),
+                    config_file=str(conf),
+                ).start()
+            )
+        urls = ",".join(f"nats://127.0.0.1:{p}" for p in ports)
+        up = CliProcess(
+            ["up", "--server", urls, "--space", "three", "--replicas", "3"]
+            + ["--state-dir", str(state)],
+            cwd=tmp_path,
+        )
+        procs.append(up)
+        up.wait_line(r"cluster of 3 nodes answering", timeout=60)
+        up.wait_line(r"space 'three' provisioned at R3 \(10 created", timeout=60)
+        up.wait_line(r"delivery daemon serving space 'three'", timeout=60)
+        assert up.terminate(timeout=30) == 0
+        assert "Traceback" not in up.output
+        assert all(s.running for s in servers)  # --server starts and stops no server
+    finally:
+        for s in servers:
+            s.close()
