@@ -43,7 +43,7 @@ from cotal_tui.console.source import (
     RosterInput,
     SendOutcome,
 )
-from cotal_tui.mesh.cluster_view import ClusterView, read_cluster_view
+from cotal_tui.mesh.cluster_view import ClusterView, read_cluster_view, unread_view
 from cotal_tui.mesh.connection import Closed, Connected, Reconnecting
 from cotal_tui.mesh.events import ConnectionChanged, EndpointError, EndpointEvent, MessageReceived
 from cotal_tui.mesh.plane3_agent import NothingPending, Plane3Agent, probe_delivery_responder
@@ -240,7 +240,7 @@ class MeshSource:
         try:
             self._cluster = await read_cluster_view(self.ep.conn, self.ep.space)
         except Exception as exc:  # noqa: BLE001 - the lease facts stand; the error is shown
-            self._cluster = None
+            self._cluster = unread_view(self.ep.conn, f"the read failed: {exc}")
             self.last_error = f"cluster read: {exc}"
 
     async def refresh_channels(self) -> None:
@@ -355,7 +355,10 @@ class MeshSource:
         return self._channels_input  # type: ignore[return-value]
 
     def lease(self) -> LeaseInput:
-        return LeaseInput(self._lease, self._probe, cluster=self._cluster)
+        cluster = self._cluster
+        if cluster is None and self.ep.connected:
+            cluster = unread_view(self.ep.conn, "not read yet")
+        return LeaseInput(self._lease, self._probe, cluster=cluster)
 
     def cluster(self) -> ClusterView | None:
         """The last cluster read (None: not read yet)."""

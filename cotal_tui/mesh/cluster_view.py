@@ -10,6 +10,8 @@ Reduced to one word for the one verdict table (``cluster`` column, mesh/lease_ta
 - ``lost``: a space stream (or a daemon consumer) has no leader: STREAM.INFO was not answered (a
   stream without quorum answers nothing) or names none. Writes to it fail until a leader is
   elected (NATS needs 2 of 3 replicas up).
+- ``unread``: the server is clustered but the view has not been read (yet), or reading it failed:
+  no evidence about the cluster, so never serving.
 - ``stalled``: the fan-out or reader consumer has work waiting and delivered nothing for
   :data:`STALL_AFTER_MS` by the server's own clock — the daemon is not moving (e.g. after its node
   died, until it reconnects and its consumers resume on the new leader).
@@ -111,6 +113,8 @@ class ClusterView:
     streams: tuple[StreamState, ...] = ()
     consumers: tuple[ConsumerState, ...] = ()
     read_at: float = field(default_factory=time.time)
+    unread: str | None = None
+    """Why there is no reading of a clustered server (not read yet, or the read failed)."""
 
     @property
     def nodes_known(self) -> list[str]:
@@ -140,7 +144,11 @@ class ClusterView:
         return any(not s.denied for s in self.streams)
 
     def word(self) -> ClusterWord:
-        if not self.clustered or not self.readable:
+        if not self.clustered:
+            return "n/a"
+        if self.unread is not None:
+            return "unread"
+        if not self.readable:
             return "n/a"
         if any(s.lost for s in self.streams) or any(c.lost for c in self.consumers):
             return "lost"
@@ -150,6 +158,8 @@ class ClusterView:
 
     def detail(self) -> str:
         """What the word rests on, in words (for the verdict's consequence)."""
+        if self.unread is not None:
+            return self.unread
         lost = [s.name for s in self.streams if s.lost]
         lost += [f"{c.stream}/{c.name}" for c in self.consumers if c.lost]
         if lost:
@@ -201,20 +211,21 @@ async def _request(
     conn: Connection, subject: str
 ) -> tuple[dict[str, Any] | None, str | None, bool]:
     """(answer, error, denied): a refusal by the broker is told apart from silence."""
-    refused = asyncio.Event()
+    refused: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
     def on_refusal(_r: PermissionRefusal) -> None:
-        refused.set()
+        if not refused.done():
+            refused.set_result(True)
 
     off = conn.on_refusal(subject, on_refusal)
     try:
         req = asyncio.ensure_future(conn.nc.request(subject, b"", timeout=READ_TIMEOUT_S))
-        deny = asyncio.ensure_future(refused.wait())
-        done, _ = await asyncio.wait({req, deny}, return_when=asyncio.FIRST_COMPLETED)
-        if deny in done and req not in done:
+        req.add_done_callback(_retrieve)  # a cancelled read leaves no unretrieved exception
+        await asyncio.wait({req, refused}, return_when=asyncio.FIRST_COMPLETED)
+        if not req.done():
             req.cancel()
             return None, "refused by the broker (this credential may not read it)", True
-        deny.cancel()
+        refused.cancel()
         try:
             msg = req.result()
         except Exception as exc:  # noqa: BLE001 - a timeout is what a leaderless stream gives
@@ -226,6 +237,24 @@ async def _request(
         return data, None, False
     finally:
         off()
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+def unread_view(conn: Connection, reason: str) -> ClusterView | None:
+    """A clustered server's view with no reading (None when the server is not clustered)."""
+    info = _server_info(conn)
+    if not info.get("cluster"):
+        return None
+    return ClusterView(
+        clustered=True,
+        connected=info.get("server_name"),
+        cluster_name=info.get("cluster"),
+        unread=reason,
+    )
 
 
 def _replicas(block: dict[str, Any]) -> tuple[ReplicaState, ...]:
@@ -307,6 +336,8 @@ def cluster_lines(view: ClusterView | None) -> tuple[str, ...]:
     Empty when not read or not a cluster."""
     if view is None or not view.clustered:
         return ()
+    if view.unread is not None:
+        return (f"unread (connected to {view.connected or '?'}: {view.unread})",)
     answering, known = view.nodes_answering, view.nodes_known
     lines = [
         f"{view.word()} (connected to {view.connected or '?'}, {len(answering)}/{len(known)} "

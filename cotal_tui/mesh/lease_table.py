@@ -62,8 +62,8 @@ MODE = ("auth", "open")
 # What a NATS cluster says (mesh/cluster_view.py): "n/a" not a cluster (or not readable with this
 # credential), "ok" every space stream has a leader and the daemon's consumers move, "lost" a
 # space stream or daemon consumer has no leader (no quorum), "stalled" a daemon consumer has work
-# waiting and delivered nothing for a while.
-CLUSTER = ("n/a", "ok", "lost", "stalled")
+# waiting and delivered nothing for a while, "unread" a clustered server whose view was not read.
+CLUSTER = ("n/a", "ok", "lost", "stalled", "unread")
 # Pipeline-progress columns (fan-out / reader backlog and age, dead letters) go here.
 
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -169,6 +169,10 @@ RULES: tuple[Rule, ...] = (
          "get nothing until it resumes (after a node loss: until it reconnects and its consumers "
          "resume on the new leader)",
          cluster=_w("stalled")),
+    Rule("cluster-unread", "unverified", "unknown",
+         "the server is clustered but the cluster's state was not read ({cluster_detail}): "
+         "delivery health unknown until it is",
+         cluster=_w("unread")),
     Rule("serving", "serving", "healthy",
          "a daemon holds a fresh, ready lease and answered the probe in {latency}: durable joins "
          "and the offline backstop work",

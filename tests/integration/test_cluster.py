@@ -26,6 +26,7 @@ from plane3_support import chat_message
 from spaces import unique_space
 
 from cotal_tui.commands.check import check
+from cotal_tui.commands.status import take_snapshot
 from cotal_tui.console.session import SessionOptions
 from cotal_tui.delivery.daemon import DeliveryDaemon
 from cotal_tui.mesh.cluster_view import read_cluster_view, space_stream_names
@@ -359,6 +360,14 @@ async def test_node_loss_leader_then_daemon_node_exactly_once_gap_told(tmp_path:
         )
         view = await read_cluster_view(cs.admin, cs.space)
         assert view.word() == "ok" and len(view.nodes_answering) == 3, view
+        # status --json tells the same: the node, the nodes answering, each stream's leader.
+        snap = await take_snapshot(cs.url, cs.space, creds=str(cs.manager_creds), timeout=10)
+        cluster = snap["cluster"]
+        assert cluster["clustered"] and cluster["connectedTo"] in {"n1", "n2", "n3"}
+        assert sorted(cluster["nodesAnswering"]) == ["n1", "n2", "n3"]
+        assert [st["stream"] for st in cluster["streams"]] == streams
+        assert all(st["leader"] and st["replicas"] == 3 for st in cluster["streams"])
+        assert {c["consumer"] for c in cluster["consumers"]} == {"fanout", "reader"}
 
         await pub.stop()
         sent = set(pub.acked)

@@ -100,3 +100,10 @@ def test_server_timestamps_and_json():
         "error": None,
     }
     assert cluster_json(None) is None
+
+
+def test_a_clustered_server_not_read_is_unread_never_ok():
+    view = ClusterView(True, "n1", "cotal", unread="not read yet")
+    assert view.word() == "unread"
+    assert view.detail() == "not read yet"
+    assert cluster_lines(view) == ("unread (connected to n1: not read yet)",)
