@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -108,6 +110,11 @@ def test_up_cluster_three_nodes_r3_daemon_then_up_server_and_all_stopped(
     assert r1.proc.wait(timeout=30) == 1
     assert "nats stream edit $s --replicas 1" in r1.output
     assert "Traceback" not in r1.output + again.output
+
+    # A node that dies is reported; `up` serves on with the other two.
+    os.kill(pids[1], signal.SIGKILL)
+    up.wait_line(r"node n2 \(:\d+\) exited; the space keeps serving", timeout=30)
+    assert up.proc.poll() is None
 
     assert up.terminate(timeout=30) == 0
     assert "all 3 nats-server nodes stopped" in up.output
