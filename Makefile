@@ -30,6 +30,7 @@ lint: install
 bench: install
 	$(BIN)/python bench/daemon.py
 	$(BIN)/python bench/console.py
+	$(BIN)/python bench/cluster.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
