@@ -7,6 +7,11 @@ it runs it watches the channel seed file and re-applies edits (a bad edit is rep
 written). In auth mode it also runs the space's delivery daemon in-process (server/up_delivery.py;
 `--no-daemon` skips it). SIGINT/SIGTERM stop it cleanly: the daemon (releasing its lease), the
 watcher, the client, then the server (SIGTERM, SIGKILL after a grace period, always reaped).
+
+Cluster options live in server/up_cluster.py: `--cluster N` starts a local cluster instead of one
+server, `--server URL,...` provisions an existing one and starts nothing, `--replicas N` is
+checked against the cluster size the server reports, `--write-server-config` renders a node's
+config and exits.
 """
 
 from __future__ import annotations
