@@ -181,7 +181,7 @@ def consequence(v: LeaseVerdict) -> str:
         "unreachable": "the broker is unreachable: durable delivery is unknown",
         "quorum-lost": "a space stream or the daemon's consumer has no leader (cluster quorum "
         "lost): writes to it fail and the offline backstop does not move until NATS elects one",
-        "stalled": "the daemon answers but its fan-out or reader has work waiting and delivered "
+        "stalled": "the daemon answers but its fan-out or reader has work waiting and acked "
         "nothing for a while: offline members get nothing until it resumes",
     }[v.verdict]
 

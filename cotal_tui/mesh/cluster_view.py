@@ -12,9 +12,11 @@ Reduced to one word for the one verdict table (``cluster`` column, mesh/lease_ta
   elected (NATS needs 2 of 3 replicas up).
 - ``unread``: the server is clustered but the view has not been read (yet), or reading it failed:
   no evidence about the cluster, so never serving.
-- ``stalled``: the fan-out or reader consumer has work waiting and delivered nothing for
-  :data:`STALL_AFTER_MS` by the server's own clock — the daemon is not moving (e.g. after its node
-  died, until it reconnects and its consumers resume on the new leader).
+- ``stalled``: the fan-out or reader consumer has work waiting (not yet delivered, or delivered
+  and not acked) and acked nothing for :data:`STALL_AFTER_MS` by the server's own clock — the
+  daemon is not moving (e.g. after its node died, until it reconnects and its consumers resume
+  on the new leader; or while it takes messages but cannot write their copies). Acks, not
+  deliveries, are the progress: a daemon that keeps taking messages it cannot settle is stalled.
 
 Requests the credential may not make (an agent cred may read only some streams) are recognized by
 the broker's refusal and left out, never counted as lost.
@@ -41,8 +43,8 @@ from cotal_tui.protocol.names import (
 API = "$JS.API"
 READ_TIMEOUT_S = 2.0
 STALL_AFTER_MS = 3_000
-"""A daemon consumer with work waiting that delivered nothing for this long is stalled (its
-pull requests deliver within milliseconds while the daemon is alive and connected)."""
+"""A daemon consumer with work waiting that acked nothing for this long is stalled (a live,
+connected daemon settles each batch within milliseconds)."""
 
 ClusterWord = str  # one of lease_table.CLUSTER
 
@@ -83,7 +85,7 @@ class StreamState:
 @dataclass(frozen=True)
 class ConsumerState:
     """A daemon consumer: work waiting (`pending` not yet delivered + `ack_pending`) and how long
-    since it last delivered (`idle_ms`, server clock)."""
+    since its last ack (`idle_ms`, server clock; since its creation when it never acked)."""
 
     stream: str
     name: str
@@ -167,7 +169,7 @@ class ClusterView:
         stalled = [c for c in self.consumers if c.stalled]
         if stalled:
             return "; ".join(
-                f"{c.stream}/{c.name} has {c.pending + c.ack_pending} waiting and delivered "
+                f"{c.stream}/{c.name} has {c.pending + c.ack_pending} waiting and acked "
                 f"nothing for {(c.idle_ms or 0) / 1000:.1f}s"
                 for c in stalled
             )
@@ -289,18 +291,8 @@ async def _consumer(conn: Connection, stream: str, name: str) -> ConsumerState:
         return ConsumerState(stream, name, error=error, denied=denied, absent=absent)
     block = data.get("cluster") or {}
     now = _ts_ms(data.get("ts")) or time.time() * 1000
-    last = max(
-        (
-            t
-            for t in (
-                _ts_ms((data.get("delivered") or {}).get("last_active")),
-                _ts_ms((data.get("ack_floor") or {}).get("last_active")),
-                _ts_ms(data.get("created")),
-            )
-            if t is not None
-        ),
-        default=None,
-    )
+    # ack_floor.last_active is the time of the last ack of any message (not only of the floor).
+    last = _ts_ms((data.get("ack_floor") or {}).get("last_active")) or _ts_ms(data.get("created"))
     return ConsumerState(
         stream,
         name,
@@ -362,7 +354,7 @@ def cluster_lines(view: ClusterView | None) -> tuple[str, ...]:
         state = "STALLED" if c.stalled else "moving"
         lines.append(
             f"{c.stream}/{c.name}: leader {c.leader}, {c.pending} pending, {c.ack_pending} "
-            f"unacked, last delivery {idle} ago ({state})"
+            f"unacked, last ack {idle} ago ({state})"
         )
     return tuple(lines)
 

@@ -62,7 +62,7 @@ MODE = ("auth", "open")
 # What a NATS cluster says (mesh/cluster_view.py): "n/a" not a cluster (or not readable with this
 # credential), "ok" every space stream has a leader and the daemon's consumers move, "lost" a
 # space stream or daemon consumer has no leader (no quorum), "stalled" a daemon consumer has work
-# waiting and delivered nothing for a while, "unread" a clustered server whose view was not read.
+# waiting and acked nothing for a while, "unread" a clustered server whose view was not read.
 CLUSTER = ("n/a", "ok", "lost", "stalled", "unread")
 # Pipeline-progress columns (fan-out / reader backlog and age, dead letters) go here.
 

@@ -70,7 +70,7 @@ def test_a_consumer_with_work_waiting_and_no_delivery_is_stalled():
     stalled = ConsumerState("CHAT_s", "fanout", "n1", pending=5, ack_pending=0, idle_ms=idle)
     assert _view(consumers=[stalled]).word() == "stalled"
     assert (
-        "CHAT_s/fanout has 5 waiting and delivered nothing for"
+        "CHAT_s/fanout has 5 waiting and acked nothing for"
         in _view(consumers=[stalled]).detail()
     )
     quiet = ConsumerState("CHAT_s", "fanout", "n1", pending=0, ack_pending=0, idle_ms=60_000)
