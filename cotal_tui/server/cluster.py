@@ -217,8 +217,8 @@ def server_info(nc: Client) -> dict[str, Any]:
 def cluster_size(nc: Client) -> int:
     """How many nodes the connected server says its cluster has: itself plus the client URLs it
     advertises (`connect_urls`, every routed peer's, which includes its own). 1 when the server
-    is not clustered. A cluster started with `no_advertise` reports 1 here: `--replicas` above 1
-    is then refused by the server itself when it creates the streams."""
+    is not clustered. A cluster started with `no_advertise` advertises no peers and counts as 1
+    here, so `up --replicas 3` refuses it: keep advertising (the nats-server default)."""
     info = server_info(nc)
     if not info.get("cluster"):
         return 1
