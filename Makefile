@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test interop lint bench clean
+.PHONY: install demo test test-slow interop lint bench clean
 
 install: $(STAMP)
 
@@ -25,12 +25,17 @@ test: install
 interop: install
 	$(BIN)/python -m pytest tests/interop -q -m ""
 
+# The long cases (node loss on a 3-node cluster, the three-machine recipe); `make test` skips them.
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow
+
 lint: install
 	$(BIN)/ruff check cotal_tui tests bench
 
 bench: install
 	$(BIN)/python bench/daemon.py
 	$(BIN)/python bench/console.py
+	$(BIN)/python bench/cluster.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -15,12 +15,13 @@ import sys
 import time
 from typing import Any
 
+from cotal_tui.mesh.cluster_view import ClusterView, cluster_json, read_cluster_view
 from cotal_tui.mesh.connection import Connected, ConnectionError_, ConnectionState, Reconnecting
 from cotal_tui.mesh.durable import PendingOp
 from cotal_tui.mesh.endpoint import Endpoint
 from cotal_tui.mesh.jsapi import JsApiError, JsApiUnavailable
 from cotal_tui.mesh.kv import BucketNotFound, KvError
-from cotal_tui.mesh.lease import LeaseRead, LeaseVerdict
+from cotal_tui.mesh.lease import LeaseRead, LeaseVerdict, lease_verdict
 from cotal_tui.mesh.lease_table import STALE_AFTER_MS
 from cotal_tui.mesh.plane3_agent import delivery_lease_verdict
 
@@ -100,13 +101,34 @@ async def take_snapshot(
     try:
         await ep.roster.wait_current(timeout)
         verdict, responder_ms, lease = await delivery_lease_verdict(ep)
+        cluster = await read_cluster_view(ep.conn, space)
+        verdict = with_cluster(verdict, lease, cluster)
         try:
             rows = await ep.list_channels(lease)
         except (JsApiError, JsApiUnavailable) as exc:
             raise StatusFailed(f"cannot list the channels of {space!r}: {exc}") from None
-        return build_snapshot(ep, server, lease, rows, verdict, responder_ms)
+        snapshot = build_snapshot(ep, server, lease, rows, verdict, responder_ms)
+        snapshot["cluster"] = cluster_json(cluster)
+        return snapshot
     finally:
         await ep.stop(graceful=False)
+
+
+def with_cluster(
+    verdict: LeaseVerdict | None, read: LeaseRead, cluster: ClusterView
+) -> LeaseVerdict | None:
+    """The lease verdict with the cluster column filled in (the same table decides)."""
+    if verdict is None or read.lease is None or cluster.word() == "n/a":
+        return verdict
+    info = read.lease
+    return lease_verdict(
+        "present",
+        ready=info.ready,
+        age_ms=time.time() * 1000 - info.since,
+        responder=verdict.responder,
+        holder=info.holder,
+        cluster=cluster.word(),
+    )
 
 
 def _connection(state: ConnectionState | None, ep: Endpoint) -> dict[str, Any]:
@@ -157,6 +179,10 @@ def consequence(v: LeaseVerdict) -> str:
         "refused": "the delivery lease could not be read with this credential: durable "
         "delivery is unknown",
         "unreachable": "the broker is unreachable: durable delivery is unknown",
+        "quorum-lost": "a space stream or the daemon's consumer has no leader (cluster quorum "
+        "lost): writes to it fail and the offline backstop does not move until NATS elects one",
+        "stalled": "the daemon answers but its fan-out or reader has work waiting and acked "
+        "nothing for a while: offline members get nothing until it resumes",
     }[v.verdict]
 
 
@@ -273,6 +299,22 @@ def render_text(s: dict[str, Any]) -> str:
         )
     if lease is not None and "verdict" in lease:
         lines.append(f"delivery: {lease['verdict']} — {lease['consequence']}")
+    cluster = s.get("cluster")
+    if cluster and cluster["clustered"]:
+        lines.append(
+            f"cluster {cluster['name']}: {cluster['verdict']} — connected to "
+            f"{cluster['connectedTo']}, {len(cluster['nodesAnswering'])}/"
+            f"{len(cluster['nodesKnown'])} nodes answering ({cluster['detail']})"
+        )
+        for st in cluster["streams"]:
+            if st["leader"] is None:
+                lines.append(f"  {st['stream']}: no leader ({st['error']})")
+            else:
+                lag = f", lagging {', '.join(st['lagging'])}" if st["lagging"] else ""
+                lines.append(
+                    f"  {st['stream']}: R{st['replicas']} leader {st['leader']}, current "
+                    f"{', '.join(st['current']) or 'none'}{lag}"
+                )
     for key, label in (
         ("pendingBootJoins", "pending boot joins"),
         ("pendingLeaves", "pending leaves"),

@@ -43,6 +43,7 @@ from cotal_tui.console.source import (
     RosterInput,
     SendOutcome,
 )
+from cotal_tui.mesh.cluster_view import ClusterView, read_cluster_view, unread_view
 from cotal_tui.mesh.connection import Closed, Connected, Reconnecting
 from cotal_tui.mesh.events import ConnectionChanged, EndpointError, EndpointEvent, MessageReceived
 from cotal_tui.mesh.plane3_agent import NothingPending, Plane3Agent, probe_delivery_responder
@@ -140,6 +141,7 @@ class MeshSource:
         self._poller: asyncio.Task[None] | None = None
         self._lease = LeaseRead("pending")
         self._probe = ResponderCheck("unchecked")
+        self._cluster: ClusterView | None = None
         self._ep_lease: EndpointLeaseRead | None = None
         self._rows: list[ChannelRow] = []
         self._rows_at: Ms | None = None
@@ -249,6 +251,15 @@ class MeshSource:
             self._probe = ResponderCheck("failed", checked, error=PROBE_CANNOT)
         else:
             self._probe = ResponderCheck("unchecked")
+        await self.refresh_cluster()
+
+    async def refresh_cluster(self) -> None:
+        """Read the cluster's view of the space (no requests when the server is not clustered)."""
+        try:
+            self._cluster = await read_cluster_view(self.ep.conn, self.ep.space)
+        except Exception as exc:  # noqa: BLE001 - the lease facts stand; the error is shown
+            self._cluster = unread_view(self.ep.conn, f"the read failed: {exc}")
+            self.last_error = f"cluster read: {exc}"
 
     async def refresh_channels(self) -> None:
         try:
@@ -374,7 +385,14 @@ class MeshSource:
         return self._channels_input  # type: ignore[return-value]
 
     def lease(self) -> LeaseInput:
-        return LeaseInput(self._lease, self._probe)
+        cluster = self._cluster
+        if cluster is None and self.ep.connected:
+            cluster = unread_view(self.ep.conn, "not read yet")
+        return LeaseInput(self._lease, self._probe, cluster=cluster)
+
+    def cluster(self) -> ClusterView | None:
+        """The last cluster read (None: not read yet)."""
+        return self._cluster
 
     def pending(self) -> PendingInput:
         now = self.clock()

@@ -54,6 +54,7 @@ from cotal_tui.console.verdict import (
     channel_health,
     judge_lease,
 )
+from cotal_tui.mesh.cluster_view import cluster_lines
 
 Clock = Callable[[], Ms]
 
@@ -509,6 +510,7 @@ class ConsoleModel:
             raw=read.raw,
             source=source,
             responder_source=responder_source,
+            cluster=cluster_lines(lease.cluster),
         )
 
     @staticmethod

@@ -141,6 +141,8 @@ def check_snapshot(snap: Snapshot) -> CheckResult:
         f"({len(roster.rows)}) pending={len(snap.pending.rows)}"
         f" lease-age={age_text(lease.age_ms)} probe={lease.responder}"
     )
+    if lease.cluster:
+        summary += f" cluster={lease.cluster[0]}"
     detail = f" — {'; '.join(worst)}" if worst else ""
     return CheckResult(code, f"{EXIT_WORD[code]}: {summary}{detail}")
 

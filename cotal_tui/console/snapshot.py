@@ -134,6 +134,8 @@ class LeaseView:
     raw: Mapping[str, Any] | None
     source: SourceView
     responder_source: SourceView
+    cluster: tuple[str, ...] = ()
+    """What the NATS cluster says (mesh/cluster_view.cluster_lines); empty when not a cluster."""
 
 
 @dataclass(frozen=True, slots=True)

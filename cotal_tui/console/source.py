@@ -19,7 +19,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from cotal_tui.mesh.cluster_view import ClusterView
 
 Ms = int
 """Epoch milliseconds."""
@@ -155,6 +158,8 @@ class LeaseInput:
     responder: ResponderCheck
     ttl_ms: int = 30_000
     """The lease bucket's max_age: a record older than this has outlived its renewals."""
+    cluster: ClusterView | None = None
+    """What the NATS cluster said at the last read (None: not read; not a cluster)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -373,6 +373,8 @@ def lease_markup(lease: LeaseView, daemon: DaemonView | None) -> str:
         f"{age_text(lease.responder_age_ms)} ago" if lease.responder_age_ms is not None else "never"
     )
     lines.append(f"responder {escape(probe)} · {probe_age}")
+    if lease.cluster:
+        lines.append(f"cluster {escape(lease.cluster[0])}")
     if daemon is not None:
         lines.append(daemon_markup(daemon))
     return "\n".join(lines)
@@ -506,6 +508,8 @@ def lease_detail(lease: LeaseView, daemon: DaemonView | None) -> str:
         kv("lease src", source_line(lease.source)),
         kv("probe src", source_line(lease.responder_source)),
     ]
+    if lease.cluster:
+        lines += ["", "[b]cluster[/b]", *(escape(line) for line in lease.cluster)]
     if daemon is not None:
         lines += ["", daemon_markup(daemon)]
     lines += ["", "[dim]r: raw lease record (JSON)[/]"]
