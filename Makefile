@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-slow interop lint bench clean
 
 install: $(STAMP)
 
@@ -26,12 +26,22 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
+# The mixed-space suite against the reference builds in ../shared/reference (both 0.6.0 and 0.9.0),
+# including the long cases `make test` leaves out. CI=true makes a missing reference a failure.
+interop: install
+	$(BIN)/python -m pytest tests/interop -q -m ""
+
+# The long cases (node loss on a 3-node cluster, the three-machine recipe); `make test` skips them.
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow
+
 lint: install
 	$(BIN)/ruff check cotal_tui tests bench
 
 bench: install
 	$(BIN)/python bench/daemon.py
 	$(BIN)/python bench/console.py
+	$(BIN)/python bench/cluster.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

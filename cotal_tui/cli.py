@@ -16,7 +16,7 @@ import traceback
 from cotal_tui import __version__
 
 DEBUG_ENV = "COTAL_DEBUG"
-COMMAND_MODULES = ("up", "mint", "status", "check", "daemon", "console", "demo")
+COMMAND_MODULES = ("up", "mint", "status", "check", "daemon", "console", "agent", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

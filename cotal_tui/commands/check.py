@@ -74,7 +74,14 @@ def evidence_complete(session: ConsoleSession) -> bool:
         and session.source.roster().view == "current"
         and lease.read.outcome != "pending"
         and lease.responder.outcome != "unchecked"
+        and cluster_read(session)
     )
+
+
+def cluster_read(session: ConsoleSession) -> bool:
+    """The cluster's view was read at least once (a single server answers at once)."""
+    read = getattr(session.source, "cluster", None)
+    return read is None or read() is not None
 
 
 async def check(options: SessionOptions, *, timeout: float = 8.0) -> CheckResult:

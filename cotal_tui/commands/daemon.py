@@ -24,10 +24,11 @@ from cotal_tui.commands.common import (
     add_state_dir_arg,
     resolve_target,
 )
+from cotal_tui.delivery.daemon import DaemonError, DeliveryDaemon
 from cotal_tui.mesh.connection import Connection, ConnectionError_, CredsUnreadable, Unreachable
-from cotal_tui.mesh.daemon import DaemonError, DeliveryDaemon
 from cotal_tui.mesh.endpoint import creds_identity
 from cotal_tui.mesh.failures import classify
+from cotal_tui.mesh.kv import KvError
 from cotal_tui.mesh.lease import LeaseHeld
 
 BROKER_GONE_ENV = "COTAL_DELIVERY_BROKER_GONE_MS"
@@ -115,6 +116,10 @@ async def _main(args: argparse.Namespace) -> int:
         return 1
     except DaemonError as exc:
         _say(f"✗ delivery: {type(exc).__name__}: {exc}")
+        await conn.close()
+        return 1
+    except KvError as exc:  # e.g. the account's consumer limit refused a registry watch
+        _say(f"✗ delivery: could not bind the space's registries: {exc}")
         await conn.close()
         return 1
     mode = "auth" if args.creds else "OPEN (self-asserted identities)"

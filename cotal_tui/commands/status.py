@@ -23,13 +23,15 @@ from cotal_tui.commands.common import (
     local_space_creds,
     resolve_target,
 )
+from cotal_tui.mesh.cluster_view import ClusterView, cluster_json, read_cluster_view
 from cotal_tui.mesh.connection import Connected, ConnectionError_, ConnectionState, Reconnecting
 from cotal_tui.mesh.durable import PendingOp
-from cotal_tui.mesh.endpoint import Endpoint, LeaseRead
+from cotal_tui.mesh.endpoint import Endpoint
 from cotal_tui.mesh.failures import classify
 from cotal_tui.mesh.jsapi import JsApiError, JsApiUnavailable
 from cotal_tui.mesh.kv import KvError
-from cotal_tui.mesh.lease import STALE_AFTER_MS, LeaseVerdict
+from cotal_tui.mesh.lease import LeaseRead, LeaseVerdict, lease_verdict
+from cotal_tui.mesh.lease_table import STALE_AFTER_MS
 from cotal_tui.mesh.plane3_agent import delivery_lease_verdict
 
 SCHEMA = "cotal-tui/status/1"
@@ -115,13 +117,34 @@ async def take_snapshot(
     try:
         await ep.roster.wait_current(timeout)
         verdict, responder_ms, lease = await delivery_lease_verdict(ep)
+        cluster = await read_cluster_view(ep.conn, space)
+        verdict = with_cluster(verdict, lease, cluster)
         try:
             rows = await ep.list_channels(lease)
         except (JsApiError, JsApiUnavailable) as exc:
             raise StatusFailed(f"cannot list the channels of {space!r}: {exc}") from None
-        return build_snapshot(ep, server, lease, rows, verdict, responder_ms)
+        snapshot = build_snapshot(ep, server, lease, rows, verdict, responder_ms)
+        snapshot["cluster"] = cluster_json(cluster)
+        return snapshot
     finally:
         await ep.stop(graceful=False)
+
+
+def with_cluster(
+    verdict: LeaseVerdict | None, read: LeaseRead, cluster: ClusterView
+) -> LeaseVerdict | None:
+    """The lease verdict with the cluster column filled in (the same table decides)."""
+    if verdict is None or read.lease is None or cluster.word() == "n/a":
+        return verdict
+    info = read.lease
+    return lease_verdict(
+        "present",
+        ready=info.ready,
+        age_ms=time.time() * 1000 - info.since,
+        responder=verdict.responder,
+        holder=info.holder,
+        cluster=cluster.word(),
+    )
 
 
 def _connection(state: ConnectionState | None, ep: Endpoint) -> dict[str, Any]:
@@ -152,7 +175,7 @@ def consequence(v: LeaseVerdict) -> str:
     """What the verdict means for durable delivery, in plain words."""
     if v.verdict == "serving" and v.green:
         return "a delivery daemon is serving: durable-class channels get their offline backstop"
-    if v.verdict == "serving":
+    if v.verdict == "unverified":
         return (
             f"a ready lease is held but its responder is {v.responder_text}: durable delivery "
             "is unconfirmed (use an agent cred, or open mode, to probe it)"
@@ -162,14 +185,20 @@ def consequence(v: LeaseVerdict) -> str:
         "fail until it is ready",
         "no-lease": "no delivery daemon: durable-class channels are live only and offline "
         "members miss messages; start one with `cotal-tui daemon` or `cotal-tui up`",
-        "stale": f"the lease was not renewed for over {STALE_AFTER_MS // 1000}s: its daemon is "
-        "probably gone and durable delivery is down until the lease expires and another "
+        "stale": f"the lease was not renewed for over {STALE_AFTER_MS // 1000}s (its TTL): its "
+        "daemon is gone and durable delivery is down until the record expires and another "
         "daemon binds",
+        "clock-skew": "the lease writer's clock is ahead of ours: the lease age is unknown, so "
+        "the daemon's liveness cannot be judged",
         "no-responder": f"a lease is held but {v.responder_text}: durable joins and leaves "
         "fail and fan-out may be stalled; check the daemon holding the lease",
         "refused": "the delivery lease could not be read with this credential: durable "
         "delivery is unknown",
         "unreachable": "the broker is unreachable: durable delivery is unknown",
+        "quorum-lost": "a space stream or the daemon's consumer has no leader (cluster quorum "
+        "lost): writes to it fail and the offline backstop does not move until NATS elects one",
+        "stalled": "the daemon answers but its fan-out or reader has work waiting and acked "
+        "nothing for a while: offline members get nothing until it resumes",
     }[v.verdict]
 
 
@@ -286,6 +315,22 @@ def render_text(s: dict[str, Any]) -> str:
         )
     if lease is not None and "verdict" in lease:
         lines.append(f"delivery: {lease['verdict']} — {lease['consequence']}")
+    cluster = s.get("cluster")
+    if cluster and cluster["clustered"]:
+        lines.append(
+            f"cluster {cluster['name']}: {cluster['verdict']} — connected to "
+            f"{cluster['connectedTo']}, {len(cluster['nodesAnswering'])}/"
+            f"{len(cluster['nodesKnown'])} nodes answering ({cluster['detail']})"
+        )
+        for st in cluster["streams"]:
+            if st["leader"] is None:
+                lines.append(f"  {st['stream']}: no leader ({st['error']})")
+            else:
+                lag = f", lagging {', '.join(st['lagging'])}" if st["lagging"] else ""
+                lines.append(
+                    f"  {st['stream']}: R{st['replicas']} leader {st['leader']}, current "
+                    f"{', '.join(st['current']) or 'none'}{lag}"
+                )
     for key, label in (
         ("pendingBootJoins", "pending boot joins"),
         ("pendingLeaves", "pending leaves"),

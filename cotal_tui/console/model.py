@@ -55,6 +55,7 @@ from cotal_tui.console.verdict import (
     channel_health,
     judge_lease,
 )
+from cotal_tui.mesh.cluster_view import cluster_lines
 
 Clock = Callable[[], Ms]
 
@@ -334,6 +335,9 @@ class ConsoleModel:
             daemon=None if daemon_in is None else self._daemon(daemon_in, now),
             pending=pending,
             feed=feed,
+            self_kind=ident.kind,
+            acl_read=ident.read,
+            acl_post=ident.post,
         )
         self._snapshot = snap
         return snap
@@ -368,6 +372,7 @@ class ConsoleModel:
                     historical=m.historical,
                     to_me=to_me,
                     raw=m.raw,
+                    backlog=m.backlog,
                 )
             )
             if m.historical:
@@ -544,6 +549,7 @@ class ConsoleModel:
             source=source,
             responder_source=responder_source,
             holder_note=holder_note(lease, j.verdict, j.age_ms, j.ttl_left_ms),
+            cluster=cluster_lines(lease.cluster),
         )
 
     @staticmethod

@@ -22,20 +22,9 @@ from cotal_tui.console.source import (
     SpaceMode,
     ViewState,
 )
+from cotal_tui.mesh.lease_table import Severity, Verdict
 
 Freshness = Literal["fresh", "stale", "unknown", "failed"]
-Severity = Literal["healthy", "info", "degraded", "critical", "unknown"]
-Verdict = Literal[
-    "serving",
-    "not-ready",
-    "no-lease",
-    "stale",
-    "no-responder",
-    "refused",
-    "unreachable",
-    "unverified",
-    "clock-skew",
-]
 ChannelHealth = Literal["active", "degraded"]
 
 
@@ -150,6 +139,8 @@ class LeaseView:
     responder_source: SourceView
     holder_note: str | None = None
     """Who the holder is and, for a stale lease of `up`'s own daemon, what `up` waits for."""
+    cluster: tuple[str, ...] = ()
+    """What the NATS cluster says (mesh/cluster_view.cluster_lines); empty when not a cluster."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +199,7 @@ class FeedEntry:
     historical: bool
     to_me: bool
     raw: Mapping[str, Any] = field(default_factory=dict)
+    backlog: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +231,11 @@ class Snapshot:
     feed: FeedView
     credential: str = ""
     """Which credential is in use (profile and file); empty when the source does not say."""
+    self_kind: str = "endpoint"
+    """``agent`` when the console is the agent its cred describes; then ``acl_read`` and
+    ``acl_post`` are the channels it may read and post on (None: unrestricted)."""
+    acl_read: tuple[str, ...] | None = None
+    acl_post: tuple[str, ...] | None = None
 
     @property
     def sources(self) -> tuple[SourceView, ...]:

@@ -97,6 +97,14 @@ def parse_refusal(text: str) -> PermissionRefusal | None:
     return PermissionRefusal(op, m.group(2).lower(), text)  # type: ignore[arg-type]
 
 
+def server_list(servers: str | list[str]) -> list[str]:
+    """A cluster's URLs as nats-py's server list: ``"nats://a:4222,nats://b:4222"`` (what
+    ``--server`` takes and ``up --cluster`` prints) or a list. nats-py reconnects to the next
+    one when its node goes away (and also learns peers from the server's INFO)."""
+    items = servers if isinstance(servers, list) else servers.split(",")
+    return [s.strip() for s in items if s.strip()]
+
+
 def connection_name(name: str) -> str:
     return f"cotal:{name}"
 
@@ -220,7 +228,7 @@ class Connection:
         connecting = asyncio.ensure_future(
             asyncio.wait_for(
                 nc.connect(
-                    self.servers,
+                    server_list(self.servers),
                     name=connection_name(self.name),
                     inbox_prefix=inbox_prefix(self.instance_id),
                     max_reconnect_attempts=-1,

@@ -26,12 +26,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from cotal_tui.mesh.control import ControlError, NoResponders, RequestTimeout
-from cotal_tui.mesh.durable import JoinDurability, PendingOp
+from cotal_tui.mesh.durable import DurableHost, JoinDurability, PendingOp
 from cotal_tui.mesh.lease import (
+    LeaseRead,
     LeaseVerdict,
     ResponderProbe,
     lease_verdict,
@@ -45,9 +47,6 @@ from cotal_tui.protocol.names import (
     LIST_MEMBERSHIPS_TIMEOUT_MS,
 )
 from cotal_tui.protocol.subjects import delivery_request_subject
-
-if TYPE_CHECKING:
-    from cotal_tui.mesh.endpoint import Endpoint, LeaseRead
 
 BACKOFF_BASE_S = 1.0
 BACKOFF_MAX_S = 30.0
@@ -133,7 +132,7 @@ class DeliveryHealth:
 class Plane3Agent:
     def __init__(
         self,
-        endpoint: Endpoint,
+        endpoint: DurableHost,
         *,
         backoff_base_s: float = BACKOFF_BASE_S,
         backoff_max_s: float = BACKOFF_MAX_S,
@@ -240,13 +239,20 @@ class Plane3Agent:
         self.generations.pop(channel, None)
 
     def on_refused(self, channel: str) -> None:
+        self.leave_later(channel)
+
+    def leave_later(self, channel: str, then: Callable[[], Awaitable[Any]] | None = None) -> bool:
+        """Retry the durable leave of ``channel`` in the background until the tombstone lands
+        (the leave-retry loop of a late refusal, listed in :meth:`pending_leaves`), then run
+        ``then``. False when there is no known membership to close (or we are stopped)."""
         generation = self.generations.get(channel)
         if generation is None or self._stopped:
-            return
+            return False
         self._leave_generation[channel] = generation
         self._leaves[channel] = PendingOp(channel, "durableLeave", 0)
         self._wake.setdefault(("leave", channel), asyncio.Event())
-        self._spawn(("leave", channel), self._close_refused(channel, generation))
+        self._spawn(("leave", channel), self._close_refused(channel, generation, then))
+        return True
 
     async def stop(self) -> None:
         self._stopped = True
@@ -336,7 +342,9 @@ class Plane3Agent:
             self._boot.pop(channel, None)
             self._wake.pop(("join", channel), None)
 
-    async def _close_refused(self, channel: str, generation: int) -> None:
+    async def _close_refused(
+        self, channel: str, generation: int, then: Callable[[], Awaitable[Any]] | None = None
+    ) -> None:
         attempt = 0
         last_error: str | None = None
         try:
@@ -352,6 +360,11 @@ class Plane3Agent:
                 else:
                     if self.generations.get(channel) == generation:
                         self.generations.pop(channel, None)
+                    if then is not None:
+                        try:
+                            await then()
+                        except Exception as exc:  # noqa: BLE001 - reported, the loop is done
+                            self.endpoint.report_error(exc, f"after closing {channel}")
                     return
                 delay = backoff_s(attempt, self.backoff_base_s, self.backoff_max_s)
                 attempt += 1
@@ -404,7 +417,7 @@ class Plane3Agent:
         return DeliveryHealth(verdict, ms, rows, self.pending_boot_joins(), self.pending_leaves())
 
 
-def can_probe_delivery(endpoint: Endpoint) -> bool:
+def can_probe_delivery(endpoint: DurableHost) -> bool:
     """Whether the endpoint's credential may publish its ``ctl.delivery`` request at all."""
     claims = _creds_permissions(endpoint.creds)
     if claims is None:
@@ -416,7 +429,7 @@ def can_probe_delivery(endpoint: Endpoint) -> bool:
     return not allow or any(subject_matches(p, subject) for p in allow)
 
 
-async def probe_delivery_responder(endpoint: Endpoint) -> tuple[ResponderProbe, float | None]:
+async def probe_delivery_responder(endpoint: DurableHost) -> tuple[ResponderProbe, float | None]:
     """A timed ``listMemberships`` round trip: is a daemon answering ``ctl.delivery`` now?"""
     if not can_probe_delivery(endpoint):
         return "unknown", None
@@ -431,7 +444,7 @@ async def probe_delivery_responder(endpoint: Endpoint) -> tuple[ResponderProbe, 
 
 
 async def delivery_lease_verdict(
-    endpoint: Endpoint,
+    endpoint: DurableHost,
 ) -> tuple[LeaseVerdict, float | None, LeaseRead]:
     """Read ``lease.0``, probe the responder when a lease exists, and look up the verdict.
 
@@ -449,7 +462,7 @@ async def delivery_lease_verdict(
 
 
 def _degraded_reason(verdict: LeaseVerdict, member: bool) -> str:
-    if verdict.verdict == "serving" and verdict.responder == "unknown":
+    if verdict.verdict == "unverified" and verdict.responder == "unknown":
         why = "delivery daemon unconfirmed: responder unknown (cannot probe with this credential)"
     elif verdict.verdict == "serving":
         why = ""

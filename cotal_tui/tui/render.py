@@ -316,7 +316,10 @@ def feed_row(e: FeedEntry) -> Row:
             (clock_text(e.ts), "cell--muted"),
             (e.sender_name, None),
             (e.target_label, "cell--accent"),
-            (one_line(e.text), "cell--mention" if e.to_me else None),
+            (
+                ("backlog · " if e.backlog else "") + one_line(e.text),
+                "cell--mention" if e.to_me else None,
+            ),
         ),
         "rowtable--dim" if e.historical else None,
     )
@@ -377,6 +380,8 @@ def lease_markup(lease: LeaseView, daemon: DaemonView | None) -> str:
         f"{age_text(lease.responder_age_ms)} ago" if lease.responder_age_ms is not None else "never"
     )
     lines.append(f"responder {escape(probe)} · {probe_age}")
+    if lease.cluster:
+        lines.append(f"cluster {escape(lease.cluster[0])}")
     if daemon is not None:
         lines.append(daemon_markup(daemon))
     return "\n".join(lines)
@@ -519,6 +524,8 @@ def lease_detail(lease: LeaseView, daemon: DaemonView | None) -> str:
         kv("lease src", source_line(lease.source)),
         kv("probe src", source_line(lease.responder_source)),
     ]
+    if lease.cluster:
+        lines += ["", "[b]cluster[/b]", *(escape(line) for line in lease.cluster)]
     if daemon is not None:
         lines += ["", daemon_markup(daemon)]
     lines += ["", "[dim]r: raw lease record (JSON)[/]"]
@@ -541,6 +548,7 @@ def message_detail(e: FeedEntry) -> str:
         kv("id", e.id),
         kv("mentions", ", ".join("@" + m for m in e.mentions) or "—"),
         kv("backfill", "yes (historical)" if e.historical else "no (live)"),
+        *([kv("backlog", "yes (sent while we were offline; its dlv_ copy)")] if e.backlog else []),
         "",
         escape(e.text),
         "",

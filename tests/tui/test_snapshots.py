@@ -107,3 +107,12 @@ def test_link_lost_rows_are_last_known(snap_compare, make_rig):
         await pilot.pause()
 
     assert snap_compare(rig.app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_main_screen_as_an_agent(snap_compare, make_rig):
+    """`console --creds ada.creds`: the header says who and what the cred may read and post,
+    #general and #review are durable memberships, the messages sent while away read backlog."""
+    from cotal_tui.console.fixtures import agent_data
+
+    rig = make_rig(agent_data(), tick_interval=None, demo=False)
+    assert snap_compare(rig.app, terminal_size=SIZE, run_before=_settled(rig))

@@ -34,6 +34,31 @@ LINK_GLYPH = {
 }
 
 
+def acl_text(channels: tuple[str, ...] | None) -> str:
+    if channels is None:
+        return "any"
+    return " ".join(f"#{ch}" for ch in channels) or "none"
+
+
+def who_text(snap: Snapshot) -> str:
+    """``me operator``, or for a console running as an agent ``as alice (agent) · read #a #b ·
+    post #a``: what its cred lets it read and post, before anyone asks why a post failed."""
+    if snap.self_kind != "agent":
+        return f"me {snap.self_name}"
+    return (
+        f"as [b]{snap.self_name}[/b] (agent) · read {acl_text(snap.acl_read)} · "
+        f"post {acl_text(snap.acl_post)}"
+    )
+
+
+def cred_text(snap: Snapshot) -> str:
+    """The cred label (``observer desk.creds``); as an agent only its file, since ``(agent)``
+    already names the profile."""
+    if snap.self_kind == "agent":
+        return snap.credential.rsplit(" ", 1)[-1]
+    return snap.credential
+
+
 def peers_text(snap: Snapshot) -> str:
     """Other peers that are not offline (you and offline ones are not counted)."""
     n = sum(1 for r in snap.roster.rows if not r.is_self and r.status != "offline")
@@ -51,17 +76,17 @@ class TopBar(Horizontal):
         since = f" {age_text(link.for_ms)}" if link.for_ms is not None else ""
         err = f" ({link.last_error})" if link.last_error and link.state != "connected" else ""
         rate = sum(snap.feed.rate[-11:-1]) / 10  # whole seconds only: changes once a second
-        cred = f" · cred {escape(snap.credential)}" if snap.credential else ""
+        cred = f" · cred {escape(cred_text(snap))}" if snap.credential else ""
         if compact:  # the essentials first, so a narrow terminal clips only the tail
             text = (
                 f"[b]{snap.space}[/b] · {LINK_GLYPH.get(link.state, '?')} {link.state}{since} · "
-                f"me {snap.self_name} · {peers_text(snap)}{cred}{err}"
+                f"{who_text(snap)} · {peers_text(snap)}{cred}{err}"
             )
         else:
             text = (
                 f"cotal-tui · space [b]{snap.space}[/b] · "
                 f"{LINK_GLYPH.get(link.state, '?')} {link.state}{since}{err} · "
-                f"me {snap.self_name}{cred} · {peers_text(snap)} "
+                f"{who_text(snap)}{cred} · {peers_text(snap)} "
                 f"({STATUS_GLYPH['working']} {snap.roster.counts.get('working', 0)} working) · "
                 f"{rate:.1f} msg/s"
             )
