@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cotal_tui.console.model import ConsoleModel  # noqa: E402
 from cotal_tui.console.session import ConsoleSession, SessionOptions  # noqa: E402
+from cotal_tui.delivery.daemon import DeliveryDaemon  # noqa: E402
 from cotal_tui.mesh.connection import Connection  # noqa: E402
-from cotal_tui.mesh.daemon import DeliveryDaemon  # noqa: E402
 from cotal_tui.server.local import start_local_space  # noqa: E402
 
 SPACE = "bench"
