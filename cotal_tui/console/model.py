@@ -620,8 +620,11 @@ class ConsoleModel:
         return SourceView("feed", "chat/dm subscriptions", age, "fresh")
 
 
-BACKSTOP_DOWN_VERDICTS = frozenset({"no-responder", "stale", "no-lease", "unreachable"})
-"""Lease verdicts under which no durable channel can honestly read "active"."""
+BACKSTOP_DOWN_VERDICTS = frozenset(
+    {"no-responder", "stale", "no-lease", "unreachable", "quorum-lost", "stalled"}
+)
+"""Lease verdicts under which no durable channel can honestly read "active" (a leaderless
+stream or a daemon consumer that stopped moving is no backstop either)."""
 UNRENEWED_MS = 20_000
 """A lease this old has missed its renewals (it is renewed every 15 s)."""
 
