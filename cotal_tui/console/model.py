@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 
 from cotal_tui.console.format import age_text
 from cotal_tui.console.roster_fold import RosterFold
+from cotal_tui.console.roster_fold import sort_key as roster_sort_key
 from cotal_tui.console.snapshot import (
     ChannelRow,
     ChannelsView,
@@ -29,6 +30,7 @@ from cotal_tui.console.snapshot import (
     LeaseView,
     PendingRow,
     PendingView,
+    RosterRow,
     RosterView,
     Snapshot,
     SourceView,
@@ -41,6 +43,7 @@ from cotal_tui.console.source import (
     LeaseInput,
     MessageInput,
     Ms,
+    PeerStatus,
     PendingInput,
     RosterInput,
     Source,
@@ -53,6 +56,7 @@ from cotal_tui.console.verdict import (
     channel_health,
     judge_lease,
 )
+from cotal_tui.mesh.cluster_view import cluster_lines
 
 Clock = Callable[[], Ms]
 
@@ -176,6 +180,11 @@ class ConsoleModel:
         self._tick = 0
         self._received = 0
         self._unread: dict[str, int] = {}
+        self._last_current_rows: tuple[RosterRow, ...] = ()
+        self._last_known_in: tuple[RosterRow, ...] | None = None
+        self._last_known_base: tuple[RosterRow, ...] | None = None
+        self._last_known_out: tuple[tuple[RosterRow, ...], dict[str, int]] = ((), {})
+        """The rows of the last current view: each peer's status as last seen (_last_known)."""
         self._rates: dict[str, RateRing] = {}
         self._total_rate = RateRing(self.options.rate_window_s)
         self._zero_rate: tuple[int, ...] = (0,) * self.options.rate_window_s
@@ -233,6 +242,23 @@ class ConsoleModel:
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutdown path
                 pass
 
+    def _place(self, entry: FeedEntry) -> None:
+        """Append a live message; put a replayed (historical) one where its time belongs, so
+        backfill never shows older times below newer ones."""
+        feed = self._feed
+        if not entry.historical or not feed or feed[-1].ts <= entry.ts:
+            feed.append(entry)
+            return
+        i = len(feed)
+        while i > 0 and feed[i - 1].ts > entry.ts:
+            i -= 1
+        if len(feed) == feed.maxlen:
+            if i == 0:
+                return  # older than everything the window keeps
+            feed.popleft()
+            i -= 1
+        feed.insert(i, entry)
+
     def mark_read(self, channel: str) -> None:
         """The operator looked at this channel: its unread arrivals go back to zero."""
         self._unread[channel] = 0
@@ -263,6 +289,7 @@ class ConsoleModel:
         second = now // 1000
         feed = FeedView(
             entries=self._feed_entries(),
+            last_seq=self._seq,
             received=self._received,
             rate=self._total_rate.history(second),
             source=self._feed_source(link, now),
@@ -281,6 +308,7 @@ class ConsoleModel:
             space=ident.space,
             self_id=ident.self_id,
             self_name=ident.self_name,
+            credential=ident.credential,
             mode=ident.mode,
             demo=self.options.demo,
             read_only=self.options.read_only,
@@ -318,7 +346,7 @@ class ConsoleModel:
                 label = "role:" + m.target
             lowered = ident.self_name.lower()
             to_me = (m.mode == "dm" and m.target == ident.self_id) or lowered in m.mentions
-            self._feed.append(
+            self._place(
                 FeedEntry(
                     seq=self._seq,
                     id=m.id,
@@ -343,7 +371,7 @@ class ConsoleModel:
             self._feed_last_at = now
             second = min(m.ts, now) // 1000
             self._total_rate.add(second)
-            if m.mode == "channel":
+            if m.mode == "channel" and m.sender_id != ident.self_id:
                 self._unread[m.target] = self._unread.get(m.target, 0) + 1
                 self._channels_dirty.add(m.target)
                 self._channels_ticking.add(m.target)
@@ -363,6 +391,10 @@ class ConsoleModel:
         """Only the peers whose record changed or whose age turned a whole second cost work
         (roster_fold.py): 5,000 peers heartbeat 2,500 times a second, and their ages tick."""
         rows, counts = self._roster_fold.fold(r.peers, ident.self_id, now, self._names)
+        if r.view == "current":
+            self._last_current_rows = rows  # O(1): read only once the view stops being current
+        else:
+            rows, counts = self._last_known(rows, counts)
         source = freshness("roster", r.origin, r.observed_at, r.error, now, ROSTER_STALE_MS)
         if r.view != "current" and source.freshness == "fresh":
             source = SourceView(source.name, source.origin, source.age_ms, "stale", r.view)
@@ -373,6 +405,30 @@ class ConsoleModel:
             source=source,
             banner=BANNERS.get(r.view),
         )
+
+    def _last_known(
+        self, rows: tuple[RosterRow, ...], counts: dict[str, int]
+    ) -> tuple[tuple[RosterRow, ...], dict[str, int]]:
+        """While the roster is not current, a peer that aged out to offline keeps the status it
+        last had in a current view, marked last-known: losing our own link is no evidence that
+        it went offline. O(roster) per tick, but only while the link or the watch is down."""
+        if rows is self._last_known_in and self._last_current_rows is self._last_known_base:
+            return self._last_known_out
+        known: dict[str, PeerStatus] = {row.id: row.status for row in self._last_current_rows}
+        out: list[RosterRow] = []
+        for row in rows:
+            was = known.get(row.id, "offline")
+            if row.status == "offline" and was != "offline":
+                row = replace(row, status=was, last_known=True)
+            out.append(row)
+        tally = dict.fromkeys(counts, 0)
+        for row in out:
+            tally[row.status] = tally.get(row.status, 0) + 1
+        ordered = tuple(sorted(out, key=roster_sort_key))
+        self._last_known_in = rows
+        self._last_known_base = self._last_current_rows
+        self._last_known_out = (ordered, tally)
+        return self._last_known_out
 
     def _channels(self, c_in, lease_in: LeaseInput, verdict: str, now: Ms) -> ChannelsView:
         """Fold every channel only when the inputs or the lease changed; otherwise only the
@@ -474,7 +530,12 @@ class ConsoleModel:
         else:
             text = None
         caveat = None
-        if health == "active" and verdict != "serving":
+        if health == "active" and verdict in BACKSTOP_DOWN_VERDICTS:
+            # The agents' rule (§5.9) reads only the lease; the console knows more: a held
+            # lease whose daemon does not answer is no backstop.
+            health = "degraded"
+            text = HEALTH_TEXT["degraded"] + f" (lease verdict {verdict})"
+        elif health == "active" and verdict != "serving":
             caveat = f"as agents see it; the lease verdict is {verdict}"
         if ch.durable_unclosed:
             text = CLEANUP_TEXT if text is None else f"{CLEANUP_TEXT} · {text}"
@@ -486,7 +547,7 @@ class ConsoleModel:
             description=ch.description,
             retained=ch.retained,
             joined=ch.joined,
-            unread=self._unread.get(ch.name, 0),
+            unread=min(self._unread.get(ch.name, 0), max(ch.retained, 0)),
             rate=rate,
             health=health,
             health_text=text,
@@ -537,6 +598,8 @@ class ConsoleModel:
             raw=read.raw,
             source=source,
             responder_source=responder_source,
+            holder_note=holder_note(lease, j.verdict, j.age_ms, j.ttl_left_ms),
+            cluster=cluster_lines(lease.cluster),
         )
 
     @staticmethod
@@ -605,3 +668,35 @@ class ConsoleModel:
         if age is None:
             return SourceView("feed", "chat/dm subscriptions", None, "fresh", "no live message yet")
         return SourceView("feed", "chat/dm subscriptions", age, "fresh")
+
+
+BACKSTOP_DOWN_VERDICTS = frozenset(
+    {"no-responder", "stale", "no-lease", "unreachable", "quorum-lost", "stalled"}
+)
+"""Lease verdicts under which no durable channel can honestly read "active" (a leaderless
+stream or a daemon consumer that stopped moving is no backstop either)."""
+UNRENEWED_MS = 20_000
+"""A lease this old has missed its renewals (it is renewed every 15 s)."""
+
+
+def holder_note(
+    lease: LeaseInput, verdict: str, age_ms: int | None, ttl_left_ms: int | None
+) -> str | None:
+    """Who holds the lease (when known) and, when it is the unrenewed lease of the daemon `up`
+    runs on this state dir (an `up` that crashed), what a restarted `up` is waiting for."""
+    label = lease.holder_label
+    if not lease.holder_is_up:
+        return f"holder is {label}" if label else None
+    who = label or "the in-process daemon of cotal-tui up on this state dir"
+    unrenewed = verdict == "stale" or (age_ms is not None and age_ms > UNRENEWED_MS)
+    if unrenewed:
+        when = (
+            f"it expires in {ttl_left_ms // 1000 + 1}s"
+            if ttl_left_ms is not None and ttl_left_ms > 0
+            else "it has outlived its TTL and is about to be removed"
+        )
+        return (
+            f"holder is {who}, but nothing renews it: an up that crashed left it behind. A "
+            f"restarted up waits for this lease to expire before its daemon binds ({when})"
+        )
+    return f"holder is {who}"
