@@ -15,17 +15,26 @@ import sys
 import time
 from typing import Any
 
+from cotal_tui.commands.common import (
+    UsageError,
+    add_server_arg,
+    add_space_arg,
+    add_state_dir_arg,
+    local_space_creds,
+    resolve_target,
+)
+from cotal_tui.mesh.cluster_view import ClusterView, cluster_json, read_cluster_view
 from cotal_tui.mesh.connection import Connected, ConnectionError_, ConnectionState, Reconnecting
 from cotal_tui.mesh.durable import PendingOp
 from cotal_tui.mesh.endpoint import Endpoint
+from cotal_tui.mesh.failures import classify
 from cotal_tui.mesh.jsapi import JsApiError, JsApiUnavailable
-from cotal_tui.mesh.kv import BucketNotFound, KvError
-from cotal_tui.mesh.lease import LeaseRead, LeaseVerdict
+from cotal_tui.mesh.kv import KvError
+from cotal_tui.mesh.lease import LeaseRead, LeaseVerdict, lease_verdict
 from cotal_tui.mesh.lease_table import STALE_AFTER_MS
 from cotal_tui.mesh.plane3_agent import delivery_lease_verdict
 
 SCHEMA = "cotal-tui/status/1"
-DEFAULT_SERVER = "nats://127.0.0.1:4222"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,10 +46,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "Registers no presence. Exit 1 with a one-line reason when the server or the "
             "space cannot be reached."
         ),
+        epilog="example: cotal-tui status --json   (finds the server cotal-tui up runs)",
     )
-    parser.add_argument("--server", default=DEFAULT_SERVER, help=f"(default: {DEFAULT_SERVER})")
-    parser.add_argument("--space", default="main", help="space name (default: main)")
-    parser.add_argument("--creds", help="a .creds file (auth mode); omit for an open space")
+    add_server_arg(parser)
+    add_space_arg(parser)
+    parser.add_argument(
+        "--creds",
+        help="a .creds file (default: $COTAL_CREDS, else the manager cred of the space's trust "
+        "chain under --state-dir, which can read the lease and probe the daemon; none for an "
+        "open space)",
+    )
+    add_state_dir_arg(parser)
     parser.add_argument("--json", action="store_true", help="print the snapshot as JSON")
     parser.add_argument(
         "--timeout",
@@ -52,9 +68,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    target = resolve_target(args)
+    if args.timeout <= 0:
+        raise UsageError(f"--timeout {args.timeout:g}: must be more than 0 seconds")
+    creds = target.creds
+    if creds is None and target.local:
+        creds = local_space_creds(args.state_dir, target.space)
     try:
         snapshot = asyncio.run(
-            take_snapshot(args.server, args.space, creds=args.creds, timeout=args.timeout)
+            take_snapshot(target.server, target.space, creds=creds, timeout=args.timeout)
         )
     except StatusFailed as exc:
         print(f"cotal-tui status: {exc}", file=sys.stderr)
@@ -88,37 +110,36 @@ async def take_snapshot(
     try:
         await ep.start()
     except (ConnectionError_, OSError) as exc:
-        raise StatusFailed(str(exc)) from None
-    except BucketNotFound as exc:
-        await ep.stop(graceful=False)
-        raise StatusFailed(
-            f"space {space!r} not found on {server} ({exc}); create it with `cotal-tui up`"
-        ) from None
+        raise StatusFailed(classify(exc, server=server, space=space).text) from None
     except (KvError, JsApiError, JsApiUnavailable, ValueError) as exc:
         await ep.stop(graceful=False)
-        raise StatusFailed(f"cannot read space {space!r} on {server}: {exc}") from None
+        raise StatusFailed(classify(exc, server=server, space=space).text) from None
     try:
         await ep.roster.wait_current(timeout)
         verdict, responder_ms, lease = await delivery_lease_verdict(ep)
+        cluster = await read_cluster_view(ep.conn, space)
+        verdict = with_cluster(verdict, lease, cluster)
         try:
             rows = await ep.list_channels(lease)
         except (JsApiError, JsApiUnavailable) as exc:
             raise StatusFailed(f"cannot list the channels of {space!r}: {exc}") from None
         snapshot = build_snapshot(ep, server, lease, rows, verdict, responder_ms)
+        snapshot["cluster"] = cluster_json(cluster)
         snapshot.setdefault("delivery", {}).update(await delivery_evictions(ep, verdict))
         return snapshot
     finally:
         await ep.stop(graceful=False)
 
 
-async def delivery_evictions(ep: Endpoint, verdict: LeaseVerdict) -> dict[str, Any]:
+async def delivery_evictions(ep: Endpoint, verdict: LeaseVerdict | None) -> dict[str, Any]:
     """``evictedBeforeRouting`` as the serving daemon counts it (per channel, since it started):
     CHAT messages its fan-out never routed because CHAT's per-sender cap evicted them first —
     they never reached offline durable members. ``null`` when no daemon told us (none serving,
     this credential may not ask, or a daemon that does not report it)."""
     out: dict[str, Any] = {"evictedBeforeRouting": None, "evictedBeforeRoutingSince": None}
-    if verdict.responder != "answered":
-        out["evictedBeforeRoutingUnknown"] = f"no daemon answered ({verdict.responder_text})"
+    if verdict is None or verdict.responder != "answered":
+        why = verdict.responder_text if verdict is not None else "no lease read"
+        out["evictedBeforeRoutingUnknown"] = f"no daemon answered ({why})"
         return out
     try:
         reply = await ep.request_delivery("deliveryStats", {}, timeout=2.0)
@@ -135,6 +156,23 @@ async def delivery_evictions(ep: Endpoint, verdict: LeaseVerdict) -> dict[str, A
     out["evictedBeforeRouting"] = {str(k): int(v) for k, v in counts.items()}
     out["evictedBeforeRoutingSince"] = data.get("since") if data else None
     return out
+
+
+def with_cluster(
+    verdict: LeaseVerdict | None, read: LeaseRead, cluster: ClusterView
+) -> LeaseVerdict | None:
+    """The lease verdict with the cluster column filled in (the same table decides)."""
+    if verdict is None or read.lease is None or cluster.word() == "n/a":
+        return verdict
+    info = read.lease
+    return lease_verdict(
+        "present",
+        ready=info.ready,
+        age_ms=time.time() * 1000 - info.since,
+        responder=verdict.responder,
+        holder=info.holder,
+        cluster=cluster.word(),
+    )
 
 
 def _connection(state: ConnectionState | None, ep: Endpoint) -> dict[str, Any]:
@@ -185,6 +223,10 @@ def consequence(v: LeaseVerdict) -> str:
         "refused": "the delivery lease could not be read with this credential: durable "
         "delivery is unknown",
         "unreachable": "the broker is unreachable: durable delivery is unknown",
+        "quorum-lost": "a space stream or the daemon's consumer has no leader (cluster quorum "
+        "lost): writes to it fail and the offline backstop does not move until NATS elects one",
+        "stalled": "the daemon answers but its fan-out or reader has work waiting and acked "
+        "nothing for a while: offline members get nothing until it resumes",
     }[v.verdict]
 
 
@@ -317,6 +359,22 @@ def render_text(s: dict[str, Any]) -> str:
     if lease is not None and "verdict" in lease:
         lines.append(f"delivery: {lease['verdict']} — {lease['consequence']}")
     lines.extend(eviction_lines(s.get("delivery") or {}))
+    cluster = s.get("cluster")
+    if cluster and cluster["clustered"]:
+        lines.append(
+            f"cluster {cluster['name']}: {cluster['verdict']} — connected to "
+            f"{cluster['connectedTo']}, {len(cluster['nodesAnswering'])}/"
+            f"{len(cluster['nodesKnown'])} nodes answering ({cluster['detail']})"
+        )
+        for st in cluster["streams"]:
+            if st["leader"] is None:
+                lines.append(f"  {st['stream']}: no leader ({st['error']})")
+            else:
+                lag = f", lagging {', '.join(st['lagging'])}" if st["lagging"] else ""
+                lines.append(
+                    f"  {st['stream']}: R{st['replicas']} leader {st['leader']}, current "
+                    f"{', '.join(st['current']) or 'none'}{lag}"
+                )
     for key, label in (
         ("pendingBootJoins", "pending boot joins"),
         ("pendingLeaves", "pending leaves"),

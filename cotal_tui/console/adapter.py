@@ -43,7 +43,9 @@ from cotal_tui.console.source import (
     RosterInput,
     SendOutcome,
 )
+from cotal_tui.mesh.cluster_view import ClusterView, read_cluster_view, unread_view
 from cotal_tui.mesh.connection import Closed, Connected, Reconnecting
+from cotal_tui.mesh.creds_claims import creds_label
 from cotal_tui.mesh.events import ConnectionChanged, EndpointError, EndpointEvent, MessageReceived
 from cotal_tui.mesh.plane3_agent import NothingPending, Plane3Agent, probe_delivery_responder
 
@@ -52,11 +54,16 @@ if TYPE_CHECKING:
     from cotal_tui.mesh.endpoint import ChannelRow, Endpoint
     from cotal_tui.mesh.lease import LeaseRead as EndpointLeaseRead
     from cotal_tui.mesh.messages import Inbound
+    from cotal_tui.protocol.cred_card import CredCard
     from cotal_tui.protocol.models import CotalMessage, Presence
 
 LEASE_EVERY_S = 2.0
 CHANNELS_EVERY_S = 5.0
 PROBE_CANNOT = "this credential may not publish on ctl.delivery, so the responder cannot be probed"
+
+
+class LeaveDeferred(RuntimeError):
+    """A leave failed closed and is being retried in the background (a Pending row)."""
 
 
 class RetryUnavailable(RuntimeError):
@@ -103,6 +110,7 @@ def message_input(inbound: Inbound) -> MessageInput:
         mentions=tuple(m.mentions or ()),
         historical=inbound.historical,
         raw=m.to_wire(),
+        backlog=inbound.backlog,
     )
 
 
@@ -128,11 +136,16 @@ class MeshSource:
         self.channels_every_s = channels_every_s
         self.clock = clock
         self.mode = "auth" if endpoint.creds else "open"
+        self.known_holders: dict[str, str] = {}
+        """Delivery identities this console can name (id → words), for the lease pane."""
+        self.up_daemon_id: str | None = None
         self._queue: asyncio.Queue[MessageInput | None] = asyncio.Queue()
         self._off: Callable[[], None] | None = None
+        self._listening: Endpoint | None = None
         self._poller: asyncio.Task[None] | None = None
         self._lease = LeaseRead("pending")
         self._probe = ResponderCheck("unchecked")
+        self._cluster: ClusterView | None = None
         self._ep_lease: EndpointLeaseRead | None = None
         self._rows: list[ChannelRow] = []
         self._rows_at: Ms | None = None
@@ -147,12 +160,23 @@ class MeshSource:
         self.last_error: str | None = None
         self._refresh_now = asyncio.Event()
         self._echoed: dict[str, None] = {}
+        self.agent_card: CredCard | None = None
+        """Set when the console runs as the agent its cred describes (name, role, ACL)."""
 
     # -- lifecycle ------------------------------------------------------------------------------
 
+    def listen(self) -> None:
+        """Receive the endpoint's events from now on (call before its start, so the boot
+        backfill and the ``dlv_`` backlog that arrive while it starts reach the feed)."""
+        if self._off is not None and self._listening is self.ep:
+            return
+        if self._off is not None:
+            self._off()
+        self._off = self.ep.on_event(self._on_event)
+        self._listening = self.ep
+
     async def start(self) -> None:
-        if self._off is None:
-            self._off = self.ep.on_event(self._on_event)
+        self.listen()
         if self._poller is None or self._poller.done():
             self._poller = asyncio.get_running_loop().create_task(
                 self._poll_loop(), name="console-mesh-poller"
@@ -231,6 +255,15 @@ class MeshSource:
             self._probe = ResponderCheck("failed", checked, error=PROBE_CANNOT)
         else:
             self._probe = ResponderCheck("unchecked")
+        await self.refresh_cluster()
+
+    async def refresh_cluster(self) -> None:
+        """Read the cluster's view of the space (no requests when the server is not clustered)."""
+        try:
+            self._cluster = await read_cluster_view(self.ep.conn, self.ep.space)
+        except Exception as exc:  # noqa: BLE001 - the lease facts stand; the error is shown
+            self._cluster = unread_view(self.ep.conn, f"the read failed: {exc}")
+            self.last_error = f"cluster read: {exc}"
 
     async def refresh_channels(self) -> None:
         try:
@@ -246,7 +279,27 @@ class MeshSource:
     # -- Source ---------------------------------------------------------------------------------
 
     def identity(self) -> Identity:
-        return Identity(self.ep.space, self.ep.id, self.ep.card.name, self.mode, self.server)
+        card = self.agent_card
+        if card is None:
+            return Identity(
+                self.ep.space,
+                self.ep.id,
+                self.ep.card.name,
+                self.mode,
+                self.server,
+                credential=creds_label(self.ep.creds),
+            )
+        return Identity(
+            self.ep.space,
+            self.ep.id,
+            self.ep.card.name,
+            self.mode,
+            self.server,
+            credential=creds_label(self.ep.creds),
+            kind="agent",
+            read=card.read,
+            post=card.post,
+        )
 
     def connection(self) -> ConnectionInput:
         st = self.ep.connection_state
@@ -344,7 +397,19 @@ class MeshSource:
         return self._channels_input  # type: ignore[return-value]
 
     def lease(self) -> LeaseInput:
-        return LeaseInput(self._lease, self._probe)
+        holder = self._lease.holder
+        label = self.known_holders.get(holder) if holder else None
+        is_up = holder is not None and holder == self.up_daemon_id
+        cluster = self._cluster
+        if cluster is None and self.ep.connected:
+            cluster = unread_view(self.ep.conn, "not read yet")
+        return LeaseInput(
+            self._lease, self._probe, holder_label=label, holder_is_up=is_up, cluster=cluster
+        )
+
+    def cluster(self) -> ClusterView | None:
+        """The last cluster read (None: not read yet)."""
+        return self._cluster
 
     def pending(self) -> PendingInput:
         now = self.clock()
@@ -427,7 +492,22 @@ class MeshSource:
         )
 
     async def leave(self, channel: str) -> LeaveOutcome:
-        left = await self.ep.leave_channel(channel)
+        try:
+            left = await self.ep.leave_channel(channel)
+        except Exception as exc:
+            agent = self.ep.durable
+            if self.agent_card is None or not isinstance(agent, Plane3Agent):
+                raise
+            # fail-closed: nothing changed. As an agent, keep closing the membership in the
+            # background (a leave row in the Pending pane) and drop the live side once it lands.
+            if not agent.leave_later(channel, lambda: self.ep.chat.leave(channel)):
+                raise
+            self.poke()
+            raise LeaveDeferred(
+                f"leave of #{channel} failed closed ({exc or type(exc).__name__}); still on "
+                f"#{channel} — retrying the durable leave in the background (Pending pane), "
+                "then leaving"
+            ) from exc
         self._live_reasons.pop(channel, None)
         self.poke()
         return LeaveOutcome(left)

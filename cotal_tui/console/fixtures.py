@@ -34,6 +34,13 @@ from cotal_tui.console.source import (
     RosterInput,
     SendOutcome,
 )
+from cotal_tui.mesh.cluster_view import (
+    ClusterView,
+    ConsumerState,
+    ReplicaState,
+    StreamState,
+    space_stream_names,
+)
 
 FIXED_NOW: Ms = 1_795_759_200_000
 """2026-11-27T06:00:00Z: every fixture time is relative to this."""
@@ -331,7 +338,37 @@ def lease_case(verdict: str, now: Ms = FIXED_NOW) -> tuple[LeaseInput, Connectio
             read, since=now + 95_000, raw={"holder": HOLDER, "since": now + 95_000, "ready": True}
         )
         return LeaseInput(r, probe), up, mode
+    if verdict in ("quorum-lost", "stalled"):
+        return replace(base, cluster=demo_cluster(verdict)), up, mode
     raise ValueError(f"no fixture for lease verdict {verdict!r}")
+
+
+def demo_cluster(verdict: str) -> ClusterView:
+    """A 3-node cluster (n1..n3, connected to n1, n3 down) with CHAT leaderless (quorum-lost)
+    or the fan-out consumer not moving (stalled)."""
+    up2 = (
+        ReplicaState("n2", current=True, offline=False, lag=0, active_ms=120.0),
+        ReplicaState("n3", current=False, offline=True, lag=None, active_ms=9_000.0),
+    )
+    streams = [
+        StreamState(name, leader="n1", replicas=up2, wanted=3)
+        for name in space_stream_names("demo")
+    ]
+    if verdict == "quorum-lost":
+        streams[0] = StreamState(streams[0].name, wanted=3, error="no answer in 2s (TimeoutError)")
+    idle = 6_400.0 if verdict == "stalled" else 40.0
+    consumers = (
+        ConsumerState("CHAT_demo", "fanout", leader="n1", pending=37, ack_pending=0, idle_ms=idle),
+        ConsumerState("INBOX_demo", "reader", leader="n2", pending=0, ack_pending=0, idle_ms=idle),
+    )
+    return ClusterView(
+        clustered=True,
+        connected="n1",
+        cluster_name="cotal",
+        streams=tuple(streams),
+        consumers=consumers,
+        read_at=FIXED_NOW / 1000,
+    )
 
 
 LEASE_VERDICTS = (
@@ -344,6 +381,8 @@ LEASE_VERDICTS = (
     "unreachable",
     "unverified",
     "clock-skew",
+    "quorum-lost",
+    "stalled",
 )
 
 
@@ -532,6 +571,40 @@ def demo_data(now: Ms = FIXED_NOW, *, daemon: bool = True) -> FixtureData:
         daemon=demo_daemon(now) if daemon else None,
         messages=demo_messages(now),
     )
+
+
+def agent_data(now: Ms = FIXED_NOW) -> FixtureData:
+    """The console running as the agent ``ada`` (``console --creds ada.creds``): its cred reads
+    general, review and team.*, posts on general only; #general and #review are durable
+    memberships (one a boot channel, one resumed from an earlier run); two messages sent while
+    it was away arrived from its ``dlv_`` backlog."""
+    data = demo_data(now, daemon=False)
+    ada_id = "ag-ada-01"
+    data.identity = Identity("demo", ada_id, "ada", "auth", "nats://127.0.0.1:4222",
+                             credential="agent ada.creds", kind="agent",
+                             read=("general", "review", "team.*"),
+                             post=("general",))  # fmt: skip
+    data.roster = RosterInput(
+        "current",
+        tuple(p for p in demo_peers(now) if p.name != "operator"),
+        observed_at=now - 200,
+    )
+    data.channels = ChannelsInput(
+        tuple(c for c in demo_channels() if c.name in ("general", "review", "ops")),
+        observed_at=now - 1_000,
+    )
+    data.pending = PendingInput((), observed_at=now - 100)
+    bo = ("ag-bo-02", "bo", "reviewer")
+    cy = ("ag-cy-03", "cy", "builder")
+    away = [
+        replace(_msg(20, bo, "channel", "review", "@ada PR 413 is waiting for you", 540_000,
+                     now=now, mentions=("ada",)), backlog=True),
+        replace(_msg(21, cy, "channel", "general", "deploy done, all green", 300_000, now=now),
+                backlog=True),
+        _msg(22, cy, "channel", "general", "welcome back ada", 2_000, now=now),
+    ]  # fmt: skip
+    data.messages = tuple(away)
+    return data
 
 
 def lease_data(verdict: str, now: Ms = FIXED_NOW) -> FixtureData:

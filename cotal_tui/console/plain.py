@@ -28,7 +28,7 @@ def _peer(row: RosterRow) -> str:
 
 
 def message_line(e: FeedEntry) -> str:
-    back = " (backfill)" if e.historical else ""
+    back = " (backfill)" if e.historical else " (backlog)" if e.backlog else ""
     return f"{clock_text(e.ts)} {e.target_label} {e.sender_name}: {one_line(e.text, 2000)}{back}"
 
 
@@ -79,7 +79,8 @@ class PlainStream:
             if e.seq > self._last_seq:
                 out.append(message_line(e))
         if snap.feed.entries:
-            self._last_seq = max(self._last_seq, snap.feed.entries[-1].seq)
+            newest = snap.feed.last_seq or max(e.seq for e in snap.feed.entries)
+            self._last_seq = max(self._last_seq, newest)
         return out
 
     def _presence(self, snap: Snapshot, now: str) -> list[str]:
@@ -141,6 +142,8 @@ def check_snapshot(snap: Snapshot) -> CheckResult:
         f"({len(roster.rows)}) pending={len(snap.pending.rows)}"
         f" lease-age={age_text(lease.age_ms)} probe={lease.responder}"
     )
+    if lease.cluster:
+        summary += f" cluster={lease.cluster[0]}"
     detail = f" — {'; '.join(worst)}" if worst else ""
     return CheckResult(code, f"{EXIT_WORD[code]}: {summary}{detail}")
 

@@ -65,6 +65,9 @@ class RosterRow:
     model: str | None = None
     connector: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+    last_known: bool = False
+    """The roster is not current and this status is the last one seen while it was: shown
+    dimmed, never turned into "offline" without evidence."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +137,10 @@ class LeaseView:
     raw: Mapping[str, Any] | None
     source: SourceView
     responder_source: SourceView
+    holder_note: str | None = None
+    """Who the holder is and, for a stale lease of `up`'s own daemon, what `up` waits for."""
+    cluster: tuple[str, ...] = ()
+    """What the NATS cluster says (mesh/cluster_view.cluster_lines); empty when not a cluster."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +200,7 @@ class FeedEntry:
     historical: bool
     to_me: bool
     raw: Mapping[str, Any] = field(default_factory=dict)
+    backlog: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +209,8 @@ class FeedView:
     received: int
     rate: tuple[int, ...]
     source: SourceView
+    last_seq: int = 0
+    """The highest seq in the feed (entries are in time order, so not always the last one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +230,13 @@ class Snapshot:
     daemon: DaemonView | None
     pending: PendingView
     feed: FeedView
+    credential: str = ""
+    """Which credential is in use (profile and file); empty when the source does not say."""
+    self_kind: str = "endpoint"
+    """``agent`` when the console is the agent its cred describes; then ``acl_read`` and
+    ``acl_post`` are the channels it may read and post on (None: unrestricted)."""
+    acl_read: tuple[str, ...] | None = None
+    acl_post: tuple[str, ...] | None = None
 
     @property
     def sources(self) -> tuple[SourceView, ...]:

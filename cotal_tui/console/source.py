@@ -19,7 +19,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from cotal_tui.mesh.cluster_view import ClusterView
 
 Ms = int
 """Epoch milliseconds."""
@@ -47,6 +50,14 @@ class Identity:
     self_name: str
     mode: SpaceMode = "auth"
     server: str = ""
+    credential: str = ""
+    """Which credential the console connects with (profile and file), for the header."""
+    kind: str = "endpoint"
+    """``agent`` when the console runs as the agent its cred describes (``console --creds``)."""
+    read: tuple[str, ...] | None = None
+    """The channels (patterns) the cred may read; None when not an agent or unrestricted."""
+    post: tuple[str, ...] | None = None
+    """The channels the cred may post on; None when not an agent or unrestricted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +160,12 @@ class LeaseInput:
     responder: ResponderCheck
     ttl_ms: int = 30_000
     """The lease bucket's max_age: a record older than this has outlived its renewals."""
+    holder_label: str | None = None
+    """Who the holder is, when this console knows the identity (e.g. the daemon `up` runs)."""
+    holder_is_up: bool = False
+    """The holder is the delivery identity of the `up` on this console's state dir."""
+    cluster: ClusterView | None = None
+    """What the NATS cluster said at the last read (None: not read; not a cluster)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +229,8 @@ class MessageInput:
     mentions: tuple[str, ...] = ()
     historical: bool = False
     raw: Mapping[str, Any] = field(default_factory=dict)
+    backlog: bool = False
+    """A durable copy that was waiting in ``dlv_`` when we started: sent while we were away."""
 
 
 @runtime_checkable

@@ -24,6 +24,7 @@ from cotal_tui.console.source import (
 )
 from cotal_tui.mesh.lease_table import (
     AGE,
+    CLUSTER,
     LINK,
     MODE,
     NO_JOIN,
@@ -39,6 +40,7 @@ from cotal_tui.mesh.lease_table import (
 
 __all__ = [
     "AGE",
+    "CLUSTER",
     "LINK",
     "MODE",
     "NO_JOIN",
@@ -105,6 +107,7 @@ def lease_columns(
         "ready": ready_word,
         "responder": responder_word,
         "mode": mode,
+        "cluster": lease.cluster.word() if lease.cluster is not None else "n/a",
     }
     return cols, age_ms, skew_ms
 
@@ -137,6 +140,7 @@ def judge_lease(
         ttl=age_text(lease.ttl_ms),
         responder_detail=responder_detail,
         latency=f"{probe.latency_ms:.0f} ms" if probe.latency_ms is not None else "?",
+        cluster_detail=lease.cluster.detail() if lease.cluster is not None else "not read",
     )
     ttl_left = None if age_ms is None else lease.ttl_ms - age_ms
     return LeaseJudgement(

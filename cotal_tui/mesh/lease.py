@@ -205,8 +205,10 @@ def lease_columns(
     age_ms: float = 0.0,
     responder: ResponderProbe = "not-probed",
     mode: SpaceMode = "auth",
+    cluster: str = "n/a",
 ) -> dict[str, str]:
-    """This side's inputs as the table's column words (the lease is read now, so never old)."""
+    """This side's inputs as the table's column words (the lease is read now, so never old);
+    ``cluster`` is :meth:`cotal_tui.mesh.cluster_view.ClusterView.word`."""
     present = read == "present"
     return {
         "link": "down" if read == "unreachable" else "up",
@@ -215,6 +217,7 @@ def lease_columns(
         "ready": ("yes" if ready else "no") if present else "n/a",
         "responder": RESPONDER_COLUMN[responder],
         "mode": mode,
+        "cluster": cluster,
     }
 
 
@@ -226,13 +229,16 @@ def lease_verdict(
     responder: ResponderProbe = "not-probed",
     holder: str | None = None,
     mode: SpaceMode = "auth",
+    cluster: str = "n/a",
 ) -> LeaseVerdict:
     """Look the case up in :data:`~cotal_tui.mesh.lease_table.RULES` (pure; no I/O).
 
     ``age_ms`` is now minus the record's ``since``; negative beyond the skew tolerance means the
     writer's clock is ahead (verdict ``clock-skew``).
     """
-    cols = lease_columns(read, ready=ready, age_ms=age_ms, responder=responder, mode=mode)
+    cols = lease_columns(
+        read, ready=ready, age_ms=age_ms, responder=responder, mode=mode, cluster=cluster
+    )
     present = read == "present"
     return LeaseVerdict(
         first_rule(cols).verdict,

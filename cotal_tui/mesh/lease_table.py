@@ -42,6 +42,8 @@ Verdict = Literal[
     "unreachable",
     "unverified",
     "clock-skew",
+    "quorum-lost",
+    "stalled",
 ]
 
 STALE_AFTER_MS = LEASE_TTL_MS
@@ -57,6 +59,11 @@ READY = ("yes", "no", "n/a")
 # "denied": this credential may not publish the probe at all (so it can prove nothing).
 RESPONDER = ("answered", "silent", "failed", "unchecked", "old", "denied")
 MODE = ("auth", "open")
+# What a NATS cluster says (mesh/cluster_view.py): "n/a" not a cluster (or not readable with this
+# credential), "ok" every space stream has a leader and the daemon's consumers move, "lost" a
+# space stream or daemon consumer has no leader (no quorum), "stalled" a daemon consumer has work
+# waiting and acked nothing for a while, "unread" a clustered server whose view was not read.
+CLUSTER = ("n/a", "ok", "lost", "stalled", "unread")
 # Pipeline-progress columns (fan-out / reader backlog and age, dead letters) go here.
 
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -66,7 +73,11 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "ready": READY,
     "responder": RESPONDER,
     "mode": MODE,
+    "cluster": CLUSTER,
 }
+
+DEFAULT_WORDS: dict[str, str] = {"cluster": "n/a"}
+"""A surface that does not read a column (e.g. status on one server) gives it this word."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +94,13 @@ class Rule:
     ready: frozenset[str] | None = None
     responder: frozenset[str] | None = None
     mode: frozenset[str] | None = None
+    cluster: frozenset[str] | None = None
 
     def matches(self, cols: dict[str, str]) -> bool:
         for column in COLUMNS:
             allowed = getattr(self, column)
-            if allowed is not None and cols[column] not in allowed:
+            word = cols.get(column, DEFAULT_WORDS.get(column))
+            if allowed is not None and word not in allowed:
                 return False
         return True
 
@@ -146,17 +159,33 @@ RULES: tuple[Rule, ...] = (
          "the lease is ready but the responder check {responder_detail}: not shown as serving "
          "without an answer",
          responder=_w("failed", "unchecked", "old", "denied")),
+    Rule("quorum-lost", "quorum-lost", "degraded",
+         "the daemon answers but the cluster has lost quorum ({cluster_detail}): writes to those "
+         "streams fail and the offline backstop does not move until NATS elects a leader (2 of "
+         "3 replicas up)",
+         cluster=_w("lost")),
+    Rule("stalled", "stalled", "degraded",
+         "the daemon answers but its pipeline is not moving ({cluster_detail}): offline members "
+         "get nothing until it resumes (after a node loss: until it reconnects and its consumers "
+         "resume on the new leader)",
+         cluster=_w("stalled")),
+    Rule("cluster-unread", "unverified", "unknown",
+         "the server is clustered but the cluster's state was not read ({cluster_detail}): "
+         "delivery health unknown until it is",
+         cluster=_w("unread")),
     Rule("serving", "serving", "healthy",
          "a daemon holds a fresh, ready lease and answered the probe in {latency}: durable joins "
          "and the offline backstop work",
          link=_w("up"), read=_w("present"), age=_w("fresh"), ready=_w("yes"),
-         responder=_w("answered")),
+         responder=_w("answered"), cluster=_w("n/a", "ok")),
 )
 # fmt: on
 
 
 def first_rule(cols: dict[str, str]) -> Rule:
-    """The row that decides ``cols`` (one word per column of :data:`COLUMNS`)."""
+    """The row that decides ``cols`` (one word per column of :data:`COLUMNS`; a column left
+    out takes its :data:`DEFAULT_WORDS` word)."""
+    cols = {**DEFAULT_WORDS, **cols}
     for rule in RULES:
         if rule.matches(cols):
             return rule

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -57,6 +58,10 @@ RetryOperation = Literal["join", "leave"]
 
 class DeliveryRefused(ControlError):
     """The daemon answered ``ok: false``; the message is the daemon's."""
+
+
+class DeliveryNotPermitted(DeliveryRefused):
+    """The credential may not publish the ``ctl.delivery`` request at all (checked locally)."""
 
 
 class NothingPending(LookupError):
@@ -146,6 +151,12 @@ class Plane3Agent:
     # -- ctl.delivery client -----------------------------------------------------------------
 
     async def _ask(self, op: str, args: dict[str, Any], timeout_ms: int) -> Any:
+        if not self.can_probe():
+            # The broker would drop the request silently: a durableJoin would wait out 30 s.
+            raise DeliveryNotPermitted(
+                f"{op}: this credential may not publish on ctl.delivery, so the delivery daemon "
+                "cannot be asked (memberships stay live only); use an agent cred"
+            )
         reply = await self.endpoint.request_delivery(op, args, timeout=timeout_ms / 1000)
         if not reply.ok:
             raise DeliveryRefused(reply.error or f"{op} refused without a reason")
@@ -180,6 +191,8 @@ class Plane3Agent:
     async def on_connected(self, first: bool, boot_channels: list[str]) -> None:
         if not (first and self.auth_mode and boot_channels):
             return
+        if not self.can_probe():
+            return  # nothing to reconcile: this credential can never ask the daemon
         for channel in boot_channels:
             if not is_concrete_channel(channel) or channel in self.generations:
                 continue
@@ -226,13 +239,20 @@ class Plane3Agent:
         self.generations.pop(channel, None)
 
     def on_refused(self, channel: str) -> None:
+        self.leave_later(channel)
+
+    def leave_later(self, channel: str, then: Callable[[], Awaitable[Any]] | None = None) -> bool:
+        """Retry the durable leave of ``channel`` in the background until the tombstone lands
+        (the leave-retry loop of a late refusal, listed in :meth:`pending_leaves`), then run
+        ``then``. False when there is no known membership to close (or we are stopped)."""
         generation = self.generations.get(channel)
         if generation is None or self._stopped:
-            return
+            return False
         self._leave_generation[channel] = generation
         self._leaves[channel] = PendingOp(channel, "durableLeave", 0)
         self._wake.setdefault(("leave", channel), asyncio.Event())
-        self._spawn(("leave", channel), self._close_refused(channel, generation))
+        self._spawn(("leave", channel), self._close_refused(channel, generation, then))
+        return True
 
     async def stop(self) -> None:
         self._stopped = True
@@ -322,7 +342,9 @@ class Plane3Agent:
             self._boot.pop(channel, None)
             self._wake.pop(("join", channel), None)
 
-    async def _close_refused(self, channel: str, generation: int) -> None:
+    async def _close_refused(
+        self, channel: str, generation: int, then: Callable[[], Awaitable[Any]] | None = None
+    ) -> None:
         attempt = 0
         last_error: str | None = None
         try:
@@ -338,6 +360,11 @@ class Plane3Agent:
                 else:
                     if self.generations.get(channel) == generation:
                         self.generations.pop(channel, None)
+                    if then is not None:
+                        try:
+                            await then()
+                        except Exception as exc:  # noqa: BLE001 - reported, the loop is done
+                            self.endpoint.report_error(exc, f"after closing {channel}")
                     return
                 delay = backoff_s(attempt, self.backoff_base_s, self.backoff_max_s)
                 attempt += 1

@@ -17,7 +17,9 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
+from cotal_tui.mesh.connection import server_list
 from cotal_tui.server.process import EmbeddedServer, EmbeddedServerError, port_open
 from cotal_tui.server.up_delivery import Reporter, UpDelivery
 
@@ -139,5 +141,11 @@ async def supervise_delivery(
             backoff.next()  # a failed start waits at least 1 s before the next
 
 
-def broker_answers(host: str, port: int) -> Callable[[], bool]:
-    return lambda: port_open(host, port)
+def broker_answers(url: str) -> Callable[[], bool]:
+    """Whether any server of ``url`` (one URL or a cluster's comma-separated list) accepts a
+    TCP connection: the cue to start the daemon again."""
+    addresses = []
+    for item in server_list(url):
+        parsed = urlsplit(item if "://" in item else f"nats://{item}")
+        addresses.append((parsed.hostname or "127.0.0.1", parsed.port or 4222))
+    return lambda: any(port_open(host, port) for host, port in addresses)

@@ -93,6 +93,10 @@ def source_line(src: SourceView, *, prefix: str = "") -> str:
     """The pane subtitle: origin, age, freshness and its reason."""
     if src.age_ms is None:
         age = "never"
+        if src.freshness == "fresh":
+            return f"{src.origin} · {'no update yet' if not src.reason else src.reason}" + (
+                f" · {prefix}" if prefix else ""
+            )
     elif src.age_ms < 1_000:
         age = "<1s ago"
     else:
@@ -134,9 +138,7 @@ def roster_rows(
     reverse: bool,
     cache: RowCache | None = None,
 ) -> list[Row]:
-    chosen = [r for r in rows if row_filter is None or row_filter.keep(roster_text(r))]
-    if sort != 0 or reverse:
-        chosen.sort(key=ROSTER_SORTS[sort], reverse=reverse)
+    chosen = roster_order(rows, row_filter, sort, reverse)
     if cache is None:
         return [roster_row(r) for r in chosen]
     out = [cache.row(r, roster_row) for r in chosen]
@@ -144,20 +146,42 @@ def roster_rows(
     return out
 
 
+def roster_order(
+    rows: Sequence[RosterRow], row_filter: RowFilter | None, sort: int, reverse: bool
+) -> list[RosterRow]:
+    """The roster rows shown, in the order shown."""
+    chosen = [r for r in rows if row_filter is None or row_filter.keep(roster_text(r))]
+    if sort != 0 or reverse:
+        chosen.sort(key=ROSTER_SORTS[sort], reverse=reverse)
+    return chosen
+
+
+def roster_stays(
+    old: RosterRow, new: RosterRow, row_filter: RowFilter | None, sort: int, reverse: bool
+) -> bool:
+    """Whether `new` replacing `old` keeps its place in `roster_rows` (sort key, filter verdict)."""
+    if row_filter is not None and row_filter.keep(roster_text(old)) != row_filter.keep(
+        roster_text(new)
+    ):
+        return False
+    return not (sort or reverse) or ROSTER_SORTS[sort](old) == ROSTER_SORTS[sort](new)
+
+
 def roster_row(r: RosterRow) -> Row:
     name = r.name + " (you)" if r.is_self else r.name
     beat = beat_text(r.heartbeat_age_ms)
+    status = f"{STATUS_GLYPH.get(r.status, '?')} {r.status}" + ("?" if r.last_known else "")
     return Row(
         r.id,
         (
-            (f"{STATUS_GLYPH.get(r.status, '?')} {r.status}", f"status--{r.status}"),
+            (status, "cell--muted" if r.last_known else f"status--{r.status}"),
             (name, None),
             (r.role or "—", None),
             (r.kind, "cell--muted"),
             (one_line(r.activity or "", 120), None),
             (beat, "cell--muted"),
         ),
-        "rowtable--dim" if r.status == "offline" else None,
+        "rowtable--dim" if r.status == "offline" or r.last_known else None,
     )
 
 
@@ -203,14 +227,25 @@ CHANNEL_SORTS: tuple[Callable[[ChannelRow], Any], ...] = (
 def channel_rows(
     rows: Sequence[ChannelRow], sort: int, reverse: bool, cache: RowCache | None = None
 ) -> list[Row]:
-    chosen = list(rows)
-    if sort != 0 or reverse:
-        chosen.sort(key=CHANNEL_SORTS[sort], reverse=reverse)
+    chosen = channel_order(rows, sort, reverse)
     if cache is None:
         return [channel_row(c) for c in chosen]
     out = [cache.row(c, channel_row) for c in chosen]
     cache.done()
     return out
+
+
+def channel_order(rows: Sequence[ChannelRow], sort: int, reverse: bool) -> list[ChannelRow]:
+    """The channel rows in the order shown."""
+    chosen = list(rows)
+    if sort != 0 or reverse:
+        chosen.sort(key=CHANNEL_SORTS[sort], reverse=reverse)
+    return chosen
+
+
+def channel_stays(old: ChannelRow, new: ChannelRow, sort: int, reverse: bool) -> bool:
+    """Whether `new` replacing `old` keeps its place in `channel_rows` (same sort key)."""
+    return not (sort or reverse) or CHANNEL_SORTS[sort](old) == CHANNEL_SORTS[sort](new)
 
 
 def channel_row(c: ChannelRow) -> Row:
@@ -311,7 +346,10 @@ def feed_row(e: FeedEntry) -> Row:
             (clock_text(e.ts), "cell--muted"),
             (e.sender_name, None),
             (e.target_label, "cell--accent"),
-            (one_line(e.text), "cell--mention" if e.to_me else None),
+            (
+                ("backlog · " if e.backlog else "") + one_line(e.text),
+                "cell--mention" if e.to_me else None,
+            ),
         ),
         "rowtable--dim" if e.historical else None,
     )
@@ -356,6 +394,8 @@ def lease_markup(lease: LeaseView, daemon: DaemonView | None) -> str:
         f"holder [b]{escape(lease.holder or '—')}[/b] · ready {yes_no(lease.ready)}"
         f" · rev {lease.revision if lease.revision is not None else '—'}"
     )
+    if lease.holder_note:
+        lines.append(f"[dim]{escape(lease.holder_note)}[/]")
     lines.append(age)
     if lease.responder == "answered":
         latency = f"{lease.responder_latency_ms:.1f} ms" if lease.responder_latency_ms else "?"
@@ -370,6 +410,8 @@ def lease_markup(lease: LeaseView, daemon: DaemonView | None) -> str:
         f"{age_text(lease.responder_age_ms)} ago" if lease.responder_age_ms is not None else "never"
     )
     lines.append(f"responder {escape(probe)} · {probe_age}")
+    if lease.cluster:
+        lines.append(f"cluster {escape(lease.cluster[0])}")
     if daemon is not None:
         lines.append(daemon_markup(daemon))
     return "\n".join(lines)
@@ -377,7 +419,11 @@ def lease_markup(lease: LeaseView, daemon: DaemonView | None) -> str:
 
 def daemon_markup(d: DaemonView) -> str:
     if d.refused:
-        head = f"[$warning]in-process daemon not bound:[/] {escape(d.refused)}"
+        refused = d.refused
+        for lead in ("not bound yet: ", "not bound: "):
+            if refused.startswith(lead):
+                refused = refused[len(lead) :]
+        head = f"[$warning]in-process daemon not bound:[/] {escape(refused)}"
     elif not d.running:
         head = "[$warning]in-process daemon stopped[/]"
     else:
@@ -392,6 +438,8 @@ def daemon_markup(d: DaemonView) -> str:
         f" · dropped {d.dropped} · dead-lettered {d.dead_lettered}"
     )
     out = f"{head}\n{counters}"
+    if d.dropped:
+        out += "\n[dim]dropped: withheld by rule (no read ACL, left, unreadable), not lost[/]"
     for channel, n in d.evicted_before_routing:
         where = "an unknown channel" if channel == "?" else f"#{channel}"
         out += (
@@ -505,10 +553,15 @@ def lease_detail(lease: LeaseView, daemon: DaemonView | None) -> str:
         kv("clock skew", age_text(lease.skew_ms) if lease.skew_ms is not None else "none seen"),
         kv("read error", lease.read_error or "—"),
         kv("responder", lease.responder),
-        kv("latency", f"{lease.responder_latency_ms} ms" if lease.responder_latency_ms else "—"),
+        kv(
+            "latency",
+            f"{lease.responder_latency_ms:.1f} ms" if lease.responder_latency_ms else "—",
+        ),
         kv("lease src", source_line(lease.source)),
         kv("probe src", source_line(lease.responder_source)),
     ]
+    if lease.cluster:
+        lines += ["", "[b]cluster[/b]", *(escape(line) for line in lease.cluster)]
     if daemon is not None:
         lines += ["", daemon_markup(daemon)]
     lines += ["", "[dim]r: raw lease record (JSON)[/]"]
@@ -531,6 +584,7 @@ def message_detail(e: FeedEntry) -> str:
         kv("id", e.id),
         kv("mentions", ", ".join("@" + m for m in e.mentions) or "—"),
         kv("backfill", "yes (historical)" if e.historical else "no (live)"),
+        *([kv("backlog", "yes (sent while we were offline; its dlv_ copy)")] if e.backlog else []),
         "",
         escape(e.text),
         "",

@@ -25,6 +25,9 @@ from plane3_support import connect, request_delivery
 
 from waiting import wait_for
 
+# Full fault suite only (`make faults`), never `make test`: the exact sum below held in only 2
+# of 3 runs. Known defect, undiagnosed: in the third run one message — the last one the dead
+# daemon had routed and acked — was neither delivered to DLV nor counted as evicted.
 pytestmark = [pytest.mark.faults, pytest.mark.faults_full, pytest.mark.timeout(400)]
 
 MEMBERS = [f"UMEMBER{i:02d}" + "M" * 47 for i in range(10)]

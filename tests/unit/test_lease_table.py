@@ -28,11 +28,13 @@ from cotal_tui.mesh.lease import (
 from cotal_tui.protocol.names import LEASE_TTL_MS
 
 EVIDENCE = {
-    "link": "up",
-    "read": "present",
-    "age": "fresh",
-    "ready": "yes",
-    "responder": "answered",
+    "link": {"up"},
+    "read": {"present"},
+    "age": {"fresh"},
+    "ready": {"yes"},
+    "responder": {"answered"},
+    # A cluster with a leaderless space stream or a stalled daemon consumer is never serving.
+    "cluster": {"n/a", "ok"},
 }
 
 
@@ -53,7 +55,7 @@ def test_every_column_is_a_rule_field():
 def test_every_combination_gets_exactly_one_verdict_and_serving_needs_all_evidence():
     for cols in every_combination():
         rule = T.first_rule(cols)
-        serving = all(cols[k] == w for k, w in EVIDENCE.items())
+        serving = all(cols[k] in w for k, w in EVIDENCE.items())
         assert (rule.verdict == "serving") == serving, cols
         assert (rule.severity == "healthy") == serving, cols
 
@@ -61,6 +63,20 @@ def test_every_combination_gets_exactly_one_verdict_and_serving_needs_all_eviden
 def test_every_row_decides_some_combination():
     used = {T.first_rule(cols).name for cols in every_combination()}
     assert used == {r.name for r in T.RULES}
+
+
+def test_cluster_column_defaults_to_not_a_cluster_and_degrades_serving():
+    serving = {k: sorted(w)[0] for k, w in EVIDENCE.items() if k != "cluster"}
+    serving["mode"] = "auth"
+    assert T.first_rule(serving).verdict == "serving"  # a surface that does not read it
+    assert T.first_rule({**serving, "cluster": "ok"}).verdict == "serving"
+    lost = T.first_rule({**serving, "cluster": "lost"})
+    assert (lost.verdict, lost.severity) == ("quorum-lost", "degraded")
+    stalled = T.first_rule({**serving, "cluster": "stalled"})
+    assert (stalled.verdict, stalled.severity) == ("stalled", "degraded")
+    # the critical rows still come first
+    worst = T.first_rule({**serving, "cluster": "lost", "responder": "silent"})
+    assert worst.severity == "critical"
 
 
 def test_stale_means_past_the_ttl():
