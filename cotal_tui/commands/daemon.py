@@ -25,9 +25,9 @@ import uuid
 from typing import Any
 
 from cotal_tui.commands.common import (
+    DEFAULT_STATE_DIR,
     add_server_arg,
     add_space_arg,
-    add_state_dir_arg,
     resolve_target,
 )
 from cotal_tui.delivery.daemon import DaemonError, DeliveryDaemon
@@ -66,11 +66,16 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--creds", help="a delivery-profile .creds file (default: $COTAL_CREDS; none: open mode)"
     )
-    add_state_dir_arg(p, "where cotal-tui up records its server")
     p.add_argument("--id", dest="daemon_id", help="open mode only: the daemon id (default: uuid)")
+    # One flag, two uses: where `up` records its server (looked up in .cotal when not given),
+    # and — only when given — where the holder file lives (a default would make every daemon
+    # started from the same folder claim to be one process's successor).
     p.add_argument(
         "--state-dir",
-        help="keep a holder file here, so a restart after a crash takes over its own stale lease",
+        metavar="DIR",
+        help=f"where cotal-tui up records its server (default: {DEFAULT_STATE_DIR}); when "
+        "given, also keep a holder file here, so a restart after a crash takes over its own "
+        "stale lease",
     )
     p.set_defaults(func=run)
 
