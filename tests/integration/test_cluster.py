@@ -93,7 +93,8 @@ def test_up_cluster_three_nodes_r3_daemon_then_up_server_and_all_stopped(
         assert (state / "cluster" / f"n{i + 1}" / "store").is_dir()
 
     # An existing cluster: provisioned (already R3), not started; the running daemon keeps its
-    # lease and this one says so.
+    # lease and this one says so. Same state dir, same delivery identity: the first `up` holds
+    # the holder file (issue 11), which is checked before the lease.
     again = CliProcess(
         ["up", "--server", url, "--space", "cl", "--replicas", "3", "--state-dir", str(state)],
         cwd=tmp_path,
@@ -101,7 +102,11 @@ def test_up_cluster_three_nodes_r3_daemon_then_up_server_and_all_stopped(
     procs.append(again)
     again.wait_line(r"provisioning the NATS server\(s\) at .* \(no server started\)")
     again.wait_line(r"space 'cl' provisioned at R3 \(0 created, 10 already in place", timeout=30)
-    again.wait_line(r"delivery daemon not started: a live lease already exists", timeout=30)
+    again.wait_line(
+        r"delivery daemon not started: another live process holds .*delivery\.cl\..*\.holder "
+        r"— it runs this space's delivery daemon under the same identity",
+        timeout=30,
+    )
     assert again.terminate() == 0
     # Asking an R3 space for R1 explains the migration; nothing changes.
     r1 = CliProcess(
