@@ -231,6 +231,15 @@ def _refusal(options: UpOptions, url: str, store: str, already: bool) -> str | N
     return port_refusal(options.host, options.port)
 
 
+async def _first_of(*events: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+
+
 async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
     report = report or Reporter()
     try:
@@ -368,12 +377,16 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
             )
         if auth is not None and options.daemon:
             delivery = UpDelivery(url, options.space, auth, nc, report)
+            first_done = asyncio.Event()
             supervisors.append(
                 asyncio.create_task(
-                    supervise_delivery(delivery, report, stop, broker_answers(url)),
+                    supervise_delivery(delivery, report, stop, broker_answers(url), first_done),
                     name="up-delivery",
                 )
             )
+            # "running in the foreground" comes once the first start has ended, as before
+            # supervision (the daemon serving, deferring, or said why not); Ctrl-C still stops.
+            await _first_of(first_done, stop)
         elif auth is not None:
             report.info("no delivery daemon (--no-daemon): run `cotal-tui daemon` for durability")
         report.info("running in the foreground; Ctrl-C stops it")

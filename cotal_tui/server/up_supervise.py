@@ -103,8 +103,10 @@ async def supervise_delivery(
     report: Reporter,
     stop: asyncio.Event,
     broker_up: Callable[[], bool],
+    first_done: asyncio.Event | None = None,
 ) -> None:
-    """Start ``delivery`` and keep it started until ``stop`` (see the module docstring)."""
+    """Start ``delivery`` and keep it started until ``stop`` (see the module docstring).
+    ``first_done`` is set once the first start has ended (serving, deferred or failed)."""
     backoff = Backoff()
     first = True
     while not stop.is_set():
@@ -122,9 +124,13 @@ async def supervise_delivery(
             await _pause(stop, delay)
             if stop.is_set():
                 return
-        first = False
         started_at = time.monotonic()
-        await delivery.start()
+        try:
+            await delivery.start()
+        finally:
+            if first and first_done is not None:
+                first_done.set()
+        first = False
         if delivery.deferred:
             return
         if delivery.running:
