@@ -15,6 +15,7 @@ same generation), and the reference agent's post after that leave reaches ours n
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import pytest
 from agent_process import AgentProcess
 from conftest import OurSpace, RefSpace, start_our_space, start_ref_daemon
 from refproc import NodeProcess, read_kv
+from test_acl import Wire
 
 from cotal_tui.mesh.endpoint import creds_identity
 from waiting import wait_for
@@ -50,10 +52,14 @@ def _msg(agent: AgentProcess, text: str) -> dict[str, Any]:
                       what=f"our agent to get {text!r}")
 
 
+async def _more(count: Awaitable[int], than: int) -> bool:
+    return await count > than
+
+
 async def _scenario(
     *, build: str, url: str, space: str, cwd: Path, clis: list[Any], ref_agents: Any,
     ours_creds: Path, ours_extra: tuple[str, ...], bob_creds: Path, registry_creds: Path,
-    registry_id: str, boot_join: bool,
+    registry_id: str, wire_creds: Path, boot_join: bool,
 ) -> None:
     bob = await ref_agents(build, url, space, "bob", creds=bob_creds, channels=["ops"])
     alice = _agent(clis, cwd, url, space, ours_creds, *ours_extra)
@@ -104,7 +110,12 @@ async def _scenario(
     # stopped: the reference agent's post arrives once on restart, as backlog
     assert alice.call("quit")["ok"]
     assert alice.wait_exit() == 0, alice.describe()
+    wire = Wire(url, space, wire_creds)
+    before = await wire.dlv_count(me)
     await bob.call("multicast", channel="ops", text="while-you-were-out")
+    # backlog is what waits in dlv_ when the agent binds: let the daemon copy it there first
+    await wait_for(lambda: _more(wire.dlv_count(me), before),
+                   what="the daemon to copy the offline post into our agent's DLV", timeout=30)
     back = _agent(clis, cwd, url, space, ours_creds, *ours_extra)
     _hello(back)
     got = _msg(back, "while-you-were-out")
@@ -146,6 +157,7 @@ async def test_agent_process_with_reference_agent_on_reference_space(
         clis=clis, ref_agents=ref_agents, ours_creds=alice_c.creds,
         ours_extra=("--name", "alice"), bob_creds=bob_c.creds,
         registry_creds=ref_space.delivery.creds, registry_id=ref_space.delivery.id,
+        wire_creds=ref_space.delivery.creds,
         boot_join=False,
     )
 
@@ -161,6 +173,70 @@ async def test_agent_process_with_reference_agent_on_our_space(
         build=ref_build, url=ours.url, space=ours.space, cwd=tmp_path, clis=clis,
         ref_agents=ref_agents, ours_creds=alice_c.creds, ours_extra=(), bob_creds=bob_c.creds,
         registry_creds=ours.manager_creds, registry_id=creds_identity(str(ours.manager_creds)),
+        wire_creds=ours.delivery_creds,
         boot_join=True,
     )
 
+
+
+async def test_console_as_agent_on_a_reference_cred(
+    ref_space: RefSpace, nodes: list[NodeProcess], ref_agents: Any, tmp_path: Path,
+) -> None:
+    """(a), the console as the agent (Pilot): a reference-minted cred names nobody, so `--name`
+    names it; the header shows the ACL read from the reference's JWT; the durable join goes
+    through the reference daemon; posts and DMs both ways with a reference agent."""
+    from tui.tui_helpers import screen_text
+
+    from cotal_tui.console.commands import Dispatcher, Dm, Join, Post
+    from cotal_tui.console.model import ConsoleModel
+    from cotal_tui.console.session import ConsoleSession, SessionOptions
+    from cotal_tui.tui.app import ConsoleApp
+
+    await ref_space.channels(OPS)
+    daemon = await start_ref_daemon(nodes, ref_space.build, ref_space.url, ref_space.space,
+                                    ref_space.delivery.creds)
+    await daemon.wait_line(r"✓ delivery daemon up", timeout=30)
+    alice_c = await ref_space.agent("alice", **REF_AGENT)
+    bob_c = await ref_space.agent("bob", **REF_AGENT)
+    bob = await ref_agents(ref_space.build, ref_space.url, ref_space.space, "bob",
+                           creds=bob_c.creds, channels=["ops"])
+
+    session = ConsoleSession(SessionOptions(
+        server=ref_space.url, space=ref_space.space, creds=str(alice_c.creds), name="alice",
+        state_dir=str(tmp_path / ".cotal"),
+    ))
+    model = ConsoleModel(session.source)
+    dispatcher = Dispatcher(session.source)
+    app = ConsoleApp(model, dispatcher, on_start=lambda: session.start(), on_stop=session.stop)
+    async with app.run_test(size=(160, 44)) as pilot:
+        text = await wait_for(
+            lambda: "as alice (agent)" in (t := screen_text(app)) and t,
+            what="the console header naming the agent", timeout=30)
+        assert "as alice (agent) · read #ops · post #ops" in text, text
+        await wait_for(lambda: any(r.name == "bob" for r in model.tick().roster.rows),
+                       what="the reference agent on the console's roster", timeout=30)
+        await wait_for(session._started, what="the console session to finish starting",
+                       timeout=30)
+        joined = await dispatcher.run(Join("ops"), model.tick())
+        assert joined.text == "Joined #ops (durable backstop active).", joined.text
+        await wait_for(lambda: any(c.name == "ops" and c.joined and c.health == "active"
+                                   for c in model.tick().channels.rows),
+                       what="#ops joined with the reference daemon's backstop active", timeout=30)
+
+        await bob.call("multicast", channel="ops", text="hi console")
+        entry = await wait_for(
+            lambda: next((e for e in model.tick().feed.entries if e.text == "hi console"), None),
+            what="the reference agent's post in the console feed", timeout=30)
+        assert entry.sender_name == "bob" and not entry.backlog
+        posted = await dispatcher.run(Post("ops", "hi bob"), model.tick())
+        assert posted.ok, posted.text
+        await wait_for(lambda: "hi bob" in bob.texts(channel="ops"),
+                       what="the console's post at the reference agent", timeout=30)
+        dm = await dispatcher.run(Dm("bob", "just you"), model.tick())
+        assert dm.ok, dm.text
+        await wait_for(lambda: "just you" in bob.texts(to=bob.id),
+                       what="the console's DM at the reference agent", timeout=30)
+        roster = await bob.call("roster")
+        me = [p for p in roster if p["card"]["name"] == "alice"]
+        assert me and me[0]["card"]["id"] == alice_c.id and me[0]["card"]["kind"] == "agent", me
+        await pilot.press("q")
