@@ -7,9 +7,10 @@ are on the channel (``live``: a chat subscription pattern of theirs matches it, 
 feeds a verdict or a health word (the reference itself calls the feed display-only; CONSOLE.md:
 never a false green) — the lease verdict and §5.9 health are computed without it.
 
-When the bucket does not exist (0.6.0, or ours) or cannot be read, nothing is shown and nothing
-changes. The sweep runs in its own task, so a broker that does not answer a read of it can never
-delay the lease poll.
+When the bucket does not exist (0.6.0, or ours), cannot be read, or holds nothing (a 0.9.0
+`setupSpaceStreams` creates it; only a 0.9.0 daemon holding the feed's creds writes it), nothing
+is shown and nothing changes. The sweep runs in its own task, so a broker that does not answer
+a read of it can never delay the lease poll.
 """
 
 from __future__ import annotations
@@ -74,8 +75,8 @@ class BrokerFeed:
         """E.g. ``alice (live, durable), bob (live) · broker feed as of 12:00:03, display
         only``; None when there is no feed to show."""
         read = self.read
-        if read is None:
-            return None
+        if read is None or (not read.records and read.heartbeat is None):
+            return None  # no bucket, or one nothing writes (e.g. made by a 0.9.0 setup on ours)
         on: list[str] = []
         for rec in read.records:
             live, durable = rec.on(channel)

@@ -68,8 +68,12 @@ def test_line_names_who_is_on_the_channel() -> None:
     assert feed.line("team.x", names) == (
         "UBOBXXXX… (live), dave (live) · broker feed as of 00:00:00, display only"
     )
-    feed.read = FeedRead((), None)
-    assert feed.line("ops", names) == "nobody on it · broker feed no heartbeat yet, display only"
+    feed.read = FeedRead((), FeedHeartbeat(0, 0))
+    assert feed.line("ops", names) == "nobody on it · broker feed as of 00:00:00, display only"
+    feed.read = FeedRead((FeedRecord("UALICE", ("ops",), (), 1),), None)
+    assert feed.line("ops", names) == "alice (live) · broker feed no heartbeat yet, display only"
+    feed.read = FeedRead((), None)  # a bucket nothing writes
+    assert feed.line("ops", names) is None
     feed.read = None
     assert feed.line("ops", names) is None
 
