@@ -46,6 +46,7 @@ from cotal_tui.console.source import (
 from cotal_tui.mesh.connection import Closed, Connected, Reconnecting
 from cotal_tui.mesh.events import ConnectionChanged, EndpointError, EndpointEvent, MessageReceived
 from cotal_tui.mesh.plane3_agent import NothingPending, Plane3Agent, probe_delivery_responder
+from cotal_tui.protocol.subjects import parse_subject
 
 if TYPE_CHECKING:
     from cotal_tui.mesh.daemon import DeliveryDaemon
@@ -85,12 +86,15 @@ def peer_input(p: Presence) -> PeerInput:
 
 def message_input(inbound: Inbound) -> MessageInput:
     m = inbound.message
+    # The label comes from where the message travelled (its subject), never from the body: a
+    # body's `channel`/`to` is the sender's claim (issue 10: a post on #dur shown as #exec).
+    parsed = parse_subject(inbound.subject)
     if inbound.kind == "channel":
-        target = m.channel or inbound.channel or ""
+        target = inbound.channel or m.channel or ""
     elif inbound.kind == "dm":
-        target = m.to or ""
+        target = parsed.rest if parsed is not None and parsed.kind == "inst" else m.to or ""
     else:
-        target = m.to_service or ""
+        target = parsed.rest if parsed is not None and parsed.kind == "svc" else m.to_service or ""
     return MessageInput(
         id=m.id,
         ts=m.ts,
