@@ -60,6 +60,7 @@ def test_trust_chain_claims_follow_the_protocol(tmp_path: Path) -> None:
         "wildcards": True,
         "mem_storage": -1,
         "disk_storage": -1,
+        "consumer": 10_000,  # issue 10: a bound on what a hostile agent can leave behind
     }
     signing = account["nats"]["signing_keys"]
     assert signing == [auth.account.signing.public] and signing[0] != auth.account_public
