@@ -44,8 +44,9 @@ async def test_open_mode_lazy_creation_builds_the_same_streams(open_space: Space
     finally:
         await conn.close()
     assert conflicts == {}
-    assert sorted(s.bucket or "" for s in missing) == sorted(
-        f"cotal_{b}_{space}" for b in ("members", "acl", "delivery")
+    # Not lazily made by an endpoint: members, ACL, lease, and the daemon's dead-letter store.
+    assert sorted(s.bucket or s.name for s in missing) == sorted(
+        [*(f"cotal_{b}_{space}" for b in ("members", "acl", "delivery")), f"COTALTUI_DEAD_{space}"]
     )
     assert len(matching) == 7  # CHAT, DM, TASK, INBOX, DLV, presence, channels
 
@@ -110,7 +111,7 @@ async def test_replica_count_is_applied_and_checked(nc: Client) -> None:
         await provision_space(nc, space, replicas=3)
     fields = {name for diffs in caught.value.conflicts.values() for name, _, _ in diffs}
     assert fields == {"num_replicas"}
-    assert len(caught.value.conflicts) == 10
+    assert len(caught.value.conflicts) == 11
 
 
 # --- channel seed ----------------------------------------------------------------------------
