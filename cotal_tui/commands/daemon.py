@@ -18,8 +18,8 @@ import time
 import uuid
 from typing import Any
 
+from cotal_tui.delivery.daemon import DaemonError, DeliveryDaemon
 from cotal_tui.mesh.connection import Connection, ConnectionError_, CredsUnreadable, Unreachable
-from cotal_tui.mesh.daemon import DaemonError, DeliveryDaemon
 from cotal_tui.mesh.endpoint import creds_identity
 from cotal_tui.mesh.lease import LeaseHeld
 

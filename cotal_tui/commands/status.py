@@ -17,10 +17,11 @@ from typing import Any
 
 from cotal_tui.mesh.connection import Connected, ConnectionError_, ConnectionState, Reconnecting
 from cotal_tui.mesh.durable import PendingOp
-from cotal_tui.mesh.endpoint import Endpoint, LeaseRead
+from cotal_tui.mesh.endpoint import Endpoint
 from cotal_tui.mesh.jsapi import JsApiError, JsApiUnavailable
 from cotal_tui.mesh.kv import BucketNotFound, KvError
-from cotal_tui.mesh.lease import STALE_AFTER_MS, LeaseVerdict
+from cotal_tui.mesh.lease import LeaseRead, LeaseVerdict
+from cotal_tui.mesh.lease_table import STALE_AFTER_MS
 from cotal_tui.mesh.plane3_agent import delivery_lease_verdict
 
 SCHEMA = "cotal-tui/status/1"
@@ -136,7 +137,7 @@ def consequence(v: LeaseVerdict) -> str:
     """What the verdict means for durable delivery, in plain words."""
     if v.verdict == "serving" and v.green:
         return "a delivery daemon is serving: durable-class channels get their offline backstop"
-    if v.verdict == "serving":
+    if v.verdict == "unverified":
         return (
             f"a ready lease is held but its responder is {v.responder_text}: durable delivery "
             "is unconfirmed (use an agent cred, or open mode, to probe it)"
@@ -146,9 +147,11 @@ def consequence(v: LeaseVerdict) -> str:
         "fail until it is ready",
         "no-lease": "no delivery daemon: durable-class channels are live only and offline "
         "members miss messages; start one with `cotal-tui daemon` or `cotal-tui up`",
-        "stale": f"the lease was not renewed for over {STALE_AFTER_MS // 1000}s: its daemon is "
-        "probably gone and durable delivery is down until the lease expires and another "
+        "stale": f"the lease was not renewed for over {STALE_AFTER_MS // 1000}s (its TTL): its "
+        "daemon is gone and durable delivery is down until the record expires and another "
         "daemon binds",
+        "clock-skew": "the lease writer's clock is ahead of ours: the lease age is unknown, so "
+        "the daemon's liveness cannot be judged",
         "no-responder": f"a lease is held but {v.responder_text}: durable joins and leaves "
         "fail and fan-out may be stalled; check the daemon holding the lease",
         "refused": "the delivery lease could not be read with this credential: durable "

@@ -49,9 +49,9 @@ from cotal_tui.mesh.plane3_agent import NothingPending, Plane3Agent, probe_deliv
 from cotal_tui.protocol.subjects import parse_subject
 
 if TYPE_CHECKING:
-    from cotal_tui.mesh.daemon import DeliveryDaemon
+    from cotal_tui.delivery.daemon import DeliveryDaemon
     from cotal_tui.mesh.endpoint import ChannelRow, Endpoint
-    from cotal_tui.mesh.endpoint import LeaseRead as EndpointLeaseRead
+    from cotal_tui.mesh.lease import LeaseRead as EndpointLeaseRead
     from cotal_tui.mesh.messages import Inbound
     from cotal_tui.protocol.models import CotalMessage, Presence
 

@@ -23,8 +23,8 @@ from cotal_tui.console.adapter import MeshSource
 from cotal_tui.console.commands import CommandResult, Dispatcher, Join, Leave
 from cotal_tui.console.source import ConnectionInput
 from cotal_tui.console.watch import ConsoleWatcher, LiveHooks, WatchedConfig
+from cotal_tui.delivery.daemon import DaemonError, DeliveryDaemon
 from cotal_tui.mesh.connection import Connection, ConnectionError_
-from cotal_tui.mesh.daemon import DaemonError, DeliveryDaemon
 from cotal_tui.mesh.endpoint import Endpoint, creds_identity
 from cotal_tui.mesh.lease import LeaseHeld
 from cotal_tui.mesh.plane3_agent import Plane3Agent

@@ -22,20 +22,9 @@ from cotal_tui.console.source import (
     SpaceMode,
     ViewState,
 )
+from cotal_tui.mesh.lease_table import Severity, Verdict
 
 Freshness = Literal["fresh", "stale", "unknown", "failed"]
-Severity = Literal["healthy", "info", "degraded", "critical", "unknown"]
-Verdict = Literal[
-    "serving",
-    "not-ready",
-    "no-lease",
-    "stale",
-    "no-responder",
-    "refused",
-    "unreachable",
-    "unverified",
-    "clock-skew",
-]
 ChannelHealth = Literal["active", "degraded"]
 
 

@@ -1,13 +1,10 @@
-"""The delivery-lease verdict: one table, read top to bottom, first match wins.
+"""The console's projection of the one delivery-lease verdict table.
 
-Rules of this file:
-- Every input is first reduced to a small word (a *column*), then the table decides. Nothing
-  else in the console decides whether delivery is serving.
-- "serving" is the only healthy verdict and it needs positive evidence on every column: link up,
-  lease read now, record present, age within TTL on a sane clock, ready, and a responder that
-  answered recently. Anything missing is named (unverified, refused, ...) and never green.
-- A failed read is "refused", never "no-lease" (CONSOLE.md §1.9, upstream #374); a fresh lease
-  with no answer is "no-responder" (the wedged daemon, upstream #445/#837).
+The table itself (columns, rows, first match wins) is :mod:`cotal_tui.mesh.lease_table`, shared
+with ``status`` and ``check``. Here the console's inputs (link state, a timed lease read, a timed
+responder probe, the space mode) are reduced to its column words, and the deciding row's
+consequence is worded with the console's facts. Nothing else in the console decides whether
+delivery is serving.
 
 Also here: the per-channel delivery-health words agents see (PROTOCOL §5.9).
 """
@@ -25,106 +22,38 @@ from cotal_tui.console.source import (
     Ms,
     SpaceMode,
 )
+from cotal_tui.mesh.lease_table import (
+    AGE,
+    LINK,
+    MODE,
+    NO_JOIN,
+    READ,
+    READY,
+    RESPONDER,
+    RULES,
+    SKEW_TOLERANCE_MS,
+    Rule,
+    age_word,
+    first_rule,
+)
 
-SKEW_TOLERANCE_MS = 2_000
-"""A lease `since` this far in our future means the writer's clock is ahead: age unknown."""
+__all__ = [
+    "AGE",
+    "LINK",
+    "MODE",
+    "NO_JOIN",
+    "READ",
+    "READY",
+    "RESPONDER",
+    "RULES",
+    "SKEW_TOLERANCE_MS",
+    "Rule",
+]
+
 READ_STALE_MS = 10_000
 """A lease read older than this is not evidence about now."""
 PROBE_STALE_MS = 20_000
 """A responder answer older than this is not evidence about now."""
-
-# Column words.
-LINK = ("up", "down")
-READ = ("pending", "old", "present", "absent", "failed")
-AGE = ("fresh", "expired", "skewed", "n/a")
-READY = ("yes", "no", "n/a")
-RESPONDER = ("answered", "silent", "failed", "unchecked", "old")
-MODE = ("auth", "open")
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """One row: each column is the set of words it matches, or None for any."""
-
-    name: str
-    verdict: Verdict
-    severity: Severity
-    consequence: str
-    link: frozenset[str] | None = None
-    read: frozenset[str] | None = None
-    age: frozenset[str] | None = None
-    ready: frozenset[str] | None = None
-    responder: frozenset[str] | None = None
-    mode: frozenset[str] | None = None
-
-    def matches(self, cols: dict[str, str]) -> bool:
-        for column in ("link", "read", "age", "ready", "responder", "mode"):
-            allowed = getattr(self, column)
-            if allowed is not None and cols[column] not in allowed:
-                return False
-        return True
-
-
-def _w(*words: str) -> frozenset[str]:
-    return frozenset(words)
-
-
-NO_JOIN = "no durable join can complete until a daemon binds"
-
-# fmt: off
-RULES: tuple[Rule, ...] = (
-    Rule("link-down", "unreachable", "critical",
-         "cannot reach the broker ({link_error}): no lease fact can be checked until the link "
-         "is back; what is shown is last-known",
-         link=_w("down")),
-    Rule("read-failed", "refused", "unknown",
-         "the lease read failed ({read_error}): delivery health is unknown — this is not "
-         "\"no lease\"",
-         read=_w("failed")),
-    Rule("read-pending", "unverified", "unknown",
-         "the lease has not been read yet: delivery health unknown",
-         read=_w("pending")),
-    Rule("read-old", "unverified", "unknown",
-         "the lease was last read {read_age} ago: delivery health unknown until it is read again",
-         read=_w("old")),
-    Rule("absent-open", "no-lease", "info",
-         "open mode has no delivery daemon by design: live delivery only, no offline backstop",
-         read=_w("absent"), mode=_w("open")),
-    Rule("absent", "no-lease", "critical",
-         "no delivery daemon holds the lease: " + NO_JOIN
-         + ", and offline members get no backstop",
-         read=_w("absent")),
-    Rule("clock-skew", "clock-skew", "unknown",
-         "the lease writer's clock is {skew} ahead of ours: the lease age is unknown, so the "
-         "daemon's liveness cannot be judged",
-         age=_w("skewed")),
-    Rule("no-age", "unverified", "unknown",
-         "the lease record carries no timestamp: its age is unknown, so the daemon's liveness "
-         "cannot be judged",
-         age=_w("n/a")),
-    Rule("expired", "stale", "critical",
-         "the lease record is {age} old, past its {ttl} TTL: a dead daemon's leftover (it "
-         "expires on its own); " + NO_JOIN,
-         age=_w("expired")),
-    Rule("not-ready", "not-ready", "degraded",
-         "a daemon holds the lease but has not bound its responder yet: durable joins wait until "
-         "it is ready",
-         ready=_w("no", "n/a")),
-    Rule("no-answer", "no-responder", "critical",
-         "the lease is fresh but nothing answered the delivery probe ({responder_detail}): the "
-         "daemon is wedged or gone; " + NO_JOIN,
-         responder=_w("silent")),
-    Rule("probe-unproven", "unverified", "unknown",
-         "the lease is ready but the responder check {responder_detail}: not shown as serving "
-         "without an answer",
-         responder=_w("failed", "unchecked", "old")),
-    Rule("serving", "serving", "healthy",
-         "a daemon holds a fresh, ready lease and answered the probe in {latency}: durable joins "
-         "and the offline backstop work",
-         link=_w("up"), read=_w("present"), age=_w("fresh"), ready=_w("yes"),
-         responder=_w("answered")),
-)
-# fmt: on
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,14 +81,14 @@ def lease_columns(
         )
     else:
         read_word = read.outcome
-    age_word = "n/a"
+    age = "n/a"
     if read.outcome == "present" and read.since is not None:
         delta = now - read.since
-        if delta < -SKEW_TOLERANCE_MS:
-            age_word, skew_ms = "skewed", -delta
+        age = age_word(delta, lease.ttl_ms)
+        if age == "skewed":
+            skew_ms = -delta
         else:
             age_ms = max(0, delta)
-            age_word = "expired" if age_ms > lease.ttl_ms else "fresh"
     ready_word = "n/a" if read.ready is None else ("yes" if read.ready else "no")
     probe = lease.responder
     if probe.outcome == "answered":
@@ -172,7 +101,7 @@ def lease_columns(
     cols = {
         "link": "up" if link.state == "connected" else "down",
         "read": read_word,
-        "age": age_word,
+        "age": age,
         "ready": ready_word,
         "responder": responder_word,
         "mode": mode,
@@ -184,7 +113,7 @@ def judge_lease(
     lease: LeaseInput, link: ConnectionInput, mode: SpaceMode, now: Ms
 ) -> LeaseJudgement:
     cols, age_ms, skew_ms = lease_columns(lease, link, mode, now)
-    rule = next(r for r in RULES if r.matches(cols))
+    rule = first_rule(cols)
     probe = lease.responder
     if probe.outcome == "no-responders":
         responder_detail = "no responders on ctl.delivery"

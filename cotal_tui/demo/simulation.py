@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cotal_tui.delivery.daemon import DeliveryDaemon
 from cotal_tui.demo.admin import SpaceAdmin
 from cotal_tui.demo.agent import SimAgent
 from cotal_tui.demo.cast import (
@@ -44,7 +45,6 @@ from cotal_tui.demo.cast import (
 from cotal_tui.demo.tasks import bounded, cancel_and_wait
 from cotal_tui.demo.timeline import Timeline
 from cotal_tui.mesh.connection import Connection
-from cotal_tui.mesh.daemon import DeliveryDaemon
 from cotal_tui.mesh.durable import PendingOp
 from cotal_tui.mesh.endpoint import Endpoint
 from cotal_tui.mesh.plane3_agent import Plane3Agent

@@ -17,16 +17,20 @@ Readers (``status``, the console) ask ``pending_boot_joins()``, ``pending_leaves
 reported as live with the reference's reason wording, and there is nothing to tombstone. With
 creds the endpoint defaults to :class:`~cotal_tui.mesh.plane3_agent.Plane3Agent` (the real
 durable membership); ``Endpoint(durable=factory)`` overrides either default.
+
+The dependency runs one way: ``endpoint → plane3_agent → durable``. An implementation sees the
+endpoint only through :class:`DurableHost` (what it may use of the endpoint that holds it), so
+neither this module nor ``plane3_agent`` imports ``endpoint``, not even for a type.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Any, Literal, Protocol
 
-if TYPE_CHECKING:
-    from cotal_tui.mesh.endpoint import Endpoint
+from cotal_tui.mesh.channels import ChannelRegistry
+from cotal_tui.mesh.lease import LeaseRead
 
 PendingOperation = Literal["durableJoin", "durableLeave"]
 
@@ -73,13 +77,42 @@ class DurableMembership(Protocol):
         ...
 
 
-DurableFactory = Callable[["Endpoint"], DurableMembership]
+class DurableHost(Protocol):
+    """What a durable membership may use of the endpoint that holds it (``Endpoint`` is one)."""
+
+    @property
+    def space(self) -> str: ...
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def creds(self) -> str | None: ...
+
+    @property
+    def registry(self) -> ChannelRegistry: ...
+
+    @property
+    def connected(self) -> bool: ...
+
+    def joined_channels(self) -> list[str]: ...
+
+    def report_error(self, error: Exception, context: str) -> None: ...
+
+    async def read_lease(self, timeout: float = 2.5) -> LeaseRead: ...
+
+    async def request_delivery(
+        self, op: str, args: dict[str, Any] | None = None, *, timeout: float = 5.0
+    ) -> Any: ...
+
+
+DurableFactory = Callable[[DurableHost], DurableMembership]
 
 
 class LiveOnly:
     """No Plane-3 backstop: joins are live, leaves have nothing to close."""
 
-    def __init__(self, endpoint: Endpoint | None = None, reason: str = OPEN_MODE_REASON) -> None:
+    def __init__(self, endpoint: DurableHost | None = None, reason: str = OPEN_MODE_REASON) -> None:
         self.endpoint = endpoint
         self.reason = reason
 

@@ -50,6 +50,7 @@ from cotal_tui.mesh.events import (
 )
 from cotal_tui.mesh.jsapi import JsApiError, consumer_info, create_consumer
 from cotal_tui.mesh.kv import BucketNotFound, KvBucket
+from cotal_tui.mesh.lease import LeaseRead
 from cotal_tui.mesh.messages import (
     Decision,
     Inbound,
@@ -121,20 +122,6 @@ class JoinResult:
     backfilled: int = 0
     durable: bool = False
     reason: str | None = None
-
-
-@dataclass(frozen=True)
-class LeaseRead:
-    """``lease.0`` as an agent reads it (§5.9): ``known`` is False when the read failed."""
-
-    known: bool
-    lease: DeliveryLeaseInfo | None = None
-    revision: int | None = None
-    error: str | None = None
-
-    @property
-    def live(self) -> bool:
-        return self.lease is not None and self.lease.ready
 
 
 @dataclass(frozen=True)

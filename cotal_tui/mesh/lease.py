@@ -1,4 +1,4 @@
-"""The delivery lease (PROTOCOL §3.6) and the lease verdict table the console and status reuse.
+"""The delivery lease (PROTOCOL §3.6) and the projection of the one verdict table for status.
 
 Lifecycle of a holder: acquire by KV create with ``ready: false`` (never over a live lease),
 mark ready by CAS once bound, renew by CAS every 15 s, release by delete on a clean stop; a crash
@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from cotal_tui.mesh.kv import KeyExists, KvBucket, RevisionMismatch
+from cotal_tui.mesh.lease_table import SpaceMode, Verdict, age_word, first_rule
 from cotal_tui.protocol import errors as perrors
 from cotal_tui.protocol.errors import RecordError
 from cotal_tui.protocol.models import DeliveryLeaseInfo
-from cotal_tui.protocol.names import LEASE_RENEW_MS, LEASE_TTL_MS, lease_key
+from cotal_tui.protocol.names import LEASE_TTL_MS, lease_key
 
 LEASE_KEY = lease_key(0)
 
@@ -29,6 +30,20 @@ class LeaseEntry:
     def age_s(self, now_ms: int | None = None) -> float:
         now = now_ms if now_ms is not None else _now_ms()
         return max(0.0, (now - self.info.since) / 1000)
+
+
+@dataclass(frozen=True)
+class LeaseRead:
+    """``lease.0`` as an agent reads it (§5.9): ``known`` is False when the read failed."""
+
+    known: bool
+    lease: DeliveryLeaseInfo | None = None
+    revision: int | None = None
+    error: str | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.lease is not None and self.lease.ready
 
 
 class LeaseHeld(perrors.LeaseHeld):
@@ -110,34 +125,25 @@ async def release_lease(kv: KvBucket, holder: str, revision: int) -> bool:
     return True
 
 
-# --- the verdict table ------------------------------------------------------------------------
+# --- the verdict, projected from the one table (cotal_tui.mesh.lease_table) -------------------
 
 LeaseReadKind = Literal["present", "absent", "refused", "unreachable"]
 ResponderProbe = Literal["answered", "no-responders", "timeout", "unknown", "not-probed"]
-Verdict = Literal[
-    "serving", "not-ready", "no-lease", "stale", "no-responder", "refused", "unreachable"
-]
 
-# A holder renews every 15 s; a record not rewritten for one renew period plus this grace has
-# missed a renewal: its holder is most likely gone and the record only awaits its max_age.
-STALE_GRACE_MS = 5_000
-STALE_AFTER_MS = LEASE_RENEW_MS + STALE_GRACE_MS
-
-# (read, ready, stale, responder) -> verdict; None is "any value". First matching row wins.
-VERDICT_TABLE: tuple[
-    tuple[LeaseReadKind, bool | None, bool | None, ResponderProbe | None, Verdict], ...
-] = (
-    ("unreachable", None, None, None, "unreachable"),
-    ("refused", None, None, None, "refused"),
-    ("absent", None, None, None, "no-lease"),
-    ("present", None, True, None, "stale"),
-    ("present", False, False, None, "not-ready"),
-    ("present", True, False, "no-responders", "no-responder"),
-    ("present", True, False, "timeout", "no-responder"),
-    ("present", True, False, "answered", "serving"),
-    ("present", True, False, "unknown", "serving"),
-    ("present", True, False, "not-probed", "serving"),
-)
+# How this side's inputs read as the table's column words.
+READ_COLUMN: dict[LeaseReadKind, str] = {
+    "present": "present",
+    "absent": "absent",
+    "refused": "failed",
+    "unreachable": "failed",
+}
+RESPONDER_COLUMN: dict[ResponderProbe, str] = {
+    "answered": "answered",
+    "no-responders": "silent",
+    "timeout": "silent",
+    "unknown": "denied",
+    "not-probed": "unchecked",
+}
 
 RESPONDER_TEXT: dict[ResponderProbe, str] = {
     "answered": "answered",
@@ -165,6 +171,26 @@ class LeaseVerdict:
         return RESPONDER_TEXT[self.responder]
 
 
+def lease_columns(
+    read: LeaseReadKind,
+    *,
+    ready: bool = False,
+    age_ms: float = 0.0,
+    responder: ResponderProbe = "not-probed",
+    mode: SpaceMode = "auth",
+) -> dict[str, str]:
+    """This side's inputs as the table's column words (the lease is read now, so never old)."""
+    present = read == "present"
+    return {
+        "link": "down" if read == "unreachable" else "up",
+        "read": READ_COLUMN[read],
+        "age": age_word(age_ms) if present else "n/a",
+        "ready": ("yes" if ready else "no") if present else "n/a",
+        "responder": RESPONDER_COLUMN[responder],
+        "mode": mode,
+    }
+
+
 def lease_verdict(
     read: LeaseReadKind,
     *,
@@ -172,25 +198,21 @@ def lease_verdict(
     age_ms: float = 0.0,
     responder: ResponderProbe = "not-probed",
     holder: str | None = None,
+    mode: SpaceMode = "auth",
 ) -> LeaseVerdict:
-    """Look the case up in :data:`VERDICT_TABLE` (pure; no I/O)."""
-    stale = age_ms > STALE_AFTER_MS
-    for row_read, row_ready, row_stale, row_resp, verdict in VERDICT_TABLE:
-        if row_read != read:
-            continue
-        if row_ready is not None and row_ready != ready:
-            continue
-        if row_stale is not None and row_stale != stale:
-            continue
-        if row_resp is not None and row_resp != responder:
-            continue
-        return LeaseVerdict(
-            verdict,
-            responder,
-            holder if read == "present" else None,
-            age_ms / 1000 if read == "present" else None,
-        )
-    raise AssertionError(f"lease verdict table has no row for {(read, ready, stale, responder)}")
+    """Look the case up in :data:`~cotal_tui.mesh.lease_table.RULES` (pure; no I/O).
+
+    ``age_ms`` is now minus the record's ``since``; negative beyond the skew tolerance means the
+    writer's clock is ahead (verdict ``clock-skew``).
+    """
+    cols = lease_columns(read, ready=ready, age_ms=age_ms, responder=responder, mode=mode)
+    present = read == "present"
+    return LeaseVerdict(
+        first_rule(cols).verdict,
+        responder,
+        holder if present else None,
+        max(0.0, age_ms) / 1000 if present else None,
+    )
 
 
 def present_lease_verdict(
@@ -201,7 +223,7 @@ def present_lease_verdict(
     return lease_verdict(
         "present",
         ready=info.ready,
-        age_ms=max(0.0, now - info.since),
+        age_ms=now - info.since,
         responder=responder,
         holder=info.holder,
     )

@@ -27,11 +27,12 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from cotal_tui.mesh.control import ControlError, NoResponders, RequestTimeout
-from cotal_tui.mesh.durable import JoinDurability, PendingOp
+from cotal_tui.mesh.durable import DurableHost, JoinDurability, PendingOp
 from cotal_tui.mesh.lease import (
+    LeaseRead,
     LeaseVerdict,
     ResponderProbe,
     lease_verdict,
@@ -45,9 +46,6 @@ from cotal_tui.protocol.names import (
     LIST_MEMBERSHIPS_TIMEOUT_MS,
 )
 from cotal_tui.protocol.subjects import delivery_request_subject
-
-if TYPE_CHECKING:
-    from cotal_tui.mesh.endpoint import Endpoint, LeaseRead
 
 BACKOFF_BASE_S = 1.0
 BACKOFF_MAX_S = 30.0
@@ -129,7 +127,7 @@ class DeliveryHealth:
 class Plane3Agent:
     def __init__(
         self,
-        endpoint: Endpoint,
+        endpoint: DurableHost,
         *,
         backoff_base_s: float = BACKOFF_BASE_S,
         backoff_max_s: float = BACKOFF_MAX_S,
@@ -392,7 +390,7 @@ class Plane3Agent:
         return DeliveryHealth(verdict, ms, rows, self.pending_boot_joins(), self.pending_leaves())
 
 
-def can_probe_delivery(endpoint: Endpoint) -> bool:
+def can_probe_delivery(endpoint: DurableHost) -> bool:
     """Whether the endpoint's credential may publish its ``ctl.delivery`` request at all."""
     claims = _creds_permissions(endpoint.creds)
     if claims is None:
@@ -404,7 +402,7 @@ def can_probe_delivery(endpoint: Endpoint) -> bool:
     return not allow or any(subject_matches(p, subject) for p in allow)
 
 
-async def probe_delivery_responder(endpoint: Endpoint) -> tuple[ResponderProbe, float | None]:
+async def probe_delivery_responder(endpoint: DurableHost) -> tuple[ResponderProbe, float | None]:
     """A timed ``listMemberships`` round trip: is a daemon answering ``ctl.delivery`` now?"""
     if not can_probe_delivery(endpoint):
         return "unknown", None
@@ -419,7 +417,7 @@ async def probe_delivery_responder(endpoint: Endpoint) -> tuple[ResponderProbe, 
 
 
 async def delivery_lease_verdict(
-    endpoint: Endpoint,
+    endpoint: DurableHost,
 ) -> tuple[LeaseVerdict, float | None, LeaseRead]:
     """Read ``lease.0``, probe the responder when a lease exists, and look up the verdict.
 
@@ -437,7 +435,7 @@ async def delivery_lease_verdict(
 
 
 def _degraded_reason(verdict: LeaseVerdict, member: bool) -> str:
-    if verdict.verdict == "serving" and verdict.responder == "unknown":
+    if verdict.verdict == "unverified" and verdict.responder == "unknown":
         why = "delivery daemon unconfirmed: responder unknown (cannot probe with this credential)"
     elif verdict.verdict == "serving":
         why = ""

@@ -1,6 +1,6 @@
 """Delivery-daemon decisions as pure functions and tables (§4.2, §5.2-§5.6).
 
-The daemon (``cotal_tui.mesh``) does the I/O: it reads the ACL, the membership record and the
+The daemon (``cotal_tui.delivery``) does the I/O: it reads the ACL, the membership record and the
 stream cursors fresh, then asks this module what to do. Every wire string a ``ctl.delivery``
 reply can carry is produced here, so the daemon's replies match the reference's exactly.
 

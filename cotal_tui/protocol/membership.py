@@ -1,6 +1,6 @@
 """Durable membership rules (§3.4) that need no KV: eligibility and the commit decision.
 
-The KV side (read, CAS commit, tombstone, activate) lives in ``cotal_tui.mesh``; it asks these
+The KV side (read, CAS commit, tombstone, activate) lives in ``cotal_tui.delivery``; it asks these
 functions what to do, so every rule is checkable here without a server.
 """
 

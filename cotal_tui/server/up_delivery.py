@@ -18,10 +18,10 @@ from typing import Protocol
 
 from nats.aio.client import Client
 
-from cotal_tui.mesh.client_adapter import ClientConnection
+from cotal_tui.delivery.client_adapter import ClientConnection
+from cotal_tui.delivery.daemon import DaemonError, DeliveryDaemon
 from cotal_tui.mesh.connection import Connection
 from cotal_tui.mesh.control import ControlError, NoResponders, RequestTimeout, request_bound
-from cotal_tui.mesh.daemon import DaemonError, DeliveryDaemon
 from cotal_tui.mesh.endpoint import creds_identity
 from cotal_tui.mesh.kv import KvBucket, KvError
 from cotal_tui.mesh.lease import (

@@ -9,7 +9,7 @@ from typing import Any
 
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from cotal_tui.mesh.acl import commit_acl
+from cotal_tui.delivery.acl import commit_acl
 from cotal_tui.mesh.connection import Connection
 from cotal_tui.mesh.kv import KvBucket
 from cotal_tui.protocol.names import acl_bucket, channel_bucket, chat_stream, dlv_stream

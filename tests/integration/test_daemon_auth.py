@@ -7,7 +7,7 @@ import json
 import pytest
 from plane3_support import connect, dlv_messages, publish_chat, request_delivery
 
-from cotal_tui.mesh.daemon import DaemonPermissionDenied, DeliveryDaemon
+from cotal_tui.delivery.daemon import DaemonPermissionDenied, DeliveryDaemon
 from waiting import wait_for
 
 

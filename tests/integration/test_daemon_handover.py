@@ -8,7 +8,7 @@ import time
 import pytest
 from plane3_support import chat_message, connect, dlv_ids, request_delivery, set_acl
 
-from cotal_tui.mesh.daemon import DeliveryDaemon
+from cotal_tui.delivery.daemon import DeliveryDaemon
 from waiting import wait_for
 
 pytestmark = pytest.mark.timeout(120)

@@ -16,7 +16,7 @@ from plane3_support import (
     set_acl,
 )
 
-from cotal_tui.mesh.daemon import DeliveryDaemon
+from cotal_tui.delivery.daemon import DeliveryDaemon
 from waiting import wait_for
 
 BOB = "UBOB" + "B" * 52

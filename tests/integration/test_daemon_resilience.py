@@ -7,7 +7,7 @@ import json
 import pytest
 from plane3_support import NoResponders, connect, dlv_messages, publish_chat, request_delivery
 
-from cotal_tui.mesh.daemon import DeliveryDaemon
+from cotal_tui.delivery.daemon import DeliveryDaemon
 from cotal_tui.mesh.kv import KvBucket
 from cotal_tui.mesh.lease import read_lease
 from cotal_tui.protocol.names import delivery_bucket

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from cotal_tui.delivery.members import read_member
 from cotal_tui.demo.cast import CRASHER, EARLY_BIRD, NARROWED, NARROWED_CHANNEL, cast
 from cotal_tui.demo.simulation import DemoSimulation, agent_rngs, channel_seed
 from cotal_tui.demo.timeline import Timeline
 from cotal_tui.mesh.events import ChannelDropped, EndpointEvent, MessageReceived, PresenceChanged
 from cotal_tui.mesh.kv import KvBucket
-from cotal_tui.mesh.members import read_member
 from cotal_tui.protocol.models import Presence
 from cotal_tui.protocol.names import members_bucket, presence_bucket
 from cotal_tui.server.local import start_local_space

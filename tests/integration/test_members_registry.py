@@ -6,7 +6,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from cotal_tui.mesh.acl import commit_acl, read_acl
+from cotal_tui.delivery.acl import commit_acl, read_acl
+from cotal_tui.delivery.members import (
+    activate_member,
+    commit_member,
+    delete_member,
+    list_members,
+    read_member,
+    tombstone_member,
+)
 from cotal_tui.mesh.connection import Connection
 from cotal_tui.mesh.kv import KvBucket
 from cotal_tui.mesh.lease import (
@@ -18,14 +26,6 @@ from cotal_tui.mesh.lease import (
     read_lease,
     release_lease,
     renew_lease,
-)
-from cotal_tui.mesh.members import (
-    activate_member,
-    commit_member,
-    delete_member,
-    list_members,
-    read_member,
-    tombstone_member,
 )
 from cotal_tui.protocol.errors import StaleMembershipWrite
 from cotal_tui.protocol.models import MembershipRecord
@@ -141,7 +141,8 @@ def test_lease_verdict_table():
     assert lease_verdict("unreachable").verdict == "unreachable"
     assert lease_verdict("refused").verdict == "refused"
     assert lease_verdict("absent").verdict == "no-lease"
-    assert lease_verdict("present", ready=True, age_ms=25_000).verdict == "stale"
+    # stale only past the 30 s TTL (one table with the console; PROTOCOL §3.6)
+    assert lease_verdict("present", ready=True, age_ms=31_000).verdict == "stale"
     assert lease_verdict("present", ready=False, age_ms=100).verdict == "not-ready"
     v = lease_verdict("present", ready=True, age_ms=100, responder="no-responders")
     assert v.verdict == "no-responder" and not v.green
@@ -149,5 +150,5 @@ def test_lease_verdict_table():
     ok = lease_verdict("present", ready=True, responder="answered", holder="D")
     assert ok.verdict == "serving" and ok.green and ok.holder == "D"
     unknown = lease_verdict("present", ready=True, responder="unknown")
-    assert unknown.verdict == "serving" and not unknown.green
+    assert unknown.verdict == "unverified" and not unknown.green  # never "serving" unproven
     assert unknown.responder_text == "unknown (cannot probe with this credential)"

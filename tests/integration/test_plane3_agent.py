@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 from plane3_support import connect, dlv_messages
 
+from cotal_tui.delivery.daemon import DeliveryDaemon
+from cotal_tui.delivery.members import read_member
 from cotal_tui.mesh.control import NoResponders
-from cotal_tui.mesh.daemon import DeliveryDaemon
 from cotal_tui.mesh.durable import LiveOnly
 from cotal_tui.mesh.endpoint import Endpoint
 from cotal_tui.mesh.events import MessageReceived
 from cotal_tui.mesh.kv import KvBucket
-from cotal_tui.mesh.members import read_member
 from cotal_tui.mesh.plane3_agent import Plane3Agent, backoff_s
 from cotal_tui.protocol.names import members_bucket
 from waiting import wait_for

@@ -17,10 +17,10 @@ from plane3_support import (
     set_channel_class,
 )
 
-from cotal_tui.mesh.acl import delete_acl
-from cotal_tui.mesh.daemon import DeliveryDaemon
+from cotal_tui.delivery.acl import delete_acl
+from cotal_tui.delivery.daemon import DeliveryDaemon
+from cotal_tui.delivery.members import read_member
 from cotal_tui.mesh.kv import KvBucket
-from cotal_tui.mesh.members import read_member
 from cotal_tui.protocol.names import acl_bucket, inbox_stream, members_bucket, presence_bucket
 from waiting import wait_for
 

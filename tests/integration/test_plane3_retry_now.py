@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from plane3_support import connect
 
-from cotal_tui.mesh.daemon import DeliveryDaemon
+from cotal_tui.delivery.daemon import DeliveryDaemon
 from cotal_tui.mesh.endpoint import Endpoint
 from cotal_tui.mesh.plane3_agent import NothingPending, Plane3Agent, probe_delivery_responder
 from waiting import wait_for

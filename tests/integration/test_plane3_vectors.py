@@ -7,9 +7,9 @@ import json
 
 from spaces import VECTORS
 
-from cotal_tui.mesh.daemon_context import entry_payload
-from cotal_tui.mesh.delivery_service import DeliveryService
-from cotal_tui.mesh.reader import decode_entry
+from cotal_tui.delivery.daemon_context import entry_payload
+from cotal_tui.delivery.delivery_service import DeliveryService
+from cotal_tui.delivery.reader import decode_entry
 
 RECORDS = json.loads((VECTORS / "records.json").read_text())
 

@@ -13,7 +13,7 @@ import nats
 from plane3_support import connect
 from spaces import VECTORS, SpaceHandle
 
-from cotal_tui.mesh.daemon import DeliveryDaemon
+from cotal_tui.delivery.daemon import DeliveryDaemon
 from cotal_tui.mesh.lease import read_lease
 from cotal_tui.server.process import free_port
 

@@ -217,8 +217,8 @@ class _Lines:
 async def test_up_delivery_defers_to_a_daemon_already_holding_the_lease(auth_space) -> None:
     """What `up` does when another daemon serves the space: says so, starts nothing, and the
     broker's client stays usable (run_up's loop goes on serving the broker either way)."""
+    from cotal_tui.delivery.daemon import DeliveryDaemon
     from cotal_tui.mesh.connection import Connection
-    from cotal_tui.mesh.daemon import DeliveryDaemon
     from cotal_tui.server.up_delivery import UpDelivery
 
     other = await auth_space.mint("d1", "delivery")

@@ -15,8 +15,8 @@ from cotal_tui.commands.console import run_plain
 from cotal_tui.console.commands import Dispatcher, Join, Post, RetryNow
 from cotal_tui.console.model import ConsoleModel
 from cotal_tui.console.session import ConsoleSession, SessionOptions
+from cotal_tui.delivery.daemon import DeliveryDaemon
 from cotal_tui.mesh.connection import Connection
-from cotal_tui.mesh.daemon import DeliveryDaemon
 from cotal_tui.mesh.endpoint import Endpoint
 from cotal_tui.mesh.events import MessageReceived
 from cotal_tui.mesh.plane3_agent import Plane3Agent

@@ -29,13 +29,15 @@ import nats.errors
 from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 
-from cotal_tui.mesh.acl import AclEntry, decode_acl
-from cotal_tui.mesh.client_adapter import ClientConnection
+from cotal_tui.delivery.acl import AclEntry, decode_acl
+from cotal_tui.delivery.client_adapter import ClientConnection
+from cotal_tui.delivery.daemon_context import Counters, DaemonContext
+from cotal_tui.delivery.delivery_service import DeliveryService
+from cotal_tui.delivery.fanout import FanoutWriter
+from cotal_tui.delivery.fresh_cache import FreshKvCache
+from cotal_tui.delivery.members import MemberEntry, decode_member
+from cotal_tui.delivery.reader import TrustedReader
 from cotal_tui.mesh.connection import Connection, PermissionDenied, PermissionRefusal
-from cotal_tui.mesh.daemon_context import Counters, DaemonContext
-from cotal_tui.mesh.delivery_service import DeliveryService
-from cotal_tui.mesh.fanout import FanoutWriter
-from cotal_tui.mesh.fresh_cache import FreshKvCache
 from cotal_tui.mesh.kv import KvEntry, KvUnavailable
 from cotal_tui.mesh.lease import (
     LeaseEntry,
@@ -46,9 +48,7 @@ from cotal_tui.mesh.lease import (
     release_lease,
     renew_lease,
 )
-from cotal_tui.mesh.members import MemberEntry, decode_member
 from cotal_tui.mesh.presence import RosterWatch
-from cotal_tui.mesh.reader import TrustedReader
 from cotal_tui.mesh.tasks import cancel_and_wait
 from cotal_tui.protocol.names import LEASE_RENEW_MS, LEASE_TTL_MS, kv_stream
 

@@ -17,9 +17,9 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
-from cotal_tui.mesh.consumer_loop import ConsumerLoop
-from cotal_tui.mesh.daemon_context import DaemonContext
-from cotal_tui.mesh.members import MemberEntry
+from cotal_tui.delivery.consumer_loop import ConsumerLoop
+from cotal_tui.delivery.daemon_context import DaemonContext
+from cotal_tui.delivery.members import MemberEntry
 from cotal_tui.protocol.consumers import inbox_reader_config
 from cotal_tui.protocol.delivery import (
     READER_NAK_DELAY_MS,

@@ -15,7 +15,7 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
-from cotal_tui.mesh.daemon_context import DaemonContext, Pipeline, nak_unsettled
+from cotal_tui.delivery.daemon_context import DaemonContext, Pipeline, nak_unsettled
 from cotal_tui.mesh.jsapi import API, api_request
 from cotal_tui.mesh.pull import ConsumerGone, PullPump
 from cotal_tui.mesh.tasks import cancel_and_wait

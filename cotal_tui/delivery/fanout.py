@@ -20,8 +20,8 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
-from cotal_tui.mesh.consumer_loop import ConsumerLoop
-from cotal_tui.mesh.daemon_context import DaemonContext, entry_payload
+from cotal_tui.delivery.consumer_loop import ConsumerLoop
+from cotal_tui.delivery.daemon_context import DaemonContext, entry_payload
 from cotal_tui.protocol.consumers import fanout_durable_config
 from cotal_tui.protocol.delivery import durable_copy_wanted, genuine_chat, mention_allowed
 from cotal_tui.protocol.names import plane3_msg_id

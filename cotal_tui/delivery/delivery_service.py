@@ -19,10 +19,10 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.errors import NotFoundError
 
-from cotal_tui.mesh.acl import read_acl
-from cotal_tui.mesh.daemon_context import DaemonContext, entry_payload
-from cotal_tui.mesh.fanout import stream_seq
-from cotal_tui.mesh.members import (
+from cotal_tui.delivery.acl import read_acl
+from cotal_tui.delivery.daemon_context import DaemonContext, entry_payload
+from cotal_tui.delivery.fanout import stream_seq
+from cotal_tui.delivery.members import (
     activate_member,
     commit_member,
     now_ms,

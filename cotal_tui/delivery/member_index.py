@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from cotal_tui.delivery.members import MemberEntry, decode_member
 from cotal_tui.mesh.kv import KvEntry
-from cotal_tui.mesh.members import MemberEntry, decode_member
 from cotal_tui.protocol.models import MembershipRecord
 from cotal_tui.protocol.names import parse_member_key
 

@@ -15,12 +15,12 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from cotal_tui.mesh.acl import AclEntry, read_acl
+from cotal_tui.delivery.acl import AclEntry, read_acl
+from cotal_tui.delivery.fresh_cache import FreshKvCache
+from cotal_tui.delivery.member_index import MembershipIndex
+from cotal_tui.delivery.members import MemberEntry, read_member
 from cotal_tui.mesh.connection import Connection
-from cotal_tui.mesh.fresh_cache import FreshKvCache
 from cotal_tui.mesh.kv import KvBucket
-from cotal_tui.mesh.member_index import MembershipIndex
-from cotal_tui.mesh.members import MemberEntry, read_member
 from cotal_tui.mesh.tasks import cancel_and_wait
 from cotal_tui.protocol.channel_config import effective_delivery_class
 from cotal_tui.protocol.names import (

@@ -1,6 +1,6 @@
 """Run the delivery daemon on a plain nats-py ``Client`` someone else connected.
 
-:class:`~cotal_tui.mesh.daemon.DeliveryDaemon` is written against
+:class:`~cotal_tui.delivery.daemon.DeliveryDaemon` is written against
 :class:`~cotal_tui.mesh.connection.Connection` (state, re-arm registry, refusal routing). This
 adapter gives a bare client the same surface by chaining its reconnected and error callbacks,
 so an existing asyncio program can embed the daemon on the connection it already has. The

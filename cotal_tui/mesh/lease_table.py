@@ -1,0 +1,172 @@
+"""The one delivery-lease verdict table (PROTOCOL §3.6, CONSOLE.md §1.9), as data; pure, no I/O.
+
+Every surface projects this table: ``status --json``, ``check`` and ``up`` through
+:func:`cotal_tui.mesh.lease.lease_verdict`, the console through
+:func:`cotal_tui.console.verdict.judge_lease`. Each surface first reduces what it knows to one
+small word per *column* (:data:`COLUMNS`), then the first matching row of :data:`RULES` decides.
+Nothing else decides whether delivery is serving.
+
+- "serving" is the only healthy verdict and needs positive evidence on every column: link up,
+  lease read now, record present, age within the TTL on a sane clock, ready, and a responder that
+  answered recently. Anything missing is named (unverified, refused, ...) and never green.
+- A failed read is "refused", never "no-lease" (CONSOLE.md §1.9, upstream #374); a fresh lease
+  with no answer is "no-responder" (the wedged daemon, upstream #445/#837).
+- A record is "stale" only past the bucket's 30 s ``max_age`` (:data:`LEASE_TTL_MS`). §3.6
+  defines no earlier deadline: a holder renews every 15 s, and until ``max_age`` drops the entry
+  the lease is live — a second daemon's ``kv.create`` still fails and it refuses to bind. A
+  verdict that called it stale sooner would name a daemon dead while the protocol still treats it
+  as the holder.
+
+Adding inputs: the stall work's pipeline-progress facts (fan-out pending / oldest, reader
+pending / oldest, dead letters) become more columns here — a word domain in :data:`COLUMNS`, a
+field on :class:`Rule`, rows placed above "serving" — and the exhaustive test
+(``tests/unit/test_lease_table.py``) walks :data:`COLUMNS`, so it covers them with no change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from cotal_tui.protocol.names import LEASE_TTL_MS
+
+SpaceMode = Literal["auth", "open"]
+Severity = Literal["healthy", "info", "degraded", "critical", "unknown"]
+Verdict = Literal[
+    "serving",
+    "not-ready",
+    "no-lease",
+    "stale",
+    "no-responder",
+    "refused",
+    "unreachable",
+    "unverified",
+    "clock-skew",
+]
+
+STALE_AFTER_MS = LEASE_TTL_MS
+"""A lease record not rewritten for longer than the bucket's ``max_age`` is a leftover (§3.6)."""
+SKEW_TOLERANCE_MS = 2_000
+"""A lease ``since`` this far in our future means the writer's clock is ahead: age unknown."""
+
+# Column words: every input is reduced to one of these before the table decides.
+LINK = ("up", "down")
+READ = ("pending", "old", "present", "absent", "failed")
+AGE = ("fresh", "expired", "skewed", "n/a")
+READY = ("yes", "no", "n/a")
+# "denied": this credential may not publish the probe at all (so it can prove nothing).
+RESPONDER = ("answered", "silent", "failed", "unchecked", "old", "denied")
+MODE = ("auth", "open")
+# Pipeline-progress columns (fan-out / reader backlog and age, dead letters) go here.
+
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "link": LINK,
+    "read": READ,
+    "age": AGE,
+    "ready": READY,
+    "responder": RESPONDER,
+    "mode": MODE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One row: each column is the set of words it matches, or None for any."""
+
+    name: str
+    verdict: Verdict
+    severity: Severity
+    consequence: str
+    link: frozenset[str] | None = None
+    read: frozenset[str] | None = None
+    age: frozenset[str] | None = None
+    ready: frozenset[str] | None = None
+    responder: frozenset[str] | None = None
+    mode: frozenset[str] | None = None
+
+    def matches(self, cols: dict[str, str]) -> bool:
+        for column in COLUMNS:
+            allowed = getattr(self, column)
+            if allowed is not None and cols[column] not in allowed:
+                return False
+        return True
+
+
+def _w(*words: str) -> frozenset[str]:
+    return frozenset(words)
+
+
+NO_JOIN = "no durable join can complete until a daemon binds"
+
+# fmt: off
+RULES: tuple[Rule, ...] = (
+    Rule("link-down", "unreachable", "critical",
+         "cannot reach the broker ({link_error}): no lease fact can be checked until the link "
+         "is back; what is shown is last-known",
+         link=_w("down")),
+    Rule("read-failed", "refused", "unknown",
+         "the lease read failed ({read_error}): delivery health is unknown — this is not "
+         "\"no lease\"",
+         read=_w("failed")),
+    Rule("read-pending", "unverified", "unknown",
+         "the lease has not been read yet: delivery health unknown",
+         read=_w("pending")),
+    Rule("read-old", "unverified", "unknown",
+         "the lease was last read {read_age} ago: delivery health unknown until it is read again",
+         read=_w("old")),
+    Rule("absent-open", "no-lease", "info",
+         "open mode has no delivery daemon by design: live delivery only, no offline backstop",
+         read=_w("absent"), mode=_w("open")),
+    Rule("absent", "no-lease", "critical",
+         "no delivery daemon holds the lease: " + NO_JOIN
+         + ", and offline members get no backstop",
+         read=_w("absent")),
+    Rule("clock-skew", "clock-skew", "unknown",
+         "the lease writer's clock is {skew} ahead of ours: the lease age is unknown, so the "
+         "daemon's liveness cannot be judged",
+         age=_w("skewed")),
+    Rule("no-age", "unverified", "unknown",
+         "the lease record carries no timestamp: its age is unknown, so the daemon's liveness "
+         "cannot be judged",
+         age=_w("n/a")),
+    Rule("expired", "stale", "critical",
+         "the lease record is {age} old, past its {ttl} TTL: a dead daemon's leftover (it "
+         "expires on its own); " + NO_JOIN,
+         age=_w("expired")),
+    Rule("not-ready", "not-ready", "degraded",
+         "a daemon holds the lease but has not bound its responder yet: durable joins wait until "
+         "it is ready",
+         ready=_w("no", "n/a")),
+    Rule("no-answer", "no-responder", "critical",
+         "the lease is fresh but nothing answered the delivery probe ({responder_detail}): the "
+         "daemon is wedged or gone; " + NO_JOIN,
+         responder=_w("silent")),
+    # Pipeline-progress rows (a serving daemon whose fan-out or reader is stalled) go here.
+    Rule("probe-unproven", "unverified", "unknown",
+         "the lease is ready but the responder check {responder_detail}: not shown as serving "
+         "without an answer",
+         responder=_w("failed", "unchecked", "old", "denied")),
+    Rule("serving", "serving", "healthy",
+         "a daemon holds a fresh, ready lease and answered the probe in {latency}: durable joins "
+         "and the offline backstop work",
+         link=_w("up"), read=_w("present"), age=_w("fresh"), ready=_w("yes"),
+         responder=_w("answered")),
+)
+# fmt: on
+
+
+def first_rule(cols: dict[str, str]) -> Rule:
+    """The row that decides ``cols`` (one word per column of :data:`COLUMNS`)."""
+    for rule in RULES:
+        if rule.matches(cols):
+            return rule
+    raise AssertionError(f"the lease verdict table has no row for {cols}")
+
+
+def age_word(age_ms: float | None, ttl_ms: int = STALE_AFTER_MS) -> str:
+    """The age column: ``age_ms`` is now minus the record's ``since`` (None: no timestamp)."""
+    if age_ms is None:
+        return "n/a"
+    if age_ms < -SKEW_TOLERANCE_MS:
+        return "skewed"
+    return "expired" if age_ms > ttl_ms else "fresh"
