@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -23,6 +24,12 @@ from cotal_tui.mesh.connection import Connection
 from cotal_tui.mesh.kv import KvBucket
 from cotal_tui.mesh.tasks import cancel_and_wait
 from cotal_tui.protocol.channel_config import effective_delivery_class
+from cotal_tui.protocol.dead_letter import (
+    DeadLetter,
+    dead_letter_stream,
+    dead_letter_subject,
+    short_detail,
+)
 from cotal_tui.protocol.names import (
     CHANNEL_DEFAULTS_KEY,
     acl_bucket,
@@ -52,6 +59,12 @@ class Counters:
     transfer_failures: int = 0
     joins: int = 0
     leaves: int = 0
+    dead_letter_reasons: dict[str, int] = field(default_factory=dict)
+    dead_letter_write_failures: int = 0
+
+
+class DeadLetterUnrecorded(RuntimeError):
+    """A dead letter's record could not be written (store missing, or no grant)."""
 
 
 class PublishFailed(RuntimeError):
@@ -216,6 +229,50 @@ class DaemonContext:
             subject = self._dlv[owner] = dlv_subject(self.space, owner)
         return subject
 
+    # -- dead letters (protocol.dead_letter) ---------------------------------------------------
+
+    async def dead_letter(
+        self, msg: Any, stream: str, reason: str, detail: str, *, term: bool = False
+    ) -> None:
+        """Ack ``msg`` out of the pipeline, recording why in the dead-letter store.
+
+        The record is published with its PubAck awaited (bounded); a failed record (no store,
+        no grant) is counted and reported, and the message is acked all the same: one message
+        that cannot be routed must never hold up the ones behind it.
+        """
+        seq = _stream_seq(msg)
+        record = DeadLetter(
+            subject=str(msg.subject),
+            stream=stream,
+            seq=seq,
+            reason=reason,
+            detail=short_detail(detail),
+            ts=int(time.time() * 1000),
+            size=len(msg.data or b""),
+            by=self.daemon_id,
+        )
+        self.counters.dead_lettered += 1
+        reasons = self.counters.dead_letter_reasons
+        reasons[reason] = reasons.get(reason, 0) + 1
+        ok = False
+        try:
+            fut = await self.acker.publish(
+                dead_letter_subject(self.space, reason), record.to_json(), f"{stream}:{seq}"
+            )
+            ok = (await self.settle([fut]))[0]
+        except Exception as exc:  # noqa: BLE001 - reported below
+            self.on_error(exc)
+        if not ok:
+            self.counters.dead_letter_write_failures += 1
+            self.on_error(
+                DeadLetterUnrecorded(
+                    f"dead letter {stream}#{seq} ({reason}) could not be recorded in "
+                    f"{dead_letter_stream(self.space)}; the message was acked out all the same"
+                )
+            )
+        with contextlib.suppress(Exception):
+            await (msg.term() if term else msg.ack())
+
     # -- INBOX backpressure -------------------------------------------------------------------
 
     def entries_written(self, n: int) -> None:
@@ -322,6 +379,13 @@ class DaemonContext:
         if first_error is not None:
             self.on_error(_as_exc(first_error))
         return results
+
+
+def _stream_seq(msg: Any) -> int:
+    try:
+        return int(msg.metadata.sequence.stream)
+    except Exception:  # noqa: BLE001 - not a JetStream delivery
+        return 0
 
 
 def _as_exc(value: BaseException) -> Exception:

@@ -139,6 +139,27 @@ def genuine_chat(subject: str, sender_id: object) -> ParsedSubject | None:
     return parsed
 
 
+ChatOrigin = Literal["routable", "not-chat", "spoofed-sender", "channel-mismatch"]
+
+
+def chat_origin(subject: str, sender_id: object, body_channel: object) -> ChatOrigin:
+    """Trust the subject, not the body (issue 10): may the daemon route this CHAT message?
+
+    ``not-chat``: the subject is not a chat subject (acked and skipped, as the reference does);
+    ``spoofed-sender``: ``from.id`` is not the subject's sender token; ``channel-mismatch``: the
+    body's ``channel`` is not the channel of the subject (a DLV copy carries only the body, so
+    the body would otherwise label it). The last two are dead-lettered.
+    """
+    parsed = parse_subject(subject)
+    if parsed is None or parsed.kind != "chat":
+        return "not-chat"
+    if parsed.sender != sender_id:
+        return "spoofed-sender"
+    if body_channel != parsed.rest:
+        return "channel-mismatch"
+    return "routable"
+
+
 def durable_fanout_targets(
     members: Iterable[MembershipRecord], sender_id: str, seq: int
 ) -> list[MembershipRecord]:

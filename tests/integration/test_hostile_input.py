@@ -42,8 +42,9 @@ class World:
         msg_id, _ = await publish_chat(self.tools, self.space, sender, channel, text)
         return msg_id
 
-    async def raw(self, subject: str, body: bytes) -> int:
-        ack = await self.tools.js.publish(subject, body, headers={"Nats-Msg-Id": str(uuid.uuid4())})
+    async def raw(self, subject: str, body: bytes, *, msg_id: bool = True) -> int:
+        headers = {"Nats-Msg-Id": str(uuid.uuid4())} if msg_id else None
+        ack = await self.tools.js.publish(subject, body, headers=headers)
         return int(ack.seq)
 
     async def bob_has(self, *ids: str) -> bool:
@@ -165,12 +166,15 @@ async def test_deep_dm_is_terminated_once(open_space):
 # --- case 2: a message that fits max_payload whose dinbox entry does not -----------------------
 
 
+SIZE = 1_048_540  # the message: under the server's 1 MiB max_payload, without headers
+
+
 async def test_message_whose_entry_exceeds_max_payload_is_dead_lettered_once(world):
     base = chat_message(world.space, ALICE, "dur", "")[1]
-    pad = 1_048_540 - len(base)
-    body = base.replace(b'"text":""', b'"text":"' + b"x" * pad + b'"')
-    assert len(body) == 1_048_540
-    seq = await world.raw(chat_subject(world.space, ALICE, "dur"), body)
+    pad = SIZE - len(base)
+    body = base.replace(b'"text": ""', b'"text": "' + b"x" * pad + b'"')
+    assert len(body) == SIZE
+    seq = await world.raw(chat_subject(world.space, ALICE, "dur"), body, msg_id=False)
     await world.flows("1 MB message")
     dead = await world.dead()
     assert [(d["reason"], d["seq"]) for d in dead] == [("entry-oversized", seq)]
