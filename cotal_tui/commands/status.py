@@ -221,6 +221,11 @@ def build_snapshot(
                 "channel": r.channel,
                 "description": r.description,
                 "deliveryClass": r.delivery_class,
+                **(
+                    {"deliveryClassProblem": r.delivery_class_problem}
+                    if r.delivery_class_problem
+                    else {}
+                ),
                 "replay": r.replay,
                 "messages": r.messages,
                 "joined": r.joined,
@@ -260,6 +265,8 @@ def render_text(s: dict[str, Any]) -> str:
         lines.append(
             f"  #{c['channel']}{desc} ({c['deliveryClass']}, {replay}, {c['messages']} retained)"
         )
+        if c.get("deliveryClassProblem"):
+            lines.append(f"    ⚠ {c['deliveryClassProblem']}")
     if not s["channels"]:
         lines.append("  (none)")
     lease = s["lease"]

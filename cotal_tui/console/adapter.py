@@ -328,6 +328,7 @@ class MeshSource:
                     durable_unclosed=ch in unclosed,
                     mode=row.mode,  # type: ignore[arg-type]
                     live_reason=self._live_reasons.get(ch),
+                    class_invalid=registry.invalid_delivery_class(ch),
                     config=dict(config),
                 )
             fresh[ch] = (key, item)

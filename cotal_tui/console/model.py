@@ -466,6 +466,7 @@ class ConsoleModel:
             instructions=ch.instructions,
             members=ch.members,
             config=ch.config,
+            class_invalid=ch.class_invalid,
         )
 
     def _lease(

@@ -101,6 +101,8 @@ class ChannelRow:
     instructions: str | None = None
     members: tuple[str, ...] = ()
     config: Mapping[str, Any] = field(default_factory=dict)
+    class_invalid: str | None = None
+    """The stored deliveryClass as text when it is neither live nor durable (read as live)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,6 +107,8 @@ class ChannelInput:
     mode: Literal["quiet", "muted"] | None = None
     live_reason: str | None = None
     """Why the last durable join came back LIVE only (the daemon's reason), when it did."""
+    class_invalid: str | None = None
+    """The stored deliveryClass as text when it is neither live nor durable (read as live)."""
     members: tuple[str, ...] = ()
     config: Mapping[str, Any] = field(default_factory=dict)
 

@@ -23,7 +23,7 @@ from cotal_tui.delivery.members import MemberEntry, read_member
 from cotal_tui.mesh.connection import Connection
 from cotal_tui.mesh.kv import KvBucket
 from cotal_tui.mesh.tasks import cancel_and_wait
-from cotal_tui.protocol.channel_config import effective_delivery_class
+from cotal_tui.protocol.channel_config import delivery_class_reading
 from cotal_tui.protocol.dead_letter import (
     DeadLetter,
     dead_letter_stream,
@@ -61,6 +61,10 @@ class Counters:
     leaves: int = 0
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)
     dead_letter_write_failures: int = 0
+
+
+class InvalidRegistryValue(RuntimeError):
+    """A channel-registry value the daemon reads the reference's way, reported once."""
 
 
 class DeadLetterUnrecorded(RuntimeError):
@@ -202,6 +206,7 @@ class DaemonContext:
         # keeps at most 1,000 entries per owner (discard old): the fan-out waits while this is
         # at INBOX_BACKLOG_LIMIT, so no owner's unread entries can be pushed out.
         self.inbox_backlog = 0
+        self._class_warned: dict[str, str] = {}
         self._backlog_low = asyncio.Event()
         self._backlog_low.set()
         self.acl_cache: FreshKvCache[AclEntry] | None = None
@@ -311,7 +316,11 @@ class DaemonContext:
             elif isinstance(cfg, BaseException):
                 out[ch] = _as_exc(cfg)
             else:
-                out[ch] = effective_delivery_class(_mapping(cfg), _mapping(defaults))
+                cls, problem = delivery_class_reading(_mapping(cfg), _mapping(defaults))
+                if problem is not None and self._class_warned.get(ch) != problem:
+                    self._class_warned[ch] = problem
+                    self.on_error(InvalidRegistryValue(f"channel registry #{ch}: {problem}"))
+                out[ch] = cls
         return out
 
     async def acls_fresh(self, owners: Iterable[str]) -> dict[str, AclEntry | None | Exception]:

@@ -228,7 +228,11 @@ def channel_row(c: ChannelRow) -> Row:
         c.name,
         (
             ("#" + c.name, None),
-            (c.delivery_class, "cell--muted" if c.delivery_class == "live" else None),
+            (
+                (f"⚠ {c.class_invalid}", "sev--degraded")
+                if c.class_invalid
+                else (c.delivery_class, "cell--muted" if c.delivery_class == "live" else None)
+            ),
             ("● yes" if c.joined else "○ no", "cell--accent" if c.joined else "cell--muted"),
             (f"{glyph} {text}".strip(), health_cls),
             (f"+{c.unread}" if c.unread else "", "cell--mention"),
@@ -460,7 +464,16 @@ def channel_detail(row: ChannelRow) -> str:
     lines = [
         kv("channel", "#" + row.name),
         kv("description", row.description or "—"),
-        kv("class", row.delivery_class),
+        kv(
+            "class",
+            (
+                f"{row.delivery_class} — the stored value {escape(row.class_invalid)} is neither "
+                "live nor durable; read as the reference does, as not durable (no offline "
+                "backstop). Fix the registry entry"
+            )
+            if row.class_invalid
+            else row.delivery_class,
+        ),
         kv(
             "replay",
             ("on" if row.replay else "off")

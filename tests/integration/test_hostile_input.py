@@ -23,6 +23,7 @@ from plane3_support import (
     set_acl,
 )
 
+from cotal_tui.commands.status import take_snapshot
 from cotal_tui.mesh.connection import Connection
 from cotal_tui.protocol.subjects import chat_subject, unicast_subject
 from waiting import wait_for
@@ -261,3 +262,13 @@ async def test_unknown_delivery_class_reads_as_the_reference_does(world):
     marker = await world.post("dur", "marker after it")
     await wait_for(lambda: world.bob_has(marker), what="the marker reached bob", timeout=FLOW_S)
     assert live not in await dlv_ids(world.tools, world.space, BOB)
+    # Not silent: the daemon says so once, and status shows the bad value on the channel row.
+    await world.post("dur2", "again")
+    later = await world.post("dur", "a marker after the second post")  # routed in order
+    await wait_for(lambda: world.bob_has(later), what="the second marker", timeout=FLOW_S)
+    assert "channel registry #dur2: deliveryClass 5" in world.daemon.text
+    assert world.daemon.text.count("channel registry #dur2") == 1
+    snap = await take_snapshot(world.url, world.space)
+    row = next(c for c in snap["channels"] if c["channel"] == "dur2")
+    assert row["deliveryClass"] == "live"
+    assert "deliveryClass 5 is neither" in row["deliveryClassProblem"]
