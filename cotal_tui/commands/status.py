@@ -20,9 +20,11 @@ from cotal_tui.mesh.durable import PendingOp
 from cotal_tui.mesh.endpoint import Endpoint
 from cotal_tui.mesh.jsapi import JsApiError, JsApiUnavailable
 from cotal_tui.mesh.kv import BucketNotFound, KvError
-from cotal_tui.mesh.lease import LeaseRead, LeaseVerdict
+from cotal_tui.mesh.lease import LeaseRead, LeaseVerdict, present_lease_verdict
 from cotal_tui.mesh.lease_table import STALE_AFTER_MS
+from cotal_tui.mesh.pipeline_probe import read_pipeline
 from cotal_tui.mesh.plane3_agent import delivery_lease_verdict
+from cotal_tui.protocol.pipeline import delivery_json, judge_pipeline
 
 SCHEMA = "cotal-tui/status/1"
 DEFAULT_SERVER = "nats://127.0.0.1:4222"
@@ -100,11 +102,17 @@ async def take_snapshot(
     try:
         await ep.roster.wait_current(timeout)
         verdict, responder_ms, lease = await delivery_lease_verdict(ep)
+        figs = await read_pipeline(ep.conn, space, creds=creds)
+        progress = judge_pipeline(figs, peers=len(ep.roster_entries()))
+        if lease.known and lease.lease is not None:  # weigh whether messages move (issue 10)
+            verdict = present_lease_verdict(lease.lease, verdict.responder, pipeline=progress.state)
         try:
             rows = await ep.list_channels(lease)
         except (JsApiError, JsApiUnavailable) as exc:
             raise StatusFailed(f"cannot list the channels of {space!r}: {exc}") from None
-        return build_snapshot(ep, server, lease, rows, verdict, responder_ms)
+        snap = build_snapshot(ep, server, lease, rows, verdict, responder_ms, progress.text)
+        snap["delivery"] = delivery_json(figs, progress)
+        return snap
     finally:
         await ep.stop(graceful=False)
 
@@ -133,10 +141,19 @@ def _pending(op: PendingOp) -> dict[str, Any]:
     }
 
 
-def consequence(v: LeaseVerdict) -> str:
+def consequence(v: LeaseVerdict, progress: str = "") -> str:
     """What the verdict means for durable delivery, in plain words."""
     if v.verdict == "serving" and v.green:
         return "a delivery daemon is serving: durable-class channels get their offline backstop"
+    if v.verdict == "not-moving":
+        return f"{progress}: the offline backstop is not delivering"
+    if v.verdict in ("dead-letters", "consumer-excess"):
+        return f"a delivery daemon is serving and messages move; {progress}"
+    if v.verdict == "unverified" and v.pipeline == "unknown" and v.responder == "answered":
+        return (
+            f"the daemon answers, but whether messages move is unknown ({progress}): not "
+            "green without that evidence (a manager or delivery cred can read it)"
+        )
     if v.verdict == "unverified":
         return (
             f"a ready lease is held but its responder is {v.responder_text}: durable delivery "
@@ -161,7 +178,11 @@ def consequence(v: LeaseVerdict) -> str:
 
 
 def _lease(
-    read: LeaseRead, now_ms: int, verdict: LeaseVerdict | None, responder_ms: float | None
+    read: LeaseRead,
+    now_ms: int,
+    verdict: LeaseVerdict | None,
+    responder_ms: float | None,
+    progress: str = "",
 ) -> dict[str, Any] | None:
     if verdict is None and read.lease is None:
         return None
@@ -181,7 +202,7 @@ def _lease(
             green=verdict.green,
             responder=verdict.responder_text,
             responderMs=None if responder_ms is None else round(responder_ms, 1),
-            consequence=consequence(verdict),
+            consequence=consequence(verdict, progress),
         )
     return out
 
@@ -193,6 +214,7 @@ def build_snapshot(
     rows: list[Any],
     verdict: LeaseVerdict | None = None,
     responder_ms: float | None = None,
+    progress: str = "",
 ) -> dict[str, Any]:
     now_ms = int(time.time() * 1000)
     entries = [
@@ -234,7 +256,7 @@ def build_snapshot(
             }
             for r in rows
         ],
-        "lease": _lease(lease, now_ms, verdict, responder_ms),
+        "lease": _lease(lease, now_ms, verdict, responder_ms, progress),
         "leaseRead": {"known": lease.known, "error": lease.error},
         "pendingBootJoins": [_pending(p) for p in ep.pending_boot_joins()],
         "pendingLeaves": [_pending(p) for p in ep.pending_leaves()],
@@ -280,6 +302,21 @@ def render_text(s: dict[str, Any]) -> str:
         )
     if lease is not None and "verdict" in lease:
         lines.append(f"delivery: {lease['verdict']} — {lease['consequence']}")
+    d = s.get("delivery")
+    if d is not None:
+
+        def fig(n: Any, ms: Any) -> str:
+            if n is None:
+                return "unknown"
+            return f"{n} pending" + (f", oldest {ms / 1000:.1f}s" if ms is not None else "")
+
+        lines.append(
+            f"pipeline: {d['state']} — unrouted {fig(d['fanoutPending'], d['fanoutOldestMs'])}; "
+            f"untransferred {fig(d['readerPending'], d['readerOldestMs'])}; dead-lettered "
+            + ("unknown" if d["deadLettered"] is None else str(d["deadLettered"]))
+        )
+        for why in d["unknown"].values():
+            lines.append(f"  unknown: {why}")
     for key, label in (
         ("pendingBootJoins", "pending boot joins"),
         ("pendingLeaves", "pending leaves"),

@@ -39,13 +39,16 @@ from cotal_tui.console.source import (
     PendingInput,
     PendingOp,
     PendingOperation,
+    ProgressCheck,
     ResponderCheck,
     RosterInput,
     SendOutcome,
 )
 from cotal_tui.mesh.connection import Closed, Connected, Reconnecting
 from cotal_tui.mesh.events import ConnectionChanged, EndpointError, EndpointEvent, MessageReceived
+from cotal_tui.mesh.pipeline_probe import read_pipeline
 from cotal_tui.mesh.plane3_agent import NothingPending, Plane3Agent, probe_delivery_responder
+from cotal_tui.protocol.pipeline import delivery_json, judge_pipeline
 from cotal_tui.protocol.subjects import parse_subject
 
 if TYPE_CHECKING:
@@ -137,6 +140,7 @@ class MeshSource:
         self._poller: asyncio.Task[None] | None = None
         self._lease = LeaseRead("pending")
         self._probe = ResponderCheck("unchecked")
+        self._progress = ProgressCheck("pending")
         self._ep_lease: EndpointLeaseRead | None = None
         self._rows: list[ChannelRow] = []
         self._rows_at: Ms | None = None
@@ -235,6 +239,24 @@ class MeshSource:
             self._probe = ResponderCheck("failed", checked, error=PROBE_CANNOT)
         else:
             self._probe = ResponderCheck("unchecked")
+        await self.refresh_progress()
+
+    async def refresh_progress(self) -> None:
+        """Read the pipeline's progress (issue 10) as this credential allows."""
+        try:
+            figs = await read_pipeline(self.ep.conn, self.ep.space, creds=self.ep.creds)
+        except Exception as exc:  # noqa: BLE001 - shown as unknown progress, never as moving
+            self._progress = ProgressCheck("failed", self.clock(), error=str(exc) or repr(exc))
+            return
+        verdict = judge_pipeline(figs, peers=len(self.ep.roster.roster))
+        self._progress = ProgressCheck(
+            "read",
+            self.clock(),
+            state=verdict.state,
+            text=verdict.text,
+            evidence=verdict.evidence,
+            delivery=delivery_json(figs, verdict),
+        )
 
     async def refresh_channels(self) -> None:
         try:
@@ -349,7 +371,7 @@ class MeshSource:
         return self._channels_input  # type: ignore[return-value]
 
     def lease(self) -> LeaseInput:
-        return LeaseInput(self._lease, self._probe)
+        return LeaseInput(self._lease, self._probe, progress=self._progress)
 
     def pending(self) -> PendingInput:
         now = self.clock()

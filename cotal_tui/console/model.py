@@ -490,7 +490,9 @@ class ConsoleModel:
             severity=j.severity,
             consequence=j.consequence,
             rule=j.rule,
-            evidence=" ".join(f"{k}={v}" for k, v in j.columns.items()),
+            evidence=" ".join(
+                f"{k}={v}" for k, v in j.columns.items() if (k, v) != ("pipeline", "unchecked")
+            ),
             holder=read.holder,
             ready=read.ready,
             age_ms=j.age_ms,
@@ -506,6 +508,8 @@ class ConsoleModel:
             raw=read.raw,
             source=source,
             responder_source=responder_source,
+            progress=lease.progress.evidence if lease.progress is not None else (),
+            delivery=lease.progress.delivery if lease.progress is not None else None,
         )
 
     @staticmethod

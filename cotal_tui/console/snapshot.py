@@ -136,6 +136,10 @@ class LeaseView:
     raw: Mapping[str, Any] | None
     source: SourceView
     responder_source: SourceView
+    progress: tuple[str, ...] = ()
+    """The pipeline's progress figures in words (backlogs, ages, dead letters)."""
+    delivery: Mapping[str, Any] | None = None
+    """The ``status --json`` ``delivery`` object, dead-letter records included (None: not read)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -160,10 +160,12 @@ class LeaseVerdict:
     responder: ResponderProbe
     holder: str | None = None
     age_s: float | None = None
+    pipeline: str = "unchecked"
 
     @property
     def green(self) -> bool:
-        """Only a ready, fresh lease whose responder answered a probe is green."""
+        """Only a ready, fresh lease whose responder answered a probe, with the pipeline
+        moving (or not weighed by this surface), is green."""
         return self.verdict == "serving" and self.responder == "answered"
 
     @property
@@ -178,6 +180,7 @@ def lease_columns(
     age_ms: float = 0.0,
     responder: ResponderProbe = "not-probed",
     mode: SpaceMode = "auth",
+    pipeline: str = "unchecked",
 ) -> dict[str, str]:
     """This side's inputs as the table's column words (the lease is read now, so never old)."""
     present = read == "present"
@@ -188,6 +191,7 @@ def lease_columns(
         "ready": ("yes" if ready else "no") if present else "n/a",
         "responder": RESPONDER_COLUMN[responder],
         "mode": mode,
+        "pipeline": pipeline,
     }
 
 
@@ -199,24 +203,32 @@ def lease_verdict(
     responder: ResponderProbe = "not-probed",
     holder: str | None = None,
     mode: SpaceMode = "auth",
+    pipeline: str = "unchecked",
 ) -> LeaseVerdict:
     """Look the case up in :data:`~cotal_tui.mesh.lease_table.RULES` (pure; no I/O).
 
     ``age_ms`` is now minus the record's ``since``; negative beyond the skew tolerance means the
     writer's clock is ahead (verdict ``clock-skew``).
     """
-    cols = lease_columns(read, ready=ready, age_ms=age_ms, responder=responder, mode=mode)
+    cols = lease_columns(
+        read, ready=ready, age_ms=age_ms, responder=responder, mode=mode, pipeline=pipeline
+    )
     present = read == "present"
     return LeaseVerdict(
         first_rule(cols).verdict,
         responder,
         holder if present else None,
         max(0.0, age_ms) / 1000 if present else None,
+        pipeline,
     )
 
 
 def present_lease_verdict(
-    info: DeliveryLeaseInfo, responder: ResponderProbe, now_ms: float | None = None
+    info: DeliveryLeaseInfo,
+    responder: ResponderProbe,
+    now_ms: float | None = None,
+    *,
+    pipeline: str = "unchecked",
 ) -> LeaseVerdict:
     """The verdict on an existing lease record, given what the responder probe found."""
     now = _now_ms() if now_ms is None else now_ms
@@ -226,4 +238,5 @@ def present_lease_verdict(
         age_ms=now - info.since,
         responder=responder,
         holder=info.holder,
+        pipeline=pipeline,
     )

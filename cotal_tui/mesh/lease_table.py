@@ -17,10 +17,12 @@ Nothing else decides whether delivery is serving.
   verdict that called it stale sooner would name a daemon dead while the protocol still treats it
   as the holder.
 
-Adding inputs: the stall work's pipeline-progress facts (fan-out pending / oldest, reader
-pending / oldest, dead letters) become more columns here — a word domain in :data:`COLUMNS`, a
-field on :class:`Rule`, rows placed above "serving" — and the exhaustive test
-(``tests/unit/test_lease_table.py``) walks :data:`COLUMNS`, so it covers them with no change.
+- Progress (issue 10): a lease and an answering responder say the daemon is there, not that
+  messages move. The ``pipeline`` column (``protocol.pipeline``) does: a stalled fan-out or
+  reader is "not-moving" (critical: "serving, but not moving"), unreadable progress is
+  "unverified", recent dead letters and a KV consumer excess are degraded.
+
+The exhaustive test (``tests/unit/test_lease_table.py``) walks :data:`COLUMNS`.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ Verdict = Literal[
     "unreachable",
     "unverified",
     "clock-skew",
+    "not-moving",
+    "dead-letters",
+    "consumer-excess",
 ]
 
 STALE_AFTER_MS = LEASE_TTL_MS
@@ -57,7 +62,11 @@ READY = ("yes", "no", "n/a")
 # "denied": this credential may not publish the probe at all (so it can prove nothing).
 RESPONDER = ("answered", "silent", "failed", "unchecked", "old", "denied")
 MODE = ("auth", "open")
-# Pipeline-progress columns (fan-out / reader backlog and age, dead letters) go here.
+# Pipeline progress (issue 10, ``protocol.pipeline.judge_pipeline``): the fan-out and reader
+# backlogs and ages, dead letters, KV consumer counts, reduced to one word. "unchecked": the
+# surface does not read progress (``up``'s summary, an agent's own lease view); the operator
+# surfaces (status, check, the console) always supply one of the others.
+PIPELINE = ("moving", "stalled", "unknown", "dead-letters", "consumer-excess", "unchecked")
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "link": LINK,
@@ -66,6 +75,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "ready": READY,
     "responder": RESPONDER,
     "mode": MODE,
+    "pipeline": PIPELINE,
 }
 
 
@@ -83,6 +93,7 @@ class Rule:
     ready: frozenset[str] | None = None
     responder: frozenset[str] | None = None
     mode: frozenset[str] | None = None
+    pipeline: frozenset[str] | None = None
 
     def matches(self, cols: dict[str, str]) -> bool:
         for column in COLUMNS:
@@ -141,16 +152,28 @@ RULES: tuple[Rule, ...] = (
          "the lease is fresh but nothing answered the delivery probe ({responder_detail}): the "
          "daemon is wedged or gone; " + NO_JOIN,
          responder=_w("silent")),
-    # Pipeline-progress rows (a serving daemon whose fan-out or reader is stalled) go here.
+    Rule("not-moving", "not-moving", "critical",
+         "serving, but not moving: {pipeline_detail}; the offline backstop is not delivering",
+         pipeline=_w("stalled")),
     Rule("probe-unproven", "unverified", "unknown",
          "the lease is ready but the responder check {responder_detail}: not shown as serving "
          "without an answer",
          responder=_w("failed", "unchecked", "old", "denied")),
+    Rule("progress-unknown", "unverified", "unknown",
+         "the daemon answers, but whether messages move is unknown ({pipeline_detail}): not "
+         "shown as serving without that evidence",
+         pipeline=_w("unknown")),
+    Rule("dead-letters", "dead-letters", "degraded",
+         "serving and moving, with recent dead letters: {pipeline_detail}",
+         pipeline=_w("dead-letters")),
+    Rule("consumer-excess", "consumer-excess", "degraded",
+         "serving and moving; {pipeline_detail}",
+         pipeline=_w("consumer-excess")),
     Rule("serving", "serving", "healthy",
          "a daemon holds a fresh, ready lease and answered the probe in {latency}: durable joins "
          "and the offline backstop work",
          link=_w("up"), read=_w("present"), age=_w("fresh"), ready=_w("yes"),
-         responder=_w("answered")),
+         responder=_w("answered"), pipeline=_w("moving", "unchecked")),
 )
 # fmt: on
 

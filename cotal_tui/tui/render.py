@@ -374,9 +374,57 @@ def lease_markup(lease: LeaseView, daemon: DaemonView | None) -> str:
         f"{age_text(lease.responder_age_ms)} ago" if lease.responder_age_ms is not None else "never"
     )
     lines.append(f"responder {escape(probe)} · {probe_age}")
+    lines += progress_lines(lease)
     if daemon is not None:
         lines.append(daemon_markup(daemon))
     return "\n".join(lines)
+
+
+def progress_lines(lease: LeaseView) -> list[str]:
+    """The pipeline's evidence (backlogs, ages) and the dead-letter count with latest reasons."""
+    out = [f"progress {escape(line)}" for line in lease.progress]
+    d = lease.delivery
+    if d is not None and d.get("deadLettered"):
+        latest = [str(r.get("reason", "?")) for r in d.get("deadLetterLatest") or ()][:3]
+        out.append(
+            f"[$warning]dead letters {d['deadLettered']}[/] · latest: "
+            f"{escape(', '.join(latest) or '—')} [dim](d: list)[/]"
+        )
+    return out
+
+
+def dead_letter_detail(lease: LeaseView) -> str:
+    """The dead-letter store as an operator reads it: counts by reason, the latest records."""
+    d = lease.delivery
+    if d is None:
+        return "[dim]the pipeline's progress has not been read (no dead-letter figures)[/]"
+    if d.get("deadLettered") is None:
+        why = (d.get("unknown") or {}).get("deadLetters", "not readable with this credential")
+        return f"[dim]dead letters unknown: {escape(str(why))}[/]"
+    reasons = d.get("deadLetterReasons") or {}
+    lines = [
+        kv("total", f"{d['deadLettered']} since the store began"),
+        kv("by reason", ", ".join(f"{r} {n}" for r, n in sorted(reasons.items())) or "—"),
+        "",
+        "[b]latest[/b]",
+    ]
+    latest = d.get("deadLetterLatest") or []
+    for r in latest:
+        when = stamp_text(r["ts"]) if isinstance(r.get("ts"), int) else "?"
+        lines.append(
+            f"{when} [b]{escape(str(r.get('reason')))}[/b] {escape(str(r.get('stream')))}"
+            f"#{r.get('seq')} {escape(str(r.get('subject')))} ({r.get('size')} bytes)"
+        )
+        lines.append(f"    {escape(one_line(str(r.get('detail', '')), 160))}")
+    if not latest:
+        lines.append("[dim]none retained[/]")
+    lines += ["", "[dim]r: raw records (JSON)[/]"]
+    return "\n".join(lines)
+
+
+def dead_letter_raw(lease: LeaseView) -> str:
+    d = lease.delivery or {}
+    return escape(json.dumps(list(d.get("deadLetterLatest") or []), indent=2, sort_keys=True))
 
 
 def daemon_markup(d: DaemonView) -> str:
@@ -515,6 +563,7 @@ def lease_detail(lease: LeaseView, daemon: DaemonView | None) -> str:
         kv("latency", f"{lease.responder_latency_ms} ms" if lease.responder_latency_ms else "—"),
         kv("lease src", source_line(lease.source)),
         kv("probe src", source_line(lease.responder_source)),
+        *(kv("progress", line) for line in lease.progress),
     ]
     if daemon is not None:
         lines += ["", daemon_markup(daemon)]
