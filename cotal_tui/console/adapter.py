@@ -44,7 +44,7 @@ from cotal_tui.console.source import (
     RosterInput,
     SendOutcome,
 )
-from cotal_tui.mesh.connection import Closed, Connected, Reconnecting
+from cotal_tui.mesh.connection import Closed, Connected, Connection, Reconnecting
 from cotal_tui.mesh.events import ConnectionChanged, EndpointError, EndpointEvent, MessageReceived
 from cotal_tui.mesh.pipeline_probe import read_pipeline
 from cotal_tui.mesh.plane3_agent import NothingPending, Plane3Agent, probe_delivery_responder
@@ -141,6 +141,9 @@ class MeshSource:
         self._lease = LeaseRead("pending")
         self._probe = ResponderCheck("unchecked")
         self._progress = ProgressCheck("pending")
+        self.progress_via: tuple[Connection, str | None] | None = None
+        """A better-credentialed connection to read progress through (the in-process daemon's
+        manager or delivery cred); None: the endpoint's own, as its profile allows."""
         self._ep_lease: EndpointLeaseRead | None = None
         self._rows: list[ChannelRow] = []
         self._rows_at: Ms | None = None
@@ -243,8 +246,9 @@ class MeshSource:
 
     async def refresh_progress(self) -> None:
         """Read the pipeline's progress (issue 10) as this credential allows."""
+        conn, creds = self.progress_via or (self.ep.conn, self.ep.creds)
         try:
-            figs = await read_pipeline(self.ep.conn, self.ep.space, creds=self.ep.creds)
+            figs = await read_pipeline(conn, self.ep.space, creds=creds)
         except Exception as exc:  # noqa: BLE001 - shown as unknown progress, never as moving
             self._progress = ProgressCheck("failed", self.clock(), error=str(exc) or repr(exc))
             return

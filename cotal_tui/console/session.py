@@ -232,6 +232,7 @@ class ConsoleSession:
             return
         self.daemon, self.daemon_conn = daemon, conn
         self.source.delivery_daemon = daemon
+        self.source.progress_via = (conn, creds)  # its cred reads the pipeline's progress
 
     # -- live edits (console/watch.py) --------------------------------------------------------
 
@@ -295,6 +296,7 @@ class ConsoleSession:
         if self.daemon is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.daemon.stop(), 6.0)
+        self.source.progress_via = None
         if self.daemon_conn is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.daemon_conn.close(), 2.0)

@@ -41,6 +41,7 @@ from cotal_tui.console.source import (
     PeerInput,
     RosterInput,
 )
+from cotal_tui.mesh.lease_table import PIPELINE
 
 # -- the verdict table -------------------------------------------------------------------------
 
@@ -51,6 +52,7 @@ COLUMN_WORDS = {
     "ready": V.READY,
     "responder": V.RESPONDER,
     "mode": V.MODE,
+    "pipeline": PIPELINE,
 }
 
 
@@ -78,6 +80,7 @@ def test_serving_only_with_positive_evidence_on_every_column():
             and cols["age"] == "fresh"
             and cols["ready"] == "yes"
             and cols["responder"] == "answered"
+            and cols["pipeline"] in ("moving", "unchecked")
         )
         assert serving == evidence, cols
 
