@@ -146,7 +146,7 @@ def consequence(v: LeaseVerdict, progress: str = "") -> str:
     if v.verdict == "serving" and v.green:
         return "a delivery daemon is serving: durable-class channels get their offline backstop"
     if v.verdict == "not-moving":
-        return f"{progress}: the offline backstop is not delivering"
+        return f"serving, but not moving: {progress}; the offline backstop is not delivering"
     if v.verdict in ("dead-letters", "consumer-excess"):
         return f"a delivery daemon is serving and messages move; {progress}"
     if v.verdict == "unverified" and v.pipeline == "unknown" and v.responder == "answered":

@@ -124,7 +124,7 @@ def judge_pipeline(figs: PipelineFigures, *, peers: int = 0) -> PipelineVerdict:
         return PipelineVerdict(
             "stalled",
             "critical",
-            f"serving, but not moving: oldest {what} is {_age(b.oldest_ms or 0)} old "
+            f"oldest {what} is {_age(b.oldest_ms or 0)} old "
             f"({b.pending} pending; stall threshold {STALL_AFTER_MS // 1000} s)",
             tuple(evidence),
         )

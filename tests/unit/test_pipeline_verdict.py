@@ -75,10 +75,7 @@ def test_pipeline_verdict_table(figs: PipelineFigures, state: str, level: str, r
 
 def test_stall_text_names_the_evidence() -> None:
     v = judge_pipeline(PipelineFigures(Backlog(4, 42_000), IDLE))
-    assert v.text == (
-        "serving, but not moving: oldest unrouted CHAT message is 42 s old "
-        "(4 pending; stall threshold 10 s)"
-    )
+    assert v.text == "oldest unrouted CHAT message is 42 s old (4 pending; stall threshold 10 s)"
     assert "unrouted CHAT messages: 4 pending, oldest 42 s" in v.evidence
 
 
