@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from plane3_support import (
 
 from cotal_tui.commands.status import take_snapshot
 from cotal_tui.mesh.connection import Connection
+from cotal_tui.protocol.pipeline import STALL_AFTER_MS
 from cotal_tui.protocol.subjects import chat_subject, unicast_subject
 from waiting import wait_for
 
@@ -272,3 +275,46 @@ async def test_unknown_delivery_class_reads_as_the_reference_does(world):
     row = next(c for c in snap["channels"] if c["channel"] == "dur2")
     assert row["deliveryClass"] == "live"
     assert "deliveryClass 5 is neither" in row["deliveryClassProblem"]
+
+
+# --- health that sees a stall ------------------------------------------------------------------
+
+
+def _check_cli(url: str, space: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cotal_tui", "check", "--server", url, "--space", space],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def test_check_names_the_dead_letter(world):
+    await world.raw(chat_subject(world.space, ALICE, "dur"), deep_body(world.space, ALICE, "dur"))
+    await world.flows("deep message")
+    result = await asyncio.to_thread(_check_cli, world.url, world.space)
+    assert result.returncode == 1, result.stdout + result.stderr
+    line = result.stdout.strip()
+    assert line.startswith("DEGRADED: ") and "delivery=dead-letters" in line, line
+    assert "1 dead-lettered (too-deep 1)" in line and "dead-letters=1" in line, line
+
+
+async def test_stalled_pipeline_is_never_green(world):
+    """The daemon serves and answers, but fan-out cannot write INBOX (deleted behind its back):
+    messages stay unrouted past the threshold, and status/check say so."""
+    await world.tools.js.delete_stream(f"INBOX_{world.space}")
+    await world.post("dur", "unroutable for now")
+
+    async def stalled() -> dict[str, Any] | None:
+        snap = await take_snapshot(world.url, world.space)
+        oldest = snap["delivery"]["fanoutOldestMs"]
+        return snap if oldest is not None and oldest > STALL_AFTER_MS else None
+
+    snap = await wait_for(stalled, what="status to see the unrouted message stall", timeout=60)
+    assert snap["lease"]["green"] is False and snap["lease"]["verdict"] == "not-moving", snap
+    assert snap["lease"]["consequence"].startswith("serving, but not moving: oldest unrouted")
+    assert snap["delivery"]["fanoutPending"] >= 1 and snap["delivery"]["moving"] is False
+    result = await asyncio.to_thread(_check_cli, world.url, world.space)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "delivery=not-moving" in result.stdout and "serving, but not moving" in result.stdout
+    await world.idle()  # retries back off: no hot loop while stalled
