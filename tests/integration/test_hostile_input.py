@@ -27,7 +27,7 @@ from plane3_support import (
 
 from cotal_tui.commands.status import take_snapshot
 from cotal_tui.mesh.connection import Connection
-from cotal_tui.protocol.pipeline import STALL_AFTER_MS
+from cotal_tui.protocol.pipeline import CONSUMER_FLOOR, STALL_AFTER_MS
 from cotal_tui.protocol.subjects import chat_subject, unicast_subject
 from waiting import wait_for
 
@@ -318,3 +318,22 @@ async def test_stalled_pipeline_is_never_green(world):
     assert result.returncode == 2, result.stdout + result.stderr
     assert "delivery=not-moving" in result.stdout and "serving, but not moving" in result.stdout
     await world.idle()  # retries back off: no hot loop while stalled
+
+
+async def test_consumer_flood_on_presence_is_warned(world):
+    """Case 6: consumers on the presence stream far beyond what the roster explains."""
+    stream = f"KV_cotal_presence_{world.space}"
+    for n in range(CONSUMER_FLOOR + 5):
+        body = {
+            "stream_name": stream,
+            "config": {"durable_name": f"flood{n}", "ack_policy": "none"},
+        }
+        msg = await world.tools.nc.request(
+            f"$JS.API.CONSUMER.CREATE.{stream}.flood{n}", json.dumps(body).encode(), timeout=5
+        )
+        assert b'"error"' not in msg.data, msg.data
+    snap = await take_snapshot(world.url, world.space)
+    assert snap["delivery"]["consumers"][stream] >= CONSUMER_FLOOR + 5
+    assert snap["lease"]["verdict"] == "consumer-excess" and snap["lease"]["green"] is False
+    result = await asyncio.to_thread(_check_cli, world.url, world.space)
+    assert result.returncode == 1 and "consumer excess" in result.stdout, result.stdout
