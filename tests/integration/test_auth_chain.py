@@ -145,6 +145,7 @@ async def test_two_spaces_share_a_state_dir_and_stay_isolated(tmp_path: Path) ->
                 f"KV_cotal_members_{name}",
                 f"KV_cotal_acl_{name}",
                 f"KV_cotal_delivery_{name}",
+                f"COTALTUI_DEAD_{name}",  # the daemon's dead-letter store (issue 10)
             }
         for nc in clients.values():
             await nc.close()
