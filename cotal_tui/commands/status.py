@@ -237,7 +237,11 @@ def build_snapshot(
         "server": server,
         "generatedAt": now_ms,
         "connection": _connection(ep.connection_state, ep),
-        "roster": {"view": ep.roster_view, "entries": entries},
+        "roster": {
+            "view": ep.roster_view,
+            "entries": entries,
+            "refused": ep.roster.roster.refused,
+        },
         "channels": [
             {
                 "channel": r.channel,

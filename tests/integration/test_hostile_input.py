@@ -9,6 +9,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -337,3 +338,16 @@ async def test_consumer_flood_on_presence_is_warned(world):
     assert snap["lease"]["verdict"] == "consumer-excess" and snap["lease"]["green"] is False
     result = await asyncio.to_thread(_check_cli, world.url, world.space)
     assert result.returncode == 1 and "consumer excess" in result.stdout, result.stdout
+
+
+async def test_status_counts_a_presence_record_under_another_key(world):
+    kv = await world.tools.nc.jetstream().key_value(f"cotal_presence_{world.space}")
+    forged = {
+        "card": {"id": BOB, "name": "vic-IMPOSTOR", "kind": "agent"},
+        "status": "offline",
+        "ts": int(time.time() * 1000),
+    }
+    await kv.put("UMALLORY", json.dumps(forged).encode())
+    snap = await take_snapshot(world.url, world.space)
+    assert snap["roster"]["refused"] == 1
+    assert not any(e["name"] == "vic-IMPOSTOR" for e in snap["roster"]["entries"])
