@@ -44,6 +44,11 @@ from cotal_tui.protocol.names import (
 )
 from cotal_tui.protocol.subjects import dinbox_subject, dlv_subject, space_prefix
 
+# How long a dead-letter record may wait for its PubAck, and how long the store is skipped
+# after a failed write (records are then only counted).
+DEAD_LETTER_WRITE_TIMEOUT_S = 2.0
+DEAD_LETTER_RETRY_S = 30.0
+
 # Below INBOX's per-owner cap (1,000, discard old), whatever the owners' share of the backlog.
 INBOX_BACKLOG_LIMIT = 800
 
@@ -207,6 +212,7 @@ class DaemonContext:
         # at INBOX_BACKLOG_LIMIT, so no owner's unread entries can be pushed out.
         self.inbox_backlog = 0
         self._class_warned: dict[str, str] = {}
+        self._dead_store_down_until = 0.0
         self._backlog_low = asyncio.Event()
         self._backlog_low.set()
         self.acl_cache: FreshKvCache[AclEntry] | None = None
@@ -260,19 +266,30 @@ class DaemonContext:
         reasons = self.counters.dead_letter_reasons
         reasons[reason] = reasons.get(reason, 0) + 1
         ok = False
-        try:
-            fut = await self.acker.publish(
-                dead_letter_subject(self.space, reason), record.to_json(), f"{stream}:{seq}"
-            )
-            ok = (await self.settle([fut]))[0]
-        except Exception as exc:  # noqa: BLE001 - reported below
-            self.on_error(exc)
+        tried = time.monotonic() >= self._dead_store_down_until
+        if tried:
+            try:
+                fut = await self.acker.publish(
+                    dead_letter_subject(self.space, reason), record.to_json(), f"{stream}:{seq}"
+                )
+                done, _ = await asyncio.wait([fut], timeout=DEAD_LETTER_WRITE_TIMEOUT_S)
+                ok = bool(done) and not fut.cancelled() and fut.exception() is None
+                if not done:
+                    fut.cancel()
+            except Exception as exc:  # noqa: BLE001 - reported below
+                self.on_error(exc)
         if not ok:
             self.counters.dead_letter_write_failures += 1
+        if tried and not ok:
+            # A store that is missing, or a cred without the grant (a denied publish is only a
+            # timeout), must not cost every later poison message the wait: skip it a while
+            # (counting only), and say so once per attempt.
+            self._dead_store_down_until = time.monotonic() + DEAD_LETTER_RETRY_S
             self.on_error(
                 DeadLetterUnrecorded(
                     f"dead letter {stream}#{seq} ({reason}) could not be recorded in "
-                    f"{dead_letter_stream(self.space)}; the message was acked out all the same"
+                    f"{dead_letter_stream(self.space)}; the message was acked out all the same "
+                    f"(dead letters are only counted for the next {DEAD_LETTER_RETRY_S:.0f}s)"
                 )
             )
         with contextlib.suppress(Exception):

@@ -351,3 +351,16 @@ async def test_status_counts_a_presence_record_under_another_key(world):
     snap = await take_snapshot(world.url, world.space)
     assert snap["roster"]["refused"] == 1
     assert not any(e["name"] == "vic-IMPOSTOR" for e in snap["roster"]["entries"])
+
+
+async def test_without_a_dead_letter_store_poison_is_still_acked_out(world):
+    """A space provisioned before the store existed (or a cred without its grant): the
+    record is lost, said once, and nothing else stops."""
+    await world.tools.js.delete_stream(f"COTALTUI_DEAD_{world.space}")
+    for _ in range(3):
+        await world.raw(
+            chat_subject(world.space, ALICE, "dur"), deep_body(world.space, ALICE, "dur")
+        )
+    await world.flows("poison with no dead-letter store")
+    assert world.daemon.text.count("could not be recorded") == 1, world.daemon.text
+    await world.idle()
