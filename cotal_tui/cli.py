@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("up", "mint", "status", "check", "daemon", "console", "demo")
+COMMAND_MODULES = ("up", "mint", "status", "check", "daemon", "console", "agent", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

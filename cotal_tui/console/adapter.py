@@ -56,11 +56,16 @@ if TYPE_CHECKING:
     from cotal_tui.mesh.endpoint import ChannelRow, Endpoint
     from cotal_tui.mesh.lease import LeaseRead as EndpointLeaseRead
     from cotal_tui.mesh.messages import Inbound
+    from cotal_tui.protocol.cred_card import CredCard
     from cotal_tui.protocol.models import CotalMessage, Presence
 
 LEASE_EVERY_S = 2.0
 CHANNELS_EVERY_S = 5.0
 PROBE_CANNOT = "this credential may not publish on ctl.delivery, so the responder cannot be probed"
+
+
+class LeaveDeferred(RuntimeError):
+    """A leave failed closed and is being retried in the background (a Pending row)."""
 
 
 class RetryUnavailable(RuntimeError):
@@ -110,6 +115,7 @@ def message_input(inbound: Inbound) -> MessageInput:
         mentions=tuple(m.mentions or ()),
         historical=inbound.historical,
         raw=m.to_wire(),
+        backlog=inbound.backlog,
     )
 
 
@@ -137,6 +143,7 @@ class MeshSource:
         self.mode = "auth" if endpoint.creds else "open"
         self._queue: asyncio.Queue[MessageInput | None] = asyncio.Queue()
         self._off: Callable[[], None] | None = None
+        self._listening: Endpoint | None = None
         self._poller: asyncio.Task[None] | None = None
         self._lease = LeaseRead("pending")
         self._probe = ResponderCheck("unchecked")
@@ -158,12 +165,23 @@ class MeshSource:
         self.last_error: str | None = None
         self._refresh_now = asyncio.Event()
         self._echoed: dict[str, None] = {}
+        self.agent_card: CredCard | None = None
+        """Set when the console runs as the agent its cred describes (name, role, ACL)."""
 
     # -- lifecycle ------------------------------------------------------------------------------
 
+    def listen(self) -> None:
+        """Receive the endpoint's events from now on (call before its start, so the boot
+        backfill and the ``dlv_`` backlog that arrive while it starts reach the feed)."""
+        if self._off is not None and self._listening is self.ep:
+            return
+        if self._off is not None:
+            self._off()
+        self._off = self.ep.on_event(self._on_event)
+        self._listening = self.ep
+
     async def start(self) -> None:
-        if self._off is None:
-            self._off = self.ep.on_event(self._on_event)
+        self.listen()
         if self._poller is None or self._poller.done():
             self._poller = asyncio.get_running_loop().create_task(
                 self._poll_loop(), name="console-mesh-poller"
@@ -276,7 +294,19 @@ class MeshSource:
     # -- Source ---------------------------------------------------------------------------------
 
     def identity(self) -> Identity:
-        return Identity(self.ep.space, self.ep.id, self.ep.card.name, self.mode, self.server)
+        card = self.agent_card
+        if card is None:
+            return Identity(self.ep.space, self.ep.id, self.ep.card.name, self.mode, self.server)
+        return Identity(
+            self.ep.space,
+            self.ep.id,
+            self.ep.card.name,
+            self.mode,
+            self.server,
+            kind="agent",
+            read=card.read,
+            post=card.post,
+        )
 
     def connection(self) -> ConnectionInput:
         st = self.ep.connection_state
@@ -457,7 +487,22 @@ class MeshSource:
         )
 
     async def leave(self, channel: str) -> LeaveOutcome:
-        left = await self.ep.leave_channel(channel)
+        try:
+            left = await self.ep.leave_channel(channel)
+        except Exception as exc:
+            agent = self.ep.durable
+            if self.agent_card is None or not isinstance(agent, Plane3Agent):
+                raise
+            # fail-closed: nothing changed. As an agent, keep closing the membership in the
+            # background (a leave row in the Pending pane) and drop the live side once it lands.
+            if not agent.leave_later(channel, lambda: self.ep.chat.leave(channel)):
+                raise
+            self.poke()
+            raise LeaveDeferred(
+                f"leave of #{channel} failed closed ({exc or type(exc).__name__}); still on "
+                f"#{channel} — retrying the durable leave in the background (Pending pane), "
+                "then leaving"
+            ) from exc
         self._live_reasons.pop(channel, None)
         self.poke()
         return LeaveOutcome(left)

@@ -627,6 +627,39 @@ def demo_data(now: Ms = FIXED_NOW, *, daemon: bool = True) -> FixtureData:
     )
 
 
+def agent_data(now: Ms = FIXED_NOW) -> FixtureData:
+    """The console running as the agent ``ada`` (``console --creds ada.creds``): its cred reads
+    general, review and team.*, posts on general only; #general and #review are durable
+    memberships (one a boot channel, one resumed from an earlier run); two messages sent while
+    it was away arrived from its ``dlv_`` backlog."""
+    data = demo_data(now, daemon=False)
+    ada_id = "ag-ada-01"
+    data.identity = Identity("demo", ada_id, "ada", "auth", "nats://127.0.0.1:4222",
+                             kind="agent", read=("general", "review", "team.*"),
+                             post=("general",))  # fmt: skip
+    data.roster = RosterInput(
+        "current",
+        tuple(p for p in demo_peers(now) if p.name != "operator"),
+        observed_at=now - 200,
+    )
+    data.channels = ChannelsInput(
+        tuple(c for c in demo_channels() if c.name in ("general", "review", "ops")),
+        observed_at=now - 1_000,
+    )
+    data.pending = PendingInput((), observed_at=now - 100)
+    bo = ("ag-bo-02", "bo", "reviewer")
+    cy = ("ag-cy-03", "cy", "builder")
+    away = [
+        replace(_msg(20, bo, "channel", "review", "@ada PR 413 is waiting for you", 540_000,
+                     now=now, mentions=("ada",)), backlog=True),
+        replace(_msg(21, cy, "channel", "general", "deploy done, all green", 300_000, now=now),
+                backlog=True),
+        _msg(22, cy, "channel", "general", "welcome back ada", 2_000, now=now),
+    ]  # fmt: skip
+    data.messages = tuple(away)
+    return data
+
+
 def lease_data(verdict: str, now: Ms = FIXED_NOW) -> FixtureData:
     data = demo_data(now, daemon=False)
     lease, conn, _mode = lease_case(verdict, now)

@@ -311,6 +311,9 @@ class ConsoleModel:
             daemon=None if daemon_in is None else self._daemon(daemon_in, now),
             pending=pending,
             feed=feed,
+            self_kind=ident.kind,
+            acl_read=ident.read,
+            acl_post=ident.post,
         )
         self._snapshot = snap
         return snap
@@ -345,6 +348,7 @@ class ConsoleModel:
                     historical=m.historical,
                     to_me=to_me,
                     raw=m.raw,
+                    backlog=m.backlog,
                 )
             )
             if m.historical:

@@ -28,7 +28,7 @@ def _peer(row: RosterRow) -> str:
 
 
 def message_line(e: FeedEntry) -> str:
-    back = " (backfill)" if e.historical else ""
+    back = " (backfill)" if e.historical else " (backlog)" if e.backlog else ""
     return f"{clock_text(e.ts)} {e.target_label} {e.sender_name}: {one_line(e.text, 2000)}{back}"
 
 

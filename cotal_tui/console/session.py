@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from cotal_tui.agent.identity import load_cred_card
+from cotal_tui.agent.membership import Resumed, resume_memberships
 from cotal_tui.console.adapter import MeshSource
 from cotal_tui.console.commands import CommandResult, Dispatcher, Join, Leave
 from cotal_tui.console.source import ConnectionInput
@@ -28,6 +30,7 @@ from cotal_tui.mesh.connection import Connection, ConnectionError_
 from cotal_tui.mesh.endpoint import Endpoint, creds_identity
 from cotal_tui.mesh.lease import LeaseHeld
 from cotal_tui.mesh.plane3_agent import Plane3Agent
+from cotal_tui.protocol.cred_card import CredCard
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
 RETRY_START_S = 2.0
@@ -100,19 +103,44 @@ class ConsoleSession:
         self.hooks = LiveHooks()
         """Where live-edit notices and theme switches land (the app or the plain stream)."""
         self.watcher: ConsoleWatcher | None = None
+        self.agent_card = self._agent_card()
+        """The card of the agent cred given with --creds: the console then *is* that agent."""
+        card = self.agent_card
+        if card is not None and card.name and options.name not in ("operator", card.name):
+            self.notes.append(f"--name {options.name} ignored: the cred names this agent "
+                              f"{card.name}")  # fmt: skip
+        self.resumed: list[Resumed] = []
         self.ep = self._endpoint()
         self.source = SourceDown(self.ep, server=self.server_url)
+        self.source.agent_card = self.agent_card
+
+    def _agent_card(self) -> CredCard | None:
+        o = self.options
+        if o.creds is None or o.observer:
+            return None
+        try:
+            card = load_cred_card(o.creds, o.space)
+        except ValueError:
+            return None  # unreadable: the connect says so
+        return card if card.is_agent else None
 
     def _endpoint(self) -> Endpoint:
         o = self.options
+        card = self.agent_card
+        name, role, kind, channels = o.name, o.role, "endpoint", list(o.channels)
+        if card is not None:  # name/role/boot channels from the cred; --name only without one
+            name = card.name or o.name
+            role = card.role or o.role
+            kind = "agent"
+            channels = list(dict.fromkeys([*card.boot, *o.channels]))
         return Endpoint(
             self.server_url,
             o.space,
-            name=o.name,
-            role=o.role,
-            kind="endpoint",
+            name=name,
+            role=role,
+            kind=kind,
             creds=self.creds,
-            channels=o.channels,
+            channels=channels,
             register_presence=not (o.read_only or o.observer),
             consume=not o.observer,
             create_space=False,
@@ -194,6 +222,7 @@ class ConsoleSession:
     async def _start_loop(self) -> None:
         while True:
             try:
+                self.source.listen()
                 await self.ep.start()
                 break
             except (ConnectionError_, OSError) as exc:
@@ -207,8 +236,19 @@ class ConsoleSession:
             self.source.ep = self.ep
         self.source.start_error = None
         await self.source.start()
+        if self.agent_card is not None:
+            await self._resume_memberships()
         if self.options.daemon:
             await self._start_daemon()
+
+    async def _resume_memberships(self) -> None:
+        """As an agent: the durable memberships held from an earlier run are joined again and
+        read joined (durable), so they can be seen and left (agent/membership.py)."""
+        self.resumed = await resume_memberships(self.ep)
+        errors = [r.error for r in self.resumed if r.error]
+        if errors:
+            self.source.last_error = "; ".join(errors)
+        self.source.poke()
 
     async def _start_daemon(self) -> None:
         creds = self.options.daemon_creds or self.daemon_creds_default or self.creds

@@ -198,6 +198,7 @@ class FeedEntry:
     historical: bool
     to_me: bool
     raw: Mapping[str, Any] = field(default_factory=dict)
+    backlog: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +226,11 @@ class Snapshot:
     daemon: DaemonView | None
     pending: PendingView
     feed: FeedView
+    self_kind: str = "endpoint"
+    """``agent`` when the console is the agent its cred describes; then ``acl_read`` and
+    ``acl_post`` are the channels it may read and post on (None: unrestricted)."""
+    acl_read: tuple[str, ...] | None = None
+    acl_post: tuple[str, ...] | None = None
 
     @property
     def sources(self) -> tuple[SourceView, ...]:

@@ -47,6 +47,12 @@ class Identity:
     self_name: str
     mode: SpaceMode = "auth"
     server: str = ""
+    kind: str = "endpoint"
+    """``agent`` when the console runs as the agent its cred describes (``console --creds``)."""
+    read: tuple[str, ...] | None = None
+    """The channels (patterns) the cred may read; None when not an agent or unrestricted."""
+    post: tuple[str, ...] | None = None
+    """The channels the cred may post on; None when not an agent or unrestricted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +238,8 @@ class MessageInput:
     mentions: tuple[str, ...] = ()
     historical: bool = False
     raw: Mapping[str, Any] = field(default_factory=dict)
+    backlog: bool = False
+    """A durable copy that was waiting in ``dlv_`` when we started: sent while we were away."""
 
 
 @runtime_checkable

@@ -105,6 +105,8 @@ from cotal_tui.protocol.subjects import (
 )
 
 Listener = Callable[[EndpointEvent], None]
+BACKLOG_DRAIN_S = 5.0
+"""How long a start waits for the ``dlv_`` backlog to surface before the boot backfill."""
 
 
 class EndpointNotStarted(Exception):
@@ -122,6 +124,14 @@ class JoinResult:
     backfilled: int = 0
     durable: bool = False
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A published message and the stream sequence its PubAck named."""
+
+    message: CotalMessage
+    seq: int
 
 
 @dataclass(frozen=True)
@@ -273,6 +283,9 @@ class Endpoint:
         self._started = False
         self._stopping = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._dlv_backlog = 0
+        self._dlv_bound = False
+        self._backlog_drained: asyncio.Event | None = None
         self.conn.add_state_listener(lambda s: self._emit(ConnectionChanged(s)))
         self.conn.add_error_listener(self._error_reporter("connection"))
 
@@ -385,6 +398,7 @@ class Endpoint:
     async def _start_consumers(self) -> None:
         await self._bind_dm()
         await self._bind_dlv()
+        await self._drain_backlog(BACKLOG_DRAIN_S)
         for channel in self.boot_channels:
             try:
                 await self._join_live(channel, backfill=True)
@@ -465,7 +479,22 @@ class Endpoint:
         except Exception:  # noqa: BLE001 - no DLV grant or stream: no durable lane
             return
         if info is not None:
+            if not self._dlv_bound:  # what waits at the first bind is the offline backlog
+                self._dlv_bound = True
+                # (copies a crashed run took but never acked come back only after ack_wait,
+                # so they are not counted: they would hold the start and mislabel live copies)
+                self._dlv_backlog = int(info.get("num_pending") or 0)
             await self._pump(dlv_stream(self.space), dlv_durable(self.id), self._on_dlv)
+
+    async def _drain_backlog(self, timeout: float) -> None:
+        """Let the ``dlv_`` backlog surface before boot backfill, so an offline message is
+        surfaced (and marked) as backlog by its durable copy rather than as history."""
+        if self._dlv_backlog <= 0:
+            return
+        self._backlog_drained = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._backlog_drained.wait()
 
     async def _pump(self, stream: str, durable: str, handler: Callable[[Msg], Any]) -> None:
         if durable in self._pumps:
@@ -480,9 +509,14 @@ class Endpoint:
         await self._handle_durable(msg, check_pumped(msg.subject, msg.data, self.id))
 
     async def _on_dlv(self, msg: Msg) -> None:
-        await self._handle_durable(msg, check_dlv(msg.subject, msg.data, self.id))
+        backlog = self._dlv_backlog > 0
+        if backlog:
+            self._dlv_backlog -= 1
+            if self._dlv_backlog == 0 and self._backlog_drained is not None:
+                self._backlog_drained.set()
+        await self._handle_durable(msg, check_dlv(msg.subject, msg.data, self.id), backlog)
 
-    async def _handle_durable(self, msg: Msg, decision: Decision) -> None:
+    async def _handle_durable(self, msg: Msg, decision: Decision, backlog: bool = False) -> None:
         if decision.error is not None:
             self._emit(EndpointError(decision.error, f"receiving on {msg.subject}"))
         if decision.verdict == "term":
@@ -501,6 +535,7 @@ class Endpoint:
             durable=True,
             channel=decision.channel,
             seq=seq,
+            backlog=backlog,
             _ack=msg.ack,
             _nak=msg.nak,
         )
@@ -705,9 +740,37 @@ class Endpoint:
 
     async def _post(self, subject: str, **fields: Any) -> CotalMessage:
         """Build the message (``new_message`` fields) and publish it, PubAck awaited."""
+        return (await self._post_stored(subject, **fields)).message
+
+    async def _post_stored(self, subject: str, **fields: Any) -> Sent:
         msg = new_message(self.space, self.me, **fields)
-        await publish_message(self.conn, subject, msg)
-        return msg
+        seq = await publish_message(self.conn, subject, msg)
+        return Sent(msg, seq)
+
+    async def send_stored(
+        self, channel: str, text: str, *, mentions: list[str] | None = None
+    ) -> Sent:
+        """:meth:`send` of a text, returning the stored stream sequence with the message."""
+        self._require_started()
+        try:
+            assert_valid_channel(channel)
+        except InvalidChannel as exc:
+            raise NotJoinable(str(exc)) from exc
+        if not is_concrete_channel(channel):
+            raise NotJoinable(f'cannot post to "{channel}": publishes need a concrete channel')
+        return await self._post_stored(
+            chat_subject(self.space, self.id, channel),
+            text=text,
+            channel=channel,
+            mentions=normalize_mentions(mentions),
+        )
+
+    async def send_dm_stored(self, target_id: str, text: str) -> Sent:
+        """A text DM to an instance id (already resolved), with its stored sequence."""
+        self._require_started()
+        return await self._post_stored(
+            unicast_subject(self.space, target_id, self.id), text=text, to=target_id
+        )
 
     # -- presence ------------------------------------------------------------------------------
 

@@ -166,6 +166,8 @@ class Inbound:
     durable: bool = False
     channel: str | None = None
     seq: int | None = None
+    backlog: bool = False
+    """A ``dlv_`` copy that was already waiting when the endpoint started (sent while offline)."""
     _ack: Ack = field(default=_noop, repr=False)
     _nak: Ack = field(default=_noop, repr=False)
     acked: bool = False

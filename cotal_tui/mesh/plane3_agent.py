@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -226,13 +227,20 @@ class Plane3Agent:
         self.generations.pop(channel, None)
 
     def on_refused(self, channel: str) -> None:
+        self.leave_later(channel)
+
+    def leave_later(self, channel: str, then: Callable[[], Awaitable[Any]] | None = None) -> bool:
+        """Retry the durable leave of ``channel`` in the background until the tombstone lands
+        (the leave-retry loop of a late refusal, listed in :meth:`pending_leaves`), then run
+        ``then``. False when there is no known membership to close (or we are stopped)."""
         generation = self.generations.get(channel)
         if generation is None or self._stopped:
-            return
+            return False
         self._leave_generation[channel] = generation
         self._leaves[channel] = PendingOp(channel, "durableLeave", 0)
         self._wake.setdefault(("leave", channel), asyncio.Event())
-        self._spawn(("leave", channel), self._close_refused(channel, generation))
+        self._spawn(("leave", channel), self._close_refused(channel, generation, then))
+        return True
 
     async def stop(self) -> None:
         self._stopped = True
@@ -322,7 +330,9 @@ class Plane3Agent:
             self._boot.pop(channel, None)
             self._wake.pop(("join", channel), None)
 
-    async def _close_refused(self, channel: str, generation: int) -> None:
+    async def _close_refused(
+        self, channel: str, generation: int, then: Callable[[], Awaitable[Any]] | None = None
+    ) -> None:
         attempt = 0
         last_error: str | None = None
         try:
@@ -338,6 +348,11 @@ class Plane3Agent:
                 else:
                     if self.generations.get(channel) == generation:
                         self.generations.pop(channel, None)
+                    if then is not None:
+                        try:
+                            await then()
+                        except Exception as exc:  # noqa: BLE001 - reported, the loop is done
+                            self.endpoint.report_error(exc, f"after closing {channel}")
                     return
                 delay = backoff_s(attempt, self.backoff_base_s, self.backoff_max_s)
                 attempt += 1

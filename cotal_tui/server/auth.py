@@ -156,8 +156,15 @@ class SpaceAuth:
             },
         )
 
-    def mint_user(self, name: str, permissions: Permissions, user: Nkey | None = None) -> Creds:
-        """A user JWT named `name` (the profile name, by convention) with `permissions`."""
+    def mint_user(
+        self,
+        name: str,
+        permissions: Permissions,
+        user: Nkey | None = None,
+        tags: list[str] | None = None,
+    ) -> Creds:
+        """A user JWT named `name` (the profile name, by convention) with `permissions` and
+        optional `tags` (an agent's card: protocol/cred_card.py)."""
         key = user or Nkey.create("user")
         jwt = encode_jwt(
             issuer=self.account.signing,
@@ -166,6 +173,7 @@ class SpaceAuth:
             nats={
                 **permissions.to_claims(),
                 **USER_LIMITS,
+                **({"tags": list(tags)} if tags else {}),
                 "type": "user",
                 "issuer_account": self.account_public,
             },

@@ -3,7 +3,8 @@
 For the `agent` profile the channel lists are validated first (`subscribe ⊆ allowSubscribe`),
 then, unless told not to, the agent is provisioned on the server (its DM/role/DLV durables and
 its ACL row) with the space's allow-all manager cred, and only then are the creds written. The
-identity's id is the user nkey's public key (`U…`).
+identity's id is the user nkey's public key (`U…`). An agent's JWT also carries its card as tags
+(name, role, boot channels: protocol/cred_card.py), so `agent`/`console --creds` know who they are.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import nats
 
+from cotal_tui.protocol.cred_card import card_tags
 from cotal_tui.protocol.permissions import (
     PROFILES,
     agent_permissions,
@@ -70,6 +72,7 @@ async def mint(
     user = Nkey.create("user")
     ident = user.public
     provisioned: AgentProvision | None = None
+    tags: list[str] | None = None
     if profile == "agent":
         channels = resolve_agent_channels(subscribe, allow_subscribe, allow_publish)
         permissions = agent_permissions(
@@ -80,13 +83,14 @@ async def mint(
             role=role,
             spawn=spawn,
         )
+        tags = card_tags(name, role, channels.subscribe)
         if server:
             provisioned = await _provision(
                 auth, server, space, ident, role, channels.subscribe, channels.allow_subscribe
             )
     else:
         permissions = profile_permissions(profile, space, ident)
-    creds = auth.mint_user(profile, permissions, user)
+    creds = auth.mint_user(profile, permissions, user, tags)
     write_creds(path, creds)
     return Minted(path=path, public_key=ident, profile=profile, provisioned=provisioned)
 

@@ -315,7 +315,10 @@ def feed_row(e: FeedEntry) -> Row:
             (clock_text(e.ts), "cell--muted"),
             (e.sender_name, None),
             (e.target_label, "cell--accent"),
-            (one_line(e.text), "cell--mention" if e.to_me else None),
+            (
+                ("backlog · " if e.backlog else "") + one_line(e.text),
+                "cell--mention" if e.to_me else None,
+            ),
         ),
         "rowtable--dim" if e.historical else None,
     )
@@ -587,6 +590,7 @@ def message_detail(e: FeedEntry) -> str:
         kv("id", e.id),
         kv("mentions", ", ".join("@" + m for m in e.mentions) or "—"),
         kv("backfill", "yes (historical)" if e.historical else "no (live)"),
+        *([kv("backlog", "yes (sent while we were offline; its dlv_ copy)")] if e.backlog else []),
         "",
         escape(e.text),
         "",

@@ -44,7 +44,10 @@ def write_config(path: Path, data: dict | str) -> None:
 
 
 async def agent_creds(space: LocalSpace, name: str, publish: list[str]) -> Path:
-    minted = await space.mint(name, "agent", allow_subscribe=[">"], allow_publish=publish)
+    # no boot channels: the console runs as this agent, and these tests join by config edits
+    minted = await space.mint(
+        name, "agent", subscribe=[], allow_subscribe=[">"], allow_publish=publish
+    )
     return minted.path
 
 

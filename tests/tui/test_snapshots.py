@@ -73,3 +73,12 @@ def test_main_screen_mono_theme(snap_compare, make_rig):
     """Greys only: every status still reads by glyph and word."""
     rig = make_rig(lease_data("no-responder"), tick_interval=None, theme="cotal-mono")
     assert snap_compare(rig.app, terminal_size=SIZE, run_before=_settled(rig))
+
+
+def test_main_screen_as_an_agent(snap_compare, make_rig):
+    """`console --creds ada.creds`: the header says who and what the cred may read and post,
+    #general and #review are durable memberships, the messages sent while away read backlog."""
+    from cotal_tui.console.fixtures import agent_data
+
+    rig = make_rig(agent_data(), tick_interval=None, demo=False)
+    assert snap_compare(rig.app, terminal_size=SIZE, run_before=_settled(rig))

@@ -145,7 +145,8 @@ def test_importing_delivery_does_import_it():
 
 
 # Top to bottom; a module may import its own package or any package below it, never above.
-LAYERS = ("commands", "demo", "tui", "console", "server", "delivery", "mesh", "protocol")
+# `agent` (the headless agent and a cred's identity) sits under the console, which runs as one.
+LAYERS = ("commands", "demo", "tui", "console", "agent", "server", "delivery", "mesh", "protocol")
 
 
 def _layer(module: str) -> int | None:

@@ -32,6 +32,23 @@ LINK_GLYPH = {
 }
 
 
+def acl_text(channels: tuple[str, ...] | None) -> str:
+    if channels is None:
+        return "any"
+    return " ".join(f"#{ch}" for ch in channels) or "none"
+
+
+def who_text(snap: Snapshot) -> str:
+    """``me operator``, or for a console running as an agent ``as alice (agent) · read #a #b ·
+    post #a``: what its cred lets it read and post, before anyone asks why a post failed."""
+    if snap.self_kind != "agent":
+        return f"me {snap.self_name}"
+    return (
+        f"as [b]{snap.self_name}[/b] (agent) · read {acl_text(snap.acl_read)} · "
+        f"post {acl_text(snap.acl_post)}"
+    )
+
+
 class TopBar(Horizontal):
     def compose(self) -> ComposeResult:
         yield Static("", id="topbar-main")
@@ -46,7 +63,7 @@ class TopBar(Horizontal):
         text = (
             f"cotal-tui · space [b]{snap.space}[/b] · "
             f"{LINK_GLYPH.get(link.state, '?')} {link.state}{since}{err} · "
-            f"me {snap.self_name} · {len(snap.roster.rows)} peers "
+            f"{who_text(snap)} · {len(snap.roster.rows)} peers "
             f"({STATUS_GLYPH['working']} {snap.roster.counts.get('working', 0)} working) · "
             f"{rate:.1f} msg/s"
         )
