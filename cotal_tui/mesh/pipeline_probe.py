@@ -139,12 +139,18 @@ async def _backlog(
     pending = int(info.get("num_pending", 0)) + int(info.get("num_ack_pending", 0))
     if pending == 0:
         return Backlog(0)
-    floor = int((info.get("ack_floor") or {}).get("stream_seq", 0))
+    ack_floor = info.get("ack_floor") or {}
+    floor = int(ack_floor.get("stream_seq", 0))
+    moved = _parse_time(str(ack_floor.get("last_active") or ""))
     if by_consumer:
         ts = await _stored_at_by_consumer(conn, stream, filter_subject, floor + 1)
     else:
         ts = await _stored_at(conn, stream, filter_subject, floor + 1)
-    return Backlog(pending, None if ts is None else max(0, now - ts))
+    return Backlog(
+        pending,
+        None if ts is None else max(0, now - ts),
+        None if moved is None else max(0, now - moved),
+    )
 
 
 async def _fanout(conn: Connection, space: str, now: int, by_consumer: bool) -> Backlog:

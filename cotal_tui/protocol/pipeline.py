@@ -16,7 +16,8 @@ A figure the credential cannot read is *unknown* (``None`` with the reason in ``
 and unknown is never green. The rules (:func:`judge_pipeline`):
 
 - **stalled** (critical): the oldest unrouted message, or the oldest untransferred entry, is
-  older than :data:`STALL_AFTER_MS` — "serving, but not moving";
+  older than :data:`STALL_AFTER_MS`, and that consumer's ack floor has not moved for as long
+  (a daemon catching up on a backlog after downtime moves it) — "serving, but not moving";
 - **unknown**: a figure could not be read;
 - **dead letters** (degraded): the newest dead letter is younger than
   :data:`DEAD_LETTER_RECENT_MS`; older ones are still counted, not alarmed on;
@@ -50,10 +51,20 @@ Level = Literal["ok", "degraded", "critical", "unknown"]
 
 @dataclass(frozen=True)
 class Backlog:
-    """One consumer's backlog: ``pending`` not yet done, the oldest ``oldest_ms`` old."""
+    """One consumer's backlog: ``pending`` not yet done, the oldest ``oldest_ms`` old, and the
+    consumer's ack floor last moved ``floor_idle_ms`` ago (None: unknown)."""
 
     pending: int
     oldest_ms: int | None = None  # None when nothing is pending
+    floor_idle_ms: int | None = None
+
+    @property
+    def stalled(self) -> bool:
+        """The oldest is past the threshold and the ack floor has not moved within it either:
+        a daemon working through a backlog after downtime moves its floor; a stuck one not."""
+        if self.oldest_ms is None or self.oldest_ms <= STALL_AFTER_MS:
+            return False
+        return self.floor_idle_ms is None or self.floor_idle_ms > STALL_AFTER_MS
 
 
 @dataclass(frozen=True)
@@ -101,7 +112,8 @@ def _age(ms: int) -> str:
 def _backlog_text(what: str, b: Backlog) -> str:
     if b.pending == 0 or b.oldest_ms is None:
         return f"{what}: none pending"
-    return f"{what}: {b.pending} pending, oldest {_age(b.oldest_ms)}"
+    floor = "" if b.floor_idle_ms is None else f", ack floor moved {_age(b.floor_idle_ms)} ago"
+    return f"{what}: {b.pending} pending, oldest {_age(b.oldest_ms)}{floor}"
 
 
 def judge_pipeline(figs: PipelineFigures, *, peers: int = 0) -> PipelineVerdict:
@@ -117,7 +129,7 @@ def judge_pipeline(figs: PipelineFigures, *, peers: int = 0) -> PipelineVerdict:
             ("unrouted CHAT message", figs.fanout),
             ("untransferred INBOX entry", figs.reader),
         )
-        if b is not None and b.oldest_ms is not None and b.oldest_ms > STALL_AFTER_MS
+        if b is not None and b.stalled
     ]
     if stalled:
         what, b = max(stalled, key=lambda s: s[1].oldest_ms or 0)

@@ -28,6 +28,18 @@ CASES = [
         "critical",
     ),
     (
+        "catching up after downtime (floor moving)",
+        PipelineFigures(Backlog(900, 60_000, 300), IDLE),
+        "moving",
+        "ok",
+    ),
+    (
+        "old backlog, floor stuck",
+        PipelineFigures(Backlog(900, 60_000, STALL_AFTER_MS + 1), IDLE),
+        "stalled",
+        "critical",
+    ),
+    (
         "reader stalled",
         PipelineFigures(IDLE, Backlog(7, STALL_AFTER_MS * 3)),
         "stalled",
