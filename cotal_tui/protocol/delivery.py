@@ -40,7 +40,7 @@ from cotal_tui.protocol.models import (
     Presence,
 )
 from cotal_tui.protocol.names import MAX_MSGS_PER_SUBJECT, READER_MAX_REDELIVERIES
-from cotal_tui.protocol.subjects import ParsedSubject, parse_subject
+from cotal_tui.protocol.subjects import ParsedSubject, channel_path, parse_subject
 
 OP_DURABLE_JOIN = "durableJoin"
 OP_DURABLE_LEAVE = "durableLeave"
@@ -155,9 +155,15 @@ def chat_origin(subject: str, sender_id: object, body_channel: object) -> ChatOr
         return "not-chat"
     if parsed.sender != sender_id:
         return "spoofed-sender"
-    if body_channel != parsed.rest:
-        return "channel-mismatch"
-    return "routable"
+    if body_channel == parsed.rest:
+        return "routable"
+    # The subject carries channelPath(channel) (§1.2: trimmed, tokenized segments); a body whose
+    # channel maps to the same path names the same channel.
+    try:
+        same = isinstance(body_channel, str) and channel_path(body_channel) == parsed.rest
+    except ProtocolError:
+        same = False
+    return "routable" if same else "channel-mismatch"
 
 
 def durable_fanout_targets(
