@@ -429,11 +429,3 @@ def entry_payload(raw_msg: bytes, channel: str, seq: int, reason: str, generatio
         f'"reason":"{reason}","generation":{generation}}}'
     )
     return b'{"msg":' + raw_msg + tail.encode()
-
-
-async def nak_unsettled(msgs: list[Any]) -> None:
-    """Nak every message of a batch that was not acked, nak'd or termed yet."""
-    for m in msgs:
-        if not m.is_acked:
-            with contextlib.suppress(Exception):
-                await m.nak()
