@@ -34,6 +34,26 @@ def module_nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emb
         server.close()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--slow", action="store_true", help="also run tests marked slow (or select them: -m slow)"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked slow run only with --slow, COTAL_SLOW=1, or a -m expression naming slow."""
+    import os
+
+    if config.getoption("--slow") or os.environ.get("COTAL_SLOW") == "1":
+        return
+    if "slow" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --slow, COTAL_SLOW=1 or -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 async def _errors_ignored(exc: Exception) -> None:
     return None
 

@@ -13,7 +13,8 @@ import argparse
 import asyncio
 import time
 
-from cotal_tui.commands.console import ConsoleUsageError, add_connection_args, check_files
+from cotal_tui.commands.common import UsageError, local_space_creds, resolve_target
+from cotal_tui.commands.console import add_connection_args
 from cotal_tui.console.model import ConsoleModel
 from cotal_tui.console.plain import CRITICAL, UNKNOWN, CheckResult, check_snapshot
 from cotal_tui.console.session import ConsoleSession, SessionOptions
@@ -23,10 +24,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser(
         "check",
         help="one-line health of a space; exit 0 healthy/1 degraded/2 critical/3 unknown",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "One line about a space's health; exit 0 healthy, 1 degraded, 2 critical, 3 unknown "
+            "(critical outranks unknown; unknown outranks degraded). It connects without a "
+            "presence of its own, waits until it has evidence (the roster current, the "
+            "delivery lease read and its daemon probed) or until --timeout, and judges it with "
+            "the console's own verdicts. Missing evidence is reported as unknown, never as "
+            "healthy. It never starts a server."
+        ),
+        epilog="example: cotal-tui check --timeout 5 || echo 'space needs attention'",
     )
-    add_connection_args(p)
+    add_connection_args(p, starts_server=False)
     p.add_argument(
         "--timeout", type=float, default=8.0, help="seconds to gather evidence (default 8)"
     )
@@ -35,14 +43,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     try:
-        check_files(args)
-    except ConsoleUsageError as exc:
+        target = resolve_target(args)
+        if args.timeout <= 0:
+            raise UsageError(f"--timeout {args.timeout:g}: must be more than 0 seconds")
+        creds = target.creds
+        if creds is None and target.local:
+            creds = local_space_creds(args.state_dir, target.space)
+    except UsageError as exc:
         print(f"UNKNOWN: {exc}")
         return UNKNOWN
     options = SessionOptions(
-        server=args.server or "nats://127.0.0.1:4222",
-        space=args.space,
-        creds=args.creds or (None if args.server else local_manager_creds(args)),
+        server=target.server,
+        space=target.space,
+        creds=creds,
         name="cotal-tui-check",
         observer=True,
         read_only=True,
@@ -54,17 +67,6 @@ def run(args: argparse.Namespace) -> int:
     return result.code
 
 
-def local_manager_creds(args: argparse.Namespace) -> str | None:
-    """With no --server and no --creds: the space's own manager cred, when --state-dir has it."""
-    from cotal_tui.server.auth import AuthNotFound, load_space_auth
-
-    try:
-        path = load_space_auth(args.state_dir, args.space).manager_creds_path()
-    except (AuthNotFound, OSError, ValueError):
-        return None
-    return str(path) if path.exists() else None
-
-
 def evidence_complete(session: ConsoleSession) -> bool:
     lease = session.source.lease()
     return (
@@ -73,7 +75,14 @@ def evidence_complete(session: ConsoleSession) -> bool:
         and lease.read.outcome != "pending"
         and lease.responder.outcome != "unchecked"
         and (lease.progress is None or lease.progress.outcome != "pending")
+        and cluster_read(session)
     )
+
+
+def cluster_read(session: ConsoleSession) -> bool:
+    """The cluster's view was read at least once (a single server answers at once)."""
+    read = getattr(session.source, "cluster", None)
+    return read is None or read() is not None
 
 
 async def check(options: SessionOptions, *, timeout: float = 8.0) -> CheckResult:
@@ -83,10 +92,12 @@ async def check(options: SessionOptions, *, timeout: float = 8.0) -> CheckResult
     try:
         await session.start()
         while time.monotonic() < deadline and not evidence_complete(session):
+            if session.source.start_error and not session.ep.connected:
+                break  # the first attempt failed: said at once, not after the timeout
             await asyncio.sleep(0.05)
         snap = model.tick()
         if not session.ep.connected and session.source.start_error:
-            link = "unreachable" if session.source.start_unreachable else "closed"
+            link = session.source.start_kind or "unreachable"
             return CheckResult(
                 CRITICAL,
                 f"CRITICAL: space={options.space} link={link} — {session.source.start_error}",

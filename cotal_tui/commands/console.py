@@ -21,6 +21,15 @@ import signal
 import sys
 from typing import TYPE_CHECKING
 
+from cotal_tui.commands.common import (
+    LOCAL_HOSTS,
+    UsageError,
+    add_server_arg,
+    add_space_arg,
+    add_state_dir_arg,
+    check_creds_file,
+    resolve_target,
+)
 from cotal_tui.console.commands import Dispatcher
 from cotal_tui.console.config import (
     ConsoleConfigError,
@@ -33,7 +42,6 @@ from cotal_tui.console.model import TICK_MS, ConsoleModel, ModelOptions
 from cotal_tui.console.plain import PlainStream
 from cotal_tui.console.session import ConsoleSession, SessionOptions
 from cotal_tui.console.watch import WatchedConfig
-from cotal_tui.mesh.endpoint import creds_identity
 
 if TYPE_CHECKING:
     from cotal_tui.tui.app import ConsoleApp
@@ -43,8 +51,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser(
         "console",
         help="the control console of a space (Textual), or --plain line stream",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "The control console of a space: roster, channels, delivery lease, pending joins "
+            "and leaves, feed; join, leave, post, direct messages. With no --server it finds "
+            "the server cotal-tui up runs from --state-dir, and starts the space's own server "
+            "only when none runs. --plain (automatic when stdout is not a terminal) prints "
+            "timestamped lines of presence changes, messages and verdict changes instead. "
+            "Settings may also come from a JSON file (--config, default "
+            "<state-dir>/console.json when it exists); flags win, and edits apply live."
+        ),
+        epilog="example: cotal-tui console --channel general",
     )
     add_connection_args(p)
     p.add_argument("--name", help="your name on the roster (default operator)")
@@ -78,16 +94,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=run)
 
 
-def add_connection_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--server",
-        help="NATS URL (default: the space's embedded server on 127.0.0.1:4222, started when "
-        "nothing answers there)",
+def add_connection_args(p: argparse.ArgumentParser, *, starts_server: bool = True) -> None:
+    extra = (
+        "; with none of these and nothing answering, the space's own server is started from "
+        "--state-dir"
+        if starts_server
+        else ""
     )
-    p.add_argument("--space", default="main", help="space name (default main)")
-    p.add_argument("--creds", help="a .creds file (auth mode; default: the space's manager creds "
-                   "under --state-dir when using the embedded server)")  # fmt: skip
-    p.add_argument("--state-dir", default=".cotal", help="trust chain and store (default .cotal)")
+    add_server_arg(p, extra)
+    add_space_arg(p)
+    p.add_argument(
+        "--creds",
+        help="a .creds file (default: $COTAL_CREDS, else a cred of the space's trust chain "
+        "under --state-dir)",
+    )
+    add_state_dir_arg(p)
 
 
 def session_options(args: argparse.Namespace) -> SessionOptions:
@@ -103,10 +124,19 @@ def session_options(args: argparse.Namespace) -> SessionOptions:
         daemon=args.daemon,
     )
     eff = effective(config, flags)
+    target = resolve_target(args)
+    server: str | None = target.server if target.explicit_server else None
+    port = 4222
+    if target.record is not None and not target.explicit_server:
+        if target.record.host in LOCAL_HOSTS:
+            port = target.record.port  # the space's own server, found from --state-dir
+        else:
+            server = target.record.url
     return SessionOptions(
-        server=args.server,
-        space=args.space,
-        creds=args.creds,
+        server=server,
+        embedded_port=port,
+        space=target.space,
+        creds=target.creds,
         name=eff.name,
         channels=list(eff.channels),
         daemon=eff.daemon,
@@ -118,29 +148,12 @@ def session_options(args: argparse.Namespace) -> SessionOptions:
     )
 
 
-class ConsoleUsageError(Exception):
-    """A flag that cannot work (e.g. an unreadable creds file); the text says which and why."""
-
-
-def check_files(args: argparse.Namespace) -> None:
-    for flag in ("creds", "daemon_creds"):
-        path = getattr(args, flag, None)
-        if path is None:
-            continue
-        try:
-            creds_identity(path)
-        except (OSError, ValueError, KeyError, IndexError) as exc:
-            raise ConsoleUsageError(
-                f"--{flag.replace('_', '-')} {path}: cannot read a NATS user JWT from it ({exc}); "
-                "pass a .creds file minted for this space (`cotal-tui mint`)"
-            ) from None
-
-
 def run(args: argparse.Namespace) -> int:
     try:
-        check_files(args)
+        if args.daemon_creds:
+            check_creds_file(args.daemon_creds, "--daemon-creds")
         options = session_options(args)
-    except (ConsoleUsageError, ConsoleConfigError) as exc:
+    except (UsageError, ConsoleConfigError) as exc:
         print(f"cotal-tui {args.command}: {exc}", file=sys.stderr)
         return 1
     plain = args.plain or not sys.stdout.isatty()
@@ -227,10 +240,22 @@ def run_tui(options: SessionOptions, *, flag_theme: str | None = None) -> int:
             return 1
         loop.run_until_complete(app.run_async())
     finally:
-        with contextlib.suppress(Exception):
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
+        finish_loop(loop)
     return app.return_code or 0
+
+
+def finish_loop(loop: asyncio.AbstractEventLoop, timeout: float = 3.0) -> None:
+    """Cancel what is still running (e.g. a client's reader abandoned while reconnecting) and
+    let it unwind before the loop closes, so quitting never prints "Event loop is closed"."""
+    with contextlib.suppress(Exception):
+        tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            loop.run_until_complete(asyncio.wait(tasks, timeout=timeout))
+    with contextlib.suppress(Exception):
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.close()
 
 
 async def run_plain(options: SessionOptions, *, out=None) -> int:

@@ -18,12 +18,19 @@ import time
 import uuid
 from typing import Any
 
+from cotal_tui.commands.common import (
+    add_server_arg,
+    add_space_arg,
+    add_state_dir_arg,
+    resolve_target,
+)
 from cotal_tui.delivery.daemon import DaemonError, DeliveryDaemon
 from cotal_tui.mesh.connection import Connection, ConnectionError_, CredsUnreadable, Unreachable
 from cotal_tui.mesh.endpoint import creds_identity
+from cotal_tui.mesh.failures import classify
+from cotal_tui.mesh.kv import KvError
 from cotal_tui.mesh.lease import LeaseHeld
 
-DEFAULT_SERVER = "nats://127.0.0.1:4222"
 BROKER_GONE_ENV = "COTAL_DELIVERY_BROKER_GONE_MS"
 OPEN_MODE_WARNING = (
     "⚠ delivery: OPEN MODE (no --creds). Sender identity is SELF-ASSERTED: any client can "
@@ -35,13 +42,23 @@ OPEN_MODE_WARNING = (
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "daemon",
-        help="run the delivery daemon (Plane-3 durable backstop) of a space",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="run the delivery daemon (the durable backstop for offline members) of a space",
+        description=(
+            "Run the delivery daemon of one space: the durable backstop that keeps messages of "
+            "durable-class channels for members who are offline. Exit 0 after a clean stop "
+            "(Ctrl-C/SIGTERM; the lease is released so a successor binds at once); exit 1 when "
+            "another daemon holds a live lease (named, with its age), when the lease is lost, "
+            "when the server has been unreachable for 15 s, or for refused credentials, a "
+            "missing space or an unreadable creds file (each said as what it is)."
+        ),
+        epilog="example: cotal-tui daemon --creds .cotal/auth/delivery.main.creds",
     )
-    p.add_argument("--server", default=DEFAULT_SERVER, help=f"NATS URL (default {DEFAULT_SERVER})")
-    p.add_argument("--space", required=True, help="the space to serve")
-    p.add_argument("--creds", help="a delivery-profile .creds file (omit for open mode)")
+    add_server_arg(p)
+    add_space_arg(p)
+    p.add_argument(
+        "--creds", help="a delivery-profile .creds file (default: $COTAL_CREDS; none: open mode)"
+    )
+    add_state_dir_arg(p, "where cotal-tui up records its server")
     p.add_argument("--id", dest="daemon_id", help="open mode only: the daemon id (default: uuid)")
     p.set_defaults(func=run)
 
@@ -51,6 +68,8 @@ def _say(text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    target = resolve_target(args)
+    args.server, args.space, args.creds = target.server, target.space, target.creds
     try:
         return asyncio.run(_main(args))
     except KeyboardInterrupt:
@@ -82,11 +101,8 @@ async def _main(args: argparse.Namespace) -> int:
     conn = Connection(args.server, "delivery", daemon_id, creds=args.creds)
     try:
         await conn.connect()
-    except CredsUnreadable as exc:
-        _say(f"✗ delivery: {exc}")
-        return 1
-    except (Unreachable, ConnectionError_) as exc:
-        _say(f"✗ delivery: {exc}")
+    except (CredsUnreadable, Unreachable, ConnectionError_) as exc:
+        _say(f"✗ delivery: {classify(exc, server=args.server, space=args.space).text}")
         return 1
 
     daemon = DeliveryDaemon(
@@ -100,6 +116,10 @@ async def _main(args: argparse.Namespace) -> int:
         return 1
     except DaemonError as exc:
         _say(f"✗ delivery: {type(exc).__name__}: {exc}")
+        await conn.close()
+        return 1
+    except KvError as exc:  # e.g. the account's consumer limit refused a registry watch
+        _say(f"✗ delivery: could not bind the space's registries: {exc}")
         await conn.close()
         return 1
     mode = "auth" if args.creds else "OPEN (self-asserted identities)"

@@ -29,7 +29,10 @@ import asyncio
 import sys
 from typing import Any
 
+from cotal_tui.commands.common import UsageError, plain_help
 from cotal_tui.demo.cast import MAX_AGENTS, MIN_AGENTS
+from cotal_tui.protocol.errors import InvalidName
+from cotal_tui.protocol.operator_input import check_space_name
 from cotal_tui.server.mint import MintError
 from cotal_tui.server.process import EmbeddedServerError
 
@@ -38,8 +41,9 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "demo",
         help="a throwaway space with simulated agents, under the console (DEMO badge)",
-        description=__doc__,
+        description=plain_help(__doc__ or ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example: cotal-tui demo --fast --agents 5",
     )
     p.add_argument(
         "--agents",
@@ -76,9 +80,11 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port {args.port}: must be between 1 and 65535 (0: a free one)")
     options = DemoOptions(
         agents=args.agents,
-        space=args.space,
+        space=check_space(args.space),
         seed=args.seed,
         plain=args.plain or not sys.stdout.isatty(),
         duration=args.duration,
@@ -95,3 +101,10 @@ def run(args: argparse.Namespace) -> int:
     except (EmbeddedServerError, MintError, OSError) as exc:
         print(f"cotal-tui demo: could not start the demo space: {exc}", file=sys.stderr)
         return 1
+
+
+def check_space(space: str) -> str:
+    try:
+        return check_space_name(space)
+    except InvalidName as exc:
+        raise UsageError(str(exc)) from None

@@ -6,10 +6,18 @@ import argparse
 import asyncio
 import sys
 
-from cotal_tui.protocol.errors import ProtocolError
+from cotal_tui.commands.common import (
+    UsageError,
+    add_server_arg,
+    add_space_arg,
+    add_state_dir_arg,
+    resolve_target,
+)
+from cotal_tui.protocol.errors import InvalidName, ProtocolError
+from cotal_tui.protocol.operator_input import check_identity_name
 from cotal_tui.protocol.permissions import PROFILES
 from cotal_tui.server.auth import AuthError
-from cotal_tui.server.mint import DEFAULT_SERVER, MintError, mint
+from cotal_tui.server.mint import MintError, mint
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -18,20 +26,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="mint a .creds file for an identity (agent, observer, admin, delivery, manager)",
         description=(
             "Mint a standard NATS .creds file signed by the space's account signing key. An "
-            "agent is also provisioned on the server: its dm_/svc_/dlv_ durables and its ACL row."
+            "agent is also provisioned on the server: its direct-message, role and durable "
+            "inbox consumers and its channel access row."
         ),
-    )
-    parser.add_argument("name", help="identity name; the default file is <state-dir>/NAME.creds")
-    parser.add_argument("--profile", required=True, choices=PROFILES)
-    parser.add_argument("--space", default="main", help="space name (default: main)")
-    parser.add_argument(
-        "--state-dir", default=".cotal", help="trust chain folder (default: .cotal)"
+        epilog="example: cotal-tui mint alice --allow-publish general   (an agent, the default)",
     )
     parser.add_argument(
-        "--server",
-        default=DEFAULT_SERVER,
-        help=f"server to provision on (default: {DEFAULT_SERVER})",
+        "name",
+        help="identity name (letters, digits, _ and -); the default file is <state-dir>/NAME.creds",
     )
+    parser.add_argument(
+        "--profile",
+        default="agent",
+        choices=PROFILES,
+        help="permission profile (default: agent)",
+    )
+    add_space_arg(parser)
+    add_state_dir_arg(parser, "trust chain folder")
+    add_server_arg(parser, "; where an agent is provisioned")
     parser.add_argument(
         "--no-provision", action="store_true", help="agent: only write the creds, provision nothing"
     )
@@ -57,13 +69,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _run(args: argparse.Namespace) -> int:
     try:
+        check_identity_name(args.name)
+    except InvalidName as exc:
+        raise UsageError(f"{exc}; it names the identity and its file") from None
+    target = resolve_target(args)
+    try:
         minted = asyncio.run(
             mint(
                 args.name,
                 profile=args.profile,
-                space=args.space,
+                space=target.space,
                 state_dir=args.state_dir,
-                server=None if args.no_provision else args.server,
+                server=None if args.no_provision else target.server,
                 role=args.role,
                 subscribe=args.subscribe,
                 allow_subscribe=args.allow_subscribe,

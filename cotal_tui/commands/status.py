@@ -15,19 +15,28 @@ import sys
 import time
 from typing import Any
 
+from cotal_tui.commands.common import (
+    UsageError,
+    add_server_arg,
+    add_space_arg,
+    add_state_dir_arg,
+    local_space_creds,
+    resolve_target,
+)
+from cotal_tui.mesh.cluster_view import ClusterView, cluster_json, read_cluster_view
 from cotal_tui.mesh.connection import Connected, ConnectionError_, ConnectionState, Reconnecting
 from cotal_tui.mesh.durable import PendingOp
 from cotal_tui.mesh.endpoint import Endpoint
+from cotal_tui.mesh.failures import classify
 from cotal_tui.mesh.jsapi import JsApiError, JsApiUnavailable
-from cotal_tui.mesh.kv import BucketNotFound, KvError
-from cotal_tui.mesh.lease import LeaseRead, LeaseVerdict, present_lease_verdict
+from cotal_tui.mesh.kv import KvError
+from cotal_tui.mesh.lease import LeaseRead, LeaseVerdict, lease_verdict
 from cotal_tui.mesh.lease_table import STALE_AFTER_MS
 from cotal_tui.mesh.pipeline_probe import read_pipeline
 from cotal_tui.mesh.plane3_agent import delivery_lease_verdict
 from cotal_tui.protocol.pipeline import delivery_json, judge_pipeline
 
 SCHEMA = "cotal-tui/status/1"
-DEFAULT_SERVER = "nats://127.0.0.1:4222"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,10 +48,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "Registers no presence. Exit 1 with a one-line reason when the server or the "
             "space cannot be reached."
         ),
+        epilog="example: cotal-tui status --json   (finds the server cotal-tui up runs)",
     )
-    parser.add_argument("--server", default=DEFAULT_SERVER, help=f"(default: {DEFAULT_SERVER})")
-    parser.add_argument("--space", default="main", help="space name (default: main)")
-    parser.add_argument("--creds", help="a .creds file (auth mode); omit for an open space")
+    add_server_arg(parser)
+    add_space_arg(parser)
+    parser.add_argument(
+        "--creds",
+        help="a .creds file (default: $COTAL_CREDS, else the manager cred of the space's trust "
+        "chain under --state-dir, which can read the lease and probe the daemon; none for an "
+        "open space)",
+    )
+    add_state_dir_arg(parser)
     parser.add_argument("--json", action="store_true", help="print the snapshot as JSON")
     parser.add_argument(
         "--timeout",
@@ -54,9 +70,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    target = resolve_target(args)
+    if args.timeout <= 0:
+        raise UsageError(f"--timeout {args.timeout:g}: must be more than 0 seconds")
+    creds = target.creds
+    if creds is None and target.local:
+        creds = local_space_creds(args.state_dir, target.space)
     try:
         snapshot = asyncio.run(
-            take_snapshot(args.server, args.space, creds=args.creds, timeout=args.timeout)
+            take_snapshot(target.server, target.space, creds=creds, timeout=args.timeout)
         )
     except StatusFailed as exc:
         print(f"cotal-tui status: {exc}", file=sys.stderr)
@@ -90,31 +112,51 @@ async def take_snapshot(
     try:
         await ep.start()
     except (ConnectionError_, OSError) as exc:
-        raise StatusFailed(str(exc)) from None
-    except BucketNotFound as exc:
-        await ep.stop(graceful=False)
-        raise StatusFailed(
-            f"space {space!r} not found on {server} ({exc}); create it with `cotal-tui up`"
-        ) from None
+        raise StatusFailed(classify(exc, server=server, space=space).text) from None
     except (KvError, JsApiError, JsApiUnavailable, ValueError) as exc:
         await ep.stop(graceful=False)
-        raise StatusFailed(f"cannot read space {space!r} on {server}: {exc}") from None
+        raise StatusFailed(classify(exc, server=server, space=space).text) from None
     try:
         await ep.roster.wait_current(timeout)
         verdict, responder_ms, lease = await delivery_lease_verdict(ep)
         figs = await read_pipeline(ep.conn, space, creds=creds)
         progress = judge_pipeline(figs, peers=len(ep.roster_entries()))
-        if lease.known and lease.lease is not None:  # weigh whether messages move (issue 10)
-            verdict = present_lease_verdict(lease.lease, verdict.responder, pipeline=progress.state)
+        cluster = await read_cluster_view(ep.conn, space)
+        # weigh whether messages move (issue 10) and what the cluster says (issue 15)
+        verdict = with_cluster(verdict, lease, cluster, pipeline=progress.state)
         try:
             rows = await ep.list_channels(lease)
         except (JsApiError, JsApiUnavailable) as exc:
             raise StatusFailed(f"cannot list the channels of {space!r}: {exc}") from None
         snap = build_snapshot(ep, server, lease, rows, verdict, responder_ms, progress.text)
         snap["delivery"] = delivery_json(figs, progress)
+        snap["cluster"] = cluster_json(cluster)
         return snap
     finally:
         await ep.stop(graceful=False)
+
+
+def with_cluster(
+    verdict: LeaseVerdict | None,
+    read: LeaseRead,
+    cluster: ClusterView,
+    *,
+    pipeline: str = "unchecked",
+) -> LeaseVerdict | None:
+    """The lease verdict with the pipeline and cluster columns filled in (the same table
+    decides)."""
+    if verdict is None or not read.known or read.lease is None:
+        return verdict
+    info = read.lease
+    return lease_verdict(
+        "present",
+        ready=info.ready,
+        age_ms=time.time() * 1000 - info.since,
+        responder=verdict.responder,
+        holder=info.holder,
+        pipeline=pipeline,
+        cluster=cluster.word(),
+    )
 
 
 def _connection(state: ConnectionState | None, ep: Endpoint) -> dict[str, Any]:
@@ -174,6 +216,10 @@ def consequence(v: LeaseVerdict, progress: str = "") -> str:
         "refused": "the delivery lease could not be read with this credential: durable "
         "delivery is unknown",
         "unreachable": "the broker is unreachable: durable delivery is unknown",
+        "quorum-lost": "a space stream or the daemon's consumer has no leader (cluster quorum "
+        "lost): writes to it fail and the offline backstop does not move until NATS elects one",
+        "stalled": "the daemon answers but its fan-out or reader has work waiting and acked "
+        "nothing for a while: offline members get nothing until it resumes",
     }[v.verdict]
 
 
@@ -321,6 +367,22 @@ def render_text(s: dict[str, Any]) -> str:
         )
         for why in d["unknown"].values():
             lines.append(f"  unknown: {why}")
+    cluster = s.get("cluster")
+    if cluster and cluster["clustered"]:
+        lines.append(
+            f"cluster {cluster['name']}: {cluster['verdict']} — connected to "
+            f"{cluster['connectedTo']}, {len(cluster['nodesAnswering'])}/"
+            f"{len(cluster['nodesKnown'])} nodes answering ({cluster['detail']})"
+        )
+        for st in cluster["streams"]:
+            if st["leader"] is None:
+                lines.append(f"  {st['stream']}: no leader ({st['error']})")
+            else:
+                lag = f", lagging {', '.join(st['lagging'])}" if st["lagging"] else ""
+                lines.append(
+                    f"  {st['stream']}: R{st['replicas']} leader {st['leader']}, current "
+                    f"{', '.join(st['current']) or 'none'}{lag}"
+                )
     for key, label in (
         ("pendingBootJoins", "pending boot joins"),
         ("pendingLeaves", "pending leaves"),

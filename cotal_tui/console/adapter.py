@@ -44,7 +44,9 @@ from cotal_tui.console.source import (
     RosterInput,
     SendOutcome,
 )
+from cotal_tui.mesh.cluster_view import ClusterView, read_cluster_view, unread_view
 from cotal_tui.mesh.connection import Closed, Connected, Connection, Reconnecting
+from cotal_tui.mesh.creds_claims import creds_label
 from cotal_tui.mesh.events import ConnectionChanged, EndpointError, EndpointEvent, MessageReceived
 from cotal_tui.mesh.pipeline_probe import read_pipeline
 from cotal_tui.mesh.plane3_agent import NothingPending, Plane3Agent, probe_delivery_responder
@@ -141,6 +143,9 @@ class MeshSource:
         self.channels_every_s = channels_every_s
         self.clock = clock
         self.mode = "auth" if endpoint.creds else "open"
+        self.known_holders: dict[str, str] = {}
+        """Delivery identities this console can name (id → words), for the lease pane."""
+        self.up_daemon_id: str | None = None
         self._queue: asyncio.Queue[MessageInput | None] = asyncio.Queue()
         self._off: Callable[[], None] | None = None
         self._listening: Endpoint | None = None
@@ -151,6 +156,7 @@ class MeshSource:
         self.progress_via: tuple[Connection, str | None] | None = None
         """A better-credentialed connection to read progress through (the in-process daemon's
         manager or delivery cred); None: the endpoint's own, as its profile allows."""
+        self._cluster: ClusterView | None = None
         self._ep_lease: EndpointLeaseRead | None = None
         self._rows: list[ChannelRow] = []
         self._rows_at: Ms | None = None
@@ -261,6 +267,7 @@ class MeshSource:
         else:
             self._probe = ResponderCheck("unchecked")
         await self.refresh_progress()
+        await self.refresh_cluster()
 
     async def refresh_progress(self) -> None:
         """Read the pipeline's progress (issue 10) as this credential allows."""
@@ -280,6 +287,14 @@ class MeshSource:
             delivery=delivery_json(figs, verdict),
         )
 
+    async def refresh_cluster(self) -> None:
+        """Read the cluster's view of the space (no requests when the server is not clustered)."""
+        try:
+            self._cluster = await read_cluster_view(self.ep.conn, self.ep.space)
+        except Exception as exc:  # noqa: BLE001 - the lease facts stand; the error is shown
+            self._cluster = unread_view(self.ep.conn, f"the read failed: {exc}")
+            self.last_error = f"cluster read: {exc}"
+
     async def refresh_channels(self) -> None:
         try:
             self._rows = await self.ep.list_channels(self._ep_lease)
@@ -296,13 +311,21 @@ class MeshSource:
     def identity(self) -> Identity:
         card = self.agent_card
         if card is None:
-            return Identity(self.ep.space, self.ep.id, self.ep.card.name, self.mode, self.server)
+            return Identity(
+                self.ep.space,
+                self.ep.id,
+                self.ep.card.name,
+                self.mode,
+                self.server,
+                credential=creds_label(self.ep.creds),
+            )
         return Identity(
             self.ep.space,
             self.ep.id,
             self.ep.card.name,
             self.mode,
             self.server,
+            credential=creds_label(self.ep.creds),
             kind="agent",
             read=card.read,
             post=card.post,
@@ -405,7 +428,24 @@ class MeshSource:
         return self._channels_input  # type: ignore[return-value]
 
     def lease(self) -> LeaseInput:
-        return LeaseInput(self._lease, self._probe, progress=self._progress)
+        holder = self._lease.holder
+        label = self.known_holders.get(holder) if holder else None
+        is_up = holder is not None and holder == self.up_daemon_id
+        cluster = self._cluster
+        if cluster is None and self.ep.connected:
+            cluster = unread_view(self.ep.conn, "not read yet")
+        return LeaseInput(
+            self._lease,
+            self._probe,
+            progress=self._progress,
+            holder_label=label,
+            holder_is_up=is_up,
+            cluster=cluster,
+        )
+
+    def cluster(self) -> ClusterView | None:
+        """The last cluster read (None: not read yet)."""
+        return self._cluster
 
     def pending(self) -> PendingInput:
         now = self.clock()

@@ -35,6 +35,13 @@ from cotal_tui.console.source import (
     RosterInput,
     SendOutcome,
 )
+from cotal_tui.mesh.cluster_view import (
+    ClusterView,
+    ConsumerState,
+    ReplicaState,
+    StreamState,
+    space_stream_names,
+)
 from cotal_tui.protocol.pipeline import (
     Backlog,
     DeadLetterSummary,
@@ -343,6 +350,8 @@ def lease_case(verdict: str, now: Ms = FIXED_NOW) -> tuple[LeaseInput, Connectio
         return replace(base, progress=stalled_progress(now)), up, mode
     if verdict == "dead-letters":
         return replace(base, progress=dead_letter_progress(now)), up, mode
+    if verdict in ("quorum-lost", "stalled"):
+        return replace(base, cluster=demo_cluster(verdict)), up, mode
     raise ValueError(f"no fixture for lease verdict {verdict!r}")
 
 
@@ -425,6 +434,34 @@ def dead_letter_progress(now: Ms = FIXED_NOW) -> ProgressCheck:
     )
 
 
+def demo_cluster(verdict: str) -> ClusterView:
+    """A 3-node cluster (n1..n3, connected to n1, n3 down) with CHAT leaderless (quorum-lost)
+    or the fan-out consumer not moving (stalled)."""
+    up2 = (
+        ReplicaState("n2", current=True, offline=False, lag=0, active_ms=120.0),
+        ReplicaState("n3", current=False, offline=True, lag=None, active_ms=9_000.0),
+    )
+    streams = [
+        StreamState(name, leader="n1", replicas=up2, wanted=3)
+        for name in space_stream_names("demo")
+    ]
+    if verdict == "quorum-lost":
+        streams[0] = StreamState(streams[0].name, wanted=3, error="no answer in 2s (TimeoutError)")
+    idle = 6_400.0 if verdict == "stalled" else 40.0
+    consumers = (
+        ConsumerState("CHAT_demo", "fanout", leader="n1", pending=37, ack_pending=0, idle_ms=idle),
+        ConsumerState("INBOX_demo", "reader", leader="n2", pending=0, ack_pending=0, idle_ms=idle),
+    )
+    return ClusterView(
+        clustered=True,
+        connected="n1",
+        cluster_name="cotal",
+        streams=tuple(streams),
+        consumers=consumers,
+        read_at=FIXED_NOW / 1000,
+    )
+
+
 LEASE_VERDICTS = (
     "serving",
     "not-ready",
@@ -437,6 +474,8 @@ LEASE_VERDICTS = (
     "clock-skew",
     "not-moving",
     "dead-letters",
+    "quorum-lost",
+    "stalled",
 )
 
 
@@ -635,7 +674,8 @@ def agent_data(now: Ms = FIXED_NOW) -> FixtureData:
     data = demo_data(now, daemon=False)
     ada_id = "ag-ada-01"
     data.identity = Identity("demo", ada_id, "ada", "auth", "nats://127.0.0.1:4222",
-                             kind="agent", read=("general", "review", "team.*"),
+                             credential="agent ada.creds", kind="agent",
+                             read=("general", "review", "team.*"),
                              post=("general",))  # fmt: skip
     data.roster = RosterInput(
         "current",

@@ -42,6 +42,7 @@ from cotal_tui.console.source import (
     MessageInput,
     Ms,
     PeerInput,
+    PeerStatus,
     PendingInput,
     RosterInput,
     Source,
@@ -54,6 +55,7 @@ from cotal_tui.console.verdict import (
     channel_health,
     judge_lease,
 )
+from cotal_tui.mesh.cluster_view import cluster_lines
 
 Clock = Callable[[], Ms]
 
@@ -200,6 +202,9 @@ class ConsoleModel:
         self._tick = 0
         self._received = 0
         self._unread: dict[str, int] = {}
+        self._known_status: dict[str, PeerStatus] = {}
+        """Each peer's status as last seen while the roster was current."""
+        self._roster_was_current = False
         self._rates: dict[str, RateRing] = {}
         self._total_rate = RateRing(self.options.rate_window_s)
         self._zero_rate: tuple[int, ...] = (0,) * self.options.rate_window_s
@@ -243,6 +248,23 @@ class ConsoleModel:
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutdown path
                 pass
 
+    def _place(self, entry: FeedEntry) -> None:
+        """Append a live message; put a replayed (historical) one where its time belongs, so
+        backfill never shows older times below newer ones."""
+        feed = self._feed
+        if not entry.historical or not feed or feed[-1].ts <= entry.ts:
+            feed.append(entry)
+            return
+        i = len(feed)
+        while i > 0 and feed[i - 1].ts > entry.ts:
+            i -= 1
+        if len(feed) == feed.maxlen:
+            if i == 0:
+                return  # older than everything the window keeps
+            feed.popleft()
+            i -= 1
+        feed.insert(i, entry)
+
     def mark_read(self, channel: str) -> None:
         """The operator looked at this channel: its unread arrivals go back to zero."""
         self._unread[channel] = 0
@@ -277,6 +299,7 @@ class ConsoleModel:
         second = now // 1000
         feed = FeedView(
             entries=tuple(self._feed),
+            last_seq=self._seq,
             received=self._received,
             rate=self._total_rate.history(second),
             source=self._feed_source(link, now),
@@ -295,6 +318,7 @@ class ConsoleModel:
             space=ident.space,
             self_id=ident.self_id,
             self_name=ident.self_name,
+            credential=ident.credential,
             mode=ident.mode,
             demo=self.options.demo,
             read_only=self.options.read_only,
@@ -332,7 +356,7 @@ class ConsoleModel:
                 label = "role:" + m.target
             lowered = ident.self_name.lower()
             to_me = (m.mode == "dm" and m.target == ident.self_id) or lowered in m.mentions
-            self._feed.append(
+            self._place(
                 FeedEntry(
                     seq=self._seq,
                     id=m.id,
@@ -356,7 +380,7 @@ class ConsoleModel:
             self._feed_last_at = now
             second = min(m.ts, now) // 1000
             self._total_rate.add(second)
-            if m.mode == "channel":
+            if m.mode == "channel" and m.sender_id != ident.self_id:
                 self._unread[m.target] = self._unread.get(m.target, 0) + 1
                 ring = self._rates.get(m.target)
                 if ring is None:
@@ -375,6 +399,11 @@ class ConsoleModel:
         counts = {"working": 0, "waiting": 0, "idle": 0, "offline": 0}
         reorder = len(r.peers) != len(self._roster_order)
         self_id = ident.self_id
+        current = r.view == "current"
+        known = self._known_status
+        if current != self._roster_was_current:
+            reorder = True
+            self._roster_was_current = current
         for p in r.peers:
             delta = now - p.ts
             bucket = -1 if delta < -AGE_SKEW_MS else delta // AGE_STEP_MS
@@ -386,8 +415,13 @@ class ConsoleModel:
                     reorder = True
                 row = _roster_row(p, self_id, bucket)
             cache[p.id] = (p, bucket, row)
+            if current:
+                known[p.id] = p.status
+            elif row.status == "offline" and known.get(p.id, "offline") != "offline":
+                # Aged out while we could not hear: that is no evidence it went offline.
+                row = replace(row, status=known[p.id], last_known=True)
             rows[p.id] = row
-            counts[p.status] = counts.get(p.status, 0) + 1
+            counts[row.status] = counts.get(row.status, 0) + 1
         self._roster_cache = cache
         if reorder or any(pid not in rows for pid in self._roster_order):
             ordered = sorted(
@@ -446,7 +480,12 @@ class ConsoleModel:
         else:
             text = None
         caveat = None
-        if health == "active" and verdict != "serving":
+        if health == "active" and verdict in BACKSTOP_DOWN_VERDICTS:
+            # The agents' rule (§5.9) reads only the lease; the console knows more: a held
+            # lease whose daemon does not answer is no backstop.
+            health = "degraded"
+            text = HEALTH_TEXT["degraded"] + f" (lease verdict {verdict})"
+        elif health == "active" and verdict != "serving":
             caveat = f"as agents see it; the lease verdict is {verdict}"
         if ch.durable_unclosed:
             text = CLEANUP_TEXT if text is None else f"{CLEANUP_TEXT} · {text}"
@@ -458,7 +497,7 @@ class ConsoleModel:
             description=ch.description,
             retained=ch.retained,
             joined=ch.joined,
-            unread=self._unread.get(ch.name, 0),
+            unread=min(self._unread.get(ch.name, 0), max(ch.retained, 0)),
             rate=rate,
             health=health,
             health_text=text,
@@ -514,6 +553,8 @@ class ConsoleModel:
             responder_source=responder_source,
             progress=lease.progress.evidence if lease.progress is not None else (),
             delivery=lease.progress.delivery if lease.progress is not None else None,
+            holder_note=holder_note(lease, j.verdict, j.age_ms, j.ttl_left_ms),
+            cluster=cluster_lines(lease.cluster),
         )
 
     @staticmethod
@@ -582,3 +623,32 @@ class ConsoleModel:
         if age is None:
             return SourceView("feed", "chat/dm subscriptions", None, "fresh", "no live message yet")
         return SourceView("feed", "chat/dm subscriptions", age, "fresh")
+
+
+BACKSTOP_DOWN_VERDICTS = frozenset({"no-responder", "stale", "no-lease", "unreachable"})
+"""Lease verdicts under which no durable channel can honestly read "active"."""
+UNRENEWED_MS = 20_000
+"""A lease this old has missed its renewals (it is renewed every 15 s)."""
+
+
+def holder_note(
+    lease: LeaseInput, verdict: str, age_ms: int | None, ttl_left_ms: int | None
+) -> str | None:
+    """Who holds the lease (when known) and, when it is the unrenewed lease of the daemon `up`
+    runs on this state dir (an `up` that crashed), what a restarted `up` is waiting for."""
+    label = lease.holder_label
+    if not lease.holder_is_up:
+        return f"holder is {label}" if label else None
+    who = label or "the in-process daemon of cotal-tui up on this state dir"
+    unrenewed = verdict == "stale" or (age_ms is not None and age_ms > UNRENEWED_MS)
+    if unrenewed:
+        when = (
+            f"it expires in {ttl_left_ms // 1000 + 1}s"
+            if ttl_left_ms is not None and ttl_left_ms > 0
+            else "it has outlived its TTL and is about to be removed"
+        )
+        return (
+            f"holder is {who}, but nothing renews it: an up that crashed left it behind. A "
+            f"restarted up waits for this lease to expire before its daemon binds ({when})"
+        )
+    return f"holder is {who}"

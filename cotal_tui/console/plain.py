@@ -79,7 +79,8 @@ class PlainStream:
             if e.seq > self._last_seq:
                 out.append(message_line(e))
         if snap.feed.entries:
-            self._last_seq = max(self._last_seq, snap.feed.entries[-1].seq)
+            newest = snap.feed.last_seq or max(e.seq for e in snap.feed.entries)
+            self._last_seq = max(self._last_seq, newest)
         return out
 
     def _presence(self, snap: Snapshot, now: str) -> list[str]:
@@ -147,6 +148,8 @@ def check_snapshot(snap: Snapshot) -> CheckResult:
         summary += f" unrouted={'?' if pending is None else pending}"
         if d.get("deadLettered"):
             summary += f" dead-letters={d['deadLettered']}"
+    if lease.cluster:
+        summary += f" cluster={lease.cluster[0]}"
     detail = f" — {'; '.join(worst)}" if worst else ""
     return CheckResult(code, f"{EXIT_WORD[code]}: {summary}{detail}")
 

@@ -27,10 +27,15 @@ from cotal_tui.console.source import ConnectionInput
 from cotal_tui.console.watch import ConsoleWatcher, LiveHooks, WatchedConfig
 from cotal_tui.delivery.daemon import DaemonError, DeliveryDaemon
 from cotal_tui.mesh.connection import Connection, ConnectionError_
+from cotal_tui.mesh.creds_claims import may_publish
+from cotal_tui.mesh.durable import LiveOnly
 from cotal_tui.mesh.endpoint import Endpoint, creds_identity
+from cotal_tui.mesh.failures import classify
 from cotal_tui.mesh.lease import LeaseHeld
 from cotal_tui.mesh.plane3_agent import Plane3Agent
 from cotal_tui.protocol.cred_card import CredCard
+from cotal_tui.protocol.names import dm_durable, dm_stream, kv_subject, presence_bucket
+from cotal_tui.protocol.subjects import delivery_request_subject, token
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
 RETRY_START_S = 2.0
@@ -76,13 +81,18 @@ class SourceDown(MeshSource):
     """A MeshSource whose endpoint has not connected yet: says why, instead of 'connecting'."""
 
     start_error: str | None = None
+    start_kind: str | None = None
+    """The failure's kind in the one taxonomy (mesh/failures.py): unreachable, refused
+    credentials, wrong space, permission, …"""
     start_unreachable: bool = True
     """False when the broker answered but binding failed (permissions, space not provisioned)."""
 
     def connection(self) -> ConnectionInput:
         if self.start_error and not self.ep.connected:
             state = "unreachable" if self.start_unreachable else "closed"
-            return ConnectionInput(state, last_error=self.start_error)
+            kind = (self.start_kind or "").replace("-", " ")
+            text = f"{kind}: {self.start_error}" if kind and not self.start_unreachable else None
+            return ConnectionInput(state, last_error=text or self.start_error)
         return super().connection()
 
 
@@ -126,6 +136,7 @@ class ConsoleSession:
 
     def _endpoint(self) -> Endpoint:
         o = self.options
+        observer = o.observer or o.read_only or not self._may_consume()
         card = self.agent_card
         name, role, kind, channels = o.name, o.role, "endpoint", list(o.channels)
         if card is not None:  # name/role/boot channels from the cred; --name only without one
@@ -141,12 +152,43 @@ class ConsoleSession:
             kind=kind,
             creds=self.creds,
             channels=channels,
-            register_presence=not (o.read_only or o.observer),
-            consume=not o.observer,
+            register_presence=not observer,
+            consume=not observer,
             create_space=False,
-            durable=Plane3Agent if self.creds else None,
+            durable=self._durable(observer),
             connect_timeout=o.connect_timeout,
         )
+
+    def _identity(self) -> str | None:
+        if self.creds is None:
+            return None
+        try:
+            return creds_identity(self.creds)
+        except (OSError, ValueError, KeyError, IndexError):
+            return None
+
+    def _may_consume(self) -> bool:
+        """Whether the credential may be a participant: write its own presence and bind its own
+        direct-message consumer. An observer or admin cred may not: the console then runs as
+        an observer, never looping on (or waiting out) what the broker will refuse."""
+        ident = self._identity()
+        if ident is None:
+            return True
+        space = self.options.space
+        presence = kv_subject(presence_bucket(space), token(ident))
+        dm = f"$JS.API.CONSUMER.INFO.{dm_stream(space)}.{dm_durable(ident)}"
+        return may_publish(self.creds, presence) and may_publish(self.creds, dm)
+
+    def _durable(self, observer: bool) -> type[Plane3Agent] | type[LiveOnly] | None:
+        """Plane-3 durable membership only for a credential that may ask the daemon
+        (ctl.delivery); anything else is live only, so no request waits out its timeout."""
+        if self.creds is None:
+            return None
+        ident = self._identity()
+        if observer or ident is None:
+            return LiveOnly
+        subject = delivery_request_subject(self.options.space, ident)
+        return Plane3Agent if may_publish(self.creds, subject) else LiveOnly
 
     async def prepare(self) -> None:
         """Before starting: with no --server and nothing listening, start the embedded server.
@@ -168,12 +210,28 @@ class ConsoleSession:
         self.ep = self._endpoint()
         self.source.ep = self.ep
         self.source.mode = "auth" if self.creds else "open"
+        self._name_delivery_identities()
         self.source.server = self.server_url
+
+    def _name_delivery_identities(self) -> None:
+        """Let the lease pane name the daemon `up` runs on this state dir (its delivery cred),
+        without minting anything."""
+        o = self.options
+        path = Path(o.state_dir) / "auth" / f"delivery.{o.space}.creds"
+        if not path.is_file():
+            return
+        with contextlib.suppress(OSError, ValueError, KeyError, IndexError):
+            ident = creds_identity(str(path))
+            self.source.up_daemon_id = ident
+            self.source.known_holders[ident] = (
+                f"the in-process daemon of cotal-tui up on {o.state_dir}"
+            )
 
     async def _embedded_identity(self) -> None:
         """On the space's own server: act as a provisioned agent named --name (minted once into
         <state-dir>/<name>.creds, free to read and post any channel), so joins get a real durable
-        backstop; the allow-all manager cred is kept for an in-process daemon."""
+        backstop. An in-process daemon (--daemon) runs as the space's delivery cred when the
+        state dir has one, and only otherwise as the allow-all manager cred."""
         from cotal_tui.server.auth import AuthNotFound, load_space_auth
         from cotal_tui.server.mint import MintError, mint
 
@@ -183,7 +241,10 @@ class ConsoleSession:
         except (AuthNotFound, OSError, ValueError):
             self.notes.append(f"no trust chain for {o.space!r} under {o.state_dir}: open mode")
             return
-        if manager.exists():
+        delivery = manager.parent / f"delivery.{token(o.space)}.creds"
+        if delivery.exists():
+            self.daemon_creds_default = str(delivery)
+        elif manager.exists():
             self.daemon_creds_default = str(manager)
         mine = Path(o.state_dir) / f"{o.name}.creds"
         if not mine.exists():
@@ -225,12 +286,13 @@ class ConsoleSession:
                 self.source.listen()
                 await self.ep.start()
                 break
-            except (ConnectionError_, OSError) as exc:
-                self.source.start_error = str(exc)
-                self.source.start_unreachable = True
             except Exception as exc:  # noqa: BLE001 - e.g. the space is not provisioned
-                self.source.start_error = f"could not bind: {type(exc).__name__}: {exc}"
-                self.source.start_unreachable = False
+                failure = classify(exc, server=self.server_url, space=self.options.space)
+                self.source.start_error = failure.text
+                self.source.start_kind = failure.kind
+                self.source.start_unreachable = failure.kind == "unreachable"
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.ep.stop(graceful=False), 3.0)
             await asyncio.sleep(RETRY_START_S)
             self.ep = self._endpoint()
             self.source.ep = self.ep
@@ -273,6 +335,9 @@ class ConsoleSession:
         self.daemon, self.daemon_conn = daemon, conn
         self.source.delivery_daemon = daemon
         self.source.progress_via = (conn, creds)  # its cred reads the pipeline's progress
+        self.source.known_holders[daemon_id] = "this console's in-process daemon"
+        if self.source.up_daemon_id == daemon_id:
+            self.source.up_daemon_id = None  # the same delivery cred: this console holds it now
 
     # -- live edits (console/watch.py) --------------------------------------------------------
 

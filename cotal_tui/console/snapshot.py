@@ -65,6 +65,9 @@ class RosterRow:
     model: str | None = None
     connector: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+    last_known: bool = False
+    """The roster is not current and this status is the last one seen while it was: shown
+    dimmed, never turned into "offline" without evidence."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +143,10 @@ class LeaseView:
     """The pipeline's progress figures in words (backlogs, ages, dead letters)."""
     delivery: Mapping[str, Any] | None = None
     """The ``status --json`` ``delivery`` object, dead-letter records included (None: not read)."""
+    holder_note: str | None = None
+    """Who the holder is and, for a stale lease of `up`'s own daemon, what `up` waits for."""
+    cluster: tuple[str, ...] = ()
+    """What the NATS cluster says (mesh/cluster_view.cluster_lines); empty when not a cluster."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +214,8 @@ class FeedView:
     received: int
     rate: tuple[int, ...]
     source: SourceView
+    last_seq: int = 0
+    """The highest seq in the feed (entries are in time order, so not always the last one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +235,8 @@ class Snapshot:
     daemon: DaemonView | None
     pending: PendingView
     feed: FeedView
+    credential: str = ""
+    """Which credential is in use (profile and file); empty when the source does not say."""
     self_kind: str = "endpoint"
     """``agent`` when the console is the agent its cred describes; then ``acl_read`` and
     ``acl_post`` are the channels it may read and post on (None: unrestricted)."""

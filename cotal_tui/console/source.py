@@ -19,7 +19,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from cotal_tui.mesh.cluster_view import ClusterView
 
 Ms = int
 """Epoch milliseconds."""
@@ -47,6 +50,8 @@ class Identity:
     self_name: str
     mode: SpaceMode = "auth"
     server: str = ""
+    credential: str = ""
+    """Which credential the console connects with (profile and file), for the header."""
     kind: str = "endpoint"
     """``agent`` when the console runs as the agent its cred describes (``console --creds``)."""
     read: tuple[str, ...] | None = None
@@ -177,6 +182,12 @@ class LeaseInput:
     """The lease bucket's max_age: a record older than this has outlived its renewals."""
     progress: ProgressCheck | None = None
     """Pipeline progress; None where the source does not read it (fixtures): not weighed."""
+    holder_label: str | None = None
+    """Who the holder is, when this console knows the identity (e.g. the daemon `up` runs)."""
+    holder_is_up: bool = False
+    """The holder is the delivery identity of the `up` on this console's state dir."""
+    cluster: ClusterView | None = None
+    """What the NATS cluster said at the last read (None: not read; not a cluster)."""
 
 
 @dataclass(frozen=True, slots=True)

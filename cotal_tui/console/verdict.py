@@ -25,6 +25,7 @@ from cotal_tui.console.source import (
 )
 from cotal_tui.mesh.lease_table import (
     AGE,
+    CLUSTER,
     LINK,
     MODE,
     NO_JOIN,
@@ -40,6 +41,7 @@ from cotal_tui.mesh.lease_table import (
 
 __all__ = [
     "AGE",
+    "CLUSTER",
     "LINK",
     "MODE",
     "NO_JOIN",
@@ -107,6 +109,7 @@ def lease_columns(
         "responder": responder_word,
         "mode": mode,
         "pipeline": pipeline_word(lease.progress, now),
+        "cluster": lease.cluster.word() if lease.cluster is not None else "n/a",
     }
     return cols, age_ms, skew_ms
 
@@ -164,6 +167,7 @@ def judge_lease(
         responder_detail=responder_detail,
         latency=f"{probe.latency_ms:.0f} ms" if probe.latency_ms is not None else "?",
         pipeline_detail=pipeline_detail(lease.progress, now),
+        cluster_detail=lease.cluster.detail() if lease.cluster is not None else "not read",
     )
     ttl_left = None if age_ms is None else lease.ttl_ms - age_ms
     return LeaseJudgement(

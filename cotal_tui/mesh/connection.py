@@ -39,6 +39,10 @@ class Unreachable(ConnectionError_):
     """The broker could not be reached within the connect timeout."""
 
 
+class CredsRefused(ConnectionError_):
+    """The broker answered and refused the credential (or its absence): Authorization Violation."""
+
+
 class CredsUnreadable(ConnectionError_):
     """The creds file given does not exist or cannot be read."""
 
@@ -91,6 +95,14 @@ def parse_refusal(text: str) -> PermissionRefusal | None:
         return None
     op = m.group(1).lower()
     return PermissionRefusal(op, m.group(2).lower(), text)  # type: ignore[arg-type]
+
+
+def server_list(servers: str | list[str]) -> list[str]:
+    """A cluster's URLs as nats-py's server list: ``"nats://a:4222,nats://b:4222"`` (what
+    ``--server`` takes and ``up --cluster`` prints) or a list. nats-py reconnects to the next
+    one when its node goes away (and also learns peers from the server's INFO)."""
+    items = servers if isinstance(servers, list) else servers.split(",")
+    return [s.strip() for s in items if s.strip()]
 
 
 def connection_name(name: str) -> str:
@@ -204,16 +216,25 @@ class Connection:
             options["user_credentials"] = self.creds
         nc = Client()
         self._closing = False
-        try:
-            await asyncio.wait_for(
+        first_failure: asyncio.Future[Exception] = asyncio.get_running_loop().create_future()
+
+        async def on_connect_error(exc: Exception) -> None:
+            # nats-py retries a failed first connect until the timeout; a refused credential or
+            # a closed port will not change in that time, so the first one ends the attempt.
+            if not first_failure.done() and _fails_fast(exc):
+                first_failure.set_result(exc)
+            await self._on_error(exc)
+
+        connecting = asyncio.ensure_future(
+            asyncio.wait_for(
                 nc.connect(
-                    self.servers,
+                    server_list(self.servers),
                     name=connection_name(self.name),
                     inbox_prefix=inbox_prefix(self.instance_id),
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=self.reconnect_time_wait,
                     connect_timeout=max(1, int(self.connect_timeout)),
-                    error_cb=self._on_error,
+                    error_cb=on_connect_error,
                     disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected,
                     closed_cb=self._on_closed,
@@ -221,9 +242,34 @@ class Connection:
                 ),
                 timeout=self.connect_timeout,
             )
+        )
+        try:
+            await asyncio.wait({connecting, first_failure}, return_when=asyncio.FIRST_COMPLETED)
+            if first_failure.done() and not connecting.done():
+                await cancel_and_wait([connecting], timeout=2.0)
+                raise first_failure.result()
+            first_failure.cancel()
+            await connecting
+        except asyncio.CancelledError:
+            connecting.cancel()
+            await close_client(nc, 2.0, connection_name(self.name))
+            raise
         except (TimeoutError, OSError, nats.errors.Error) as exc:
             await close_client(nc, 2.0, connection_name(self.name))
             detail = self._last_error or str(exc) or type(exc).__name__
+            if _is_auth_refusal(exc) or _is_auth_refusal(detail):
+                who = f"the credential {self.creds}" if self.creds else "a connection without creds"
+                raise CredsRefused(
+                    f"NATS at {self.server_url} refused {who} (Authorization Violation); pass "
+                    "--creds with a .creds minted by this server's trust chain (`cotal-tui mint "
+                    "NAME` with the --state-dir `up` uses)"
+                ) from exc
+            if _is_reset(exc) or "reset by peer" in detail.lower():
+                raise CredsRefused(
+                    f"NATS at {self.server_url} answered, then closed the connection ({detail}): "
+                    "an auth-mode server does this to a credential it refuses"
+                    + ("" if self.creds else " and to a connection without one; pass --creds")
+                ) from exc
             raise Unreachable(
                 f"cannot reach NATS at {self.server_url} ({detail}); is the server running? "
                 "Start one with `cotal-tui up`"
@@ -414,6 +460,22 @@ def _log_close_error(task: asyncio.Task[None], label: str) -> None:
     exc = None if task.cancelled() else task.exception()
     if exc is not None:
         log.debug("close of %s did not finish cleanly: %r", label, exc)
+
+
+def _is_auth_refusal(exc: object) -> bool:
+    if isinstance(exc, nats.errors.AuthorizationError):
+        return True
+    text = str(exc).lower()
+    return "authorization violation" in text or "authentication" in text
+
+
+def _is_reset(exc: object) -> bool:
+    return isinstance(exc, ConnectionResetError)
+
+
+def _fails_fast(exc: Exception) -> bool:
+    """A first-connect error that retrying within the timeout will not cure."""
+    return _is_auth_refusal(exc) or isinstance(exc, ConnectionRefusedError | ConnectionResetError)
 
 
 def _now() -> float:

@@ -181,8 +181,10 @@ def lease_columns(
     responder: ResponderProbe = "not-probed",
     mode: SpaceMode = "auth",
     pipeline: str = "unchecked",
+    cluster: str = "n/a",
 ) -> dict[str, str]:
-    """This side's inputs as the table's column words (the lease is read now, so never old)."""
+    """This side's inputs as the table's column words (the lease is read now, so never old);
+    ``cluster`` is :meth:`cotal_tui.mesh.cluster_view.ClusterView.word`."""
     present = read == "present"
     return {
         "link": "down" if read == "unreachable" else "up",
@@ -192,6 +194,7 @@ def lease_columns(
         "responder": RESPONDER_COLUMN[responder],
         "mode": mode,
         "pipeline": pipeline,
+        "cluster": cluster,
     }
 
 
@@ -204,6 +207,7 @@ def lease_verdict(
     holder: str | None = None,
     mode: SpaceMode = "auth",
     pipeline: str = "unchecked",
+    cluster: str = "n/a",
 ) -> LeaseVerdict:
     """Look the case up in :data:`~cotal_tui.mesh.lease_table.RULES` (pure; no I/O).
 
@@ -211,7 +215,13 @@ def lease_verdict(
     writer's clock is ahead (verdict ``clock-skew``).
     """
     cols = lease_columns(
-        read, ready=ready, age_ms=age_ms, responder=responder, mode=mode, pipeline=pipeline
+        read,
+        ready=ready,
+        age_ms=age_ms,
+        responder=responder,
+        mode=mode,
+        pipeline=pipeline,
+        cluster=cluster,
     )
     present = read == "present"
     return LeaseVerdict(

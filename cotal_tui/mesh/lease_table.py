@@ -21,6 +21,9 @@ Nothing else decides whether delivery is serving.
   messages move. The ``pipeline`` column (``protocol.pipeline``) does: a stalled fan-out or
   reader is "not-moving" (critical: "serving, but not moving"), unreadable progress is
   "unverified", recent dead letters and a KV consumer excess are degraded.
+- Cluster (issue 15): the ``cluster`` column (``mesh.cluster_view``): a leaderless space stream
+  is "quorum-lost", a daemon consumer with work and no ack for a while "stalled", a clustered
+  server whose view was not read "unverified". Quorum loss is named before a pipeline stall.
 
 The exhaustive test (``tests/unit/test_lease_table.py``) walks :data:`COLUMNS`.
 """
@@ -47,6 +50,8 @@ Verdict = Literal[
     "not-moving",
     "dead-letters",
     "consumer-excess",
+    "quorum-lost",
+    "stalled",
 ]
 
 STALE_AFTER_MS = LEASE_TTL_MS
@@ -67,6 +72,11 @@ MODE = ("auth", "open")
 # surface does not read progress (``up``'s summary, an agent's own lease view); the operator
 # surfaces (status, check, the console) always supply one of the others.
 PIPELINE = ("moving", "stalled", "unknown", "dead-letters", "consumer-excess", "unchecked")
+# What a NATS cluster says (mesh/cluster_view.py): "n/a" not a cluster (or not readable with this
+# credential), "ok" every space stream has a leader and the daemon's consumers move, "lost" a
+# space stream or daemon consumer has no leader (no quorum), "stalled" a daemon consumer has work
+# waiting and acked nothing for a while, "unread" a clustered server whose view was not read.
+CLUSTER = ("n/a", "ok", "lost", "stalled", "unread")
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "link": LINK,
@@ -76,7 +86,11 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "responder": RESPONDER,
     "mode": MODE,
     "pipeline": PIPELINE,
+    "cluster": CLUSTER,
 }
+
+DEFAULT_WORDS: dict[str, str] = {"cluster": "n/a"}
+"""A surface that does not read a column (e.g. status on one server) gives it this word."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +108,13 @@ class Rule:
     responder: frozenset[str] | None = None
     mode: frozenset[str] | None = None
     pipeline: frozenset[str] | None = None
+    cluster: frozenset[str] | None = None
 
     def matches(self, cols: dict[str, str]) -> bool:
         for column in COLUMNS:
             allowed = getattr(self, column)
-            if allowed is not None and cols[column] not in allowed:
+            word = cols.get(column, DEFAULT_WORDS.get(column))
+            if allowed is not None and word not in allowed:
                 return False
         return True
 
@@ -152,13 +168,32 @@ RULES: tuple[Rule, ...] = (
          "the lease is fresh but nothing answered the delivery probe ({responder_detail}): the "
          "daemon is wedged or gone; " + NO_JOIN,
          responder=_w("silent")),
+    # Cluster (issue 15) before pipeline progress (issue 10): a leaderless stream names the
+    # cause of any stall. Both cluster rows claim "the daemon answers", so they need that answer.
+    Rule("quorum-lost", "quorum-lost", "degraded",
+         "the daemon answers but the cluster has lost quorum ({cluster_detail}): writes to those "
+         "streams fail and the offline backstop does not move until NATS elects a leader (2 of "
+         "3 replicas up)",
+         responder=_w("answered"), cluster=_w("lost")),
     Rule("not-moving", "not-moving", "critical",
          "serving, but not moving: {pipeline_detail}; the offline backstop is not delivering",
          pipeline=_w("stalled")),
+    # The cluster's quick stall reading (a daemon consumer with work waiting that acked nothing
+    # for 3 s) is kept beside the pipeline's evidence-based one (oldest unrouted past 10 s and the
+    # ack floor idle as long): a measured stall is critical and wins; the quick one degrades.
+    Rule("stalled", "stalled", "degraded",
+         "the daemon answers but its pipeline is not moving ({cluster_detail}): offline members "
+         "get nothing until it resumes (after a node loss: until it reconnects and its consumers "
+         "resume on the new leader)",
+         responder=_w("answered"), cluster=_w("stalled")),
     Rule("probe-unproven", "unverified", "unknown",
          "the lease is ready but the responder check {responder_detail}: not shown as serving "
          "without an answer",
          responder=_w("failed", "unchecked", "old", "denied")),
+    Rule("cluster-unread", "unverified", "unknown",
+         "the server is clustered but the cluster's state was not read ({cluster_detail}): "
+         "delivery health unknown until it is",
+         cluster=_w("unread")),
     Rule("progress-unknown", "unverified", "unknown",
          "the daemon answers, but whether messages move is unknown ({pipeline_detail}): not "
          "shown as serving without that evidence",
@@ -173,13 +208,16 @@ RULES: tuple[Rule, ...] = (
          "a daemon holds a fresh, ready lease and answered the probe in {latency}: durable joins "
          "and the offline backstop work",
          link=_w("up"), read=_w("present"), age=_w("fresh"), ready=_w("yes"),
-         responder=_w("answered"), pipeline=_w("moving", "unchecked")),
+         responder=_w("answered"), pipeline=_w("moving", "unchecked"),
+         cluster=_w("n/a", "ok")),
 )
 # fmt: on
 
 
 def first_rule(cols: dict[str, str]) -> Rule:
-    """The row that decides ``cols`` (one word per column of :data:`COLUMNS`)."""
+    """The row that decides ``cols`` (one word per column of :data:`COLUMNS`; a column left
+    out takes its :data:`DEFAULT_WORDS` word)."""
+    cols = {**DEFAULT_WORDS, **cols}
     for rule in RULES:
         if rule.matches(cols):
             return rule

@@ -60,6 +60,10 @@ class DeliveryRefused(ControlError):
     """The daemon answered ``ok: false``; the message is the daemon's."""
 
 
+class DeliveryNotPermitted(DeliveryRefused):
+    """The credential may not publish the ``ctl.delivery`` request at all (checked locally)."""
+
+
 class NothingPending(LookupError):
     """:meth:`Plane3Agent.retry_now` named a channel/operation with no retry loop waiting."""
 
@@ -147,6 +151,12 @@ class Plane3Agent:
     # -- ctl.delivery client -----------------------------------------------------------------
 
     async def _ask(self, op: str, args: dict[str, Any], timeout_ms: int) -> Any:
+        if not self.can_probe():
+            # The broker would drop the request silently: a durableJoin would wait out 30 s.
+            raise DeliveryNotPermitted(
+                f"{op}: this credential may not publish on ctl.delivery, so the delivery daemon "
+                "cannot be asked (memberships stay live only); use an agent cred"
+            )
         reply = await self.endpoint.request_delivery(op, args, timeout=timeout_ms / 1000)
         if not reply.ok:
             raise DeliveryRefused(reply.error or f"{op} refused without a reason")
@@ -181,6 +191,8 @@ class Plane3Agent:
     async def on_connected(self, first: bool, boot_channels: list[str]) -> None:
         if not (first and self.auth_mode and boot_channels):
             return
+        if not self.can_probe():
+            return  # nothing to reconcile: this credential can never ask the daemon
         for channel in boot_channels:
             if not is_concrete_channel(channel) or channel in self.generations:
                 continue

@@ -130,6 +130,8 @@ class PullPump:
             desc = headers.get("Description", "")
             if status == "409" and "deleted" in desc.lower():
                 self._gone = desc
+                return
+            await self._rerequest()
             return
         if status == "409":
             desc = headers.get("Description", "")
@@ -139,6 +141,14 @@ class PullPump:
             return
         if status in ("404", "408"):
             self._credits = 0
+
+    async def _rerequest(self) -> None:
+        """A request ran out (expired): ask again now, not when the owner's next ``take`` times
+        out (up to its whole timeout of added latency for whatever arrives meanwhile)."""
+        if self._sub is None or self._stopping or not self.conn.is_connected:
+            return
+        with contextlib.suppress(Exception):
+            await self._refill()
 
     async def _refill(self) -> None:
         silent = time.monotonic() - self._last_activity

@@ -198,8 +198,19 @@ class SpaceAuth:
         return path
 
     # -- server config ------------------------------------------------------------------------
-    def render_server_config(self, host: str, port: int, store_dir: str | Path) -> Path:
-        """Write `server.conf` (§8.2) with every account of the state dir preloaded."""
+    def render_server_config(
+        self,
+        host: str,
+        port: int,
+        store_dir: str | Path,
+        *,
+        extra: list[str] | None = None,
+        name: str = SERVER_CONF,
+    ) -> Path:
+        """Write `server.conf` (§8.2) with every account of the state dir preloaded.
+
+        `extra` lines are appended (a cluster node's `server_name` and `cluster {}` block, see
+        server/cluster.py), `name` is the file name under the auth dir."""
         preload = {self.system.public: self.system_jwt()}
         for acct in self.accounts.values():
             preload[acct.key.public] = self.account_jwt(acct)
@@ -215,8 +226,9 @@ class SpaceAuth:
             "resolver_preload: {",
             *(f"  {pub}: {json.dumps(jwt)}" for pub, jwt in preload.items()),
             "}",
+            *(extra or []),
         ]
-        path = self.dir / SERVER_CONF
+        path = self.dir / name
         _write_private(path, "\n".join(lines) + "\n")
         return path
 
@@ -303,3 +315,12 @@ def ensure_space_auth(state_dir: str | Path, space: str) -> SpaceAuth:
         )
         auth.save()
     return auth
+
+
+def trust_chain_spaces(state_dir: str | Path) -> list[str]:
+    """The account names of the trust chain under `state_dir` (empty when there is none)."""
+    try:
+        auth = _load(Path(state_dir), "main")
+    except AuthError:
+        return []
+    return sorted(a.name for a in auth.accounts.values()) if auth else []

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import nats
 
+from cotal_tui.mesh.connection import server_list
 from cotal_tui.protocol.cred_card import card_tags
 from cotal_tui.protocol.permissions import (
     PROFILES,
@@ -109,7 +110,7 @@ async def _provision(
 
     try:
         nc = await nats.connect(
-            server,
+            server_list(server),
             user_credentials=str(auth.manager_creds_path()),
             error_cb=quiet,
             allow_reconnect=False,

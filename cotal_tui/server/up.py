@@ -7,12 +7,18 @@ it runs it watches the channel seed file and re-applies edits (a bad edit is rep
 written). In auth mode it also runs the space's delivery daemon in-process (server/up_delivery.py;
 `--no-daemon` skips it). SIGINT/SIGTERM stop it cleanly: the daemon (releasing its lease), the
 watcher, the client, then the server (SIGTERM, SIGKILL after a grace period, always reaped).
+
+Cluster options live in server/up_cluster.py: `--cluster N` starts a local cluster instead of one
+server, `--server URL,...` provisions an existing one and starts nothing, `--replicas N` is
+checked against the cluster size the server reports, `--write-server-config` renders a node's
+config and exits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from dataclasses import dataclass
@@ -23,10 +29,41 @@ import nats
 from nats.aio.client import Client
 from watchfiles import awatch
 
-from cotal_tui.server.auth import AuthError, SpaceAuth, ensure_space_auth
-from cotal_tui.server.process import EmbeddedServer, EmbeddedServerError, port_open
+from cotal_tui.mesh.connection import server_list
+from cotal_tui.server.auth import (
+    AuthError,
+    AuthNotFound,
+    SpaceAuth,
+    ensure_space_auth,
+    load_space_auth,
+)
+from cotal_tui.server.cluster import ClusterError, LocalCluster
+from cotal_tui.server.process import (
+    EmbeddedServer,
+    EmbeddedServerError,
+    port_open,
+    port_refusal,
+)
 from cotal_tui.server.provision import ProvisionError, provision_space
 from cotal_tui.server.seed import ChannelSeedError, apply_channel_seed, load_channel_seed
+from cotal_tui.server.state import (
+    UpRecord,
+    now_ms,
+    read_record,
+    remove_record,
+    store_holder,
+    write_record,
+)
+from cotal_tui.server.up_cluster import (
+    ClusterOptions,
+    ClusterUsageError,
+    NodeConfigOptions,
+    check_cluster,
+    render_node_config,
+    start_local_cluster,
+    validate_options,
+    watch_nodes,
+)
 from cotal_tui.server.up_delivery import UpDelivery
 
 DEFAULT_STATE_DIR = ".cotal"
@@ -43,6 +80,15 @@ class UpOptions:
     state_dir: str = DEFAULT_STATE_DIR
     open: bool = False
     daemon: bool = True
+    # Cluster (server/up_cluster.py): a local cluster of N nodes, or an existing one's URLs.
+    replicas: int | None = None
+    cluster: int | None = None
+    server: str | None = None
+    node_config: NodeConfigOptions | None = None
+
+    @property
+    def cluster_options(self) -> ClusterOptions:
+        return ClusterOptions(cluster=self.cluster, server=self.server, replicas=self.replicas)
 
 
 class UpError(RuntimeError):
@@ -83,7 +129,7 @@ async def connect_client(url: str, creds: str | None) -> Client:
     connect retries forever too, so a refused credential would otherwise hang `up`."""
     kwargs: dict[str, Any] = {"user_credentials": creds} if creds else {}
     probe = await nats.connect(
-        url,
+        server_list(url),
         error_cb=_ignore,
         allow_reconnect=False,
         max_reconnect_attempts=1,
@@ -92,7 +138,7 @@ async def connect_client(url: str, creds: str | None) -> Client:
     )
     await probe.close()
     return await nats.connect(
-        url, error_cb=_ignore, max_reconnect_attempts=-1, connect_timeout=5, **kwargs
+        server_list(url), error_cb=_ignore, max_reconnect_attempts=-1, connect_timeout=5, **kwargs
     )
 
 
@@ -152,8 +198,44 @@ async def watch_channels(
             report.info(f"channels file {path} saved; registry already up to date")
 
 
+def _refusal(options: UpOptions, url: str, store: str, already: bool) -> str | None:
+    """Why `up` must not go on (checked before writing anything), or None."""
+    if already:
+        if options.open:
+            return None
+        try:
+            load_space_auth(Path(options.state_dir), options.space)
+        except AuthNotFound:
+            record = read_record(options.state_dir)
+            ours = record is not None and record.url == url
+            whose = (
+                f"`cotal-tui up` (pid {record.pid}) runs it from {options.state_dir}"
+                if ours
+                else f"it was not started from the trust chain in {options.state_dir}"
+            )
+            return (
+                f"a server already answers on {url} and {whose}; it cannot serve a new space "
+                f"{options.space!r} without a restart: stop it, then run `cotal-tui up --space "
+                f"{options.space}` (or pick another --port)"
+            )
+        except AuthError as exc:
+            return str(exc)
+        return None
+    held = store_holder(store)
+    if held is not None:
+        return str(held)
+    return port_refusal(options.host, options.port)
+
+
 async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
     report = report or Reporter()
+    try:
+        validate_options(options.cluster_options)
+    except ClusterUsageError as exc:
+        report.fail(f"{exc} — nothing was started or written")
+        return 2
+    if options.node_config is not None:
+        return render_node_config(options.state_dir, options.space, options.node_config, report)
     seed_file = channels_path(options)
     seed = None
     seed_text: str | None = None
@@ -165,22 +247,49 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
             report.fail(f"{exc} — nothing was started or written")
             return 2
 
+    url = f"nats://{options.host}:{options.port}"
+    store = options.store_dir or str(Path(options.state_dir) / "store")
+    # --server starts nothing and --cluster checks its own nodes' ports (server/up_cluster.py):
+    # the one-server checks (port, store lock) are for a single local server.
+    single = not (options.server or options.cluster)
+    already = single and port_open(options.host, options.port)
+    # Everything is checked before anything is written: a refusal leaves the state dir as it was.
+    refusal = _refusal(options, url, store, already) if single else None
+    if refusal is not None:
+        report.fail(f"{refusal} — nothing was started or written")
+        return 2
+
     auth: SpaceAuth | None = None
     creds: str | None = None
     if not options.open:
         try:
-            auth = ensure_space_auth(Path(options.state_dir), options.space)
+            if already:
+                auth = load_space_auth(Path(options.state_dir), options.space)
+            else:
+                auth = ensure_space_auth(Path(options.state_dir), options.space)
+            creds = str(auth.manager_creds_path())
         except AuthError as exc:
             report.fail(str(exc))
             return 2
-        creds = str(auth.manager_creds_path())
+        except OSError as exc:
+            report.fail(f"--state-dir {options.state_dir}: cannot write the trust chain ({exc})")
+            return 2
 
-    url = f"nats://{options.host}:{options.port}"
     server: EmbeddedServer | None = None
-    if port_open(options.host, options.port):
+    cluster: LocalCluster | None = None
+    if options.server:
+        url = ",".join(server_list(options.server))
+        report.ok(f"provisioning the NATS server(s) at {url} (no server started)")
+    elif options.cluster:
+        cluster = start_local_cluster(
+            options.cluster, options.host, options.port, options.state_dir, auth, report
+        )
+        if cluster is None:
+            return 1
+        url = ",".join(cluster.urls)
+    elif already:
         report.ok(f"NATS already running on {url}; provisioning it (no new server started)")
     else:
-        store = options.store_dir or str(Path(options.state_dir) / "store")
         config_file = None
         if auth is not None:
             config_file = str(auth.render_server_config(options.host, options.port, store))
@@ -194,6 +303,19 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
             return 1
         mode = "auth" if auth is not None else "open"
         report.ok(f"nats-server started ({mode} mode, pid {server.pid}, store {store})")
+        write_record(
+            options.state_dir,
+            UpRecord(
+                pid=os.getpid(),
+                url=url,
+                host=options.host,
+                port=options.port,
+                space=options.space,
+                store=str(Path(store).absolute()),
+                mode=mode,
+                started_at=now_ms(),
+            ),
+        )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -206,8 +328,11 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
     try:
         try:
             nc = await connect_client(url, creds)
-            result = await provision_space(nc, options.space, channels_seed=seed)
-        except (ProvisionError, ChannelSeedError) as exc:
+            replicas = await check_cluster(nc, options.cluster_options, report)
+            result = await provision_space(
+                nc, options.space, replicas=replicas, channels_seed=seed
+            )
+        except (ProvisionError, ChannelSeedError, ClusterError) as exc:
             report.fail(str(exc))
             return 1
         except Exception as exc:  # noqa: BLE001 - e.g. auth refused by a foreign server
@@ -222,6 +347,7 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
         created = len(result.created)
         report.ok(
             f"space {options.space!r} provisioned "
+            f"at R{result.replicas} "
             f"({created} created, {len(result.existing)} already in place"
             + (f", channels: {', '.join(result.channels_written) or 'up to date'}" if seed else "")
             + ")"
@@ -229,7 +355,7 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
         if auth is not None:
             report.info(f"trust chain in {auth.dir} (mint creds with `cotal-tui mint`)")
         print(f"url: {url}", flush=True)
-        if server is None:
+        if server is None and cluster is None and not options.server:
             return 0
         if auth is not None and options.daemon:
             delivery = UpDelivery(url, options.space, auth, nc, report)
@@ -242,8 +368,12 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
                 watch_channels(nc, options.space, seed_file, report, stop, seed_text),
                 name="channels-watch",
             )
+        nodes_down: set[str] = set()
         while not stop.is_set():
-            if not server.running:
+            if cluster is not None and not watch_nodes(cluster, nodes_down, report):
+                report.fail("every node of the local cluster has exited")
+                return 1
+            if server is not None and not server.running:
                 report.fail(f"nats-server exited unexpectedly; log tail:\n{server.log_tail()}")
                 return 1
             with contextlib.suppress(TimeoutError):
@@ -267,4 +397,8 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
                 await nc.close()
         if server is not None:
             await asyncio.to_thread(server.stop)
+            remove_record(options.state_dir, os.getpid())
             report.ok("nats-server stopped")
+        if cluster is not None:
+            await asyncio.to_thread(cluster.stop)
+            report.ok(f"all {cluster.size} nats-server nodes stopped")

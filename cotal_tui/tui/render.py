@@ -93,6 +93,10 @@ def source_line(src: SourceView, *, prefix: str = "") -> str:
     """The pane subtitle: origin, age, freshness and its reason."""
     if src.age_ms is None:
         age = "never"
+        if src.freshness == "fresh":
+            return f"{src.origin} · {'no update yet' if not src.reason else src.reason}" + (
+                f" · {prefix}" if prefix else ""
+            )
     elif src.age_ms < 1_000:
         age = "<1s ago"
     else:
@@ -147,17 +151,18 @@ def roster_rows(
 def roster_row(r: RosterRow) -> Row:
     name = r.name + " (you)" if r.is_self else r.name
     beat = beat_text(r.heartbeat_age_ms)
+    status = f"{STATUS_GLYPH.get(r.status, '?')} {r.status}" + ("?" if r.last_known else "")
     return Row(
         r.id,
         (
-            (f"{STATUS_GLYPH.get(r.status, '?')} {r.status}", f"status--{r.status}"),
+            (status, "cell--muted" if r.last_known else f"status--{r.status}"),
             (name, None),
             (r.role or "—", None),
             (r.kind, "cell--muted"),
             (one_line(r.activity or "", 120), None),
             (beat, "cell--muted"),
         ),
-        "rowtable--dim" if r.status == "offline" else None,
+        "rowtable--dim" if r.status == "offline" or r.last_known else None,
     )
 
 
@@ -363,6 +368,8 @@ def lease_markup(lease: LeaseView, daemon: DaemonView | None) -> str:
         f"holder [b]{escape(lease.holder or '—')}[/b] · ready {yes_no(lease.ready)}"
         f" · rev {lease.revision if lease.revision is not None else '—'}"
     )
+    if lease.holder_note:
+        lines.append(f"[dim]{escape(lease.holder_note)}[/]")
     lines.append(age)
     if lease.responder == "answered":
         latency = f"{lease.responder_latency_ms:.1f} ms" if lease.responder_latency_ms else "?"
@@ -377,6 +384,8 @@ def lease_markup(lease: LeaseView, daemon: DaemonView | None) -> str:
         f"{age_text(lease.responder_age_ms)} ago" if lease.responder_age_ms is not None else "never"
     )
     lines.append(f"responder {escape(probe)} · {probe_age}")
+    if lease.cluster:
+        lines.append(f"cluster {escape(lease.cluster[0])}")
     lines += progress_lines(lease)
     if daemon is not None:
         lines.append(daemon_markup(daemon))
@@ -432,7 +441,11 @@ def dead_letter_raw(lease: LeaseView) -> str:
 
 def daemon_markup(d: DaemonView) -> str:
     if d.refused:
-        head = f"[$warning]in-process daemon not bound:[/] {escape(d.refused)}"
+        refused = d.refused
+        for lead in ("not bound yet: ", "not bound: "):
+            if refused.startswith(lead):
+                refused = refused[len(lead) :]
+        head = f"[$warning]in-process daemon not bound:[/] {escape(refused)}"
     elif not d.running:
         head = "[$warning]in-process daemon stopped[/]"
     else:
@@ -447,6 +460,8 @@ def daemon_markup(d: DaemonView) -> str:
         f" · dropped {d.dropped} · dead-lettered {d.dead_lettered}"
     )
     out = f"{head}\n{counters}"
+    if d.dropped:
+        out += "\n[dim]dropped: withheld by rule (no read ACL, left, unreadable), not lost[/]"
     if d.last_error:
         when = f"{age_text(d.last_error_age_ms)} ago" if d.last_error_age_ms is not None else ""
         out += f"\n[$error]last error[/] {when}: {escape(one_line(d.last_error, 160))}"
@@ -563,11 +578,16 @@ def lease_detail(lease: LeaseView, daemon: DaemonView | None) -> str:
         kv("clock skew", age_text(lease.skew_ms) if lease.skew_ms is not None else "none seen"),
         kv("read error", lease.read_error or "—"),
         kv("responder", lease.responder),
-        kv("latency", f"{lease.responder_latency_ms} ms" if lease.responder_latency_ms else "—"),
+        kv(
+            "latency",
+            f"{lease.responder_latency_ms:.1f} ms" if lease.responder_latency_ms else "—",
+        ),
         kv("lease src", source_line(lease.source)),
         kv("probe src", source_line(lease.responder_source)),
         *(kv("progress", line) for line in lease.progress),
     ]
+    if lease.cluster:
+        lines += ["", "[b]cluster[/b]", *(escape(line) for line in lease.cluster)]
     if daemon is not None:
         lines += ["", daemon_markup(daemon)]
     lines += ["", "[dim]r: raw lease record (JSON)[/]"]

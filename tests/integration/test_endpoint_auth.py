@@ -185,3 +185,35 @@ async def test_late_refusal_drops_the_channel(auth_space: AuthSpace) -> None:
         await wait_for(lambda: seen[0].connects == [True, False], what="the re-armed seam")
     finally:
         await asyncio.wait_for(bob.stop(), 10)
+
+
+async def test_plane3_never_asks_ctl_delivery_with_a_cred_that_may_not(
+    auth_space: AuthSpace,
+) -> None:
+    """Issue 12 item 4: a durable join with a cred that may not publish on ctl.delivery is
+    refused at once (it used to wait out the 30 s join timeout), and no request is sent."""
+    from cotal_tui.mesh.plane3_agent import DeliveryNotPermitted, Plane3Agent
+
+    admin = await auth_space.mint("ops-admin", "admin")
+    seen: list[bytes] = []
+
+    async def record(msg) -> None:
+        seen.append(msg.data)
+
+    tap = await nats.connect(auth_space.url, user_credentials=str(auth_space.manager_creds))
+    sub = await tap.subscribe(f"cotal.{auth_space.space}.ctl.delivery.>", cb=record)
+    ep = Endpoint(auth_space.url, auth_space.space, name="ops", kind="endpoint",
+                  creds=str(admin.path), channels=["general"], register_presence=False,
+                  consume=False, create_space=False, durable=Plane3Agent)  # fmt: skip
+    try:
+        await asyncio.wait_for(ep.start(), 10)  # the boot channel's durable join is not sent
+        assert isinstance(ep.durable, Plane3Agent) and not ep.durable.can_probe()
+        with pytest.raises(DeliveryNotPermitted, match="may not publish on ctl.delivery"):
+            await asyncio.wait_for(ep.durable.durable_join("general"), 2)
+        assert ep.pending_boot_joins() == []
+        await tap.flush()
+        assert not [d for d in seen if b"durable" in d], seen
+    finally:
+        await ep.stop(graceful=False)
+        await sub.unsubscribe()
+        await tap.close()

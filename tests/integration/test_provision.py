@@ -15,8 +15,14 @@ from spaces import SpaceHandle, unique_space
 
 from cotal_tui.mesh.connection import Connection
 from cotal_tui.mesh.space import ensure_open_space
-from cotal_tui.server.provision import SpaceConfigConflict, inspect_space, provision_space
+from cotal_tui.server.provision import (
+    ReplicaMismatch,
+    SpaceConfigConflict,
+    inspect_space,
+    provision_space,
+)
 from cotal_tui.server.seed import ChannelSeedError
+from cotal_tui.server.specs import space_streams
 
 
 async def test_provision_creates_every_stream_and_bucket_as_the_protocol_says(nc: Client) -> None:
@@ -106,12 +112,20 @@ async def test_conflicting_config_is_reported_field_by_field_and_nothing_changes
 async def test_replica_count_is_applied_and_checked(nc: Client) -> None:
     space = unique_space()
     await provision_space(nc, space, replicas=1)
-    # A single server cannot hold R3 streams; asking for them against R1 ones is a conflict.
-    with pytest.raises(SpaceConfigConflict) as caught:
+    # Asking for R3 on an existing R1 space is not a config diff: it says how to migrate, and
+    # changes nothing.
+    with pytest.raises(ReplicaMismatch) as caught:
         await provision_space(nc, space, replicas=3)
-    fields = {name for diffs in caught.value.conflicts.values() for name, _, _ in diffs}
-    assert fields == {"num_replicas"}
-    assert len(caught.value.conflicts) == 11
+    assert caught.value.found == {s.name: 1 for s in space_streams(space)}
+    message = str(caught.value)
+    assert f"space {space!r} already exists at R1 (11 streams)" in message
+    assert "nothing was changed" in message
+    assert "nats stream edit $s --replicas 3" in message
+    assert "config conflict" not in message and "expected" not in message
+    assert (await nc.jetstream().stream_info(f"CHAT_{space}")).config.num_replicas == 1
+    # Without a replica count, an existing space keeps (and reports) its own.
+    again = await provision_space(nc, space, replicas=None)
+    assert again.replicas == 1 and len(again.existing) == 11 and not again.created
 
 
 # --- channel seed ----------------------------------------------------------------------------

@@ -239,12 +239,13 @@ async def test_join_refused_by_acl_and_pending_boot_join_retry_now(space):
         await session.stop()
 
 
-async def test_check_unprovisioned_space_says_it_could_not_bind(space):
+async def test_check_unprovisioned_space_says_it_is_the_wrong_space(space):
     options = opts(space, observer=True)
     options.space = "nope"
     result = await check(options, timeout=3)
     assert result.code == 2, result.line
-    assert "link=closed" in result.line and "could not bind" in result.line, result.line
+    assert "link=wrong-space" in result.line, result.line
+    assert "space 'nope' not found" in result.line, result.line
 
 
 async def test_no_server_starts_the_embedded_space_and_acts_as_a_minted_agent(tmp_path: Path):

@@ -53,6 +53,7 @@ COLUMN_WORDS = {
     "responder": V.RESPONDER,
     "mode": V.MODE,
     "pipeline": PIPELINE,
+    "cluster": V.CLUSTER,
 }
 
 
@@ -81,6 +82,7 @@ def test_serving_only_with_positive_evidence_on_every_column():
             and cols["ready"] == "yes"
             and cols["responder"] == "answered"
             and cols["pipeline"] in ("moving", "unchecked")
+            and cols["cluster"] in ("n/a", "ok")
         )
         assert serving == evidence, cols
 

@@ -98,3 +98,51 @@ async def test_console_in_tmux(tmp_path: Path):
     finally:
         subprocess.run(["tmux", "-L", SOCKET, "kill-server"], capture_output=True)
         space.stop()
+
+
+async def test_quitting_while_reconnecting_prints_no_traceback(tmp_path: Path):
+    """Issue 12 item 7: `q` while the link is down ends cleanly, nothing on stderr after the
+    screen (it used to print `RuntimeError: Event loop is closed`)."""
+    space = await start_local_space("tmq", state_dir=tmp_path / ".cotal", port=0)
+    agent = await space.mint("desk", "agent", allow_subscribe=[">"], allow_publish=[">"])
+    session = f"cotal-test-{uuid.uuid4().hex[:8]}"
+    pid_file = tmp_path / "console.pid"
+    err_file = tmp_path / "console.err"
+    exe = Path(sys.executable).with_name("cotal-tui")
+    cmd = (
+        f"echo $$ > {pid_file}; unset COLUMNS LINES; exec {exe} console --server {space.url} "
+        f"--space tmq --creds {agent.path} --channel general --state-dir {tmp_path / '.cotal'} "
+        f"2> {err_file}"
+    )
+    try:
+        tmux("-f", "/dev/null", "new-session", "-d", "-s", session, "-x", "160", "-y", "44", cmd)
+
+        # Textual draws on stderr, which goes to the file here: read the screen from there.
+        def drawn() -> str:
+            return err_file.read_bytes().decode(errors="replace") if err_file.exists() else ""
+
+        wait_for_sync(lambda: "● connected" in drawn(), what="the console connected", timeout=30)
+        pid = int(pid_file.read_text())
+        space.server.stop()
+        wait_for_sync(
+            lambda: "reconnecting 3s" in drawn(),
+            what="the console to be reconnecting for 3 s",
+            timeout=30,
+        )
+        tmux("send-keys", "-t", session, "q")
+
+        def gone() -> bool:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            return False
+
+        wait_for_sync(gone, what=f"the console process {pid} to exit after q", timeout=30)
+        err = err_file.read_bytes().decode(errors="replace")
+        tail = err[err.rfind("\x1b[?1049l") :] if "\x1b[?1049l" in err else err
+        for bad in ("Traceback", "Event loop is closed", "Task was destroyed"):
+            assert bad not in err, f"{bad!r} on stderr after quitting:\n{tail[-2000:]}"
+    finally:
+        subprocess.run(["tmux", "-L", SOCKET, "kill-server"], capture_output=True)
+        space.stop()

@@ -99,14 +99,26 @@ async def test_channels_health_words_and_sparkline(make_rig):
         assert len(spark) == 12 and "█" in spark
 
 
-async def test_active_channel_health_is_caveated_when_lease_is_not_serving(make_rig):
-    rig = make_rig(lease_data("no-responder"))
+async def test_active_channel_health_is_caveated_when_lease_is_unverified(make_rig):
+    rig = make_rig(lease_data("unverified"))
     async with rig.app.run_test(size=SIZE) as pilot:
         await settle(pilot, rig)
         rows = {r.key: r for r in rig.app.screen.query_one("#channels-table", RowTable).rows}
         text, cls = rows["general"].cells[3]
         assert cls != "sev--healthy", "a §5.9 'active' must not be green without a serving lease"
-        assert "lease verdict is no-responder" in text
+        assert "lease verdict is unverified" in text
+
+
+@pytest.mark.parametrize("verdict", ["no-responder", "stale"])
+async def test_a_channel_reads_degraded_while_the_backstop_is_down(make_rig, verdict: str):
+    """Issue 12 item 8: during NO-RESPONDER a row never reads "durable backstop active"."""
+    rig = make_rig(lease_data(verdict))
+    async with rig.app.run_test(size=SIZE) as pilot:
+        await settle(pilot, rig)
+        rows = {r.key: r for r in rig.app.screen.query_one("#channels-table", RowTable).rows}
+        text, cls = rows["general"].cells[3]
+        assert cls == "sev--degraded", text
+        assert "active" not in text and f"lease verdict {verdict}" in text, text
 
 
 @pytest.mark.parametrize("verdict", LEASE_VERDICTS)

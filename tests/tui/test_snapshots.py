@@ -75,6 +75,48 @@ def test_main_screen_mono_theme(snap_compare, make_rig):
     assert snap_compare(rig.app, terminal_size=SIZE, run_before=_settled(rig))
 
 
+# -- issue 12: small terminals (item 11) and last-known rows after link loss (item 8) ----------
+
+
+@pytest.mark.parametrize(
+    ("size", "press"),
+    [((80, 24), []), ((80, 24), ["5"]), ((80, 24), ["3"]), ((120, 40), []), ((200, 50), [])],
+    ids=["80x24-roster", "80x24-feed", "80x24-lease", "120x40", "200x50"],
+)
+def test_terminal_sizes(snap_compare, make_rig, size, press):
+    rig = make_rig(tick_interval=None)
+
+    async def run_before(pilot) -> None:
+        await settle(pilot, rig)
+        for key in press:
+            await pilot.press(key)
+        rig.app.tick()
+        await pilot.pause()
+
+    assert snap_compare(rig.app, terminal_size=size, run_before=run_before)
+
+
+def test_link_lost_rows_are_last_known(snap_compare, make_rig):
+    from dataclasses import replace
+
+    from cotal_tui.console.fixtures import FIXED_NOW
+    from cotal_tui.console.source import ConnectionInput, RosterInput
+
+    rig = make_rig(tick_interval=None)
+
+    async def run_before(pilot) -> None:
+        await settle(pilot, rig)
+        data = rig.source.data
+        since = FIXED_NOW - 3_000
+        data.connection = ConnectionInput("reconnecting", since=since, reconnect_attempts=2)
+        swept = tuple(replace(p, status="offline") for p in data.roster.peers)
+        data.roster = RosterInput("stale", swept, observed_at=FIXED_NOW - 9_000)
+        rig.app.tick()
+        await pilot.pause()
+
+    assert snap_compare(rig.app, terminal_size=SIZE, run_before=run_before)
+
+
 def test_main_screen_as_an_agent(snap_compare, make_rig):
     """`console --creds ada.creds`: the header says who and what the cred may read and post,
     #general and #review are durable memberships, the messages sent while away read backlog."""

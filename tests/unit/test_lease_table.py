@@ -34,6 +34,8 @@ EVIDENCE = {
     "ready": {"yes"},
     "responder": {"answered"},
     "pipeline": {"moving", "unchecked"},  # "unchecked": a surface that does not weigh progress
+    # A cluster with a leaderless space stream or a stalled daemon consumer is never serving.
+    "cluster": {"n/a", "ok"},
 }
 
 
@@ -62,6 +64,20 @@ def test_every_combination_gets_exactly_one_verdict_and_serving_needs_all_eviden
 def test_every_row_decides_some_combination():
     used = {T.first_rule(cols).name for cols in every_combination()}
     assert used == {r.name for r in T.RULES}
+
+
+def test_cluster_column_defaults_to_not_a_cluster_and_degrades_serving():
+    serving = {k: sorted(w)[0] for k, w in EVIDENCE.items() if k != "cluster"}
+    serving["mode"] = "auth"
+    assert T.first_rule(serving).verdict == "serving"  # a surface that does not read it
+    assert T.first_rule({**serving, "cluster": "ok"}).verdict == "serving"
+    lost = T.first_rule({**serving, "cluster": "lost"})
+    assert (lost.verdict, lost.severity) == ("quorum-lost", "degraded")
+    stalled = T.first_rule({**serving, "cluster": "stalled"})
+    assert (stalled.verdict, stalled.severity) == ("stalled", "degraded")
+    # the critical rows still come first
+    worst = T.first_rule({**serving, "cluster": "lost", "responder": "silent"})
+    assert worst.severity == "critical"
 
 
 def test_stale_means_past_the_ttl():

@@ -249,7 +249,7 @@ class FeedPane(Pane):
 
     def apply(self, snap: Snapshot, row_filter: RowFilter | None) -> None:
         feed = snap.feed
-        last_seq = feed.entries[-1].seq if feed.entries else 0
+        last_seq = feed.last_seq or (feed.entries[-1].seq if feed.entries else 0)
         if not self.follow and last_seq > self._last_seen_seq:
             self.new_while_paused += last_seq - self._last_seen_seq
         self._last_seen_seq = last_seq

@@ -1,0 +1,398 @@
+"""What a NATS cluster says about a space, read now: the node we are connected to, the nodes that
+answer, each space stream's leader and replicas (STREAM.INFO's ``cluster`` block), and whether
+the daemon's two consumers (fan-out on CHAT, the reader on INBOX) have a leader and are moving.
+
+Reduced to one word for the one verdict table (``cluster`` column, mesh/lease_table.py):
+
+- ``n/a``: not a cluster (the server reports no cluster), or nothing could be read with this
+  credential (every request refused); the rows about the lease decide alone.
+- ``ok``: every space stream answered with a leader and the daemon's consumers are not stalled.
+- ``lost``: a space stream (or a daemon consumer) has no leader: STREAM.INFO was not answered (a
+  stream without quorum answers nothing) or names none. Writes to it fail until a leader is
+  elected (NATS needs 2 of 3 replicas up).
+- ``unread``: the server is clustered but the view has not been read (yet), or reading it failed:
+  no evidence about the cluster, so never serving.
+- ``stalled``: the fan-out or reader consumer has work waiting (not yet delivered, or delivered
+  and not acked) and acked nothing for :data:`STALL_AFTER_MS` by the server's own clock — the
+  daemon is not moving (e.g. after its node died, until it reconnects and its consumers resume
+  on the new leader; or while it takes messages but cannot write their copies). Acks, not
+  deliveries, are the progress: a daemon that keeps taking messages it cannot settle is stalled.
+
+Requests the credential may not make (an agent cred may read only some streams) are recognized by
+the broker's refusal and left out, never counted as lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cotal_tui.mesh.connection import Connection, PermissionRefusal
+from cotal_tui.protocol.consumers import bucket_specs, stream_specs
+from cotal_tui.protocol.names import (
+    chat_stream,
+    fanout_durable,
+    inbox_stream,
+    reader_durable,
+)
+
+API = "$JS.API"
+READ_TIMEOUT_S = 2.0
+STALL_AFTER_MS = 3_000
+"""A daemon consumer with work waiting that acked nothing for this long is stalled (a live,
+connected daemon settles each batch within milliseconds)."""
+
+ClusterWord = str  # one of lease_table.CLUSTER
+
+
+@dataclass(frozen=True)
+class ReplicaState:
+    name: str
+    current: bool
+    offline: bool
+    lag: int | None
+    active_ms: float | None
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """One stream: `leader` None with `error` set when it did not answer (no quorum)."""
+
+    name: str
+    leader: str | None = None
+    replicas: tuple[ReplicaState, ...] = ()
+    wanted: int | None = None
+    error: str | None = None
+    denied: bool = False
+
+    @property
+    def lost(self) -> bool:
+        return not self.denied and self.leader is None
+
+    @property
+    def current(self) -> list[str]:
+        return [r.name for r in self.replicas if r.current and not r.offline]
+
+    @property
+    def lagging(self) -> list[str]:
+        return [r.name for r in self.replicas if not (r.current and not r.offline)]
+
+
+@dataclass(frozen=True)
+class ConsumerState:
+    """A daemon consumer: work waiting (`pending` not yet delivered + `ack_pending`) and how long
+    since its last ack (`idle_ms`, server clock; since its creation when it never acked)."""
+
+    stream: str
+    name: str
+    leader: str | None = None
+    pending: int = 0
+    ack_pending: int = 0
+    idle_ms: float | None = None
+    error: str | None = None
+    denied: bool = False
+    absent: bool = False
+
+    @property
+    def lost(self) -> bool:
+        return not (self.denied or self.absent) and self.leader is None
+
+    @property
+    def stalled(self) -> bool:
+        waiting = self.pending + self.ack_pending > 0
+        return waiting and self.idle_ms is not None and self.idle_ms > STALL_AFTER_MS
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    clustered: bool
+    connected: str | None = None
+    cluster_name: str | None = None
+    streams: tuple[StreamState, ...] = ()
+    consumers: tuple[ConsumerState, ...] = ()
+    read_at: float = field(default_factory=time.time)
+    unread: str | None = None
+    """Why there is no reading of a clustered server (not read yet, or the read failed)."""
+
+    @property
+    def nodes_known(self) -> list[str]:
+        names: set[str] = set()
+        if self.connected:
+            names.add(self.connected)
+        for s in self.streams:
+            if s.leader:
+                names.add(s.leader)
+            names.update(r.name for r in s.replicas)
+        return sorted(names)
+
+    @property
+    def nodes_answering(self) -> list[str]:
+        """Our own node, every stream leader, and every replica reported online and current."""
+        names: set[str] = set()
+        if self.connected:
+            names.add(self.connected)
+        for s in self.streams:
+            if s.leader:
+                names.add(s.leader)
+            names.update(s.current)
+        return sorted(names)
+
+    @property
+    def readable(self) -> bool:
+        return any(not s.denied for s in self.streams)
+
+    def word(self) -> ClusterWord:
+        if not self.clustered:
+            return "n/a"
+        if self.unread is not None:
+            return "unread"
+        if not self.readable:
+            return "n/a"
+        if any(s.lost for s in self.streams) or any(c.lost for c in self.consumers):
+            return "lost"
+        if any(c.stalled for c in self.consumers):
+            return "stalled"
+        return "ok"
+
+    def detail(self) -> str:
+        """What the word rests on, in words (for the verdict's consequence)."""
+        if self.unread is not None:
+            return self.unread
+        lost = [s.name for s in self.streams if s.lost]
+        lost += [f"{c.stream}/{c.name}" for c in self.consumers if c.lost]
+        if lost:
+            return f"no leader for {', '.join(lost)}"
+        stalled = [c for c in self.consumers if c.stalled]
+        if stalled:
+            return "; ".join(
+                f"{c.stream}/{c.name} has {c.pending + c.ack_pending} waiting and acked "
+                f"nothing for {(c.idle_ms or 0) / 1000:.1f}s"
+                for c in stalled
+            )
+        answering, known = self.nodes_answering, self.nodes_known
+        lagging = sorted({n for s in self.streams for n in s.lagging})
+        text = f"{len(answering)}/{len(known)} nodes answering"
+        if lagging:
+            text += f", replicas lagging on {', '.join(lagging)}"
+        return text
+
+
+def space_stream_names(space: str) -> list[str]:
+    return [s.name for s in stream_specs(space)] + [
+        b.stream_spec().name for b in bucket_specs(space)
+    ]
+
+
+def _server_info(conn: Connection) -> dict[str, Any]:
+    try:
+        info = getattr(conn.nc, "_server_info", None)
+    except Exception:  # noqa: BLE001 - closed connection
+        return {}
+    return dict(info) if isinstance(info, dict) else {}
+
+
+def _ts_ms(value: Any) -> float | None:
+    """An RFC 3339 timestamp from the server (nanosecond precision) as epoch ms."""
+    if not isinstance(value, str) or not value or value.startswith("0001-"):
+        return None
+    text = value.rstrip("Z")
+    if "." in text:
+        head, frac = text.split(".", 1)
+        text = f"{head}.{frac[:6]}"
+    try:
+        return datetime.fromisoformat(text + "+00:00").timestamp() * 1000
+    except ValueError:
+        return None
+
+
+async def _request(
+    conn: Connection, subject: str
+) -> tuple[dict[str, Any] | None, str | None, bool]:
+    """(answer, error, denied): a refusal by the broker is told apart from silence."""
+    refused: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def on_refusal(_r: PermissionRefusal) -> None:
+        if not refused.done():
+            refused.set_result(True)
+
+    off = conn.on_refusal(subject, on_refusal)
+    try:
+        req = asyncio.ensure_future(conn.nc.request(subject, b"", timeout=READ_TIMEOUT_S))
+        req.add_done_callback(_retrieve)  # a cancelled read leaves no unretrieved exception
+        await asyncio.wait({req, refused}, return_when=asyncio.FIRST_COMPLETED)
+        if not req.done():
+            req.cancel()
+            return None, "refused by the broker (this credential may not read it)", True
+        refused.cancel()
+        try:
+            msg = req.result()
+        except Exception as exc:  # noqa: BLE001 - a timeout is what a leaderless stream gives
+            return None, f"no answer in {READ_TIMEOUT_S:g}s ({type(exc).__name__})", False
+        data = json.loads(msg.data or b"{}")
+        err = data.get("error")
+        if err:
+            return data, f"{err.get('description')} (err_code {err.get('err_code')})", False
+        return data, None, False
+    finally:
+        off()
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+def unread_view(conn: Connection, reason: str) -> ClusterView | None:
+    """A clustered server's view with no reading (None when the server is not clustered)."""
+    info = _server_info(conn)
+    if not info.get("cluster"):
+        return None
+    return ClusterView(
+        clustered=True,
+        connected=info.get("server_name"),
+        cluster_name=info.get("cluster"),
+        unread=reason,
+    )
+
+
+def _replicas(block: dict[str, Any]) -> tuple[ReplicaState, ...]:
+    out = []
+    for r in block.get("replicas") or []:
+        active = r.get("active")
+        out.append(
+            ReplicaState(
+                name=str(r.get("name")),
+                current=bool(r.get("current")),
+                offline=bool(r.get("offline")),
+                lag=r.get("lag"),
+                active_ms=None if active is None else active / 1_000_000,
+            )
+        )
+    return tuple(out)
+
+
+async def _stream(conn: Connection, name: str) -> StreamState:
+    data, error, denied = await _request(conn, f"{API}.STREAM.INFO.{name}")
+    if data is None or error:
+        return StreamState(name, error=error, denied=denied)
+    block = data.get("cluster") or {}
+    wanted = (data.get("config") or {}).get("num_replicas")
+    return StreamState(name, leader=block.get("leader"), replicas=_replicas(block), wanted=wanted)
+
+
+async def _consumer(conn: Connection, stream: str, name: str) -> ConsumerState:
+    data, error, denied = await _request(conn, f"{API}.CONSUMER.INFO.{stream}.{name}")
+    if data is None or error:
+        absent = data is not None and "not found" in (error or "")
+        return ConsumerState(stream, name, error=error, denied=denied, absent=absent)
+    block = data.get("cluster") or {}
+    now = _ts_ms(data.get("ts")) or time.time() * 1000
+    # ack_floor.last_active is the time of the last ack of any message (not only of the floor).
+    last = _ts_ms((data.get("ack_floor") or {}).get("last_active")) or _ts_ms(data.get("created"))
+    return ConsumerState(
+        stream,
+        name,
+        leader=block.get("leader"),
+        pending=int(data.get("num_pending") or 0),
+        ack_pending=int(data.get("num_ack_pending") or 0),
+        idle_ms=None if last is None else max(0.0, now - last),
+    )
+
+
+async def read_cluster_view(conn: Connection, space: str) -> ClusterView:
+    """Read it all now (in parallel, each bounded by :data:`READ_TIMEOUT_S`). A server that
+    reports no cluster gives a view with ``clustered`` False and no requests are made."""
+    info = _server_info(conn)
+    if not info.get("cluster"):
+        return ClusterView(clustered=False, connected=info.get("server_name"))
+    streams = await asyncio.gather(*(_stream(conn, n) for n in space_stream_names(space)))
+    consumers = await asyncio.gather(
+        _consumer(conn, chat_stream(space), fanout_durable()),
+        _consumer(conn, inbox_stream(space), reader_durable()),
+    )
+    return ClusterView(
+        clustered=True,
+        connected=info.get("server_name"),
+        cluster_name=info.get("cluster"),
+        streams=tuple(streams),
+        consumers=tuple(consumers),
+    )
+
+
+def cluster_lines(view: ClusterView | None) -> tuple[str, ...]:
+    """The cluster in words: a summary line, then one line per space stream and daemon consumer.
+    Empty when not read or not a cluster."""
+    if view is None or not view.clustered:
+        return ()
+    if view.unread is not None:
+        return (f"unread (connected to {view.connected or '?'}: {view.unread})",)
+    answering, known = view.nodes_answering, view.nodes_known
+    lines = [
+        f"{view.word()} (connected to {view.connected or '?'}, {len(answering)}/{len(known)} "
+        f"nodes answering: {', '.join(answering) or 'none'})"
+    ]
+    for s in view.streams:
+        if s.denied:
+            continue
+        if s.leader is None:
+            lines.append(f"{s.name}: NO LEADER — {s.error or 'none named'}")
+            continue
+        lag = f", lagging {', '.join(s.lagging)}" if s.lagging else ""
+        current = ", ".join(s.current) or "none"
+        lines.append(f"{s.name}: R{s.wanted or '?'} leader {s.leader}, current {current}{lag}")
+    for c in view.consumers:
+        if c.denied or c.absent:
+            continue
+        if c.leader is None:
+            lines.append(f"{c.stream}/{c.name}: NO LEADER — {c.error or 'none named'}")
+            continue
+        idle = "—" if c.idle_ms is None else f"{c.idle_ms / 1000:.1f}s"
+        state = "STALLED" if c.stalled else "moving"
+        lines.append(
+            f"{c.stream}/{c.name}: leader {c.leader}, {c.pending} pending, {c.ack_pending} "
+            f"unacked, last ack {idle} ago ({state})"
+        )
+    return tuple(lines)
+
+
+def cluster_json(view: ClusterView | None) -> dict[str, Any] | None:
+    """The ``cluster`` object of ``status --json`` (None: not read)."""
+    if view is None:
+        return None
+    return {
+        "clustered": view.clustered,
+        "name": view.cluster_name,
+        "connectedTo": view.connected,
+        "nodesKnown": view.nodes_known,
+        "nodesAnswering": view.nodes_answering,
+        "verdict": view.word(),
+        "detail": view.detail() if view.clustered else None,
+        "streams": [
+            {
+                "stream": s.name,
+                "leader": s.leader,
+                "replicas": s.wanted,
+                "current": s.current,
+                "lagging": s.lagging,
+                "error": s.error,
+            }
+            for s in view.streams
+        ],
+        "consumers": [
+            {
+                "stream": c.stream,
+                "consumer": c.name,
+                "leader": c.leader,
+                "pending": c.pending,
+                "ackPending": c.ack_pending,
+                "idleMs": None if c.idle_ms is None else round(c.idle_ms),
+                "stalled": c.stalled,
+                "error": c.error,
+            }
+            for c in view.consumers
+        ],
+    }

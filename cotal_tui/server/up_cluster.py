@@ -1,0 +1,217 @@
+"""What `cotal-tui up` does for a cluster, kept apart from the single-server path in up.py.
+
+- `--cluster N`: start a :class:`~cotal_tui.server.cluster.LocalCluster` of N nodes on loopback
+  (client ports `--port`, `--port`+1, ...; stores under `<state-dir>/cluster/<node>/store`), wait
+  until JetStream's meta group has a leader and all N nodes are routed, provision at R3 (R1 for a
+  one-node cluster), stop all of them on exit.
+- `--server URL[,URL...]`: provision a cluster (or server) someone else runs, and keep running
+  the daemon against it; no server is started.
+- `--replicas N`: 1 or 3, checked against the cluster size the server reports before anything
+  is written. Without it an existing space keeps its own count and a new one gets R1 (R3 under
+  `--cluster`).
+- `--write-server-config FILE`: render one node's config for a cluster on several machines (the
+  state dir's trust chain, JetStream, `server_name`, `cluster {}` with routes) and exit.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from nats.aio.client import Client
+
+from cotal_tui.server.auth import SpaceAuth
+from cotal_tui.server.cluster import (
+    CLUSTER_NAME,
+    SUPPORTED_REPLICAS,
+    ClusterError,
+    LocalCluster,
+    cluster_size,
+    wait_jetstream,
+)
+from cotal_tui.server.process import EmbeddedServerError
+
+CLUSTER_DIR = "cluster"
+JS_READY_TIMEOUT_S = 30.0
+
+
+class Reporter(Protocol):
+    def ok(self, text: str) -> None: ...
+    def info(self, text: str) -> None: ...
+    def fail(self, text: str) -> None: ...
+
+
+class ClusterUsageError(ValueError):
+    """Bad cluster options; the message is the one line to print."""
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    cluster: int | None = None
+    server: str | None = None
+    replicas: int | None = None
+
+
+def validate_options(opts: ClusterOptions) -> None:
+    """Refuse bad combinations before anything is started or written."""
+    if opts.replicas is not None and opts.replicas not in SUPPORTED_REPLICAS:
+        raise ClusterUsageError(
+            f"--replicas {opts.replicas} is not supported: use 1 (one copy) or 3 (survives the "
+            "loss of one node)"
+        )
+    if opts.cluster is not None:
+        if opts.server:
+            raise ClusterUsageError(
+                "--cluster starts a local cluster and --server uses an existing one: pass one"
+            )
+        if opts.cluster < 1 or opts.cluster > 9:
+            raise ClusterUsageError(f"--cluster {opts.cluster}: give a node count from 1 to 9")
+        if opts.replicas is not None and opts.replicas > opts.cluster:
+            raise ClusterUsageError(
+                f"--replicas {opts.replicas} needs at least {opts.replicas} nodes; --cluster "
+                f"{opts.cluster} has {opts.cluster}"
+            )
+
+
+def default_replicas(opts: ClusterOptions) -> int | None:
+    """The count to provision at: explicit, else R3 on a local cluster of 3+, else the space's
+    own (None: an existing space keeps its count, a new one gets R1)."""
+    if opts.replicas is not None:
+        return opts.replicas
+    if opts.cluster is not None:
+        return 3 if opts.cluster >= 3 else 1
+    return None
+
+
+def start_local_cluster(
+    size: int, host: str, port: int, state_dir: str, auth: SpaceAuth | None, report: Reporter
+) -> LocalCluster | None:
+    """Start the nodes; None (said why) when one cannot start."""
+    cluster = LocalCluster(
+        size,
+        Path(state_dir) / CLUSTER_DIR,
+        host=host,
+        ports=[port + i for i in range(size)],
+        auth=auth,
+    )
+    try:
+        cluster.start()
+    except EmbeddedServerError as exc:
+        report.fail(f"local cluster not started: {exc}")
+        return None
+    mode = "auth" if auth is not None else "open"
+    nodes = ", ".join(f"{n.name} pid {n.pid} :{n.port}" for n in cluster)
+    report.ok(f"local cluster of {size} nats-server nodes started ({mode} mode: {nodes})")
+    return cluster
+
+
+async def check_cluster(nc: Client, opts: ClusterOptions, report: Reporter) -> int | None:
+    """Wait for JetStream (and, for a local cluster, every node routed), then check the replica
+    count against the cluster size the server reports. Returns the count to provision at (None:
+    the space's own), or raises ClusterError with the reason."""
+    peers = opts.cluster or 1
+    await wait_jetstream(nc, JS_READY_TIMEOUT_S, peers=peers)
+    size = cluster_size(nc)
+    replicas = default_replicas(opts)
+    if replicas is not None and replicas > size:
+        raise ClusterError(
+            f"--replicas {replicas} needs a cluster of at least {replicas} nodes; the server "
+            f"reports {size} (a single server holds R1 only)"
+        )
+    if size > 1:
+        report.info(f"cluster of {size} nodes answering (JetStream ready)")
+    return replicas
+
+
+def watch_nodes(cluster: LocalCluster, seen_down: set[str], report: Reporter) -> bool:
+    """Report each node that stopped (once) and each that came back; False when none runs."""
+    for node in cluster:
+        if not node.running and node.name not in seen_down:
+            seen_down.add(node.name)
+            tail = node.server.log_tail(5) if node.server else ""
+            report.fail(
+                f"node {node.name} (:{node.port}) exited; the space keeps serving while a "
+                f"quorum of its streams' replicas is up. Log tail:\n{tail}"
+            )
+        elif node.running and node.name in seen_down:
+            seen_down.discard(node.name)
+            report.ok(f"node {node.name} (:{node.port}) is running again")
+    return any(node.running for node in cluster)
+
+
+@dataclass(frozen=True)
+class NodeConfigOptions:
+    """`--write-server-config FILE` and the node it is for."""
+
+    out: str
+    node_name: str
+    routes: list[str]
+    host: str = "0.0.0.0"
+    port: int = 4222
+    cluster_listen: str = "0.0.0.0:6222"
+    store_dir: str = "/var/lib/nats/jetstream"
+
+
+def render_node_config(
+    state_dir: str, space: str, opts: NodeConfigOptions, report: Reporter
+) -> int:
+    """Write one node's config (the state dir's trust chain, created if new) and say what next."""
+    from cotal_tui.server.auth import AuthError, ensure_space_auth
+
+    if not opts.node_name or not opts.routes:
+        report.fail(
+            "--write-server-config needs --node-name NAME and --routes URL,... (every node's "
+            "nats-route://host:port, this one's included) — nothing was written"
+        )
+        return 2
+    try:
+        auth = ensure_space_auth(state_dir, space)
+        path = write_node_config(
+            auth,
+            Path(opts.out),
+            host=opts.host,
+            port=opts.port,
+            store_dir=opts.store_dir,
+            node_name=opts.node_name,
+            cluster_listen=opts.cluster_listen,
+            routes=opts.routes,
+        )
+    except (AuthError, OSError) as exc:
+        report.fail(f"could not write {opts.out}: {exc}")
+        return 1
+    report.ok(
+        f"wrote {path} for node {opts.node_name!r} (trust chain of {auth.dir}); run "
+        f"`nats-server -c {path.name}` on that machine"
+    )
+    return 0
+
+
+def write_node_config(
+    auth: SpaceAuth,
+    out: Path,
+    *,
+    host: str,
+    port: int,
+    store_dir: str,
+    node_name: str,
+    cluster_listen: str,
+    routes: list[str],
+) -> Path:
+    """One node's nats-server config for a cluster on several machines (same trust chain)."""
+    extra = [
+        f"server_name: {json.dumps(node_name)}",
+        "cluster {",
+        f"  name: {json.dumps(CLUSTER_NAME)}",
+        f"  listen: {json.dumps(cluster_listen)}",
+        f"  routes: [{', '.join(json.dumps(r) for r in routes)}]",
+        "}",
+    ]
+    rendered = auth.render_server_config(
+        host, port, store_dir, extra=extra, name=f"server.{node_name}.conf"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(rendered.read_text(encoding="utf-8"), encoding="utf-8")
+    out.chmod(0o600)
+    return out
