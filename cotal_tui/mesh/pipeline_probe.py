@@ -49,6 +49,7 @@ from cotal_tui.protocol.names import (
 )
 from cotal_tui.protocol.pipeline import (
     LATEST_DEAD_LETTERS,
+    NO_DEAD_LETTER_STORE,
     Backlog,
     DeadLetterSummary,
     PipelineFigures,
@@ -248,9 +249,7 @@ async def _dead(conn: Connection, space: str, now: int) -> DeadLetterSummary:
         info = await stream_info(conn, stream, subjects_filter=">")
     except JsApiError as exc:
         if exc.code == STREAM_NOT_FOUND:
-            raise JsApiError(
-                "dead-letter store", exc.code, f"{stream} does not exist (re-run `up`)"
-            ) from None
+            return NO_DEAD_LETTER_STORE  # a space our `up` did not provision (the reference's)
         raise
     state = info.get("state") or {}
     last, first = int(state.get("last_seq", 0)), int(state.get("first_seq", 0))

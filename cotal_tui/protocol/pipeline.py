@@ -73,6 +73,13 @@ class DeadLetterSummary:
     reasons: Mapping[str, int]  # retained records per reason
     latest: Sequence[Mapping[str, Any]] = ()  # newest first, at most LATEST_DEAD_LETTERS
     newest_age_ms: int | None = None
+    # False: the space has no dead-letter store (provisioned by the reference's tooling, whose
+    # daemon keeps none). That is a known fact, not an unread figure: nothing was dead-lettered
+    # *there*, and the verdict rests on the fan-out and reader backlogs alone.
+    store: bool = True
+
+
+NO_DEAD_LETTER_STORE = DeadLetterSummary(0, {}, (), None, store=False)
 
 
 @dataclass(frozen=True)
@@ -193,6 +200,7 @@ def delivery_json(figs: PipelineFigures, verdict: PipelineVerdict) -> dict[str, 
         "deadLettered": dead.total if dead else None,
         "deadLetterReasons": dict(dead.reasons) if dead else None,
         "deadLetterLatest": [dict(d) for d in dead.latest] if dead else None,
+        "deadLetterStore": dead.store if dead else None,
         "consumers": dict(figs.consumers) if figs.consumers is not None else None,
         "stallAfterMs": STALL_AFTER_MS,
         "unknown": dict(figs.unknown),

@@ -4,10 +4,11 @@ agree on the verdict — with a daemon serving, and after it stopped (SIGTERM re
 
 Agreement table: our `serving` ⇔ the reference's `active` for a joined durable channel with a
 membership; our `no-lease` ⇔ the reference's `degraded`. Since issue 10 our `serving` also needs
-the pipeline's progress, which only a manager or delivery cred can read, and the dead-letter
-store our `up` provisions: on our space a manager cred reads `serving`; on a reference space
-(no dead-letter store) and with an agent cred our surfaces say `unverified` (unknown, never
-green) where the reference says `active`.
+proof that the pipeline moves (the daemon's fan-out and reader backlogs), which an agent cred
+cannot read: with one our surfaces say `unverified` (unknown, never green) where the reference
+says `active`. A cred that may read them (our manager; the reference 0.6.0 manager) reads
+`serving` on either space; a reference space has no dead-letter store, which is a known fact
+(`deadLetterStore: false`), not an unknown.
 """
 
 from __future__ import annotations
@@ -81,6 +82,13 @@ async def test_verdicts_agree_on_reference_space(
     assert "delivery=unverified" in ours["check_line"], ours
     assert "may not read" in ours["check_line"], ours
     await _plain_verdict(console, "unverified")
+    if ref_space.build == "0.6.0":
+        # The reference's manager cred reads the progress figures of the reference daemon's
+        # consumers; a space without our dead-letter store is a known fact there, not an
+        # unknown, so the verdicts agree: serving ⇔ active. (0.9.0 has no manager: its
+        # least-privilege provisioner may not even watch presence, so status cannot run on it.)
+        priv = await _ours(url, space, ref_space.privileged.creds)
+        assert (priv["status"], priv["green"], priv["check"]) == ("serving", True, 0), priv
 
     daemon.signal(signal.SIGTERM)
     assert await daemon.exited() == 0

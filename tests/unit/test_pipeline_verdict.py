@@ -7,6 +7,7 @@ import pytest
 from cotal_tui.protocol.pipeline import (
     CONSUMER_FLOOR,
     DEAD_LETTER_RECENT_MS,
+    NO_DEAD_LETTER_STORE,
     STALL_AFTER_MS,
     Backlog,
     DeadLetterSummary,
@@ -58,6 +59,12 @@ CASES = [
         "unknown",
     ),
     ("fresh dead letters", PipelineFigures(IDLE, IDLE, DEAD_NEW, {}), "dead-letters", "degraded"),
+    (
+        "no dead-letter store (a reference-provisioned space): known, not unknown",
+        PipelineFigures(IDLE, IDLE, NO_DEAD_LETTER_STORE, {}),
+        "moving",
+        "ok",
+    ),
     ("old dead letters", PipelineFigures(IDLE, IDLE, DEAD_OLD, {}), "moving", "ok"),
     (
         "consumer excess",
@@ -117,3 +124,12 @@ def test_delivery_json_keys() -> None:
         judge_pipeline(PipelineFigures(unknown={"fanout": "x"})),
     )
     assert unknown["fanoutPending"] is None and unknown["unknown"] == {"fanout": "x"}
+
+
+def test_delivery_json_says_when_the_space_has_no_dead_letter_store() -> None:
+    figs = PipelineFigures(IDLE, IDLE, NO_DEAD_LETTER_STORE, {})
+    out = delivery_json(figs, judge_pipeline(figs))
+    assert out["deadLetterStore"] is False and out["deadLettered"] == 0
+    assert out["unknown"] == {} and out["moving"] is True
+    stored = PipelineFigures(IDLE, IDLE, DEAD_NEW, {})
+    assert delivery_json(stored, judge_pipeline(stored))["deadLetterStore"] is True
