@@ -109,9 +109,10 @@ async def test_active_channel_health_is_caveated_when_lease_is_unverified(make_r
         assert "lease verdict is unverified" in text
 
 
-@pytest.mark.parametrize("verdict", ["no-responder", "stale"])
+@pytest.mark.parametrize("verdict", ["no-responder", "stale", "quorum-lost", "stalled"])
 async def test_a_channel_reads_degraded_while_the_backstop_is_down(make_rig, verdict: str):
-    """Issue 12 item 8: during NO-RESPONDER a row never reads "durable backstop active"."""
+    """Issue 12 item 8: during NO-RESPONDER a row never reads "durable backstop active"; nor
+    while the cluster has lost a leader or the daemon's consumer stalled (issue 15)."""
     rig = make_rig(lease_data(verdict))
     async with rig.app.run_test(size=SIZE) as pilot:
         await settle(pilot, rig)
