@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cotal_tui.protocol.channels import assert_valid_channel, channel_in_allow
+from cotal_tui.protocol.dead_letter import dead_letter_prefix, dead_letter_stream
 from cotal_tui.protocol.errors import InvalidChannel
 from cotal_tui.protocol.names import (
     acl_bucket,
@@ -255,6 +256,7 @@ def _reader_grants(space: str) -> list[str]:
         f"{API}.STREAM.INFO.KV_{channel_bucket(space)}",
         *_channel_reads(space),
         "$JS.FC.>",
+        *_dead_letter_reads(space),  # the project's own store; not in the reference profile
     ]
 
 
@@ -332,11 +334,20 @@ def delivery_permissions(space: str, id: str) -> Permissions:  # noqa: A002
         f"{prefix}.dinbox.*",
         f"{prefix}.dlv.*",
         f"{prefix}.ctl.{CONTROL_DELIVERY}.*.reply.>",
+        # The project's own dead-letter store (not in the reference profile): write, read.
+        f"{dead_letter_prefix(space)}.>",
+        *_dead_letter_reads(space),
     ]
     return Permissions(
         pub_allow=_dedupe(pub_allow),
         sub_allow=(f"{inbox_prefix(id)}.>", f"{prefix}.ctl.{CONTROL_DELIVERY}.*"),
     )
+
+
+def _dead_letter_reads(space: str) -> list[str]:
+    """Read the dead-letter store (``protocol.dead_letter``): its state and its records."""
+    stream = dead_letter_stream(space)
+    return [f"{API}.STREAM.INFO.{stream}", f"{API}.STREAM.MSG.GET.{stream}"]
 
 
 def manager_permissions(space: str | None = None, id: str | None = None) -> Permissions:  # noqa: A002
