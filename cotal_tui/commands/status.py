@@ -52,9 +52,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_space_arg(parser)
     parser.add_argument(
         "--creds",
-        help="a .creds file (default: $COTAL_CREDS, else the manager cred of the space's trust "
-        "chain under --state-dir, which can read the lease and probe the daemon; none for an "
-        "open space)",
+        help="a .creds file (default: $COTAL_CREDS, else an operator cred of the space's trust "
+        "chain under --state-dir, which can read the lease, the pipeline's state and probe the "
+        "daemon; none for an open space)",
     )
     add_state_dir_arg(parser)
     parser.add_argument("--json", action="store_true", help="print the snapshot as JSON")
