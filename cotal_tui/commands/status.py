@@ -25,6 +25,7 @@ from cotal_tui.commands.common import (
 )
 from cotal_tui.mesh.cluster_view import ClusterView, cluster_json, read_cluster_view
 from cotal_tui.mesh.connection import Connected, ConnectionError_, ConnectionState, Reconnecting
+from cotal_tui.mesh.creds_claims import creds_label
 from cotal_tui.mesh.durable import PendingOp
 from cotal_tui.mesh.endpoint import Endpoint
 from cotal_tui.mesh.failures import classify
@@ -152,6 +153,7 @@ def _connection(state: ConnectionState | None, ep: Endpoint) -> dict[str, Any]:
         "state": state.kind if state else "unknown",
         "mode": "auth" if ep.creds else "open",
         "identity": ep.id,
+        "credential": creds_label(str(ep.creds) if ep.creds else None),
     }
     if isinstance(state, Connected):
         out["connectedTo"] = state.server
