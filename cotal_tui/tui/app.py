@@ -29,6 +29,7 @@ from cotal_tui.console.commands import (
 from cotal_tui.console.model import ConsoleModel
 from cotal_tui.console.snapshot import Snapshot
 from cotal_tui.tui import render
+from cotal_tui.tui.collector import FULL_PASS_EVERY_S, CollectorPlan
 from cotal_tui.tui.commands import VerbProvider
 from cotal_tui.tui.messages import CommandOutcome
 from cotal_tui.tui.render import RowFilter
@@ -110,6 +111,7 @@ class ConsoleApp(App[int]):
         self.filter_before_edit: RowFilter | None = None
         self.last_result = None
         self.main: MainScreen | None = None
+        self.collector = CollectorPlan()
         self.register_theme(MONO_THEME)
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -134,10 +136,13 @@ class ConsoleApp(App[int]):
         if self.initial_notice:
             self.set_notice(self.initial_notice, "info")
         self.tick()
+        self.collector.hold()  # collector.py: full GC passes were the p99 at 5,000 peers
+        self.set_interval(FULL_PASS_EVERY_S, self.collector.full_pass, name="console-full-gc")
         if self.tick_interval:
             self.set_interval(self.tick_interval, self.tick, name="console-tick")
 
     async def on_unmount(self) -> None:
+        self.collector.release()
         if self.on_stop is not None:
             await self.on_stop()
         await self.model.stop()

@@ -138,14 +138,33 @@ def roster_rows(
     reverse: bool,
     cache: RowCache | None = None,
 ) -> list[Row]:
-    chosen = [r for r in rows if row_filter is None or row_filter.keep(roster_text(r))]
-    if sort != 0 or reverse:
-        chosen.sort(key=ROSTER_SORTS[sort], reverse=reverse)
+    chosen = roster_order(rows, row_filter, sort, reverse)
     if cache is None:
         return [roster_row(r) for r in chosen]
     out = [cache.row(r, roster_row) for r in chosen]
     cache.done()
     return out
+
+
+def roster_order(
+    rows: Sequence[RosterRow], row_filter: RowFilter | None, sort: int, reverse: bool
+) -> list[RosterRow]:
+    """The roster rows shown, in the order shown."""
+    chosen = [r for r in rows if row_filter is None or row_filter.keep(roster_text(r))]
+    if sort != 0 or reverse:
+        chosen.sort(key=ROSTER_SORTS[sort], reverse=reverse)
+    return chosen
+
+
+def roster_stays(
+    old: RosterRow, new: RosterRow, row_filter: RowFilter | None, sort: int, reverse: bool
+) -> bool:
+    """Whether `new` replacing `old` keeps its place in `roster_rows` (sort key, filter verdict)."""
+    if row_filter is not None and row_filter.keep(roster_text(old)) != row_filter.keep(
+        roster_text(new)
+    ):
+        return False
+    return not (sort or reverse) or ROSTER_SORTS[sort](old) == ROSTER_SORTS[sort](new)
 
 
 def roster_row(r: RosterRow) -> Row:
@@ -208,14 +227,25 @@ CHANNEL_SORTS: tuple[Callable[[ChannelRow], Any], ...] = (
 def channel_rows(
     rows: Sequence[ChannelRow], sort: int, reverse: bool, cache: RowCache | None = None
 ) -> list[Row]:
-    chosen = list(rows)
-    if sort != 0 or reverse:
-        chosen.sort(key=CHANNEL_SORTS[sort], reverse=reverse)
+    chosen = channel_order(rows, sort, reverse)
     if cache is None:
         return [channel_row(c) for c in chosen]
     out = [cache.row(c, channel_row) for c in chosen]
     cache.done()
     return out
+
+
+def channel_order(rows: Sequence[ChannelRow], sort: int, reverse: bool) -> list[ChannelRow]:
+    """The channel rows in the order shown."""
+    chosen = list(rows)
+    if sort != 0 or reverse:
+        chosen.sort(key=CHANNEL_SORTS[sort], reverse=reverse)
+    return chosen
+
+
+def channel_stays(old: ChannelRow, new: ChannelRow, sort: int, reverse: bool) -> bool:
+    """Whether `new` replacing `old` keeps its place in `channel_rows` (same sort key)."""
+    return not (sort or reverse) or CHANNEL_SORTS[sort](old) == CHANNEL_SORTS[sort](new)
 
 
 def channel_row(c: ChannelRow) -> Row:

@@ -15,7 +15,7 @@ from cotal_tui.console.format import age_text
 from cotal_tui.console.snapshot import PendingRow, Snapshot, SourceView
 from cotal_tui.tui import render
 from cotal_tui.tui.render import RowFilter
-from cotal_tui.tui.widgets.table import RowTable
+from cotal_tui.tui.widgets.table import LazyRows, RowMirror, RowTable
 
 DIGITS = re.compile(r"\d+")
 
@@ -74,6 +74,15 @@ class SortablePane(Pane):
         super().__init__(*args, **kwargs)
         self.sort_column = 0
         self.sort_reverse = False
+        self.mirror = RowMirror()
+
+    def show_rows(self, rows: LazyRows) -> None:
+        """Hand the mirror's rows to the table: only the changed lines when it replaced few."""
+        table = self.query_one(RowTable)
+        if self.mirror.changed is None:
+            table.set_rows(rows)
+        elif self.mirror.changed:
+            table.update_rows(rows, self.mirror.changed, self.mirror.stale)
 
     def on_row_table_sort_requested(self, event: RowTable.SortRequested) -> None:
         event.stop()
@@ -104,10 +113,18 @@ class RosterPane(SortablePane):
         banner.display = roster.banner is not None
         if roster.banner is not None:
             update_if_changed(banner, roster.banner)
-        rows = render.roster_rows(
-            roster.rows, row_filter, self.sort_column, self.sort_reverse, self.row_cache
+        sort, reverse = self.sort_column, self.sort_reverse
+        rows = self.mirror.update(
+            roster.rows,
+            (row_filter, sort, reverse),
+            lambda items: render.roster_order(items, row_filter, sort, reverse),
+            render.roster_row,
+            lambda r: r.id,
+            None
+            if row_filter is None and not (sort or reverse)
+            else lambda old, new: render.roster_stays(old, new, row_filter, sort, reverse),
         )
-        self.query_one(RowTable).set_rows(rows)
+        self.show_rows(rows)
         prefix = render.roster_counts(snap)
         if row_filter is not None:
             prefix = f"filter /{row_filter.text}/ {len(rows)}/{len(roster.rows)} · {prefix}"
@@ -132,10 +149,18 @@ class ChannelsPane(SortablePane):
         self.query_one(RowTable).set_sort_marker(0)
 
     def apply(self, snap: Snapshot, row_filter: RowFilter | None) -> None:
-        rows = render.channel_rows(
-            snap.channels.rows, self.sort_column, self.sort_reverse, self.row_cache
+        sort, reverse = self.sort_column, self.sort_reverse
+        rows = self.mirror.update(
+            snap.channels.rows,
+            (sort, reverse),
+            lambda items: render.channel_order(items, sort, reverse),
+            render.channel_row,
+            lambda c: c.name,
+            None
+            if not (sort or reverse)
+            else lambda old, new: render.channel_stays(old, new, sort, reverse),
         )
-        self.query_one(RowTable).set_rows(rows)
+        self.show_rows(rows)
         joined = sum(1 for c in snap.channels.rows if c.joined)
         self.show_source(snap.channels.source, prefix=f"{len(rows)} channels, {joined} joined")
 

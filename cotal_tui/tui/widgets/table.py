@@ -3,14 +3,19 @@
 Why not `DataTable`: the console replaces whole row sets ten times a second (1,000 roster rows
 with ageing heartbeats), and DataTable's per-cell updates and width recalculation are the CPU
 trap noted in CONSOLE.md §3.4. Here a tick swaps one tuple and marks the widget dirty; only the
-visible lines are ever rendered. Cells name a component class instead of a colour, so every
-style comes from the stylesheet's theme variables.
+visible lines are ever rendered. For the big tables (roster, channels) a `RowMirror` replaces only
+the rows whose model object changed, and `LazyRows` builds a row only when its line is drawn.
+Cells name a component class instead of a colour, so every style comes from the stylesheet's
+theme variables.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from itertools import compress
+from operator import is_not
+from typing import Any
 
 from rich.segment import Segment
 from rich.style import Style
@@ -21,8 +26,10 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-LINE_CACHE_MAX = 4_000
-"""Rendered lines kept per table (by row object); a scroll then re-renders nothing."""
+LINE_CACHE_MAX = 256
+"""Rendered lines kept per table (by row object): a few pages, so a scroll back re-renders
+nothing. Not more: each line is a Strip with its own caches (a dozen objects), and thousands of
+them kept alive made every full garbage collection walk them."""
 
 Cell = tuple[str, str | None]
 """Text and the component class that styles it (None: the row's style)."""
@@ -42,6 +49,124 @@ class Row:
     cells: tuple[Cell, ...]
     style: str | None = None
     """A component class applied to the whole row (e.g. dimmed offline peers)."""
+
+
+class LazyRows(Sequence[Row]):
+    """Table rows built only when asked for: a 5,000-row roster renders its visible page.
+
+    Holds the items in display order and builds (and keeps) a `Row` per item on first access;
+    `key(i)` and `index_of(key)` answer without building anything.
+    """
+
+    __slots__ = ("items", "_build", "_key_of", "_built", "_at")
+
+    def __init__(
+        self,
+        items: list[Any],
+        build: Callable[[Any], Row],
+        key_of: Callable[[Any], str],
+        at: dict[str, int],
+    ) -> None:
+        self.items = items
+        self._build = build
+        self._key_of = key_of
+        self._built: dict[int, tuple[Any, Row]] = {}
+        self._at = at
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self.items)))]
+        item = self.items[index]
+        hit = self._built.get(id(item))
+        if hit is not None and hit[0] is item:
+            return hit[1]
+        row = self._build(item)
+        self._built[id(item)] = (item, row)
+        return row
+
+    def key(self, index: int) -> str:
+        return self._key_of(self.items[index])
+
+    def index_of(self, key: str) -> int | None:
+        return self._at.get(key)
+
+    def forget(self, item: Any) -> Row | None:
+        """Drop the row built for a replaced item; returns it (its rendered line is stale)."""
+        hit = self._built.pop(id(item), None)
+        return hit[1] if hit is not None and hit[0] is item else None
+
+
+class RowMirror:
+    """Table rows mirrored from a model's row tuple, touching only the rows that changed.
+
+    The model hands back the same row objects while nothing changed and keeps its order, so an
+    identity compare of the old and new tuples (in C) finds the changed positions; each is
+    replaced in place, and its table row is built only if it is ever drawn (`LazyRows`).
+    Anything else (rows came or went, the order moved, the pane's filter or sort changed, a
+    change that moves a row under that filter or sort) re-orders every item with `order`, which
+    is what the pane would have drawn anyway.
+    """
+
+    def __init__(self) -> None:
+        self.items: tuple[Any, ...] = ()
+        self.rows: LazyRows | None = None
+        self.changed: list[int] | None = None
+        """Row indices replaced in place by the last `update`; None when it re-ordered all."""
+        self.stale: list[Row] = []
+        """Rows built for items the last `update` replaced (their rendered lines are stale)."""
+        self._params: Hashable = object()
+
+    def update(
+        self,
+        items: tuple[Any, ...],
+        params: Hashable,
+        order: Callable[[tuple[Any, ...]], list[Any]],
+        build: Callable[[Any], Row],
+        key_of: Callable[[Any], str],
+        stays: Callable[[Any, Any], bool] | None,
+    ) -> LazyRows:
+        """The rows for `items` under `params` (filter, sort); `order` gives the items shown,
+        in order; `stays(old, new)` says whether a changed item keeps its place and visibility
+        (same sort key, same filter verdict); None when every change does."""
+        old = self.items
+        rows = self.rows
+        self.stale = []
+        if rows is not None and params == self._params and len(items) == len(old):
+            changed: list[int] = []
+            for i in compress(range(len(items)), map(is_not, items, old)):
+                new, was = items[i], old[i]
+                key = key_of(new)
+                if key != key_of(was) or (stays is not None and not stays(was, new)):
+                    break
+                at = rows.index_of(key)
+                if at is not None:  # None: filtered out before and after
+                    rows.items[at] = new
+                    changed.append(at)
+                    built = rows.forget(was)
+                    if built is not None:
+                        self.stale.append(built)
+            else:
+                self.items = items
+                self.changed = changed
+                return rows
+        self.items = items
+        self._params = params
+        shown = order(items)
+        self.rows = LazyRows(shown, build, key_of, {key_of(x): i for i, x in enumerate(shown)})
+        self.changed = None
+        return self.rows
+
+
+def _index_of(rows: Sequence[Row], key: str) -> int | None:
+    if isinstance(rows, LazyRows):
+        return rows.index_of(key)
+    for i, row in enumerate(rows):
+        if row.key == key:
+            return i
+    return None
 
 
 def _fit(text: str, width: int, justify: str) -> str:
@@ -135,7 +260,7 @@ class RowTable(ScrollView, can_focus=True):
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.columns: tuple[Column, ...] = tuple(columns)
-        self.rows: tuple[Row, ...] = ()
+        self.rows: Sequence[Row] = ()
         self.cursor = 0
         self.empty_text = empty_text
         self.min_flex = min_flex
@@ -154,11 +279,16 @@ class RowTable(ScrollView, can_focus=True):
         `follow_end` pins the view to the newest rows (tail mode): the table then shows the last
         page without scrolling, so a steady stream costs line repaints, never a scroll reflow.
         """
-        old_key = self.rows[self.cursor].key if 0 <= self.cursor < len(self.rows) else None
-        new = tuple(rows)
+        old_key = self.cursor_key
+        new = rows if isinstance(rows, LazyRows) else tuple(rows)
         old = self.rows
         old_offset = self._offset()
-        same = len(new) == len(old) and all(a is b for a, b in zip(new, old, strict=True))
+        same = new is old or (
+            not isinstance(new, LazyRows)
+            and not isinstance(old, LazyRows)
+            and len(new) == len(old)
+            and all(a is b for a, b in zip(new, old, strict=True))
+        )
         was_tail = self.tail
         if same and follow_end == was_tail and not (follow_end and self.cursor != len(new) - 1):
             return
@@ -168,12 +298,8 @@ class RowTable(ScrollView, can_focus=True):
         if follow_end:
             self.cursor = max(0, len(new) - 1)
         elif old_key is not None:
-            for i, row in enumerate(new):
-                if row.key == old_key:
-                    self.cursor = i
-                    break
-            else:
-                self.cursor = min(self.cursor, max(0, len(new) - 1))
+            at = _index_of(new, old_key)
+            self.cursor = at if at is not None else min(self.cursor, max(0, len(new) - 1))
         else:
             self.cursor = 0
         self._update_virtual_size()
@@ -188,6 +314,22 @@ class RowTable(ScrollView, can_focus=True):
         else:
             self._refresh_changed_lines(old, old_offset, new, self._offset())
 
+    def update_rows(self, rows: LazyRows, changed: Sequence[int], stale: Sequence[Row]) -> None:
+        """The rows at the `changed` indices were replaced in place (same keys, same order, same
+        length): the cursor and scroll stay; only visible changed lines repaint. `stale`: the
+        rows they replaced, whose rendered lines are dropped."""
+        self.rows = rows
+        cache = self._line_cache
+        for row in stale:
+            cache.pop(id(row), None)
+        top, height, width = self._offset(), self._page_height(), self.size.width
+        lines = [i - top for i in changed if 0 <= i - top < height]
+        if len(lines) > height * 3 // 4:
+            self.refresh()
+            return
+        for y in lines:
+            self.refresh(Region(0, y + 1, width, 1))
+
     def _offset(self) -> int:
         """Index of the first row on screen."""
         if self.tail:
@@ -199,7 +341,7 @@ class RowTable(ScrollView, can_focus=True):
         self.virtual_size = Size(self._total_width(self.size.width), height + 1)
 
     def _refresh_changed_lines(
-        self, old: tuple[Row, ...], old_top: int, new: tuple[Row, ...], top: int
+        self, old: Sequence[Row], old_top: int, new: Sequence[Row], top: int
     ) -> None:
         """Repaint only the visible lines whose row object changed (most ticks change few)."""
         height = self._page_height()
@@ -219,7 +361,10 @@ class RowTable(ScrollView, can_focus=True):
 
     @property
     def cursor_key(self) -> str | None:
-        return self.rows[self.cursor].key if 0 <= self.cursor < len(self.rows) else None
+        if not 0 <= self.cursor < len(self.rows):
+            return None
+        rows = self.rows
+        return rows.key(self.cursor) if isinstance(rows, LazyRows) else rows[self.cursor].key
 
     def set_sort_marker(self, column: int | None, reverse: bool = False) -> None:
         self.sort_marker = None if column is None else (column, reverse)

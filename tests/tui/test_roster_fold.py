@@ -1,0 +1,288 @@
+"""The incremental paths give what a full rebuild gives, over random event sequences.
+
+- `RosterFold` (only changed peers and due ages) against `full_rows` built from scratch;
+- the model's channel fold (only touched channels, plus ticking rates once a second) against
+  the same model state folded in full;
+- the panes' `RowMirror` (only changed rows, built when drawn) against `roster_rows` /
+  `channel_rows` for every filter and sort.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cotal_tui.console.fixtures import FIXED_NOW, FixtureSource, MutableClock, demo_data
+from cotal_tui.console.model import ConsoleModel, ModelOptions
+from cotal_tui.console.roster_fold import BASE_COUNTS, RosterFold, full_rows
+from cotal_tui.console.source import (
+    ChannelInput,
+    ChannelsInput,
+    LeaseInput,
+    LeaseRead,
+    MessageInput,
+    PeerInput,
+    ResponderCheck,
+)
+from cotal_tui.tui import render
+from cotal_tui.tui.render import RowFilter
+from cotal_tui.tui.widgets.table import RowMirror
+
+IDS = [f"ag-{i:02d}" for i in range(10)]
+NAMES = ["ada", "Bo", "bo", "cy", "dee", "eve"]
+STATUSES = ["working", "waiting", "idle", "offline"]
+
+
+def expected_counts(rows) -> dict[str, int]:
+    counts = dict.fromkeys(BASE_COUNTS, 0)
+    for r in rows:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    return counts
+
+
+peer_st = st.builds(
+    lambda i, name, status, age: (i, name, status, age),
+    st.integers(0, len(IDS) - 1),
+    st.sampled_from(NAMES),
+    st.sampled_from(STATUSES),
+    st.integers(-4_000, 6_000),
+)
+
+step_st = st.one_of(
+    st.tuples(st.just("advance"), st.integers(0, 2_600)),
+    st.tuples(st.just("back"), st.integers(1, 700)),
+    st.tuples(st.just("beat"), st.integers(0, 50), st.integers(-3_000, 500)),
+    st.tuples(st.just("status"), st.integers(0, 50), st.sampled_from([*STATUSES, "lost"])),
+    st.tuples(st.just("rename"), st.integers(0, 50), st.sampled_from(NAMES)),
+    st.tuples(st.just("same"), st.integers(0, 50)),
+    st.tuples(st.just("add"), peer_st),
+    st.tuples(st.just("drop"), st.integers(0, 50)),
+    st.tuples(st.just("swap"), st.integers(0, 50), st.integers(0, 50)),
+    st.tuples(st.just("self"), st.sampled_from(IDS)),
+    st.tuples(
+        st.just("idle"),
+    ),
+)
+
+
+def make_peer(spec, now: int) -> PeerInput:
+    i, name, status, age = spec
+    return PeerInput(IDS[i], name, "agent", status, ts=now - age, role="r", activity=f"a{i}")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(peer_st, max_size=8), st.lists(step_st, max_size=40))
+def test_roster_fold_equals_a_full_rebuild_after_every_step(initial, steps):
+    now = FIXED_NOW
+    peers: list[PeerInput] = []
+    for spec in initial:
+        if all(p.id != IDS[spec[0]] for p in peers):
+            peers.append(make_peer(spec, now))
+    self_id = IDS[0]
+    fold, names = RosterFold(), {}
+    for step in [("idle",), *steps]:
+        kind = step[0]
+        if kind == "advance":
+            now += step[1]
+        elif kind == "back":
+            now -= step[1]
+        elif kind == "add" and all(p.id != IDS[step[1][0]] for p in peers):
+            peers.append(make_peer(step[1], now))
+        elif kind == "self":
+            self_id = step[1]
+        elif peers and kind in ("beat", "status", "rename", "same", "drop", "swap"):
+            at = step[1] % len(peers)
+            p = peers[at]
+            if kind == "beat":
+                peers[at] = replace(p, ts=now + step[2])
+            elif kind == "status":
+                peers[at] = replace(p, status=step[2])
+            elif kind == "rename":
+                peers[at] = replace(p, name=step[2])
+            elif kind == "same":
+                peers[at] = replace(p)  # a new object, same record
+            elif kind == "drop":
+                del peers[at]
+            else:
+                other = step[2] % len(peers)
+                peers[at], peers[other] = peers[other], peers[at]
+        rows, counts = fold.fold(tuple(peers), self_id, now, names)
+        want = full_rows(tuple(peers), self_id, now)
+        assert rows == want, f"after {step}"
+        assert counts == expected_counts(want), f"after {step}"
+        assert all(names[p.id] == p.name for p in peers)
+
+
+def test_roster_fold_stays_incremental_under_heartbeats_and_ageing():
+    now = FIXED_NOW
+    peers = [
+        PeerInput(f"ag-{i:04d}", f"agent-{i}", "agent", STATUSES[i % 4], ts=now - (i * 37) % 2000)
+        for i in range(400)
+    ]
+    fold = RosterFold()
+    names: dict[str, str] = {}
+    fold.fold(tuple(peers), "ag-0000", now, names)
+    for tick in range(60):
+        now += 100
+        for i in range(tick % 20, len(peers), 20):
+            peers[i] = replace(peers[i], ts=now)
+        if tick == 30:
+            peers[7] = replace(peers[7], status="offline")
+        rows, counts = fold.fold(tuple(peers), "ag-0000", now, names)
+        assert rows == full_rows(tuple(peers), "ag-0000", now)
+        assert counts == expected_counts(rows)
+    assert fold.full_rebuilds == 1, "heartbeats, ageing and a status change never rebuild"
+
+
+# -- the model's channel fold -------------------------------------------------------------------
+
+CHANNELS = ["alpha", "beta", "gamma", "delta"]
+
+channel_step_st = st.one_of(
+    st.tuples(st.just("msg"), st.sampled_from([*CHANNELS, "ghost"]), st.booleans()),
+    st.tuples(st.just("advance"), st.integers(0, 4_000)),
+    st.tuples(st.just("read"), st.sampled_from(CHANNELS)),
+    st.tuples(st.just("retain"), st.sampled_from(CHANNELS), st.integers(0, 9)),
+    st.tuples(st.just("list"), st.lists(st.sampled_from(CHANNELS), unique=True)),
+    st.tuples(st.just("lease"), st.sampled_from(["present", "absent"]), st.booleans()),
+    st.tuples(
+        st.just("tick"),
+    ),
+)
+
+
+def channel_inputs(names) -> tuple[ChannelInput, ...]:
+    return tuple(ChannelInput(n, joined=i % 2 == 0) for i, n in enumerate(names))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(channel_step_st, max_size=40))
+def test_channel_fold_equals_a_full_fold_after_every_tick(steps):
+    clocks = (MutableClock(), MutableClock())
+    sources = (FixtureSource(demo_data()), FixtureSource(demo_data()))
+    models = [
+        ConsoleModel(src, clock=clock, options=ModelOptions(rate_window_s=5))
+        for src, clock in zip(sources, clocks, strict=True)
+    ]
+    for src in sources:
+        src.data.channels = ChannelsInput(channel_inputs(CHANNELS), observed_at=FIXED_NOW)
+    seq = 0
+    for step in [("tick",), *steps]:
+        kind = step[0]
+        for model, src, clock in zip(models, sources, clocks, strict=True):
+            if kind == "msg":
+                seq += 1
+                model.ingest(
+                    MessageInput(
+                        f"m{seq}",
+                        clock.now,
+                        "ag-x",
+                        "x",
+                        "channel",
+                        step[1],
+                        "hi",
+                        historical=step[2],
+                    )  # fmt: skip
+                )
+            elif kind == "advance":
+                clock.advance(step[1])
+            elif kind == "read":
+                model.mark_read(step[1])
+            elif kind == "retain":
+                chans = tuple(
+                    replace(c, retained=step[2]) if c.name == step[1] else c
+                    for c in src.data.channels.channels
+                )
+                src.data.channels = replace(src.data.channels, channels=chans)
+            elif kind == "list":
+                src.data.channels = replace(src.data.channels, channels=channel_inputs(step[1]))
+            elif kind == "lease":
+                src.data.lease = LeaseInput(
+                    LeaseRead(
+                        step[1], read_at=clock.now, holder="d", since=clock.now, ready=step[2]
+                    ),  # fmt: skip
+                    ResponderCheck("answered", checked_at=clock.now, latency_ms=1.0),
+                )
+        incremental = models[0].tick()
+        reference = models[1]
+        reference._channels_in = None  # fold every channel, from no cached row
+        reference._channel_cache = {}
+        full = reference.tick()
+        assert incremental.channels.rows == full.channels.rows, f"after {step}"
+        assert incremental.roster.rows == full.roster.rows
+
+
+# -- the panes' row mirror ----------------------------------------------------------------------
+
+FILTERS = [None, RowFilter.parse("bo"), RowFilter.parse("!idle"), RowFilter.parse("work")]
+
+
+def mirror_roster(mirror: RowMirror, items, row_filter, sort, reverse):
+    return mirror.update(
+        items,
+        (row_filter, sort, reverse),
+        lambda xs: render.roster_order(xs, row_filter, sort, reverse),
+        render.roster_row,
+        lambda r: r.id,
+        lambda old, new: render.roster_stays(old, new, row_filter, sort, reverse),
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(peer_st, min_size=1, max_size=8),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["beat", "status", "rename", "view", "advance"]),
+            st.integers(0, 50),
+            st.sampled_from(NAMES),
+            st.integers(0, len(FILTERS) - 1),
+            st.integers(0, len(render.ROSTER_SORTS) - 1),
+            st.booleans(),
+        ),
+        max_size=30,
+    ),
+)
+def test_row_mirror_equals_roster_rows_for_every_filter_and_sort(initial, steps):
+    now = FIXED_NOW
+    peers: list[PeerInput] = []
+    for spec in initial:
+        if all(p.id != IDS[spec[0]] for p in peers):
+            peers.append(make_peer(spec, now))
+    fold, names, mirror = RosterFold(), {}, RowMirror()
+    row_filter, sort, reverse = None, 0, False
+    for kind, at, name, f, s, r in steps:
+        p = peers[at % len(peers)]
+        if kind == "beat":
+            peers[at % len(peers)] = replace(p, ts=now)
+        elif kind == "status":
+            peers[at % len(peers)] = replace(p, status=STATUSES[at % 4])
+        elif kind == "rename":
+            peers[at % len(peers)] = replace(p, name=name)
+        elif kind == "view":
+            row_filter, sort, reverse = FILTERS[f], s, r
+        else:
+            now += 700
+        items, _ = fold.fold(tuple(peers), IDS[0], now, names)
+        rows = mirror_roster(mirror, items, row_filter, sort, reverse)
+        assert list(rows) == render.roster_rows(items, row_filter, sort, reverse)
+        assert [rows.key(i) for i in range(len(rows))] == [row.key for row in rows]
+
+
+def test_row_mirror_replaces_only_changed_rows_in_place():
+    now = FIXED_NOW
+    peers = [PeerInput(f"ag-{i:03d}", f"n{i:03d}", "agent", "idle", ts=now) for i in range(50)]
+    fold, names, mirror = RosterFold(), {}, RowMirror()
+    first = mirror_roster(mirror, fold.fold(tuple(peers), "me", now, names)[0], None, 0, False)
+    first[3]  # draw one row
+    peers[3] = replace(peers[3], activity="busy")
+    items = fold.fold(tuple(peers), "me", now, names)[0]
+    again = mirror_roster(mirror, items, None, 0, False)
+    assert again is first and mirror.changed == [3] and len(mirror.stale) == 1
+    assert again[3] == render.roster_row(items[3])
+    peers[4] = replace(peers[4], status="working")  # moves to the top: a re-order
+    items = fold.fold(tuple(peers), "me", now, names)[0]
+    mirror_roster(mirror, items, None, 0, False)
+    assert mirror.changed is None
