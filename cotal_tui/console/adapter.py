@@ -21,6 +21,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
+from cotal_tui.console.membership_feed import BrokerFeed
 from cotal_tui.console.model import Clock, wall_clock
 from cotal_tui.console.source import (
     ChannelInput,
@@ -162,6 +163,8 @@ class MeshSource:
         self._echoed: dict[str, None] = {}
         self.agent_card: CredCard | None = None
         """Set when the console runs as the agent its cred describes (name, role, ACL)."""
+        self.feed = BrokerFeed()
+        """The 0.9.0 membership feed, display-only (console/membership_feed.py)."""
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -181,6 +184,7 @@ class MeshSource:
             self._poller = asyncio.get_running_loop().create_task(
                 self._poll_loop(), name="console-mesh-poller"
             )
+        self.feed.start(lambda: (self.ep.conn, self.ep.space, self.ep.connected))
 
     async def stop(self) -> None:
         if self._off is not None:
@@ -191,6 +195,7 @@ class MeshSource:
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
+        await self.feed.stop()
         self._queue.put_nowait(None)
 
     def _on_event(self, event: EndpointEvent) -> None:
@@ -351,12 +356,14 @@ class MeshSource:
         any_changed = self._channels_input is None
         names = {r.channel for r in self._rows}
         fresh: dict[str, tuple[tuple[Any, ...], ChannelInput]] = {}
+        peer_names = {p.id: p.name for p in self._peers}
         for row in [*self._rows, *(_joined_only(ch) for ch in sorted(joined - names))]:
             ch = row.channel
             member = self.ep.has_durable_membership(ch)
             generation = durable.generation(ch)
+            feed = self.feed.line(ch, peer_names)
             key = (row, ch in joined, member, ch in unclosed, generation,
-                   self._live_reasons.get(ch))  # fmt: skip
+                   self._live_reasons.get(ch), feed)  # fmt: skip
             hit = self._channel_cache.get(ch)
             if hit is not None and hit[0] == key:
                 item = hit[1]
@@ -378,6 +385,7 @@ class MeshSource:
                     mode=row.mode,  # type: ignore[arg-type]
                     live_reason=self._live_reasons.get(ch),
                     config=dict(config),
+                    broker_feed=feed,
                 )
             fresh[ch] = (key, item)
             rows.append(item)

@@ -559,6 +559,7 @@ class ConsoleModel:
             instructions=ch.instructions,
             members=ch.members,
             config=ch.config,
+            broker_feed=ch.broker_feed,
         )
 
     def _lease(

@@ -104,6 +104,8 @@ class ChannelRow:
     instructions: str | None = None
     members: tuple[str, ...] = ()
     config: Mapping[str, Any] = field(default_factory=dict)
+    broker_feed: str | None = None
+    """Display-only (the 0.9.0 membership feed); see ChannelInput.broker_feed."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,6 +120,9 @@ class ChannelInput:
     """Why the last durable join came back LIVE only (the daemon's reason), when it did."""
     members: tuple[str, ...] = ()
     config: Mapping[str, Any] = field(default_factory=dict)
+    broker_feed: str | None = None
+    """Who the 0.9.0 membership feed says is on the channel (console/membership_feed.py);
+    display-only, never read by a verdict. None when the space has no feed."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -525,6 +525,7 @@ def channel_detail(row: ChannelRow) -> str:
         kv("msgs/s", sparkline(row.rate) + f"  (last {len(row.rate)}s, {sum(row.rate)} msgs)"),
         kv("instructions", row.instructions or "—"),
         kv("members", ", ".join(row.members) or "— (not visible to this console)"),
+        *([kv("broker feed", row.broker_feed)] if row.broker_feed else []),
         "",
         "[b]config (channel registry)[/b]",
         escape(json.dumps(dict(row.config), indent=2, sort_keys=True) if row.config else "{}"),

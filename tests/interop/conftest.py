@@ -110,6 +110,9 @@ class RefSpace:
     privileged: Minted
     delivery: Minted
     account: str
+    feed_root: Path | None = None
+    """0.9.0: a folder whose `.cotal/` holds the membership feed's creds; a reference daemon
+    started there (`start_ref_daemon(cwd=…)`) also runs the feed."""
 
     @property
     def url(self) -> str:
@@ -154,6 +157,7 @@ async def ref_space(ref_build: str, tmp_path: Path) -> AsyncIterator[RefSpace]:
             privileged=Minted(init["privileged"]["id"], Path(init["privileged"]["creds"])),
             delivery=Minted(init["delivery"]["id"], Path(init["delivery"]["creds"])),
             account=init["account"],
+            feed_root=Path(init["feedRoot"]) if init.get("feedRoot") else None,
         )
     finally:
         server.close()
@@ -310,11 +314,12 @@ async def ref_agents(nodes: list[NodeProcess]) -> Callable[..., Awaitable[RefEnd
 
 
 async def start_ref_daemon(
-    nodes: list[NodeProcess], build: str, url: str, space: str, creds: Path | None
+    nodes: list[NodeProcess], build: str, url: str, space: str, creds: Path | None,
+    *, cwd: Path | None = None, env: dict[str, str] | None = None,
 ) -> NodeProcess:
     args = ["--space", space, "--server", url]
     if creds is not None:
         args += ["--creds", str(creds)]
-    proc = NodeProcess(build, "delivery.mjs", *args)
+    proc = NodeProcess(build, "delivery.mjs", *args, cwd=cwd, env=env)
     nodes.append(proc)
     return proc

@@ -49,7 +49,8 @@ def node_cmd(script: str, *args: str) -> list[str]:
 class NodeProcess:
     """A driver process, its stdout/stderr collected line by line (as `cli_process.CliProcess`)."""
 
-    def __init__(self, build: str, script: str, *args: str, stdin: bool = False) -> None:
+    def __init__(self, build: str, script: str, *args: str, stdin: bool = False,
+                 cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
         self.build = build
         self.lines: list[str] = []
         self._lock = threading.Lock()
@@ -59,7 +60,8 @@ class NodeProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env=ref_env(build),
+            env={**ref_env(build), **(env or {})},
+            cwd=cwd,
             start_new_session=True,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)

@@ -1,6 +1,6 @@
 """Scenario 5: a burst past CHAT's 1,000-per-subject cap (`max_msgs_per_subject`, discard Old),
-both daemons side by side on one reference-provisioned space: the same sender, one offline
-member per daemon (DLV also caps an owner's subject at 1,000).
+both daemons side by side on one space — a reference-provisioned one, and ours (`up`): the
+same sender, one offline member per daemon (DLV also caps an owner's subject at 1,000).
 
 What is recorded (printed, and in the README): how many of the burst's messages each daemon
 copied to its offline member's `dlv.<owner>`, and whether its fan-out settled or stalled. What
@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import RefSpace, start_our_daemon, start_ref_daemon, wait_cli_line
-from refproc import NodeProcess
+from conftest import RefSpace, start_our_daemon, start_our_space, start_ref_daemon, wait_cli_line
+from refproc import Minted, NodeProcess
 from test_acl import Wire
 
 from waiting import wait_for
@@ -47,28 +49,74 @@ async def _settle(wire: Wire, owner: str, timeout: float = 150.0) -> str:
     raise AssertionError(f"the daemon neither drained nor stalled in {timeout}s")
 
 
+@dataclass
+class BurstSpace:
+    """Where the burst runs: the space's url and name, the delivery cred both daemons use, and a
+    way to provision an agent (boot channels, may post) the space's own way."""
+
+    build: str
+    url: str
+    space: str
+    delivery: Path
+    agent: Callable[[str, list[str], list[str]], Awaitable[Minted]]
+
+
 @pytest.mark.interop_full
 @pytest.mark.timeout(480)
 async def test_burst_past_the_subject_cap_side_by_side(
     ref_space: RefSpace, nodes: list[NodeProcess], clis: list[Any], tmp_path: Path,
     our_agents: Any, ref_agents: Any,
 ) -> None:
+    """On a reference-provisioned space."""
     await ref_space.channels(CHANNELS)
-    url, space = ref_space.url, ref_space.space
-    wire = Wire(url, space, ref_space.delivery.creds)
-    ours = await start_our_daemon(clis, tmp_path, url, space, ref_space.delivery.creds)
+
+    async def agent(name: str, subscribe: list[str], publish: list[str]) -> Minted:
+        return await ref_space.agent(name, subscribe=subscribe, allowPublish=publish)
+
+    where = BurstSpace(ref_space.build, ref_space.url, ref_space.space, ref_space.delivery.creds,
+                       agent)
+    await _burst_side_by_side(where, nodes, clis, tmp_path, our_agents, ref_agents)
+
+
+@pytest.mark.interop_full
+@pytest.mark.timeout(480)
+async def test_burst_past_the_subject_cap_side_by_side_on_our_space(
+    ref_build: str, nodes: list[NodeProcess], clis: list[Any], tmp_path: Path,
+    our_agents: Any, ref_agents: Any,
+) -> None:
+    """The same on our space (`cotal-tui up --no-daemon`, then the two daemons in turn)."""
+    ours = await start_our_space(tmp_path, clis, daemon=False, channels=CHANNELS)
+
+    async def agent(name: str, subscribe: list[str], publish: list[str]) -> Minted:
+        args = ["--subscribe", *subscribe]
+        if publish:
+            args += ["--allow-publish", *publish]
+        return await ours.mint(name, *args)
+
+    delivery = await ours.mint("burst-daemon", profile="delivery")
+    where = BurstSpace(ref_build, ours.url, ours.space, delivery.creds, agent)
+    await _burst_side_by_side(where, nodes, clis, tmp_path, our_agents, ref_agents)
+
+
+async def _burst_side_by_side(
+    where: BurstSpace, nodes: list[NodeProcess], clis: list[Any], tmp_path: Path,
+    our_agents: Any, ref_agents: Any,
+) -> None:
+    url, space, build = where.url, where.space, where.build
+    wire = Wire(url, space, where.delivery)
+    ours = await start_our_daemon(clis, tmp_path, url, space, where.delivery)
     await wait_cli_line(ours, r"✓ delivery: serving space", timeout=30)
-    sender_c = await ref_space.agent("sender", subscribe=["b1", "b2"], allowPublish=["b1", "b2"])
+    sender_c = await where.agent("sender", ["b1", "b2"], ["b1", "b2"])
     members = {}
     for label, channel in (("ours", "b1"), ("reference", "b2")):
-        creds = await ref_space.agent(f"m-{channel}", subscribe=[channel])
+        creds = await where.agent(f"m-{channel}", [channel], [])
         member = await our_agents(url, space, f"m-{channel}", creds=creds.creds,
                                   channels=[channel])
         await wait_for(lambda m=member, c=channel: m.ep.has_durable_membership(c),
                        what=f"the member's durable membership of {channel}", timeout=30)
         await member.ep.stop()
         members[label] = (channel, creds)
-    sender = await ref_agents(ref_space.build, url, space, "sender", creds=sender_c.creds)
+    sender = await ref_agents(build, url, space, "sender", creds=sender_c.creds)
 
     results = {}
     notes: list[str] = []
@@ -77,8 +125,7 @@ async def test_burst_past_the_subject_cap_side_by_side(
             ours.proc.send_signal(signal.SIGTERM)
             await wait_for(lambda: ours.proc.poll() is not None, what="our daemon to stop",
                            timeout=20)
-            ref = await start_ref_daemon(nodes, ref_space.build, url, space,
-                                         ref_space.delivery.creds)
+            ref = await start_ref_daemon(nodes, build, url, space, where.delivery)
             await ref.wait_line(r"✓ delivery daemon up", timeout=30)
         dlv_before = await _dlv_last_seq(wire)
         t0 = time.monotonic()
@@ -99,10 +146,10 @@ async def test_burst_past_the_subject_cap_side_by_side(
 
     ref.signal(signal.SIGTERM)
     await ref.exited()
-    again = await _restart_ours(clis, tmp_path, url, space, ref_space.delivery.creds)
+    again = await _restart_ours(clis, tmp_path, url, space, where.delivery)
     notes.append(f"our daemon restarted after the reference's burst: {again}")
 
-    lines = [f"[interop {ref_space.build}] burst of {BURST} on one subject (CHAT and DLV cap "
+    lines = [f"[interop {build}] burst of {BURST} on one subject (CHAT and DLV cap "
              "1000 per subject), one offline member per daemon:"]
     for label, (written, copies, retained, sent_s, total_s, state) in results.items():
         lines.append(f"  {label:9} daemon: {written} copies written to DLV, {copies} kept for the "

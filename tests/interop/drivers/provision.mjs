@@ -2,7 +2,8 @@
 // JSON line. The reference build is imported by absolute path from COTAL_REF.
 //
 // Steps ({"step": …}):
-//   init    {dir, space, host, port, storeDir}  trust chain (createSpaceAuth), auth.json, server.conf
+//   init    {dir, space, host, port, storeDir}  trust chain (createSpaceAuth), auth.json, server.conf;
+//                                                 0.9.0: also <dir>/feedroot/.cotal/ (membership feed)
 //   setup   {dir, server} | {open, server, space} setupSpaceStreams (privileged cred, or none)
 //   mint    {dir, profile, name}                  mintCreds → <dir>/<name>.creds
 //   agent   {dir, server, name, role?, subscribe?, allowSubscribe?, allowPublish?}
@@ -56,7 +57,19 @@ const steps = {
     write(conf, core.serverConfig(auth, { host: a.host ?? "127.0.0.1", port: a.port, storeDir: a.storeDir }));
     const priv = await mintTo(a.dir, auth, PRIV, PRIV);
     const delivery = await mintTo(a.dir, auth, "delivery", "delivery");
-    return { config: conf, privileged: priv, delivery, privilegedProfile: PRIV, account: auth.account.pub };
+    // 0.9.0: the membership feed's two scoped creds and the account id, where its daemon looks
+    // for them (`<root>/.cotal/`, written by the reference's `cotal up`): the observer is a
+    // system-account user, mintable only now, while the fresh auth holds the $SYS signing seed.
+    let feedRoot = null;
+    if (!HAS_MANAGER) {
+      feedRoot = join(a.dir, "feedroot");
+      const dot = join(feedRoot, ".cotal");
+      mkdirSync(dot, { recursive: true, mode: 0o700 });
+      write(join(dot, "membership-observer.creds"), await core.mintMembershipObserverCreds(auth, core.newIdentity()));
+      write(join(dot, "membership-rw.creds"), await core.mintCreds(auth, core.newIdentity(), "membership-rw"));
+      write(join(dot, "membership.json"), JSON.stringify({ accountId: auth.account.pub }));
+    }
+    return { config: conf, privileged: priv, delivery, privilegedProfile: PRIV, account: auth.account.pub, feedRoot };
   },
   async setup() {
     if (a.open) { // open mode: a bare connection has the rights (`cotal up --open`)
