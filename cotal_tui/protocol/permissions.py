@@ -19,8 +19,10 @@ and post every channel (its own presence, own DM/DLV durables, own history consu
 another agent's) plus read-only monitoring (:func:`_monitor_reads`): STREAM.INFO of every stream
 of the space, CONSUMER.INFO of the daemon's two durables (``fanout`` on CHAT, ``reader`` on
 INBOX), STREAM.MSG.GET on CHAT (the age of the oldest unrouted post: CHAT holds only channel
-posts, which the operator reads anyway) and on the dead-letter store. Never ``>``, never a read
-of INBOX, DM or DLV messages (they carry direct messages), never a consumer on another stream.
+posts, which the operator reads anyway), on the dead-letter store (the project's own, issue
+10) and on the 0.9.0 reference's channel membership feed bucket (``KV_cotal_membership_<space>``:
+who is subscribed to a channel, display only). Never ``>``, never a read of INBOX, DM or DLV
+messages (they carry direct messages), never a consumer on another stream.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 from cotal_tui.protocol.channels import assert_valid_channel, channel_in_allow
 from cotal_tui.protocol.consumers import bucket_specs, stream_specs
 from cotal_tui.protocol.errors import InvalidChannel
+from cotal_tui.protocol.membership_feed import membership_bucket
 from cotal_tui.protocol.names import (
     acl_bucket,
     channel_bucket,
@@ -362,9 +365,12 @@ def _monitor_reads(space: str) -> list[str]:
     streams = [spec.name for spec in stream_specs(space)]
     streams += [spec.stream_spec().name for spec in bucket_specs(space)]
     chat, inbox = chat_stream(space), inbox_stream(space)
+    feed = f"KV_{membership_bucket(space)}"  # the 0.9.0 broker feed, where a 0.9.0 daemon runs
     return [
         f"{API}.INFO",
         *(f"{API}.STREAM.INFO.{name}" for name in streams),
+        f"{API}.STREAM.INFO.{feed}",
+        f"{API}.STREAM.MSG.GET.{feed}",
         f"{API}.CONSUMER.INFO.{chat}.{fanout_durable()}",
         f"{API}.CONSUMER.INFO.{inbox}.{reader_durable()}",
         f"{API}.STREAM.MSG.GET.{chat}",

@@ -100,6 +100,12 @@ async def test_operator_reads_the_lease_probes_the_daemon_and_reads_the_pipeline
             f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}", {"batch": 1, "no_wait": True}
         )
         await op.request_denied(f"$JS.API.CONSUMER.DELETE.{stream}.{durable}")
+    # The 0.9.0 broker feed bucket: read-only (absent on our space: answered, not refused).
+    feed = f"KV_cotal_membership_{s}"
+    for verb, body in (("STREAM.INFO", b""), ("STREAM.MSG.GET", b'{"seq": 1}')):
+        answer = await op.nc.request(f"$JS.API.{verb}.{feed}", body, timeout=2)
+        assert b"stream not found" in answer.data, answer.data
+    await op.js_publish_denied(f"$KV.cotal_membership_{s}.general")
     # The oldest unrouted post's time: STREAM.MSG.GET on CHAT (channel posts only).
     seq = await bob.js_publish(f"cotal.{s}.chat.{bob.id}.general", b'{"x":1}')
     got = await op.request(f"$JS.API.STREAM.MSG.GET.CHAT_{s}", {"seq": seq})
