@@ -64,6 +64,12 @@ def expected_streams(s: str) -> dict[str, dict[str, Any]]:
             "max_age": 30.0,
             "duplicate_window": 30.0,
         },
+        # The project's own dead-letter store (issue 10), not a reference stream: bounded.
+        f"COTALTUI_DEAD_{s}": {
+            "subjects": [f"cotaltui.{s}.dead.>"],
+            "max_msgs": 1000,
+            "max_bytes": 1_048_576,
+        },
     }
 
 

@@ -74,6 +74,7 @@ def evidence_complete(session: ConsoleSession) -> bool:
         and session.source.roster().view == "current"
         and lease.read.outcome != "pending"
         and lease.responder.outcome != "unchecked"
+        and (lease.progress is None or lease.progress.outcome != "pending")
         and cluster_read(session)
     )
 

@@ -33,7 +33,9 @@ from cotal_tui.mesh.jsapi import JsApiError, JsApiUnavailable
 from cotal_tui.mesh.kv import KvError
 from cotal_tui.mesh.lease import LeaseRead, LeaseVerdict, lease_verdict
 from cotal_tui.mesh.lease_table import STALE_AFTER_MS
+from cotal_tui.mesh.pipeline_probe import read_pipeline
 from cotal_tui.mesh.plane3_agent import delivery_lease_verdict
+from cotal_tui.protocol.pipeline import delivery_json, judge_pipeline
 
 SCHEMA = "cotal-tui/status/1"
 
@@ -118,24 +120,33 @@ async def take_snapshot(
     try:
         await ep.roster.wait_current(timeout)
         verdict, responder_ms, lease = await delivery_lease_verdict(ep)
+        figs = await read_pipeline(ep.conn, space, creds=creds)
+        progress = judge_pipeline(figs, peers=len(ep.roster_entries()))
         cluster = await read_cluster_view(ep.conn, space)
-        verdict = with_cluster(verdict, lease, cluster)
+        # weigh whether messages move (issue 10) and what the cluster says (issue 15)
+        verdict = with_cluster(verdict, lease, cluster, pipeline=progress.state)
         try:
             rows = await ep.list_channels(lease)
         except (JsApiError, JsApiUnavailable) as exc:
             raise StatusFailed(f"cannot list the channels of {space!r}: {exc}") from None
-        snapshot = build_snapshot(ep, server, lease, rows, verdict, responder_ms)
-        snapshot["cluster"] = cluster_json(cluster)
-        return snapshot
+        snap = build_snapshot(ep, server, lease, rows, verdict, responder_ms, progress.text)
+        snap["delivery"] = delivery_json(figs, progress)
+        snap["cluster"] = cluster_json(cluster)
+        return snap
     finally:
         await ep.stop(graceful=False)
 
 
 def with_cluster(
-    verdict: LeaseVerdict | None, read: LeaseRead, cluster: ClusterView
+    verdict: LeaseVerdict | None,
+    read: LeaseRead,
+    cluster: ClusterView,
+    *,
+    pipeline: str = "unchecked",
 ) -> LeaseVerdict | None:
-    """The lease verdict with the cluster column filled in (the same table decides)."""
-    if verdict is None or read.lease is None or cluster.word() == "n/a":
+    """The lease verdict with the pipeline and cluster columns filled in (the same table
+    decides)."""
+    if verdict is None or not read.known or read.lease is None:
         return verdict
     info = read.lease
     return lease_verdict(
@@ -144,6 +155,7 @@ def with_cluster(
         age_ms=time.time() * 1000 - info.since,
         responder=verdict.responder,
         holder=info.holder,
+        pipeline=pipeline,
         cluster=cluster.word(),
     )
 
@@ -173,10 +185,19 @@ def _pending(op: PendingOp) -> dict[str, Any]:
     }
 
 
-def consequence(v: LeaseVerdict) -> str:
+def consequence(v: LeaseVerdict, progress: str = "") -> str:
     """What the verdict means for durable delivery, in plain words."""
     if v.verdict == "serving" and v.green:
         return "a delivery daemon is serving: durable-class channels get their offline backstop"
+    if v.verdict == "not-moving":
+        return f"serving, but not moving: {progress}; the offline backstop is not delivering"
+    if v.verdict in ("dead-letters", "consumer-excess"):
+        return f"a delivery daemon is serving and messages move; {progress}"
+    if v.verdict == "unverified" and v.pipeline == "unknown" and v.responder == "answered":
+        return (
+            f"the daemon answers, but whether messages move is unknown ({progress}): not "
+            "green without that evidence (a manager or delivery cred can read it)"
+        )
     if v.verdict == "unverified":
         return (
             f"a ready lease is held but its responder is {v.responder_text}: durable delivery "
@@ -205,7 +226,11 @@ def consequence(v: LeaseVerdict) -> str:
 
 
 def _lease(
-    read: LeaseRead, now_ms: int, verdict: LeaseVerdict | None, responder_ms: float | None
+    read: LeaseRead,
+    now_ms: int,
+    verdict: LeaseVerdict | None,
+    responder_ms: float | None,
+    progress: str = "",
 ) -> dict[str, Any] | None:
     if verdict is None and read.lease is None:
         return None
@@ -225,7 +250,7 @@ def _lease(
             green=verdict.green,
             responder=verdict.responder_text,
             responderMs=None if responder_ms is None else round(responder_ms, 1),
-            consequence=consequence(verdict),
+            consequence=consequence(verdict, progress),
         )
     return out
 
@@ -237,6 +262,7 @@ def build_snapshot(
     rows: list[Any],
     verdict: LeaseVerdict | None = None,
     responder_ms: float | None = None,
+    progress: str = "",
 ) -> dict[str, Any]:
     now_ms = int(time.time() * 1000)
     entries = [
@@ -259,12 +285,21 @@ def build_snapshot(
         "server": server,
         "generatedAt": now_ms,
         "connection": _connection(ep.connection_state, ep),
-        "roster": {"view": ep.roster_view, "entries": entries},
+        "roster": {
+            "view": ep.roster_view,
+            "entries": entries,
+            "refused": ep.roster.roster.refused,
+        },
         "channels": [
             {
                 "channel": r.channel,
                 "description": r.description,
                 "deliveryClass": r.delivery_class,
+                **(
+                    {"deliveryClassProblem": r.delivery_class_problem}
+                    if r.delivery_class_problem
+                    else {}
+                ),
                 "replay": r.replay,
                 "messages": r.messages,
                 "joined": r.joined,
@@ -273,7 +308,7 @@ def build_snapshot(
             }
             for r in rows
         ],
-        "lease": _lease(lease, now_ms, verdict, responder_ms),
+        "lease": _lease(lease, now_ms, verdict, responder_ms, progress),
         "leaseRead": {"known": lease.known, "error": lease.error},
         "pendingBootJoins": [_pending(p) for p in ep.pending_boot_joins()],
         "pendingLeaves": [_pending(p) for p in ep.pending_leaves()],
@@ -304,6 +339,8 @@ def render_text(s: dict[str, Any]) -> str:
         lines.append(
             f"  #{c['channel']}{desc} ({c['deliveryClass']}, {replay}, {c['messages']} retained)"
         )
+        if c.get("deliveryClassProblem"):
+            lines.append(f"    ⚠ {c['deliveryClassProblem']}")
     if not s["channels"]:
         lines.append("  (none)")
     lease = s["lease"]
@@ -317,6 +354,21 @@ def render_text(s: dict[str, Any]) -> str:
         )
     if lease is not None and "verdict" in lease:
         lines.append(f"delivery: {lease['verdict']} — {lease['consequence']}")
+    d = s.get("delivery")
+    if d is not None:
+
+        def fig(n: Any, ms: Any) -> str:
+            if n is None:
+                return "unknown"
+            return f"{n} pending" + (f", oldest {ms / 1000:.1f}s" if ms is not None else "")
+
+        lines.append(
+            f"pipeline: {d['state']} — unrouted {fig(d['fanoutPending'], d['fanoutOldestMs'])}; "
+            f"untransferred {fig(d['readerPending'], d['readerOldestMs'])}; dead-lettered "
+            + ("unknown" if d["deadLettered"] is None else str(d["deadLettered"]))
+        )
+        for why in d["unknown"].values():
+            lines.append(f"  unknown: {why}")
     cluster = s.get("cluster")
     if cluster and cluster["clustered"]:
         lines.append(

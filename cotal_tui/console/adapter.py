@@ -40,15 +40,19 @@ from cotal_tui.console.source import (
     PendingInput,
     PendingOp,
     PendingOperation,
+    ProgressCheck,
     ResponderCheck,
     RosterInput,
     SendOutcome,
 )
 from cotal_tui.mesh.cluster_view import ClusterView, read_cluster_view, unread_view
-from cotal_tui.mesh.connection import Closed, Connected, Reconnecting
+from cotal_tui.mesh.connection import Closed, Connected, Connection, Reconnecting
 from cotal_tui.mesh.creds_claims import creds_label
 from cotal_tui.mesh.events import ConnectionChanged, EndpointError, EndpointEvent, MessageReceived
+from cotal_tui.mesh.pipeline_probe import read_pipeline
 from cotal_tui.mesh.plane3_agent import NothingPending, Plane3Agent, probe_delivery_responder
+from cotal_tui.protocol.pipeline import delivery_json, judge_pipeline
+from cotal_tui.protocol.subjects import parse_subject
 
 if TYPE_CHECKING:
     from cotal_tui.delivery.daemon import DeliveryDaemon
@@ -93,12 +97,15 @@ def peer_input(p: Presence) -> PeerInput:
 
 def message_input(inbound: Inbound) -> MessageInput:
     m = inbound.message
+    # The label comes from where the message travelled (its subject), never from the body: a
+    # body's `channel`/`to` is the sender's claim (issue 10: a post on #dur shown as #exec).
+    parsed = parse_subject(inbound.subject)
     if inbound.kind == "channel":
-        target = m.channel or inbound.channel or ""
+        target = inbound.channel or m.channel or ""
     elif inbound.kind == "dm":
-        target = m.to or ""
+        target = parsed.rest if parsed is not None and parsed.kind == "inst" else m.to or ""
     else:
-        target = m.to_service or ""
+        target = parsed.rest if parsed is not None and parsed.kind == "svc" else m.to_service or ""
     return MessageInput(
         id=m.id,
         ts=m.ts,
@@ -146,6 +153,10 @@ class MeshSource:
         self._poller: asyncio.Task[None] | None = None
         self._lease = LeaseRead("pending")
         self._probe = ResponderCheck("unchecked")
+        self._progress = ProgressCheck("pending")
+        self.progress_via: tuple[Connection, str | None] | None = None
+        """A better-credentialed connection to read progress through (the in-process daemon's
+        manager or delivery cred); None: the endpoint's own, as its profile allows."""
         self._cluster: ClusterView | None = None
         self._ep_lease: EndpointLeaseRead | None = None
         self._rows: list[ChannelRow] = []
@@ -260,7 +271,26 @@ class MeshSource:
             self._probe = ResponderCheck("failed", checked, error=PROBE_CANNOT)
         else:
             self._probe = ResponderCheck("unchecked")
+        await self.refresh_progress()
         await self.refresh_cluster()
+
+    async def refresh_progress(self) -> None:
+        """Read the pipeline's progress (issue 10) as this credential allows."""
+        conn, creds = self.progress_via or (self.ep.conn, self.ep.creds)
+        try:
+            figs = await read_pipeline(conn, self.ep.space, creds=creds)
+        except Exception as exc:  # noqa: BLE001 - shown as unknown progress, never as moving
+            self._progress = ProgressCheck("failed", self.clock(), error=str(exc) or repr(exc))
+            return
+        verdict = judge_pipeline(figs, peers=len(self.ep.roster.roster))
+        self._progress = ProgressCheck(
+            "read",
+            self.clock(),
+            state=verdict.state,
+            text=verdict.text,
+            evidence=verdict.evidence,
+            delivery=delivery_json(figs, verdict),
+        )
 
     async def refresh_cluster(self) -> None:
         """Read the cluster's view of the space (no requests when the server is not clustered)."""
@@ -384,6 +414,7 @@ class MeshSource:
                     durable_unclosed=ch in unclosed,
                     mode=row.mode,  # type: ignore[arg-type]
                     live_reason=self._live_reasons.get(ch),
+                    class_invalid=registry.invalid_delivery_class(ch),
                     config=dict(config),
                     broker_feed=feed,
                 )
@@ -412,7 +443,12 @@ class MeshSource:
         if cluster is None and self.ep.connected:
             cluster = unread_view(self.ep.conn, "not read yet")
         return LeaseInput(
-            self._lease, self._probe, holder_label=label, holder_is_up=is_up, cluster=cluster
+            self._lease,
+            self._probe,
+            progress=self._progress,
+            holder_label=label,
+            holder_is_up=is_up,
+            cluster=cluster,
         )
 
     def cluster(self) -> ClusterView | None:

@@ -30,6 +30,7 @@ from cotal_tui.console.source import (
     PendingInput,
     PendingOp,
     PendingOperation,
+    ProgressCheck,
     ResponderCheck,
     RosterInput,
     SendOutcome,
@@ -40,6 +41,13 @@ from cotal_tui.mesh.cluster_view import (
     ReplicaState,
     StreamState,
     space_stream_names,
+)
+from cotal_tui.protocol.pipeline import (
+    Backlog,
+    DeadLetterSummary,
+    PipelineFigures,
+    delivery_json,
+    judge_pipeline,
 )
 
 FIXED_NOW: Ms = 1_795_759_200_000
@@ -338,9 +346,92 @@ def lease_case(verdict: str, now: Ms = FIXED_NOW) -> tuple[LeaseInput, Connectio
             read, since=now + 95_000, raw={"holder": HOLDER, "since": now + 95_000, "ready": True}
         )
         return LeaseInput(r, probe), up, mode
+    if verdict == "not-moving":
+        return replace(base, progress=stalled_progress(now)), up, mode
+    if verdict == "dead-letters":
+        return replace(base, progress=dead_letter_progress(now)), up, mode
     if verdict in ("quorum-lost", "stalled"):
         return replace(base, cluster=demo_cluster(verdict)), up, mode
     raise ValueError(f"no fixture for lease verdict {verdict!r}")
+
+
+def _progress(figs: PipelineFigures, now: Ms) -> ProgressCheck:
+    verdict = judge_pipeline(figs)
+    return ProgressCheck(
+        "read",
+        now - 1_000,
+        state=verdict.state,
+        text=verdict.text,
+        evidence=verdict.evidence,
+        delivery=delivery_json(figs, verdict),
+    )
+
+
+def stalled_progress(now: Ms = FIXED_NOW) -> ProgressCheck:
+    """A serving daemon whose fan-out has not routed a message for 42 s (issue 10)."""
+    return _progress(
+        PipelineFigures(
+            Backlog(17, 42_000),
+            Backlog(0),
+            DeadLetterSummary(0, {}),
+            {"KV_cotal_presence_demo": 6, "KV_cotal_channels_demo": 4},
+        ),
+        now,
+    )
+
+
+DEAD_LETTERS: tuple[dict[str, Any], ...] = (
+    {
+        "subject": "cotal.demo.chat.UMALLORY.review",
+        "stream": "CHAT_demo",
+        "seq": 4312,
+        "reason": "too-deep",
+        "detail": "nested 3003 levels, more than the 64-level bound",
+        "ts": FIXED_NOW - 95_000,
+        "size": 6_187,
+        "by": HOLDER,
+    },
+    {
+        "subject": "cotal.demo.chat.UMALLORY.review",
+        "stream": "CHAT_demo",
+        "seq": 4290,
+        "reason": "entry-oversized",
+        "detail": "the 1048540-byte message makes a 1048617-byte dinbox entry, over the "
+        "server's 1048576-byte max_payload",
+        "ts": FIXED_NOW - 310_000,
+        "size": 1_048_540,
+        "by": HOLDER,
+    },
+    {
+        "subject": "cotal.demo.chat.UMALLORY.ops",
+        "stream": "CHAT_demo",
+        "seq": 4177,
+        "reason": "channel-mismatch",
+        "detail": "body says from.id='UMALLORY' channel='exec'; subject is "
+        "cotal.demo.chat.UMALLORY.ops",
+        "ts": FIXED_NOW - 1_250_000,
+        "size": 231,
+        "by": HOLDER,
+    },
+)
+
+
+def dead_letter_progress(now: Ms = FIXED_NOW) -> ProgressCheck:
+    """A moving pipeline with three recent dead letters."""
+    return _progress(
+        PipelineFigures(
+            Backlog(0),
+            Backlog(0),
+            DeadLetterSummary(
+                3,
+                {"too-deep": 1, "entry-oversized": 1, "channel-mismatch": 1},
+                DEAD_LETTERS,
+                95_000,
+            ),
+            {"KV_cotal_presence_demo": 6, "KV_cotal_channels_demo": 4},
+        ),
+        now,
+    )
 
 
 def demo_cluster(verdict: str) -> ClusterView:
@@ -381,6 +472,8 @@ LEASE_VERDICTS = (
     "unreachable",
     "unverified",
     "clock-skew",
+    "not-moving",
+    "dead-letters",
     "quorum-lost",
     "stalled",
 )

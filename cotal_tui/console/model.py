@@ -560,6 +560,7 @@ class ConsoleModel:
             members=ch.members,
             config=ch.config,
             broker_feed=ch.broker_feed,
+            class_invalid=ch.class_invalid,
         )
 
     def _lease(
@@ -583,7 +584,9 @@ class ConsoleModel:
             severity=j.severity,
             consequence=j.consequence,
             rule=j.rule,
-            evidence=" ".join(f"{k}={v}" for k, v in j.columns.items()),
+            evidence=" ".join(
+                f"{k}={v}" for k, v in j.columns.items() if (k, v) != ("pipeline", "unchecked")
+            ),
             holder=read.holder,
             ready=read.ready,
             age_ms=j.age_ms,
@@ -599,6 +602,8 @@ class ConsoleModel:
             raw=read.raw,
             source=source,
             responder_source=responder_source,
+            progress=lease.progress.evidence if lease.progress is not None else (),
+            delivery=lease.progress.delivery if lease.progress is not None else None,
             holder_note=holder_note(lease, j.verdict, j.age_ms, j.ttl_left_ms),
             cluster=cluster_lines(lease.cluster),
         )

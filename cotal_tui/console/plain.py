@@ -142,6 +142,12 @@ def check_snapshot(snap: Snapshot) -> CheckResult:
         f"({len(roster.rows)}) pending={len(snap.pending.rows)}"
         f" lease-age={age_text(lease.age_ms)} probe={lease.responder}"
     )
+    d = lease.delivery
+    if d is not None:
+        pending = d.get("fanoutPending")
+        summary += f" unrouted={'?' if pending is None else pending}"
+        if d.get("deadLettered"):
+            summary += f" dead-letters={d['deadLettered']}"
     if lease.cluster:
         summary += f" cluster={lease.cluster[0]}"
     detail = f" — {'; '.join(worst)}" if worst else ""

@@ -337,6 +337,7 @@ class ConsoleSession:
             return
         self.daemon, self.daemon_conn = daemon, conn
         self.source.delivery_daemon = daemon
+        self.source.progress_via = (conn, creds)  # its cred reads the pipeline's progress
         self.source.known_holders[daemon_id] = "this console's in-process daemon"
         if self.source.up_daemon_id == daemon_id:
             self.source.up_daemon_id = None  # the same delivery cred: this console holds it now
@@ -403,6 +404,7 @@ class ConsoleSession:
         if self.daemon is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.daemon.stop(), 6.0)
+        self.source.progress_via = None
         if self.daemon_conn is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.daemon_conn.close(), 2.0)

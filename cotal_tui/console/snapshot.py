@@ -106,6 +106,8 @@ class ChannelRow:
     config: Mapping[str, Any] = field(default_factory=dict)
     broker_feed: str | None = None
     """Display-only (the 0.9.0 membership feed); see ChannelInput.broker_feed."""
+    class_invalid: str | None = None
+    """The stored deliveryClass as text when it is neither live nor durable (read as live)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,10 @@ class LeaseView:
     raw: Mapping[str, Any] | None
     source: SourceView
     responder_source: SourceView
+    progress: tuple[str, ...] = ()
+    """The pipeline's progress figures in words (backlogs, ages, dead letters)."""
+    delivery: Mapping[str, Any] | None = None
+    """The ``status --json`` ``delivery`` object, dead-letter records included (None: not read)."""
     holder_note: str | None = None
     """Who the holder is and, for a stale lease of `up`'s own daemon, what `up` waits for."""
     cluster: tuple[str, ...] = ()

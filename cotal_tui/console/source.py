@@ -118,6 +118,8 @@ class ChannelInput:
     mode: Literal["quiet", "muted"] | None = None
     live_reason: str | None = None
     """Why the last durable join came back LIVE only (the daemon's reason), when it did."""
+    class_invalid: str | None = None
+    """The stored deliveryClass as text when it is neither live nor durable (read as live)."""
     members: tuple[str, ...] = ()
     config: Mapping[str, Any] = field(default_factory=dict)
     broker_feed: str | None = None
@@ -158,11 +160,31 @@ class ResponderCheck:
 
 
 @dataclass(frozen=True, slots=True)
+class ProgressCheck:
+    """The last read of the delivery pipeline's progress (``protocol.pipeline``), or why none.
+
+    ``state`` is the pipeline verdict's word (moving, stalled, unknown, dead-letters,
+    consumer-excess); ``text`` its one-line reason; ``evidence`` the figures in words;
+    ``delivery`` the ``status --json`` ``delivery`` object (dead-letter records included).
+    """
+
+    outcome: Literal["pending", "read", "failed"]
+    checked_at: Ms | None = None
+    state: str = "unknown"
+    text: str = "not read yet"
+    evidence: tuple[str, ...] = ()
+    delivery: Mapping[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class LeaseInput:
     read: LeaseRead
     responder: ResponderCheck
     ttl_ms: int = 30_000
     """The lease bucket's max_age: a record older than this has outlived its renewals."""
+    progress: ProgressCheck | None = None
+    """Pipeline progress; None where the source does not read it (fixtures): not weighed."""
     holder_label: str | None = None
     """Who the holder is, when this console knows the identity (e.g. the daemon `up` runs)."""
     holder_is_up: bool = False

@@ -20,6 +20,7 @@ from cotal_tui.console.source import (
     ConnectionInput,
     LeaseInput,
     Ms,
+    ProgressCheck,
     SpaceMode,
 )
 from cotal_tui.mesh.lease_table import (
@@ -107,9 +108,34 @@ def lease_columns(
         "ready": ready_word,
         "responder": responder_word,
         "mode": mode,
+        "pipeline": pipeline_word(lease.progress, now),
         "cluster": lease.cluster.word() if lease.cluster is not None else "n/a",
     }
     return cols, age_ms, skew_ms
+
+
+def pipeline_word(progress: ProgressCheck | None, now: Ms) -> str:
+    """None: this source does not read progress. Not read yet, failed, or older than
+    :data:`PROBE_STALE_MS`: unknown (never taken as moving)."""
+    if progress is None:
+        return "unchecked"
+    if progress.outcome != "read" or progress.checked_at is None:
+        return "unknown"
+    if now - progress.checked_at > PROBE_STALE_MS:
+        return "unknown"
+    return progress.state
+
+
+def pipeline_detail(progress: ProgressCheck | None, now: Ms) -> str:
+    if progress is None:
+        return "progress not read by this view"
+    if progress.outcome == "pending":
+        return "progress not read yet"
+    if progress.outcome == "failed":
+        return f"progress read failed: {progress.error or 'unknown error'}"
+    if progress.checked_at is not None and now - progress.checked_at > PROBE_STALE_MS:
+        return f"progress last read {age_text(now - progress.checked_at)} ago"
+    return progress.text
 
 
 def judge_lease(
@@ -140,6 +166,7 @@ def judge_lease(
         ttl=age_text(lease.ttl_ms),
         responder_detail=responder_detail,
         latency=f"{probe.latency_ms:.0f} ms" if probe.latency_ms is not None else "?",
+        pipeline_detail=pipeline_detail(lease.progress, now),
         cluster_detail=lease.cluster.detail() if lease.cluster is not None else "not read",
     )
     ttl_left = None if age_ms is None else lease.ttl_ms - age_ms

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from cotal_tui.mesh.kv import KeyExists, KvBucket, RevisionMismatch
 from cotal_tui.protocol.errors import AclCasExhausted
 from cotal_tui.protocol.names import ACL_CAS_ATTEMPTS, acl_key
+from cotal_tui.protocol.untrusted import Decoded, decode_untrusted
 
 
 @dataclass(frozen=True)
@@ -25,12 +26,10 @@ class AclEntry:
 
 
 def decode_acl(value: bytes, kv_revision: int = 0) -> AclEntry | None:
-    try:
-        data = json.loads(value)
-    except (ValueError, UnicodeDecodeError):
+    outcome = decode_untrusted(value)
+    if not isinstance(outcome, Decoded):
         return None
-    if not isinstance(data, dict):
-        return None
+    data = outcome.value
     allow = data.get("allowSubscribe")
     if not isinstance(allow, list):
         return None

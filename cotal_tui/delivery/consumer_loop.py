@@ -4,7 +4,8 @@
 :meth:`ConsumerLoop.dispatch` (which starts the batch's publishes and returns the completion
 that acks or naks), overlap completions in a :class:`Pipeline`, re-arm on reconnect, and on stop
 let what is in flight finish before the pump naks whatever it still holds. A batch that throws is
-nak'd at once (as the reference does), so nothing is lost; a vanished consumer is re-created.
+nak'd (as the reference does, so nothing is lost) with a growing delay, and a message that has
+failed ``MAX_ROUTE_ATTEMPTS`` deliveries is dead-lettered; a vanished consumer is re-created.
 """
 
 from __future__ import annotations
@@ -15,10 +16,18 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
-from cotal_tui.delivery.daemon_context import DaemonContext, Pipeline, nak_unsettled
+from cotal_tui.delivery.daemon_context import DaemonContext, Pipeline
 from cotal_tui.mesh.jsapi import API, api_request
 from cotal_tui.mesh.pull import ConsumerGone, PullPump
 from cotal_tui.mesh.tasks import cancel_and_wait
+from cotal_tui.protocol.dead_letter import MAX_ROUTE_ATTEMPTS
+
+
+def _deliveries(m: Msg) -> int:
+    try:
+        return int(m.metadata.num_delivered)
+    except Exception:  # noqa: BLE001 - not a JetStream message: treat as first delivery
+        return 1
 
 
 async def create_durable(ctx: DaemonContext, stream: str, config: dict[str, Any]) -> None:
@@ -104,8 +113,26 @@ class ConsumerLoop:
                 await self.rearm()
             except Exception as exc:  # noqa: BLE001 - reported; the loop keeps going
                 self.ctx.on_error(exc)
-                await nak_unsettled(msgs)  # as the reference: a throw naks, nothing is lost
+                await self.fail_batch(msgs, exc)
                 await asyncio.sleep(0.5)
+
+    async def fail_batch(self, msgs: list[Msg], exc: Exception) -> None:
+        """A batch that threw: as the reference, nak what is unsettled (nothing is lost), but
+        with a growing delay, and dead-letter a message that has now failed
+        ``MAX_ROUTE_ATTEMPTS`` deliveries, so no one message can hold the loop forever."""
+        for m in msgs:
+            if m.is_acked:
+                continue
+            attempts = _deliveries(m)
+            if attempts >= MAX_ROUTE_ATTEMPTS:
+                await self.ctx.dead_letter(
+                    m, self.stream, "delivery-failed", f"its batch failed {attempts} times: {exc}"
+                )
+                continue
+            try:
+                await m.nak(delay=min(30.0, 0.5 * 2 ** max(0, attempts - 1)))
+            except Exception as nak_exc:  # noqa: BLE001 - redelivered after ack_wait anyway
+                self.ctx.on_error(nak_exc)
 
     async def handle(self, msgs: list[Msg]) -> None:
         """Decide one batch and wait for its acks (the loop overlaps batches instead)."""

@@ -38,6 +38,7 @@ from cotal_tui.delivery.fresh_cache import FreshKvCache
 from cotal_tui.delivery.members import MemberEntry, decode_member
 from cotal_tui.delivery.reader import TrustedReader
 from cotal_tui.mesh.connection import Connection, PermissionDenied, PermissionRefusal
+from cotal_tui.mesh.jsapi import API, STREAM_NOT_FOUND, JsApiError, JsApiUnavailable, api_request
 from cotal_tui.mesh.kv import KvEntry, KvUnavailable
 from cotal_tui.mesh.lease import (
     LeaseEntry,
@@ -49,7 +50,9 @@ from cotal_tui.mesh.lease import (
     renew_lease,
 )
 from cotal_tui.mesh.presence import RosterWatch
+from cotal_tui.mesh.space import stream_config
 from cotal_tui.mesh.tasks import cancel_and_wait
+from cotal_tui.protocol.dead_letter import dead_letter_stream_spec
 from cotal_tui.protocol.names import LEASE_RENEW_MS, LEASE_TTL_MS, kv_stream
 
 Status = Literal["idle", "starting", "serving", "stopping", "stopped", "lost", "failed"]
@@ -90,6 +93,10 @@ class DaemonState:
     members_indexed: int
     last_error: str | None
     stopped_reason: str | None
+
+
+class DeadLetterStoreMissing(RuntimeError):
+    """The space has no dead-letter store and this daemon may not create it."""
 
 
 class DeliveryDaemon:
@@ -251,6 +258,43 @@ class DeliveryDaemon:
                 ) from exc
             except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
                 raise self._classify(f"reading stream info of {stream}") from exc
+        await self._ensure_dead_letter_store()
+
+    async def _ensure_dead_letter_store(self) -> None:
+        """The dead-letter store exists (``up`` provisions it; an open space gets it lazily).
+
+        Its absence never stops the daemon: dead letters are then counted and reported, and
+        the messages are still acked out of the pipeline.
+        """
+        spec = dead_letter_stream_spec(self.space)
+        try:
+            await api_request(
+                self.conn,
+                f"{API}.STREAM.INFO.{spec.name}",
+                None,
+                what="dead-letter store",
+                timeout=2.0,
+            )
+            return
+        except JsApiError as exc:
+            if exc.code != STREAM_NOT_FOUND:
+                self._record_error(exc)
+                return
+        except JsApiUnavailable as exc:
+            self._record_error(exc)
+            return
+        if getattr(self.conn, "creds", None):
+            self._record_error(
+                DeadLetterStoreMissing(
+                    f"dead-letter store {spec.name} does not exist; dead letters are counted "
+                    "but not recorded until the space is provisioned again (`cotal-tui up`)"
+                )
+            )
+            return
+        try:
+            await self.conn.js.add_stream(stream_config(spec))
+        except Exception as exc:  # noqa: BLE001 - reported; the daemon serves regardless
+            self._record_error(exc)
 
     def _classify(self, what: str) -> DaemonError:
         if not self.conn.is_connected:

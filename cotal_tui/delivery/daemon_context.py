@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -22,7 +23,13 @@ from cotal_tui.delivery.members import MemberEntry, read_member
 from cotal_tui.mesh.connection import Connection
 from cotal_tui.mesh.kv import KvBucket
 from cotal_tui.mesh.tasks import cancel_and_wait
-from cotal_tui.protocol.channel_config import effective_delivery_class
+from cotal_tui.protocol.channel_config import delivery_class_reading
+from cotal_tui.protocol.dead_letter import (
+    DeadLetter,
+    dead_letter_stream,
+    dead_letter_subject,
+    short_detail,
+)
 from cotal_tui.protocol.names import (
     CHANNEL_DEFAULTS_KEY,
     acl_bucket,
@@ -36,6 +43,11 @@ from cotal_tui.protocol.names import (
     members_bucket,
 )
 from cotal_tui.protocol.subjects import dinbox_subject, dlv_subject, space_prefix
+
+# How long a dead-letter record may wait for its PubAck, and how long the store is skipped
+# after a failed write (records are then only counted).
+DEAD_LETTER_WRITE_TIMEOUT_S = 2.0
+DEAD_LETTER_RETRY_S = 30.0
 
 # Below INBOX's per-owner cap (1,000, discard old), whatever the owners' share of the backlog.
 INBOX_BACKLOG_LIMIT = 800
@@ -52,6 +64,16 @@ class Counters:
     transfer_failures: int = 0
     joins: int = 0
     leaves: int = 0
+    dead_letter_reasons: dict[str, int] = field(default_factory=dict)
+    dead_letter_write_failures: int = 0
+
+
+class InvalidRegistryValue(RuntimeError):
+    """A channel-registry value the daemon reads the reference's way, reported once."""
+
+
+class DeadLetterUnrecorded(RuntimeError):
+    """A dead letter's record could not be written (store missing, or no grant)."""
 
 
 class PublishFailed(RuntimeError):
@@ -189,6 +211,8 @@ class DaemonContext:
         # keeps at most 1,000 entries per owner (discard old): the fan-out waits while this is
         # at INBOX_BACKLOG_LIMIT, so no owner's unread entries can be pushed out.
         self.inbox_backlog = 0
+        self._class_warned: dict[str, str] = {}
+        self._dead_store_down_until = 0.0
         self._backlog_low = asyncio.Event()
         self._backlog_low.set()
         self.acl_cache: FreshKvCache[AclEntry] | None = None
@@ -215,6 +239,61 @@ class DaemonContext:
         if subject is None:
             subject = self._dlv[owner] = dlv_subject(self.space, owner)
         return subject
+
+    # -- dead letters (protocol.dead_letter) ---------------------------------------------------
+
+    async def dead_letter(
+        self, msg: Any, stream: str, reason: str, detail: str, *, term: bool = False
+    ) -> None:
+        """Ack ``msg`` out of the pipeline, recording why in the dead-letter store.
+
+        The record is published with its PubAck awaited (bounded); a failed record (no store,
+        no grant) is counted and reported, and the message is acked all the same: one message
+        that cannot be routed must never hold up the ones behind it.
+        """
+        seq = _stream_seq(msg)
+        record = DeadLetter(
+            subject=str(msg.subject),
+            stream=stream,
+            seq=seq,
+            reason=reason,
+            detail=short_detail(detail),
+            ts=int(time.time() * 1000),
+            size=len(msg.data or b""),
+            by=self.daemon_id,
+        )
+        self.counters.dead_lettered += 1
+        reasons = self.counters.dead_letter_reasons
+        reasons[reason] = reasons.get(reason, 0) + 1
+        ok = False
+        tried = time.monotonic() >= self._dead_store_down_until
+        if tried:
+            try:
+                fut = await self.acker.publish(
+                    dead_letter_subject(self.space, reason), record.to_json(), f"{stream}:{seq}"
+                )
+                done, _ = await asyncio.wait([fut], timeout=DEAD_LETTER_WRITE_TIMEOUT_S)
+                ok = bool(done) and not fut.cancelled() and fut.exception() is None
+                if not done:
+                    fut.cancel()
+            except Exception as exc:  # noqa: BLE001 - reported below
+                self.on_error(exc)
+        if not ok:
+            self.counters.dead_letter_write_failures += 1
+        if tried and not ok:
+            # A store that is missing, or a cred without the grant (a denied publish is only a
+            # timeout), must not cost every later poison message the wait: skip it a while
+            # (counting only), and say so once per attempt.
+            self._dead_store_down_until = time.monotonic() + DEAD_LETTER_RETRY_S
+            self.on_error(
+                DeadLetterUnrecorded(
+                    f"dead letter {stream}#{seq} ({reason}) could not be recorded in "
+                    f"{dead_letter_stream(self.space)}; the message was acked out all the same "
+                    f"(dead letters are only counted for the next {DEAD_LETTER_RETRY_S:.0f}s)"
+                )
+            )
+        with contextlib.suppress(Exception):
+            await (msg.term() if term else msg.ack())
 
     # -- INBOX backpressure -------------------------------------------------------------------
 
@@ -254,7 +333,11 @@ class DaemonContext:
             elif isinstance(cfg, BaseException):
                 out[ch] = _as_exc(cfg)
             else:
-                out[ch] = effective_delivery_class(_mapping(cfg), _mapping(defaults))
+                cls, problem = delivery_class_reading(_mapping(cfg), _mapping(defaults))
+                if problem is not None and self._class_warned.get(ch) != problem:
+                    self._class_warned[ch] = problem
+                    self.on_error(InvalidRegistryValue(f"channel registry #{ch}: {problem}"))
+                out[ch] = cls
         return out
 
     async def acls_fresh(self, owners: Iterable[str]) -> dict[str, AclEntry | None | Exception]:
@@ -324,6 +407,13 @@ class DaemonContext:
         return results
 
 
+def _stream_seq(msg: Any) -> int:
+    try:
+        return int(msg.metadata.sequence.stream)
+    except Exception:  # noqa: BLE001 - not a JetStream delivery
+        return 0
+
+
 def _as_exc(value: BaseException) -> Exception:
     return value if isinstance(value, Exception) else RuntimeError(repr(value))
 
@@ -339,11 +429,3 @@ def entry_payload(raw_msg: bytes, channel: str, seq: int, reason: str, generatio
         f'"reason":"{reason}","generation":{generation}}}'
     )
     return b'{"msg":' + raw_msg + tail.encode()
-
-
-async def nak_unsettled(msgs: list[Any]) -> None:
-    """Nak every message of a batch that was not acked, nak'd or termed yet."""
-    for m in msgs:
-        if not m.is_acked:
-            with contextlib.suppress(Exception):
-                await m.nak()

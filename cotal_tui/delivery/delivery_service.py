@@ -40,6 +40,7 @@ from cotal_tui.protocol.delivery import (
     at_retention_cap,
     catchup_sender_wanted,
     channel_arg,
+    chat_origin,
     check_sender_id,
     is_open,
     join_acl_check,
@@ -51,7 +52,11 @@ from cotal_tui.protocol.delivery import (
     window_evicted,
 )
 from cotal_tui.protocol.errors import InvalidChannel, StaleMembershipWrite
-from cotal_tui.protocol.models import REASON_ACTIVATION_SUPERSEDED, REASON_CATCHUP_EVICTED
+from cotal_tui.protocol.models import (
+    REASON_ACTIVATION_SUPERSEDED,
+    REASON_CATCHUP_EVICTED,
+    CotalMessage,
+)
 from cotal_tui.protocol.names import (
     DELIVERY_QUEUE_GROUP,
     HISTORY_BATCH,
@@ -62,6 +67,7 @@ from cotal_tui.protocol.names import (
     plane3_msg_id,
 )
 from cotal_tui.protocol.subjects import is_bound_reply
+from cotal_tui.protocol.untrusted import Refused, decode_untrusted
 
 # Every check and reply string below comes from ``cotal_tui.protocol.delivery`` (tested there
 # against the reference's recorded replies); this module only does the I/O around them.
@@ -123,7 +129,11 @@ class DeliveryService:
         task.add_done_callback(self._tasks.discard)
 
     async def _serve(self, msg: Msg) -> None:
-        reply = await self.handle(msg.subject, msg.data)
+        try:
+            reply = await self.handle(msg.subject, msg.data)
+        except Exception as exc:  # noqa: BLE001 - every request gets an answer, never a dead task
+            self.ctx.on_error(exc)
+            reply = {"ok": False, "error": str(exc) or type(exc).__name__}
         with contextlib.suppress(Exception):
             await self.ctx.conn.nc.publish(
                 msg.reply, json.dumps(reply, ensure_ascii=False, separators=(",", ":")).encode()
@@ -131,10 +141,10 @@ class DeliveryService:
 
     async def handle(self, subject: str, data: bytes) -> dict[str, Any]:
         """The reply for one request that passed the boundReply guard."""
-        try:
-            req = json.loads(data)
-        except ValueError as exc:
-            return {"ok": False, "error": str(exc)}
+        outcome = decode_untrusted(data, want_object=False)
+        if isinstance(outcome, Refused):
+            return {"ok": False, "error": f"request refused ({outcome})"}
+        req = outcome.value
         sender = req.get("from") if isinstance(req, dict) else None
         caller = sender.get("id") if isinstance(sender, dict) else None
         mismatch = check_sender_id(subject, caller)
@@ -305,20 +315,19 @@ class DeliveryService:
                     if seq > fence:
                         past_fence = True
                         break
-                    try:
-                        data = json.loads(m.data)
-                    except ValueError:
+                    decoded = CotalMessage.decode(m.data)
+                    if isinstance(decoded, Refused):
+                        continue  # the fan-out dead-letters it; catch-up only skips it
+                    message = decoded.value
+                    if not catchup_sender_wanted(m.subject, message.from_.id, owner):
                         continue
-                    sender = data.get("from") if isinstance(data, dict) else None
-                    if not isinstance(sender, dict):
-                        continue
-                    if not catchup_sender_wanted(m.subject, sender.get("id"), owner):
+                    if chat_origin(m.subject, message.from_.id, message.channel) != "routable":
                         continue
                     items.append(
                         (
                             ctx.dinbox_subject(owner),
                             entry_payload(m.data, channel, seq, "durable-channel", generation),
-                            plane3_msg_id(data.get("id"), owner, generation),
+                            plane3_msg_id(message.id, owner, generation),
                         )
                     )
                 ctx.entries_written(len(items))

@@ -30,6 +30,7 @@ from cotal_tui.protocol.delivery import (
 from cotal_tui.protocol.jsstr import ABSENT, js_string
 from cotal_tui.protocol.names import DINBOX_MAX_ACK_PENDING, plane3_msg_id
 from cotal_tui.protocol.subjects import parse_dinbox_owner
+from cotal_tui.protocol.untrusted import Decoded, Refused, decode_untrusted
 
 DEFER_DELAY_S = READER_NAK_DELAY_MS / 1000
 
@@ -55,32 +56,30 @@ _TAIL_MARK = b',"channel":'
 _ID_HEAD = b'{"id":"'
 
 
-def decode_entry(m: Msg, owner: str) -> Entry | None:
+def decode_entry(m: Msg, owner: str) -> Entry | Refused:
     """Decode a dinbox entry; the DLV body is the original message bytes, sliced out.
 
     Entries are ``{"msg":<message>,"channel":…,"seq":…,"reason":…,"generation":…}`` as both
     this daemon and the reference's ``JSON.stringify`` write them; the channel is a wire token
     (no quotes or commas), so the last ``,"channel":`` starts the tail. Only the small tail is
-    parsed; anything else falls back to a full decode (and a re-encoded message).
+    parsed; anything else falls back to a full decode (and a re-encoded message). Both go
+    through the decoding rule (``protocol.untrusted``); a refusal names its reason.
     """
     data = m.data
     if data.startswith(_MSG_HEAD):
         cut = data.rfind(_TAIL_MARK)
         if cut > len(_MSG_HEAD):
             raw = data[len(_MSG_HEAD) : cut]
-            try:
-                tail = json.loads(b"{" + data[cut + 1 :])
-            except ValueError:
-                tail = None
+            tail = decode_untrusted(b"{" + data[cut + 1 :])
             msg_id = _fast_id(raw)
-            if isinstance(tail, dict) and msg_id is not None and raw.endswith(b"}"):
-                return _entry(m, owner, tail, raw, msg_id)
-    try:
-        body = json.loads(data)
-    except ValueError:
-        return None
-    if not isinstance(body, dict) or not isinstance(body.get("msg"), dict):
-        return None
+            if isinstance(tail, Decoded) and msg_id is not None and raw.endswith(b"}"):
+                return _entry(m, owner, tail.value, raw, msg_id)
+    outcome = decode_untrusted(data)
+    if isinstance(outcome, Refused):
+        return outcome
+    body = outcome.value
+    if not isinstance(body.get("msg"), dict):
+        return Refused("invalid-record", "a dinbox entry without a `msg` object")
     raw = json.dumps(body["msg"], ensure_ascii=False, separators=(",", ":")).encode()
     return _entry(m, owner, body, raw, body["msg"].get("id"))
 
@@ -96,10 +95,10 @@ def _fast_id(raw: bytes) -> str | None:
     return value.decode()
 
 
-def _entry(m: Msg, owner: str, body: dict[str, Any], raw: bytes, msg_id: Any) -> Entry | None:
+def _entry(m: Msg, owner: str, body: dict[str, Any], raw: bytes, msg_id: Any) -> Entry | Refused:
     channel, seq = body.get("channel"), body.get("seq")
     if not isinstance(channel, str) or not isinstance(seq, int | float) or isinstance(seq, bool):
-        return None
+        return Refused("invalid-record", "a dinbox entry without a string channel and a seq")
     reason, generation = str(body.get("reason")), body.get("generation")
     return Entry(m, owner, raw, msg_id, channel, int(seq), reason, generation)
 
@@ -127,9 +126,14 @@ class TrustedReader(ConsumerLoop):
     async def _retry_or_dead_letter(self, e: Entry, action: ReaderAction, what: str) -> None:
         ctx = self.ctx
         if action is ReaderAction.GIVE_UP:
-            ctx.counters.dead_lettered += 1
             ctx.on_error(PlaneThreeGaveUp(f"plane-3 reader: gave up {what} {e.owner}"))
-            await e.msg.term()
+            await ctx.dead_letter(
+                e.msg,
+                ctx.inbox_stream,
+                "delivery-failed",
+                f"plane-3 reader gave up {what} {e.owner} after {_deliveries(e.msg)} deliveries",
+                term=True,
+            )
         else:
             await e.msg.nak(delay=DEFER_DELAY_S)
 
@@ -139,10 +143,13 @@ class TrustedReader(ConsumerLoop):
         entries: list[Entry] = []
         for m in msgs:
             owner = parse_dinbox_owner(m.subject)
-            entry = decode_entry(m, owner) if owner is not None else None
-            if entry is None:
+            if owner is None:  # as the reference: an unparseable owner is dropped
                 ctx.counters.dropped += 1
                 await m.ack()
+                continue
+            entry = decode_entry(m, owner)
+            if isinstance(entry, Refused):
+                await ctx.dead_letter(m, ctx.inbox_stream, entry.reason, entry.detail)
                 continue
             entries.append(entry)
         if not entries:

@@ -62,6 +62,9 @@ class DemoSource(MeshSource):
                 observed_at=self.clock(),
             )
         self.delivery_daemon = self.sim.daemon
+        if self.progress_via is None:  # read the pipeline's progress with the daemon's cred
+            conn = self.sim.daemon.conn
+            self.progress_via = (conn, getattr(conn, "creds", None))
         return super().daemon()
 
     async def retry_now(

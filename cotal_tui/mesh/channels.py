@@ -18,9 +18,10 @@ from cotal_tui.mesh.connection import Connection
 from cotal_tui.mesh.kv import KvBucket, KvEntry, KvWatch
 from cotal_tui.mesh.tasks import cancel_and_wait
 from cotal_tui.protocol.channel_config import (
-    effective_delivery_class,
+    delivery_class_reading,
     effective_replay,
     effective_replay_window_ms,
+    invalid_delivery_class,
     merge_channel_config,
     merge_channel_defaults,
 )
@@ -76,7 +77,17 @@ class ChannelRegistry:
         return effective_replay_window_ms(self._configs.get(channel), self._defaults)
 
     def delivery_class(self, channel: str) -> str:
-        return effective_delivery_class(self._configs.get(channel), self._defaults)
+        """The class the protocol acts on: ``durable``, or ``live`` (an invalid stored value
+        reads as the reference reads it, not durable; see :meth:`delivery_class_problem`)."""
+        return delivery_class_reading(self._configs.get(channel), self._defaults)[0]
+
+    def delivery_class_problem(self, channel: str) -> str | None:
+        """What is wrong with the stored ``deliveryClass`` (None when it is valid or unset)."""
+        return delivery_class_reading(self._configs.get(channel), self._defaults)[1]
+
+    def invalid_delivery_class(self, channel: str) -> str | None:
+        """The invalid stored ``deliveryClass`` as text (None when it is valid or unset)."""
+        return invalid_delivery_class(self._configs.get(channel), self._defaults)
 
     def description(self, channel: str) -> str | None:
         cfg = self._configs.get(channel) or {}
@@ -164,7 +175,7 @@ class ChannelRegistry:
     async def fresh_delivery_class(self, channel: str) -> str:
         defaults = await self.read_defaults()
         cfg = await self.read(channel) if is_concrete_channel(channel) else None
-        return effective_delivery_class(cfg, defaults)
+        return delivery_class_reading(cfg, defaults)[0]
 
     # -- writes ------------------------------------------------------------------------------
 

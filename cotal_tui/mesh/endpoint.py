@@ -147,6 +147,7 @@ class ChannelRow:
     durable_unclosed: bool
     delivery_health: str | None
     mode: str | None = None
+    delivery_class_problem: str | None = None  # an invalid stored deliveryClass, read as live
 
 
 def creds_identity(path: str) -> str:
@@ -659,6 +660,7 @@ class Endpoint:
                     durable_unclosed=ch in unclosed,
                     delivery_health=health,
                     mode=modes.get(ch),
+                    delivery_class_problem=self.registry.delivery_class_problem(ch),
                 )
             )
         return rows

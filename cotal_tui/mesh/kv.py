@@ -28,6 +28,7 @@ from nats.nuid import NUID
 from cotal_tui.mesh.connection import Connection
 from cotal_tui.mesh.tasks import cancel_and_wait
 from cotal_tui.protocol.names import kv_stream
+from cotal_tui.protocol.untrusted import Refused, decode_untrusted
 
 KvOp = Literal["PUT", "DEL", "PURGE"]
 
@@ -76,7 +77,20 @@ class KvEntry:
         return self.operation != "PUT"
 
     def json(self) -> Any:
-        return json.loads(self.value)
+        """The value decoded by the one rule for untrusted bytes (``protocol.untrusted``);
+        a refused value raises :class:`UndecodableValue` (a ``ValueError``) naming the reason."""
+        outcome = decode_untrusted(self.value, want_object=False)
+        if isinstance(outcome, Refused):
+            raise UndecodableValue(f"{self.bucket}/{self.key}: {outcome}", outcome.reason)
+        return outcome.value
+
+
+class UndecodableValue(ValueError):
+    """A KV value the decoding rule refused; ``reason`` names the rule."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def _op_from_headers(headers: dict[str, str] | None) -> KvOp:

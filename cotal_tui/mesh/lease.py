@@ -160,10 +160,12 @@ class LeaseVerdict:
     responder: ResponderProbe
     holder: str | None = None
     age_s: float | None = None
+    pipeline: str = "unchecked"
 
     @property
     def green(self) -> bool:
-        """Only a ready, fresh lease whose responder answered a probe is green."""
+        """Only a ready, fresh lease whose responder answered a probe, with the pipeline
+        moving (or not weighed by this surface), is green."""
         return self.verdict == "serving" and self.responder == "answered"
 
     @property
@@ -178,6 +180,7 @@ def lease_columns(
     age_ms: float = 0.0,
     responder: ResponderProbe = "not-probed",
     mode: SpaceMode = "auth",
+    pipeline: str = "unchecked",
     cluster: str = "n/a",
 ) -> dict[str, str]:
     """This side's inputs as the table's column words (the lease is read now, so never old);
@@ -190,6 +193,7 @@ def lease_columns(
         "ready": ("yes" if ready else "no") if present else "n/a",
         "responder": RESPONDER_COLUMN[responder],
         "mode": mode,
+        "pipeline": pipeline,
         "cluster": cluster,
     }
 
@@ -202,6 +206,7 @@ def lease_verdict(
     responder: ResponderProbe = "not-probed",
     holder: str | None = None,
     mode: SpaceMode = "auth",
+    pipeline: str = "unchecked",
     cluster: str = "n/a",
 ) -> LeaseVerdict:
     """Look the case up in :data:`~cotal_tui.mesh.lease_table.RULES` (pure; no I/O).
@@ -210,7 +215,13 @@ def lease_verdict(
     writer's clock is ahead (verdict ``clock-skew``).
     """
     cols = lease_columns(
-        read, ready=ready, age_ms=age_ms, responder=responder, mode=mode, cluster=cluster
+        read,
+        ready=ready,
+        age_ms=age_ms,
+        responder=responder,
+        mode=mode,
+        pipeline=pipeline,
+        cluster=cluster,
     )
     present = read == "present"
     return LeaseVerdict(
@@ -218,11 +229,16 @@ def lease_verdict(
         responder,
         holder if present else None,
         max(0.0, age_ms) / 1000 if present else None,
+        pipeline,
     )
 
 
 def present_lease_verdict(
-    info: DeliveryLeaseInfo, responder: ResponderProbe, now_ms: float | None = None
+    info: DeliveryLeaseInfo,
+    responder: ResponderProbe,
+    now_ms: float | None = None,
+    *,
+    pipeline: str = "unchecked",
 ) -> LeaseVerdict:
     """The verdict on an existing lease record, given what the responder probe found."""
     now = _now_ms() if now_ms is None else now_ms
@@ -232,4 +248,5 @@ def present_lease_verdict(
         age_ms=now - info.since,
         responder=responder,
         holder=info.holder,
+        pipeline=pipeline,
     )

@@ -17,10 +17,15 @@ Nothing else decides whether delivery is serving.
   verdict that called it stale sooner would name a daemon dead while the protocol still treats it
   as the holder.
 
-Adding inputs: the stall work's pipeline-progress facts (fan-out pending / oldest, reader
-pending / oldest, dead letters) become more columns here — a word domain in :data:`COLUMNS`, a
-field on :class:`Rule`, rows placed above "serving" — and the exhaustive test
-(``tests/unit/test_lease_table.py``) walks :data:`COLUMNS`, so it covers them with no change.
+- Progress (issue 10): a lease and an answering responder say the daemon is there, not that
+  messages move. The ``pipeline`` column (``protocol.pipeline``) does: a stalled fan-out or
+  reader is "not-moving" (critical: "serving, but not moving"), unreadable progress is
+  "unverified", recent dead letters and a KV consumer excess are degraded.
+- Cluster (issue 15): the ``cluster`` column (``mesh.cluster_view``): a leaderless space stream
+  is "quorum-lost", a daemon consumer with work and no ack for a while "stalled", a clustered
+  server whose view was not read "unverified". Quorum loss is named before a pipeline stall.
+
+The exhaustive test (``tests/unit/test_lease_table.py``) walks :data:`COLUMNS`.
 """
 
 from __future__ import annotations
@@ -42,6 +47,9 @@ Verdict = Literal[
     "unreachable",
     "unverified",
     "clock-skew",
+    "not-moving",
+    "dead-letters",
+    "consumer-excess",
     "quorum-lost",
     "stalled",
 ]
@@ -59,12 +67,16 @@ READY = ("yes", "no", "n/a")
 # "denied": this credential may not publish the probe at all (so it can prove nothing).
 RESPONDER = ("answered", "silent", "failed", "unchecked", "old", "denied")
 MODE = ("auth", "open")
+# Pipeline progress (issue 10, ``protocol.pipeline.judge_pipeline``): the fan-out and reader
+# backlogs and ages, dead letters, KV consumer counts, reduced to one word. "unchecked": the
+# surface does not read progress (``up``'s summary, an agent's own lease view); the operator
+# surfaces (status, check, the console) always supply one of the others.
+PIPELINE = ("moving", "stalled", "unknown", "dead-letters", "consumer-excess", "unchecked")
 # What a NATS cluster says (mesh/cluster_view.py): "n/a" not a cluster (or not readable with this
 # credential), "ok" every space stream has a leader and the daemon's consumers move, "lost" a
 # space stream or daemon consumer has no leader (no quorum), "stalled" a daemon consumer has work
 # waiting and acked nothing for a while, "unread" a clustered server whose view was not read.
 CLUSTER = ("n/a", "ok", "lost", "stalled", "unread")
-# Pipeline-progress columns (fan-out / reader backlog and age, dead letters) go here.
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "link": LINK,
@@ -73,6 +85,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "ready": READY,
     "responder": RESPONDER,
     "mode": MODE,
+    "pipeline": PIPELINE,
     "cluster": CLUSTER,
 }
 
@@ -94,6 +107,7 @@ class Rule:
     ready: frozenset[str] | None = None
     responder: frozenset[str] | None = None
     mode: frozenset[str] | None = None
+    pipeline: frozenset[str] | None = None
     cluster: frozenset[str] | None = None
 
     def matches(self, cols: dict[str, str]) -> bool:
@@ -154,30 +168,48 @@ RULES: tuple[Rule, ...] = (
          "the lease is fresh but nothing answered the delivery probe ({responder_detail}): the "
          "daemon is wedged or gone; " + NO_JOIN,
          responder=_w("silent")),
-    # Pipeline-progress rows (a serving daemon whose fan-out or reader is stalled) go here.
-    Rule("probe-unproven", "unverified", "unknown",
-         "the lease is ready but the responder check {responder_detail}: not shown as serving "
-         "without an answer",
-         responder=_w("failed", "unchecked", "old", "denied")),
+    # Cluster (issue 15) before pipeline progress (issue 10): a leaderless stream names the
+    # cause of any stall. Both cluster rows claim "the daemon answers", so they need that answer.
     Rule("quorum-lost", "quorum-lost", "degraded",
          "the daemon answers but the cluster has lost quorum ({cluster_detail}): writes to those "
          "streams fail and the offline backstop does not move until NATS elects a leader (2 of "
          "3 replicas up)",
-         cluster=_w("lost")),
+         responder=_w("answered"), cluster=_w("lost")),
+    Rule("not-moving", "not-moving", "critical",
+         "serving, but not moving: {pipeline_detail}; the offline backstop is not delivering",
+         pipeline=_w("stalled")),
+    # The cluster's quick stall reading (a daemon consumer with work waiting that acked nothing
+    # for 3 s) is kept beside the pipeline's evidence-based one (oldest unrouted past 10 s and the
+    # ack floor idle as long): a measured stall is critical and wins; the quick one degrades.
     Rule("stalled", "stalled", "degraded",
          "the daemon answers but its pipeline is not moving ({cluster_detail}): offline members "
          "get nothing until it resumes (after a node loss: until it reconnects and its consumers "
          "resume on the new leader)",
-         cluster=_w("stalled")),
+         responder=_w("answered"), cluster=_w("stalled")),
+    Rule("probe-unproven", "unverified", "unknown",
+         "the lease is ready but the responder check {responder_detail}: not shown as serving "
+         "without an answer",
+         responder=_w("failed", "unchecked", "old", "denied")),
     Rule("cluster-unread", "unverified", "unknown",
          "the server is clustered but the cluster's state was not read ({cluster_detail}): "
          "delivery health unknown until it is",
          cluster=_w("unread")),
+    Rule("progress-unknown", "unverified", "unknown",
+         "the daemon answers, but whether messages move is unknown ({pipeline_detail}): not "
+         "shown as serving without that evidence",
+         pipeline=_w("unknown")),
+    Rule("dead-letters", "dead-letters", "degraded",
+         "serving and moving, with recent dead letters: {pipeline_detail}",
+         pipeline=_w("dead-letters")),
+    Rule("consumer-excess", "consumer-excess", "degraded",
+         "serving and moving; {pipeline_detail}",
+         pipeline=_w("consumer-excess")),
     Rule("serving", "serving", "healthy",
          "a daemon holds a fresh, ready lease and answered the probe in {latency}: durable joins "
          "and the offline backstop work",
          link=_w("up"), read=_w("present"), age=_w("fresh"), ready=_w("yes"),
-         responder=_w("answered"), cluster=_w("n/a", "ok")),
+         responder=_w("answered"), pipeline=_w("moving", "unchecked"),
+         cluster=_w("n/a", "ok")),
 )
 # fmt: on
 

@@ -136,6 +136,10 @@ RosterListener = Callable[[], None]
 ViewListener = Callable[[RosterView], None]
 
 
+class SpoofedPresence(Exception):
+    """A presence record whose ``card.id`` is not the KV key it was written to (refused)."""
+
+
 class RosterWatch:
     """The live roster of a space: KV watch + sweep + liveness, re-armed on reconnect."""
 
@@ -229,7 +233,16 @@ class RosterWatch:
             if self.on_error is not None:
                 self.on_error(exc)
             return
-        self._publish(self.roster.apply(record, now_ms()))
+        if record.card.id != entry.key:
+            if self.on_error is not None:
+                self.on_error(
+                    SpoofedPresence(
+                        f"presence key {entry.key!r} carries card.id {record.card.id!r}: refused "
+                        f"(an agent may only speak for its own key; {self.roster.refused + 1} "
+                        "refused so far)"
+                    )
+                )
+        self._publish(self.roster.apply(record, now_ms(), key=entry.key))
 
     def _on_initial(self) -> None:
         self._set_view("current")

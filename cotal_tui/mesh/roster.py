@@ -17,6 +17,11 @@ The rules, in the reference's order:
   record or it was offline, else ``update``.
 
 Offline peers stay in the roster, sorted by name.
+
+Trust the key, not the body: an entry is stored under the presence KV key it was written to
+(every agent may write only its own key, so the key is the authenticated id). A record whose
+``card.id`` differs from its key is an impersonation attempt: it is refused and counted
+(``refused``), never stored under the id it claims.
 """
 
 from __future__ import annotations
@@ -68,6 +73,7 @@ class Roster:
     def __init__(self, ttl_ms: int = PRESENCE_TTL_MS) -> None:
         self.ttl_ms = ttl_ms
         self._entries: dict[str, Presence] = {}
+        self.refused = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -91,7 +97,12 @@ class Roster:
     def is_stale(self, p: Presence, now_ms: int) -> bool:
         return now_ms - p.ts > self.ttl_ms
 
-    def apply(self, record: Presence, now_ms: int) -> Applied:
+    def apply(self, record: Presence, now_ms: int, key: str | None = None) -> Applied:
+        """Apply one record read from KV key ``key`` (None: a record not read from KV, trusted
+        as its own id). A record whose ``card.id`` is not its key is refused and counted."""
+        if key is not None and key != record.card.id:
+            self.refused += 1
+            return NO_CHANGE
         incoming = record
         if record.status == "offline" or self.is_stale(record, now_ms):
             incoming = record.as_offline()

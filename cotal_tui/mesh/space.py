@@ -45,6 +45,10 @@ def stream_config(spec: StreamSpec, *, replicas: int | None = None) -> StreamCon
         config.allow_rollup_hdrs = spec.allow_rollup_hdrs
     if spec.max_age_ms:
         config.max_age = spec.max_age_ms / 1000
+    if spec.max_msgs is not None:
+        config.max_msgs = spec.max_msgs
+    if spec.max_bytes is not None:
+        config.max_bytes = spec.max_bytes
     return config
 
 

@@ -19,6 +19,10 @@ Modules:
 - ``join_link``: cotal:// links
 - ``health``: the delivery-health verdict table and its wording
 - ``errors``: named exceptions; ``jsstr``: JavaScript string and number semantics
+- ``untrusted``: the one rule for decoding wire bytes (size and nesting bounds before parsing,
+  no NaN, a named refusal per message)
+- ``dead_letter``: the daemon's dead-letter store (this project's own stream) and its record
+- ``pipeline``: the delivery pipeline's progress verdict (stall, dead letters, consumer excess)
 - ``permissions``: the §8.4 permission profiles (agent, observer, admin, delivery, manager) as
   pure allow/deny lists, one function per profile
 """

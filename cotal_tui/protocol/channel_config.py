@@ -10,6 +10,7 @@ JavaScript semantics are kept: ``null`` falls through ``??`` like an absent key,
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -80,6 +81,39 @@ def effective_delivery_class(channel: ConfigLike, defaults: ConfigLike) -> str:
     """Channel value, else default, else ``durable`` (``null`` counts as unset)."""
     value = _coalesce(_wire(channel), _wire(defaults), "deliveryClass")
     return "durable" if value is None or value is ABSENT else value
+
+
+def delivery_class_reading(channel: ConfigLike, defaults: ConfigLike) -> tuple[str, str | None]:
+    """The effective class as the reference acts on it, and what is wrong with the stored value.
+
+    The reference validates ``deliveryClass`` only on write; on read, ``effectiveDeliveryClass``
+    returns whatever is stored and every path tests ``=== "durable"``. So a stored ``5`` or
+    ``"bogus"`` reads as *not durable* — live, no offline backstop — everywhere. This project
+    follows that reading (``"live"``), and returns the problem text so it is shown, not silent.
+    """
+    value = effective_delivery_class(channel, defaults)
+    if value in DELIVERY_CLASSES:
+        return value, None
+    shown = shown_delivery_class(value)
+    return "live", (
+        f"deliveryClass {shown} is neither \"live\" nor \"durable\": read as the reference "
+        "does, as not durable (live, no offline backstop)"
+    )
+
+
+def shown_delivery_class(value: Any) -> str:
+    """A stored ``deliveryClass`` as an operator should see it (JSON text, bounded)."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = js_string(value)
+    return text if len(text) <= 24 else text[:21] + "..."
+
+
+def invalid_delivery_class(channel: ConfigLike, defaults: ConfigLike) -> str | None:
+    """The stored effective ``deliveryClass`` as text when it is invalid, else None."""
+    value = effective_delivery_class(channel, defaults)
+    return None if value in DELIVERY_CLASSES else shown_delivery_class(value)
 
 
 def _check_delivery_class(c: Mapping[str, Any]) -> None:

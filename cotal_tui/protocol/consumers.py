@@ -160,6 +160,8 @@ class StreamSpec:
     max_age_ms: int | None = None
     allow_rollup_hdrs: bool | None = None
     num_replicas: int = 1
+    max_msgs: int | None = None
+    max_bytes: int | None = None
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from cotal_tui.protocol.models import (
     Presence,
 )
 from cotal_tui.protocol.names import MAX_MSGS_PER_SUBJECT, READER_MAX_REDELIVERIES
-from cotal_tui.protocol.subjects import ParsedSubject, parse_subject
+from cotal_tui.protocol.subjects import ParsedSubject, channel_path, parse_subject
 
 OP_DURABLE_JOIN = "durableJoin"
 OP_DURABLE_LEAVE = "durableLeave"
@@ -137,6 +137,33 @@ def genuine_chat(subject: str, sender_id: object) -> ParsedSubject | None:
     if parsed is None or parsed.kind != "chat" or parsed.sender != sender_id:
         return None
     return parsed
+
+
+ChatOrigin = Literal["routable", "not-chat", "spoofed-sender", "channel-mismatch"]
+
+
+def chat_origin(subject: str, sender_id: object, body_channel: object) -> ChatOrigin:
+    """Trust the subject, not the body (issue 10): may the daemon route this CHAT message?
+
+    ``not-chat``: the subject is not a chat subject (acked and skipped, as the reference does);
+    ``spoofed-sender``: ``from.id`` is not the subject's sender token; ``channel-mismatch``: the
+    body's ``channel`` is not the channel of the subject (a DLV copy carries only the body, so
+    the body would otherwise label it). The last two are dead-lettered.
+    """
+    parsed = parse_subject(subject)
+    if parsed is None or parsed.kind != "chat":
+        return "not-chat"
+    if parsed.sender != sender_id:
+        return "spoofed-sender"
+    if body_channel == parsed.rest:
+        return "routable"
+    # The subject carries channelPath(channel) (§1.2: trimmed, tokenized segments); a body whose
+    # channel maps to the same path names the same channel.
+    try:
+        same = isinstance(body_channel, str) and channel_path(body_channel) == parsed.rest
+    except ProtocolError:
+        same = False
+    return "routable" if same else "channel-mismatch"
 
 
 def durable_fanout_targets(

@@ -62,7 +62,16 @@ class UriMalformed(InvalidJoinLink):
 
 
 class RecordError(ProtocolError):
-    """A record or envelope does not parse: the message names the field and the rule."""
+    """A record or envelope does not parse: the message names the field and the rule.
+
+    ``reason`` names the rule for counting and dead-lettering: one of the decoding rule's
+    refusals (``oversized``, ``too-deep``, ``not-json``, ... see ``protocol.untrusted``), or
+    ``invalid-record`` when the JSON parsed but breaks the record's schema.
+    """
+
+    def __init__(self, message: str, reason: str = "invalid-record") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class StaleMembershipWrite(ProtocolError):

@@ -37,6 +37,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from cotal_tui.protocol.errors import RecordError
+from cotal_tui.protocol.untrusted import Decoded, Refused, decode_untrusted
 
 Status = Literal["idle", "waiting", "working", "offline"]
 CardKind = Literal["agent", "endpoint"]
@@ -55,11 +56,7 @@ REASON_ACTIVATION_SUPERSEDED = "activation superseded by a concurrent leave or r
 
 
 _WIRE_CONTEXT = "cotal_wire"
-
-
-def _reject_constant(name: str) -> Any:
-    """``NaN``/``Infinity`` are not JSON (``JSON.parse`` refuses them); neither do we."""
-    raise ValueError(f"{name} is not a JSON value")
+_NOT_JSON = ("not-json", "non-finite-number", "not-utf8")
 
 
 def _describe(err: Any) -> str:
@@ -144,15 +141,28 @@ class WireModel(BaseModel):
 
     @classmethod
     def from_json(cls, raw: bytes | bytearray | memoryview | str) -> Self:
-        """Parse wire bytes; bad JSON and rule violations both raise :class:`RecordError`."""
-        try:
-            text = raw if isinstance(raw, str) else bytes(raw).decode("utf-8")
-            data = json.loads(text, parse_constant=_reject_constant)
-        except (UnicodeDecodeError, ValueError) as exc:
+        """Parse wire bytes by the decoding rule (``protocol.untrusted``): size and nesting
+        bounds before parsing, no ``NaN``; every refusal and rule violation raises
+        :class:`RecordError` whose ``reason`` names the rule."""
+        outcome = decode_untrusted(raw, want_object=False)
+        if isinstance(outcome, Refused):
+            what = "is not valid JSON" if outcome.reason in _NOT_JSON else "was refused"
             raise RecordError(
-                f"{cls._name()} is not valid JSON ({exc}); the record was left untouched"
-            ) from None
-        return cls.from_wire(data)
+                f"{cls._name()} {what} ({outcome}); the record was left untouched",
+                outcome.reason,
+            )
+        return cls.from_wire(outcome.value)
+
+    @classmethod
+    def decode(cls, raw: bytes | bytearray | memoryview | str) -> Decoded | Refused:
+        """:meth:`from_json` as an outcome that never raises: ``Decoded(record)`` or
+        ``Refused(reason, detail)`` (``invalid-record`` when the JSON breaks the schema)."""
+        try:
+            return Decoded(cls.from_json(raw))
+        except RecordError as exc:
+            return Refused(exc.reason, str(exc))  # type: ignore[arg-type]
+        except RecursionError:  # pragma: no cover - the depth bound runs first
+            return Refused("too-deep", f"{cls._name()} nests deeper than validation can follow")
 
     def to_wire(self) -> dict[str, Any]:
         """The JSON object the reference would send (camelCase, no nulls, original key order)."""

@@ -33,6 +33,7 @@ from typing import Any
 
 from cotal_tui.protocol.channels import assert_valid_channel, channel_in_allow
 from cotal_tui.protocol.consumers import bucket_specs, stream_specs
+from cotal_tui.protocol.dead_letter import dead_letter_prefix, dead_letter_stream
 from cotal_tui.protocol.errors import InvalidChannel
 from cotal_tui.protocol.membership_feed import membership_bucket
 from cotal_tui.protocol.names import (
@@ -275,6 +276,7 @@ def _reader_grants(space: str) -> list[str]:
         f"{API}.STREAM.INFO.KV_{channel_bucket(space)}",
         *_channel_reads(space),
         "$JS.FC.>",
+        *_dead_letter_reads(space),  # the project's own store; not in the reference profile
     ]
 
 
@@ -352,6 +354,9 @@ def delivery_permissions(space: str, id: str) -> Permissions:  # noqa: A002
         f"{prefix}.dinbox.*",
         f"{prefix}.dlv.*",
         f"{prefix}.ctl.{CONTROL_DELIVERY}.*.reply.>",
+        # The project's own dead-letter store (not in the reference profile): write, read.
+        f"{dead_letter_prefix(space)}.>",
+        *_dead_letter_reads(space),
     ]
     return Permissions(
         pub_allow=_dedupe(pub_allow),
@@ -374,6 +379,7 @@ def _monitor_reads(space: str) -> list[str]:
         f"{API}.CONSUMER.INFO.{chat}.{fanout_durable()}",
         f"{API}.CONSUMER.INFO.{inbox}.{reader_durable()}",
         f"{API}.STREAM.MSG.GET.{chat}",
+        *_dead_letter_reads(space),  # the project's own store (protocol.dead_letter)
     ]
 
 
@@ -393,6 +399,12 @@ def operator_permissions(
         pub_deny=_dedupe([*agent.pub_deny, *_no_consumer_create(inbox_stream(space))]),
         sub_allow=agent.sub_allow,
     )
+
+
+def _dead_letter_reads(space: str) -> list[str]:
+    """Read the dead-letter store (``protocol.dead_letter``): its state and its records."""
+    stream = dead_letter_stream(space)
+    return [f"{API}.STREAM.INFO.{stream}", f"{API}.STREAM.MSG.GET.{stream}"]
 
 
 def manager_permissions(space: str | None = None, id: str | None = None) -> Permissions:  # noqa: A002

@@ -9,7 +9,6 @@ created for an agent whose channel lists break the rules.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from cotal_tui.protocol import (
     task_stream,
 )
 from cotal_tui.protocol.permissions import resolve_agent_channels
+from cotal_tui.protocol.untrusted import Decoded, decode_untrusted
 
 
 @dataclass
@@ -99,7 +99,10 @@ async def read_acl_row(nc: Client, space: str, owner: str) -> dict[str, Any] | N
         entry = await kv.get(acl_key(owner))
     except KeyNotFoundError:
         return None
-    return json.loads(entry.value) if entry.value else None
+    if not entry.value:
+        return None
+    decoded = decode_untrusted(entry.value)
+    return decoded.value if isinstance(decoded, Decoded) else None
 
 
 async def provision_agent(

@@ -43,6 +43,14 @@ SERVER_CONF = "server.conf"
 MAX_CONTROL_LINE = 65536
 SYS_ACCOUNT = "SYS"
 
+# The space account's JetStream `consumer` limit (issue 10), which nats-server applies per
+# stream. The agent profile's KV watch grant (`CONSUMER.CREATE.KV_cotal_presence_<s>.>`,
+# PROTOCOL §8.4) lets any agent create durable consumers it can never delete; this bounds what
+# a hostile agent can leave behind on one stream. Legitimate use is about one consumer per
+# identity per stream (its watch, its dm_/dlv_ durable, a history reader), so the bound leaves
+# room for thousands of agents.
+ACCOUNT_CONSUMER_LIMIT = 10_000
+
 DATA_ACCOUNT_LIMITS: dict[str, Any] = {
     "subs": -1,
     "conn": -1,
@@ -54,11 +62,13 @@ DATA_ACCOUNT_LIMITS: dict[str, Any] = {
     "wildcards": True,
     "mem_storage": -1,
     "disk_storage": -1,
+    "consumer": ACCOUNT_CONSUMER_LIMIT,
 }
 SYS_ACCOUNT_LIMITS: dict[str, Any] = {
     **DATA_ACCOUNT_LIMITS,
     "mem_storage": 0,
     "disk_storage": 0,
+    "consumer": -1,
 }
 USER_LIMITS: dict[str, Any] = {"subs": -1, "data": -1, "payload": -1}
 
@@ -108,6 +118,7 @@ class SpaceAuth:
     operator: Nkey
     system: Nkey
     accounts: dict[str, AccountKeys]
+    consumer_limit: int = ACCOUNT_CONSUMER_LIMIT
 
     @property
     def dir(self) -> Path:
@@ -145,7 +156,7 @@ class SpaceAuth:
             subject=acct.key.public,
             name=acct.name,
             nats={
-                "limits": dict(DATA_ACCOUNT_LIMITS),
+                "limits": {**DATA_ACCOUNT_LIMITS, "consumer": self.consumer_limit},
                 "signing_keys": [acct.signing.public],
                 "default_permissions": {"pub": {}, "sub": {}},
                 "type": "account",

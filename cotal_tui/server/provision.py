@@ -1,6 +1,7 @@
-"""Provision a space: its five streams and five KV buckets, and the channel-registry seed.
+"""Provision a space: its five streams, five KV buckets, the daemon's dead-letter store (the
+project's own, see `protocol.dead_letter`), and the channel-registry seed.
 
-`provision_space` is idempotent. It first inspects all ten streams; if any exists with a
+`provision_space` is idempotent. It first inspects all eleven streams; if any exists with a
 configuration other than the protocol's, it raises `SpaceConfigConflict` naming every differing
 field of every stream, and changes nothing. Only then does it create the missing ones and apply
 the channel seed (validated whole before anything is written).

@@ -25,6 +25,7 @@ from cotal_tui.protocol import (
     validate_channel_config,
     validate_channel_defaults,
 )
+from cotal_tui.protocol.untrusted import Decoded, decode_untrusted
 
 SEED_KEYS = ("defaults", "channels")
 
@@ -133,13 +134,11 @@ async def apply_channel_seed(nc: Client, space: str, seed: ChannelSeed) -> list[
         try:
             entry = await kv.get(key)
             if entry.value:
-                decoded = json.loads(entry.value)
-                if isinstance(decoded, dict):
-                    current = decoded
+                decoded = decode_untrusted(entry.value)  # an unreadable value merges as unset
+                if isinstance(decoded, Decoded):
+                    current = decoded.value
         except KeyNotFoundError:
             pass
-        except json.JSONDecodeError:
-            current = {}
         merged = {**current, **patch}
         if merged == current and current:
             continue

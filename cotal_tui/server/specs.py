@@ -18,6 +18,7 @@ from nats.js.api import StreamConfig
 
 from cotal_tui.mesh.space import stream_config
 from cotal_tui.protocol import StreamSpec, bucket_specs, stream_specs
+from cotal_tui.protocol.dead_letter import dead_letter_stream_spec
 
 SERVER_DEFAULT_DEDUP_WINDOW_S = 120.0
 
@@ -76,8 +77,8 @@ class SpaceStream:
             "max_msgs_per_subject": (
                 -1 if spec.max_msgs_per_subject is None else spec.max_msgs_per_subject
             ),
-            "max_msgs": -1,
-            "max_bytes": -1,
+            "max_msgs": -1 if spec.max_msgs is None else spec.max_msgs,
+            "max_bytes": -1 if spec.max_bytes is None else spec.max_bytes,
             "max_age": max_age,
             "discard": spec.discard or "old",
             "duplicate_window": dedup,
@@ -87,11 +88,13 @@ class SpaceStream:
 
 
 def space_streams(space: str, replicas: int = 1) -> list[SpaceStream]:
-    """The ten streams of a space: CHAT, DM, TASK, INBOX, DLV, then the five bucket streams."""
+    """The eleven streams of a space: CHAT, DM, TASK, INBOX, DLV, the five bucket streams, then
+    the project's own dead-letter store (``protocol.dead_letter``; not a reference stream)."""
     streams = [SpaceStream(spec, replicas) for spec in stream_specs(space)]
     streams += [
         SpaceStream(b.stream_spec(), replicas, bucket=b.bucket) for b in bucket_specs(space)
     ]
+    streams.append(SpaceStream(dead_letter_stream_spec(space), replicas))
     return streams
 
 

@@ -396,6 +396,15 @@ class ConsoleApp(App[int]):
                     kind="lease",
                 )
             )
+        elif table_id == "dead-letters":
+            self.push_screen(
+                DetailScreen(
+                    "Dead letters",
+                    render.dead_letter_detail(snap.lease),
+                    render.dead_letter_raw(snap.lease),
+                    kind="dead-letters",
+                )
+            )
 
     def feed_pane(self) -> FeedPane:
         assert self.main is not None

@@ -263,7 +263,11 @@ def channel_row(c: ChannelRow) -> Row:
         c.name,
         (
             ("#" + c.name, None),
-            (c.delivery_class, "cell--muted" if c.delivery_class == "live" else None),
+            (
+                (f"⚠ {c.class_invalid}", "sev--degraded")
+                if c.class_invalid
+                else (c.delivery_class, "cell--muted" if c.delivery_class == "live" else None)
+            ),
             ("● yes" if c.joined else "○ no", "cell--accent" if c.joined else "cell--muted"),
             (f"{glyph} {text}".strip(), health_cls),
             (f"+{c.unread}" if c.unread else "", "cell--mention"),
@@ -412,9 +416,57 @@ def lease_markup(lease: LeaseView, daemon: DaemonView | None) -> str:
     lines.append(f"responder {escape(probe)} · {probe_age}")
     if lease.cluster:
         lines.append(f"cluster {escape(lease.cluster[0])}")
+    lines += progress_lines(lease)
     if daemon is not None:
         lines.append(daemon_markup(daemon))
     return "\n".join(lines)
+
+
+def progress_lines(lease: LeaseView) -> list[str]:
+    """The pipeline's evidence (backlogs, ages) and the dead-letter count with latest reasons."""
+    out = [f"progress {escape(line)}" for line in lease.progress]
+    d = lease.delivery
+    if d is not None and d.get("deadLettered"):
+        latest = [str(r.get("reason", "?")) for r in d.get("deadLetterLatest") or ()][:3]
+        out.append(
+            f"[$warning]dead letters {d['deadLettered']}[/] · latest: "
+            f"{escape(', '.join(latest) or '—')} [dim](d: list)[/]"
+        )
+    return out
+
+
+def dead_letter_detail(lease: LeaseView) -> str:
+    """The dead-letter store as an operator reads it: counts by reason, the latest records."""
+    d = lease.delivery
+    if d is None:
+        return "[dim]the pipeline's progress has not been read (no dead-letter figures)[/]"
+    if d.get("deadLettered") is None:
+        why = (d.get("unknown") or {}).get("deadLetters", "not readable with this credential")
+        return f"[dim]dead letters unknown: {escape(str(why))}[/]"
+    reasons = d.get("deadLetterReasons") or {}
+    lines = [
+        kv("total", f"{d['deadLettered']} since the store began"),
+        kv("by reason", ", ".join(f"{r} {n}" for r, n in sorted(reasons.items())) or "—"),
+        "",
+        "[b]latest[/b]",
+    ]
+    latest = d.get("deadLetterLatest") or []
+    for r in latest:
+        when = stamp_text(r["ts"]) if isinstance(r.get("ts"), int) else "?"
+        lines.append(
+            f"{when} [b]{escape(str(r.get('reason')))}[/b] {escape(str(r.get('stream')))}"
+            f"#{r.get('seq')} {escape(str(r.get('subject')))} ({r.get('size')} bytes)"
+        )
+        lines.append(f"    {escape(one_line(str(r.get('detail', '')), 160))}")
+    if not latest:
+        lines.append("[dim]none retained[/]")
+    lines += ["", "[dim]r: raw records (JSON)[/]"]
+    return "\n".join(lines)
+
+
+def dead_letter_raw(lease: LeaseView) -> str:
+    d = lease.delivery or {}
+    return escape(json.dumps(list(d.get("deadLetterLatest") or []), indent=2, sort_keys=True))
 
 
 def daemon_markup(d: DaemonView) -> str:
@@ -508,7 +560,16 @@ def channel_detail(row: ChannelRow) -> str:
     lines = [
         kv("channel", "#" + row.name),
         kv("description", row.description or "—"),
-        kv("class", row.delivery_class),
+        kv(
+            "class",
+            (
+                f"{row.delivery_class} — the stored value {escape(row.class_invalid)} is neither "
+                "live nor durable; read as the reference does, as not durable (no offline "
+                "backstop). Fix the registry entry"
+            )
+            if row.class_invalid
+            else row.delivery_class,
+        ),
         kv(
             "replay",
             ("on" if row.replay else "off")
@@ -554,6 +615,7 @@ def lease_detail(lease: LeaseView, daemon: DaemonView | None) -> str:
         ),
         kv("lease src", source_line(lease.source)),
         kv("probe src", source_line(lease.responder_source)),
+        *(kv("progress", line) for line in lease.progress),
     ]
     if lease.cluster:
         lines += ["", "[b]cluster[/b]", *(escape(line) for line in lease.cluster)]

@@ -60,6 +60,7 @@ def test_trust_chain_claims_follow_the_protocol(tmp_path: Path) -> None:
         "wildcards": True,
         "mem_storage": -1,
         "disk_storage": -1,
+        "consumer": 10_000,  # issue 10: a bound on what a hostile agent can leave behind
     }
     signing = account["nats"]["signing_keys"]
     assert signing == [auth.account.signing.public] and signing[0] != auth.account_public
@@ -144,6 +145,7 @@ async def test_two_spaces_share_a_state_dir_and_stay_isolated(tmp_path: Path) ->
                 f"KV_cotal_members_{name}",
                 f"KV_cotal_acl_{name}",
                 f"KV_cotal_delivery_{name}",
+                f"COTALTUI_DEAD_{name}",  # the daemon's dead-letter store (issue 10)
             }
         for nc in clients.values():
             await nc.close()

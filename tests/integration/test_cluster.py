@@ -85,7 +85,7 @@ def test_up_cluster_three_nodes_r3_daemon_then_up_server_and_all_stopped(
     started = up.wait_line(r"local cluster of 3 nats-server nodes started", timeout=30)
     pids = [int(p) for p in re.findall(r"pid (\d+)", started.string)]
     assert len(pids) == 3 and all(pid_alive(p) for p in pids)
-    up.wait_line(r"space 'cl' provisioned at R3 \(10 created", timeout=40)
+    up.wait_line(r"space 'cl' provisioned at R3 \(11 created", timeout=40)
     url = up.wait_line(r"^url: (\S+)").group(1)
     assert url.split(",") == [f"nats://127.0.0.1:{port + i}" for i in range(3)]
     up.wait_line(r"delivery daemon serving space 'cl'", timeout=40)
@@ -100,7 +100,7 @@ def test_up_cluster_three_nodes_r3_daemon_then_up_server_and_all_stopped(
     )
     procs.append(again)
     again.wait_line(r"provisioning the NATS server\(s\) at .* \(no server started\)")
-    again.wait_line(r"space 'cl' provisioned at R3 \(0 created, 10 already in place", timeout=30)
+    again.wait_line(r"space 'cl' provisioned at R3 \(0 created, 11 already in place", timeout=30)
     again.wait_line(r"delivery daemon not started: a live lease already exists", timeout=30)
     assert again.terminate() == 0
     # Asking an R3 space for R1 explains the migration; nothing changes.
@@ -109,7 +109,7 @@ def test_up_cluster_three_nodes_r3_daemon_then_up_server_and_all_stopped(
         cwd=tmp_path,
     )
     procs.append(r1)
-    r1.wait_line(r"already exists at R3 \(10 streams\); --replicas 1 would change it", timeout=30)
+    r1.wait_line(r"already exists at R3 \(11 streams\); --replicas 1 would change it", timeout=30)
     assert r1.proc.wait(timeout=30) == 1
     assert "nats stream edit $s --replicas 1" in r1.output
     assert "Traceback" not in r1.output + again.output
@@ -513,7 +513,7 @@ def test_three_machine_configs_then_up_server_replicas_3(tmp_path: Path, procs: 
         )
         procs.append(up)
         up.wait_line(r"cluster of 3 nodes answering", timeout=60)
-        up.wait_line(r"space 'three' provisioned at R3 \(10 created", timeout=60)
+        up.wait_line(r"space 'three' provisioned at R3 \(11 created", timeout=60)
         up.wait_line(r"delivery daemon serving space 'three'", timeout=60)
         assert up.terminate(timeout=30) == 0
         assert "Traceback" not in up.output

@@ -9,7 +9,7 @@ from spaces import VECTORS
 
 from cotal_tui.delivery.daemon_context import entry_payload
 from cotal_tui.delivery.delivery_service import DeliveryService
-from cotal_tui.delivery.reader import decode_entry
+from cotal_tui.delivery.reader import Entry, decode_entry
 
 RECORDS = json.loads((VECTORS / "records.json").read_text())
 
@@ -45,7 +45,7 @@ def test_reader_slices_the_reference_entry_into_the_dlv_body():
         ("dinbox.liveMention", "dlv.liveMention"),
     ):
         entry = decode_entry(FakeMsg(RECORDS[dinbox]["body"].encode()), "OWNER")  # type: ignore[arg-type]
-        assert entry is not None
+        assert isinstance(entry, Entry), entry
         assert entry.raw == RECORDS[dlv]["body"].encode()
         owner = RECORDS[dlv]["subject"].rsplit(".", 1)[1]
         msg_id = f"{entry.msg_id}:{owner}:{entry.generation}"

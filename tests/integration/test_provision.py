@@ -50,8 +50,9 @@ async def test_open_mode_lazy_creation_builds_the_same_streams(open_space: Space
     finally:
         await conn.close()
     assert conflicts == {}
-    assert sorted(s.bucket or "" for s in missing) == sorted(
-        f"cotal_{b}_{space}" for b in ("members", "acl", "delivery")
+    # Not lazily made by an endpoint: members, ACL, lease, and the daemon's dead-letter store.
+    assert sorted(s.bucket or s.name for s in missing) == sorted(
+        [*(f"cotal_{b}_{space}" for b in ("members", "acl", "delivery")), f"COTALTUI_DEAD_{space}"]
     )
     assert len(matching) == 7  # CHAT, DM, TASK, INBOX, DLV, presence, channels
 
@@ -117,14 +118,14 @@ async def test_replica_count_is_applied_and_checked(nc: Client) -> None:
         await provision_space(nc, space, replicas=3)
     assert caught.value.found == {s.name: 1 for s in space_streams(space)}
     message = str(caught.value)
-    assert f"space {space!r} already exists at R1 (10 streams)" in message
+    assert f"space {space!r} already exists at R1 (11 streams)" in message
     assert "nothing was changed" in message
     assert "nats stream edit $s --replicas 3" in message
     assert "config conflict" not in message and "expected" not in message
     assert (await nc.jetstream().stream_info(f"CHAT_{space}")).config.num_replicas == 1
     # Without a replica count, an existing space keeps (and reports) its own.
     again = await provision_space(nc, space, replicas=None)
-    assert again.replicas == 1 and len(again.existing) == 10 and not again.created
+    assert again.replicas == 1 and len(again.existing) == 11 and not again.created
 
 
 # --- channel seed ----------------------------------------------------------------------------

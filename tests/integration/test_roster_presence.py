@@ -204,3 +204,35 @@ async def test_silent_watch_while_connected_goes_stale_and_rebinds(
         await watch.stop()
         await conn.close()
         await wconn.close()
+
+
+async def test_presence_under_another_key_is_refused_not_shown_as_the_victim(
+    nats_server: EmbeddedServer, nc
+) -> None:
+    """Issue 10 case 4: an agent writes its own key with the victim's card.id; the roster keys
+    by the KV key, so the victim's row is untouched and the impostor record is refused."""
+    errors: list[Exception] = []
+    events: list[PresenceEvent] = []
+    wconn, watch = await watcher(nats_server, "spoof", events, [])
+    watch.on_error = errors.append
+    vconn, victim = await node(nats_server, "spoof", "vic")
+    try:
+        await victim.start()
+        await wait_for(lambda: watch.roster.live(), what="the victim live in the roster")
+        impostor_id = str(uuid.uuid4())
+        forged = victim.record().model_copy(
+            update={"card": AgentCard(id=victim.card.id, name="vic-IMPOSTOR", kind="agent")}
+        )
+        forged = forged.model_copy(update={"status": "offline"})
+        kv = await nc.jetstream().key_value("cotal_presence_spoof")
+        await kv.put(impostor_id, forged.to_json())
+        await wait_for(lambda: watch.roster.refused >= 1, what="the forged record refused")
+        assert [p.card.name for p in watch.roster.entries()] == ["vic"]
+        assert watch.roster.get(victim.card.id).status != "offline"  # type: ignore[union-attr]
+        assert impostor_id not in watch.roster
+        assert any("carries card.id" in str(e) for e in errors)
+    finally:
+        await victim.stop()
+        await watch.stop()
+        await vconn.close()
+        await wconn.close()

@@ -120,7 +120,7 @@ async def test_up_auth_then_mint_then_plain_clients_get_their_profile(
     up2 = CliProcess(["up", "--space", "demo", "--port", str(port)], cwd=tmp_path)
     procs.append(up2)
     up2.wait_line(r"^url: ")
-    assert "0 created, 10 already in place" in up2.output
+    assert "0 created, 11 already in place" in up2.output
     assert json.loads(auth_json.read_text())["operator"]["seed"] == operator_seed
     again = await connect_as(url, creds, alice_id)
     try:

@@ -219,9 +219,11 @@ async def test_join_refused_by_acl_and_pending_boot_join_retry_now(space):
         async with running_daemon(space):
             result = await dispatcher.run(RetryNow("general", "join"), model.tick())
             assert result.text == "Retrying join #general now.", result.text
+            # An agent cred may not read the fan-out or INBOX consumers (PROTOCOL §8.4): the
+            # daemon answers, but whether messages move is unknown, so never "serving".
             snap = await wait_for(
                 lambda: (
-                    (s := model.tick()).lease.verdict == "serving"
+                    (s := model.tick()).lease.rule == "progress-unknown"
                     and not s.pending.rows
                     and any(c.name == "general" and c.health == "active" for c in s.channels.rows)
                     and s
@@ -229,6 +231,8 @@ async def test_join_refused_by_acl_and_pending_boot_join_retry_now(space):
                 what="the boot join to land: nothing pending, #general durable backstop active",
                 timeout=20,
             )
+            assert snap.lease.verdict == "unverified" and snap.lease.severity == "unknown"
+            assert "may not read the fanout consumer" in snap.lease.consequence
             general = next(c for c in snap.channels.rows if c.name == "general")
             assert general.health_text == "durable backstop active" and general.generation
     finally:

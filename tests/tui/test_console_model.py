@@ -41,6 +41,7 @@ from cotal_tui.console.source import (
     PeerInput,
     RosterInput,
 )
+from cotal_tui.mesh.lease_table import PIPELINE
 
 # -- the verdict table -------------------------------------------------------------------------
 
@@ -51,6 +52,7 @@ COLUMN_WORDS = {
     "ready": V.READY,
     "responder": V.RESPONDER,
     "mode": V.MODE,
+    "pipeline": PIPELINE,
     "cluster": V.CLUSTER,
 }
 
@@ -79,6 +81,7 @@ def test_serving_only_with_positive_evidence_on_every_column():
             and cols["age"] == "fresh"
             and cols["ready"] == "yes"
             and cols["responder"] == "answered"
+            and cols["pipeline"] in ("moving", "unchecked")
             and cols["cluster"] in ("n/a", "ok")
         )
         assert serving == evidence, cols

@@ -61,6 +61,14 @@ def test_lease_pane_verdict(snap_compare, make_rig, verdict):
     assert snap_compare(rig.app, terminal_size=LEASE_SIZE, run_before=_settled(rig), press=["3"])
 
 
+def test_dead_letter_detail(snap_compare, make_rig):
+    """Issue 10: the lease pane's `d` lists the daemon's dead letters with their reasons."""
+    rig = make_rig(lease_data("dead-letters"), tick_interval=None, demo=False)
+    assert snap_compare(
+        rig.app, terminal_size=LEASE_SIZE, run_before=_settled(rig), press=["3", "d"]
+    )
+
+
 def test_main_screen_mono_theme(snap_compare, make_rig):
     """Greys only: every status still reads by glyph and word."""
     rig = make_rig(lease_data("no-responder"), tick_interval=None, theme="cotal-mono")

@@ -240,3 +240,22 @@ def test_retry_backoff() -> None:
         30000,
     ]
     assert p.retry_backoff_ms(10_000) == 30000
+
+
+@pytest.mark.parametrize(
+    ("subject", "sender", "channel", "verdict"),
+    [
+        ("cotal.s.chat.UA.dur", "UA", "dur", "routable"),
+        ("cotal.s.chat.UA.team.backend", "UA", "team.backend", "routable"),
+        ("cotal.s.chat.UA.team.backend", "UA", " team . backend ", "routable"),  # same path (§1.2)
+        ("cotal.s.chat.UA.dur", "UA", "exec", "channel-mismatch"),
+        ("cotal.s.chat.UA.dur", "UA", None, "channel-mismatch"),
+        ("cotal.s.chat.UA.dur", "UA", "a.>.b", "channel-mismatch"),
+        ("cotal.s.chat.UA.dur", "UB", "dur", "spoofed-sender"),
+        ("cotal.s.inst.UB.UA", "UA", None, "not-chat"),
+    ],
+)
+def test_chat_origin_trusts_the_subject(subject, sender, channel, verdict) -> None:
+    from cotal_tui.protocol.delivery import chat_origin
+
+    assert chat_origin(subject, sender, channel) == verdict

@@ -33,6 +33,7 @@ EVIDENCE = {
     "age": {"fresh"},
     "ready": {"yes"},
     "responder": {"answered"},
+    "pipeline": {"moving", "unchecked"},  # "unchecked": a surface that does not weigh progress
     # A cluster with a leaderless space stream or a stalled daemon consumer is never serving.
     "cluster": {"n/a", "ok"},
 }

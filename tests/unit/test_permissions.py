@@ -165,6 +165,19 @@ def test_delivery() -> None:
     assert "$JS.API.CONSUMER.CREATE.CHAT_main" not in d.pub_allow
     assert not any(s.startswith("$KV.cotal_acl_") for s in d.pub_allow)
     assert not any(s.startswith("cotal.main.chat") for s in d.pub_allow + d.sub_allow)
+    # Beyond the reference profile: the project's dead-letter store (issue 10), written and
+    # read by the daemon, read by observer and admin; agents get nothing of it.
+    for grant in (
+        "cotaltui.main.dead.>",
+        "$JS.API.STREAM.INFO.COTALTUI_DEAD_main",
+        "$JS.API.STREAM.MSG.GET.COTALTUI_DEAD_main",
+    ):
+        assert grant in d.pub_allow, grant
+    reads = {"$JS.API.STREAM.INFO.COTALTUI_DEAD_main", "$JS.API.STREAM.MSG.GET.COTALTUI_DEAD_main"}
+    assert reads <= set(observer_permissions(S, "U1").pub_allow)
+    assert reads <= set(admin_permissions(S, "U1").pub_allow)
+    agent = agent_permissions(S, "U1", allow_subscribe=["g"], allow_publish=["g"])
+    assert not any("DEAD" in s or s.startswith("cotaltui.") for s in agent.pub_allow)
 
 
 def test_manager_is_allow_all_and_claims_shapes() -> None:

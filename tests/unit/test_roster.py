@@ -99,3 +99,14 @@ def test_reference_records_fold_as_the_reference_does() -> None:
     assert r.apply(beat, now).event is None
     off = Presence.from_json(vectors["presence.offline"]["body"])
     assert r.apply(off, now).event.type == "offline"  # type: ignore[union-attr]
+
+
+def test_record_under_another_key_is_refused_and_counted() -> None:
+    r = Roster(6000)
+    r.apply(rec("victim", "vic"), NOW, key="victim")
+    spoof = r.apply(rec("victim", "vic-IMPOSTOR", status="offline"), NOW, key="mallory")
+    assert spoof.changed is False and spoof.event is None
+    assert r.refused == 1
+    assert [p.card.name for p in r.entries()] == ["vic"]
+    assert r.get("victim").status == "idle"  # type: ignore[union-attr]
+    assert "mallory" not in r

@@ -209,3 +209,7 @@ class MainScreen(Screen[None]):
     @on(LeaseBody.Opened)
     def _lease_opened(self) -> None:
         self.app.open_detail("lease", None)  # type: ignore[attr-defined]
+
+    @on(LeaseBody.DeadLettersOpened)
+    def _dead_letters_opened(self) -> None:
+        self.app.open_detail("dead-letters", None)  # type: ignore[attr-defined]

@@ -183,13 +183,22 @@ class ChannelsPane(SortablePane):
 class LeaseBody(Static, can_focus=True):
     """The lease facts; focusable so Enter opens the record."""
 
-    BINDINGS = [Binding("enter", "open", "Lease record")]
+    BINDINGS = [
+        Binding("enter", "open", "Lease record"),
+        Binding("d", "dead_letters", "Dead letters"),
+    ]
 
     class Opened(Message):
         pass
 
+    class DeadLettersOpened(Message):
+        pass
+
     def action_open(self) -> None:
         self.post_message(self.Opened())
+
+    def action_dead_letters(self) -> None:
+        self.post_message(self.DeadLettersOpened())
 
 
 class LeasePane(Pane):
