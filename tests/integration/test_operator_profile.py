@@ -106,6 +106,12 @@ async def test_operator_reads_the_lease_probes_the_daemon_and_reads_the_pipeline
         answer = await op.nc.request(f"$JS.API.{verb}.{feed}", body, timeout=2)
         assert b"stream not found" in answer.data, answer.data
     await op.js_publish_denied(f"$KV.cotal_membership_{s}.general")
+    # The dead-letter store (the project's own), read-only.
+    dead = f"COTALTUI_DEAD_{s}"
+    assert (await op.request(f"$JS.API.STREAM.INFO.{dead}"))["config"]["name"] == dead
+    gone = await op.nc.request(f"$JS.API.STREAM.MSG.GET.{dead}", b'{"seq": 1}', timeout=2)
+    assert b"no message found" in gone.data, gone.data  # answered (empty store), not refused
+    await op.js_publish_denied(f"cotaltui.{s}.dead.delivery-failed")
     # The oldest unrouted post's time: STREAM.MSG.GET on CHAT (channel posts only).
     seq = await bob.js_publish(f"cotal.{s}.chat.{bob.id}.general", b'{"x":1}')
     got = await op.request(f"$JS.API.STREAM.MSG.GET.CHAT_{s}", {"seq": seq})

@@ -244,6 +244,8 @@ def test_operator_is_an_agent_on_every_channel_plus_read_only_monitoring() -> No
         "$JS.API.STREAM.MSG.GET.CHAT_main",
         "$JS.API.STREAM.INFO.KV_cotal_membership_main",  # the 0.9.0 broker feed (display only)
         "$JS.API.STREAM.MSG.GET.KV_cotal_membership_main",
+        "$JS.API.STREAM.INFO.COTALTUI_DEAD_main",  # the project's own dead-letter store
+        "$JS.API.STREAM.MSG.GET.COTALTUI_DEAD_main",
     }
     assert set(p.pub_deny) - set(agent.pub_deny) == {
         "$JS.API.CONSUMER.CREATE.INBOX_main",
