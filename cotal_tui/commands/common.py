@@ -176,8 +176,10 @@ def check_state_dir(path: str | Path, flag: str = "--state-dir") -> Path:
 
 
 def local_space_creds(state_dir: str, space: str) -> str | None:
-    """The manager cred of the space's own trust chain under `state_dir` (what `status` and
-    `check` default to: it reads the lease and may probe the daemon), minted on first use; None
+    """The operator cred of the space's own trust chain under `state_dir` (what `status` and
+    `check` default to: it reads the roster, the lease, the pipeline's state and may probe the
+    daemon, but never another agent's messages; the allow-all manager is the in-process
+    daemon's fallback only), minted on first use; None
     when the state dir has no trust chain (open mode). A trust chain without this space is the
     operator's mistake, said as such (UsageError)."""
     from cotal_tui.server.auth import AuthError, AuthNotFound, load_space_auth, trust_chain_spaces
@@ -195,4 +197,4 @@ def local_space_creds(state_dir: str, space: str) -> str | None:
         return None
     except AuthError as exc:
         raise UsageError(str(exc)) from None
-    return str(auth.manager_creds_path())
+    return str(auth.operator_creds_path())

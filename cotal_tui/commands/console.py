@@ -105,8 +105,8 @@ def add_connection_args(p: argparse.ArgumentParser, *, starts_server: bool = Tru
     add_space_arg(p)
     p.add_argument(
         "--creds",
-        help="a .creds file (default: $COTAL_CREDS, else a cred of the space's trust chain "
-        "under --state-dir)",
+        help="a .creds file (default: $COTAL_CREDS, else an operator cred of the space's trust "
+        "chain under --state-dir, minted on first use; never the allow-all manager)",
     )
     add_state_dir_arg(p)
 

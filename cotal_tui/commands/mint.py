@@ -23,11 +23,15 @@ from cotal_tui.server.mint import MintError, mint
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "mint",
-        help="mint a .creds file for an identity (agent, observer, admin, delivery, manager)",
+        help="mint a .creds file for an identity (agent, operator, observer, admin, delivery, "
+        "manager)",
         description=(
             "Mint a standard NATS .creds file signed by the space's account signing key. An "
             "agent is also provisioned on the server: its direct-message, role and durable "
-            "inbox consumers and its channel access row."
+            "inbox consumers and its channel access row. An operator (this project's own "
+            "profile, what the console runs as) is an agent on every channel that may also read "
+            "the delivery pipeline's state (stream and daemon consumer figures, dead letters), "
+            "never other agents' direct messages."
         ),
         epilog="example: cotal-tui mint alice --allow-publish general   (an agent, the default)",
     )
@@ -72,6 +76,18 @@ def _run(args: argparse.Namespace) -> int:
         check_identity_name(args.name)
     except InvalidName as exc:
         raise UsageError(f"{exc}; it names the identity and its file") from None
+    if args.profile == "operator":
+        flags = (
+            ("--allow-subscribe", args.allow_subscribe),
+            ("--allow-publish", args.allow_publish),
+            ("--spawn", args.spawn),
+        )
+        given = [flag for flag, value in flags if value]
+        if given:
+            raise UsageError(
+                f"{', '.join(given)}: not for the operator profile (it reads and posts every "
+                "channel and never spawns); mint an agent for narrower access"
+            )
     target = resolve_target(args)
     try:
         minted = asyncio.run(

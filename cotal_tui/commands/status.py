@@ -25,6 +25,7 @@ from cotal_tui.commands.common import (
 )
 from cotal_tui.mesh.cluster_view import ClusterView, cluster_json, read_cluster_view
 from cotal_tui.mesh.connection import Connected, ConnectionError_, ConnectionState, Reconnecting
+from cotal_tui.mesh.creds_claims import creds_label
 from cotal_tui.mesh.durable import PendingOp
 from cotal_tui.mesh.endpoint import Endpoint
 from cotal_tui.mesh.failures import classify
@@ -54,9 +55,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_space_arg(parser)
     parser.add_argument(
         "--creds",
-        help="a .creds file (default: $COTAL_CREDS, else the manager cred of the space's trust "
-        "chain under --state-dir, which can read the lease and probe the daemon; none for an "
-        "open space)",
+        help="a .creds file (default: $COTAL_CREDS, else an operator cred of the space's trust "
+        "chain under --state-dir, which can read the lease, the pipeline's state and probe the "
+        "daemon; none for an open space)",
     )
     add_state_dir_arg(parser)
     parser.add_argument("--json", action="store_true", help="print the snapshot as JSON")
@@ -193,6 +194,7 @@ def _connection(state: ConnectionState | None, ep: Endpoint) -> dict[str, Any]:
         "state": state.kind if state else "unknown",
         "mode": "auth" if ep.creds else "open",
         "identity": ep.id,
+        "credential": creds_label(str(ep.creds) if ep.creds else None),
     }
     if isinstance(state, Connected):
         out["connectedTo"] = state.server

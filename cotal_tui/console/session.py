@@ -231,10 +231,13 @@ class ConsoleSession:
             )
 
     async def _embedded_identity(self) -> None:
-        """On the space's own server: act as a provisioned agent named --name (minted once into
-        <state-dir>/<name>.creds, free to read and post any channel), so joins get a real durable
-        backstop. An in-process daemon (--daemon) runs as the space's delivery cred when the
-        state dir has one, and only otherwise as the allow-all manager cred."""
+        """On the space's own server: act as the provisioned operator named --name (an
+        ``operator`` cred minted once into <state-dir>/<name>.creds: an agent free to read and
+        post any channel that may also read the pipeline's state, never the allow-all manager),
+        so joins get a real durable backstop. An existing cred at that path (an agent cred from
+        before the operator profile) is used as it is; the header names its profile. An
+        in-process daemon (--daemon) runs as the space's delivery cred when the state dir has
+        one, and only otherwise as the allow-all manager cred."""
         from cotal_tui.server.auth import AuthNotFound, load_space_auth
         from cotal_tui.server.mint import MintError, mint
 
@@ -254,22 +257,22 @@ class ConsoleSession:
             try:
                 await mint(
                     o.name,
-                    profile="agent",
+                    profile="operator",
                     space=o.space,
                     state_dir=o.state_dir,
                     server=self.server_url,
                     subscribe=o.channels or None,
-                    allow_subscribe=[">"],
-                    allow_publish=[">"],
                 )
-                self.notes.append(f"minted {mine} (an agent free to read and post any channel)")
+                self.notes.append(
+                    f"minted {mine} (an operator: reads and posts any channel, reads the "
+                    "pipeline's state, never another agent's direct messages)"
+                )
             except (MintError, OSError, ValueError) as exc:
-                if manager.exists():
-                    self.creds = str(manager)
-                    self.notes.append(
-                        f"could not mint {mine} ({exc}); using the manager creds (durable joins "
-                        "will be refused: the manager has no read ACL on record)"
-                    )
+                # Never the allow-all manager for the console: it is the daemon's fallback only.
+                self.notes.append(
+                    f"could not mint {mine} ({exc}); pass --creds FILE (e.g. `cotal-tui mint "
+                    f"{o.name} --profile operator`)"
+                )
                 return
         self.creds = str(mine)
 

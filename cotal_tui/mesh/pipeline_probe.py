@@ -8,7 +8,11 @@ read is recorded as unknown with the reason, never guessed:
   ``STREAM.MSG.GET`` (manager, delivery) or else a one-message ephemeral consumer started at
   that sequence (observer, admin: their CHAT consumer grants);
 - the ``reader`` consumer's info and the first INBOX entry past its ack floor (manager and
-  delivery only: nobody else has a grant on INBOX);
+  delivery only: nobody else may read INBOX entries, which carry direct messages). The
+  project's ``operator`` profile reads the reader's info and INBOX's STREAM.INFO only
+  (:func:`_reader_by_info`): a backlog whose ack floor moved within the stall threshold is
+  moving; one whose floor and newest entry are both older than it is stalled (the oldest is at
+  least as old as the newest); anything else is unknown, never guessed;
 - the dead-letter store's state and its latest records (manager, delivery, observer, admin);
 - the consumer counts of the presence and channel-registry KV streams (every profile).
 
@@ -50,6 +54,7 @@ from cotal_tui.protocol.names import (
 from cotal_tui.protocol.pipeline import (
     LATEST_DEAD_LETTERS,
     NO_DEAD_LETTER_STORE,
+    STALL_AFTER_MS,
     Backlog,
     DeadLetterSummary,
     PipelineFigures,
@@ -66,6 +71,7 @@ _READS: dict[str, frozenset[str]] = {
     "agent": frozenset({"consumers"}),
     "observer": frozenset({"fanout", "fanout-by-consumer", "dead", "consumers"}),
     "admin": frozenset({"fanout", "fanout-by-consumer", "dead", "consumers"}),
+    "operator": frozenset({"fanout", "reader-by-info", "dead", "consumers"}),
 }
 _ALL = frozenset({"fanout", "reader", "dead", "consumers"})
 
@@ -113,7 +119,9 @@ async def read_pipeline(
     else:
         unknown["fanout"] = f"{who} may not read the fanout consumer on {chat_stream(space)}"
     reader: Backlog | None = None
-    if "reader" in can:
+    if "reader-by-info" in can:
+        reader = await guarded("reader", lambda: _reader_by_info(conn, space, now))
+    elif "reader" in can:
         reader = await guarded("reader", lambda: _reader(conn, space, now))
     else:
         unknown["reader"] = f"{who} may not read {inbox_stream(space)} (only delivery and manager)"
@@ -165,6 +173,51 @@ async def _reader(conn: Connection, space: str, now: int) -> Backlog:
     prefix = space_prefix(space)
     return await _backlog(
         conn, inbox_stream(space), reader_durable(), f"{prefix}.dinbox.>", now, False
+    )
+
+
+def reader_backlog_by_info(
+    pending: int, floor_idle_ms: int | None, newest_age_ms: int | None
+) -> Backlog | None:
+    """The reader's backlog judged without reading an entry; None when it cannot be judged.
+
+    Nothing pending is none; an ack floor that moved within the stall threshold is moving (the
+    oldest's age unread); a floor idle past it while INBOX's *newest* entry is older than it too
+    is stalled (every pending entry is at least that old: ``oldest_ms`` is that lower bound)."""
+    if pending == 0:
+        return Backlog(0)
+    if floor_idle_ms is not None and floor_idle_ms <= STALL_AFTER_MS:
+        return Backlog(pending, None, floor_idle_ms)
+    if newest_age_ms is not None and newest_age_ms > STALL_AFTER_MS:  # floor idle or never set
+        return Backlog(pending, newest_age_ms, floor_idle_ms)
+    return None
+
+
+async def _reader_by_info(conn: Connection, space: str, now: int) -> Backlog:
+    """The reader's backlog from CONSUMER.INFO and INBOX's STREAM.INFO alone (the operator may
+    not read INBOX entries). Every entry pending is at least as old as INBOX's newest, so a
+    floor idle past the threshold with the newest past it too is a stall (``oldest_ms`` is then
+    that lower bound); a floor that moved within it is moving (the oldest's age unread)."""
+    stream = inbox_stream(space)
+    info = await consumer_info(conn, stream, reader_durable())
+    if info is None:
+        raise JsApiError(f"consumer {stream}/{reader_durable()}", None, "does not exist")
+    pending = int(info.get("num_pending", 0)) + int(info.get("num_ack_pending", 0))
+    moved = _parse_time(str((info.get("ack_floor") or {}).get("last_active") or ""))
+    idle = None if moved is None else max(0, now - moved)
+    backlog = reader_backlog_by_info(pending, idle, None)
+    if backlog is None:
+        state = (await stream_info(conn, stream)).get("state") or {}
+        newest = _parse_time(str(state.get("last_ts") or ""))
+        at_least = None if newest is None else max(0, now - newest)
+        backlog = reader_backlog_by_info(pending, idle, at_least)
+    if backlog is not None:
+        return backlog
+    raise JsApiError(
+        f"reader on {stream}",
+        None,
+        f"{pending} pending and its ack floor idle, but how old the oldest is cannot be read "
+        "with this credential (INBOX entries carry direct messages)",
     )
 
 

@@ -61,7 +61,9 @@ class CredCard:
 
     @property
     def is_agent(self) -> bool:
-        return self.profile == "agent"
+        """A participant: an agent, or the project's own ``operator`` (an agent on every
+        channel plus read-only monitoring, protocol/permissions.py)."""
+        return self.profile in ("agent", "operator")
 
     def may_read(self, channel: str) -> bool:
         return self.read is None or channel_in_allow(self.read, channel)

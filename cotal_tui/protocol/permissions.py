@@ -11,6 +11,18 @@ Where §8.4 summarizes (observer and admin), the lists below spell it out: the C
 (bare ``CREATE`` and ``.>``, plus INFO/MSG.NEXT/DELETE and STREAM.INFO), the presence-watch and
 channel-registry read grants exactly as the agent holds them, ``$JS.FC.>`` and ``$JS.API.INFO``;
 admin adds the same read verbs on the DM stream. Neither has an application publish grant.
+
+``operator`` is this project's own profile (:data:`OWN_PROFILES`; the reference has none by that
+name, and it is unrelated to the NATS *operator* JWT at the root of the trust chain, §8.3): the
+console's identity, least privilege for everything its panes show. It is an agent free to read
+and post every channel (its own presence, own DM/DLV durables, own history consumer, nothing of
+another agent's) plus read-only monitoring (:func:`_monitor_reads`): STREAM.INFO of every stream
+of the space, CONSUMER.INFO of the daemon's two durables (``fanout`` on CHAT, ``reader`` on
+INBOX), STREAM.MSG.GET on CHAT (the age of the oldest unrouted post: CHAT holds only channel
+posts, which the operator reads anyway), on the dead-letter store (the project's own, issue
+10) and on the 0.9.0 reference's channel membership feed bucket (``KV_cotal_membership_<space>``:
+who is subscribed to a channel, display only). Never ``>``, never a read of INBOX, DM or DLV
+messages (they carry direct messages), never a consumer on another stream.
 """
 
 from __future__ import annotations
@@ -20,8 +32,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from cotal_tui.protocol.channels import assert_valid_channel, channel_in_allow
+from cotal_tui.protocol.consumers import bucket_specs, stream_specs
 from cotal_tui.protocol.dead_letter import dead_letter_prefix, dead_letter_stream
 from cotal_tui.protocol.errors import InvalidChannel
+from cotal_tui.protocol.membership_feed import membership_bucket
 from cotal_tui.protocol.names import (
     acl_bucket,
     channel_bucket,
@@ -32,6 +46,7 @@ from cotal_tui.protocol.names import (
     dlv_stream,
     dm_durable,
     dm_stream,
+    fanout_durable,
     inbox_stream,
     members_bucket,
     presence_bucket,
@@ -54,7 +69,12 @@ from cotal_tui.protocol.subjects import (
 )
 
 API = "$JS.API"
-PROFILES = ("agent", "observer", "admin", "delivery", "manager")
+REFERENCE_PROFILES = ("agent", "observer", "admin", "delivery", "manager")
+OWN_PROFILES = ("operator",)
+"""Profiles of this project's own, not in the reference (PROTOCOL §8.4 has none by these names)."""
+PROFILES = (*REFERENCE_PROFILES, *OWN_PROFILES)
+OPERATOR_CHANNELS = (">",)
+"""The operator reads and posts every channel (what the console's default identity did before)."""
 DEFAULT_SUBSCRIBE = ("general",)
 
 
@@ -344,6 +364,43 @@ def delivery_permissions(space: str, id: str) -> Permissions:  # noqa: A002
     )
 
 
+def _monitor_reads(space: str) -> list[str]:
+    """Read-only monitoring of the space's delivery pipeline: stream states, the daemon's two
+    durables, the age of the oldest unrouted post and the dead-letter store."""
+    streams = [spec.name for spec in stream_specs(space)]
+    streams += [spec.stream_spec().name for spec in bucket_specs(space)]
+    chat, inbox = chat_stream(space), inbox_stream(space)
+    feed = f"KV_{membership_bucket(space)}"  # the 0.9.0 broker feed, where a 0.9.0 daemon runs
+    return [
+        f"{API}.INFO",
+        *(f"{API}.STREAM.INFO.{name}" for name in streams),
+        f"{API}.STREAM.INFO.{feed}",
+        f"{API}.STREAM.MSG.GET.{feed}",
+        f"{API}.CONSUMER.INFO.{chat}.{fanout_durable()}",
+        f"{API}.CONSUMER.INFO.{inbox}.{reader_durable()}",
+        f"{API}.STREAM.MSG.GET.{chat}",
+        *_dead_letter_reads(space),  # the project's own store (protocol.dead_letter)
+    ]
+
+
+def operator_permissions(
+    space: str,
+    id: str,  # noqa: A002 - the reference's parameter name
+    *,
+    role: str | None = None,
+) -> Permissions:
+    """The console's operator (this project's own profile): an agent on every channel plus
+    read-only monitoring (:func:`_monitor_reads`); no consumer on INBOX either."""
+    agent = agent_permissions(
+        space, id, allow_subscribe=OPERATOR_CHANNELS, allow_publish=OPERATOR_CHANNELS, role=role
+    )
+    return Permissions(
+        pub_allow=_dedupe([*agent.pub_allow, *_monitor_reads(space)]),
+        pub_deny=_dedupe([*agent.pub_deny, *_no_consumer_create(inbox_stream(space))]),
+        sub_allow=agent.sub_allow,
+    )
+
+
 def _dead_letter_reads(space: str) -> list[str]:
     """Read the dead-letter store (``protocol.dead_letter``): its state and its records."""
     stream = dead_letter_stream(space)
@@ -383,4 +440,6 @@ def profile_permissions(
         return delivery_permissions(space, id)
     if profile == "manager":
         return manager_permissions(space, id)
+    if profile == "operator":
+        return operator_permissions(space, id, role=role)
     raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")

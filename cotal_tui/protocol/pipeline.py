@@ -117,9 +117,11 @@ def _age(ms: int) -> str:
 
 
 def _backlog_text(what: str, b: Backlog) -> str:
-    if b.pending == 0 or b.oldest_ms is None:
+    if b.pending == 0:
         return f"{what}: none pending"
     floor = "" if b.floor_idle_ms is None else f", ack floor moved {_age(b.floor_idle_ms)} ago"
+    if b.oldest_ms is None:  # pending, the oldest's age unread (the operator's reader figure)
+        return f"{what}: {b.pending} pending{floor}"
     return f"{what}: {b.pending} pending, oldest {_age(b.oldest_ms)}{floor}"
 
 

@@ -9,7 +9,9 @@ valid:
         server.conf              (0600) rendered nats-server config (operator, MEMORY resolver)
         manager.<space>.creds    (0600) allow-all cred `up` provisions with
         delivery.<space>.creds   (0600) delivery-profile cred of the daemon `up` runs
-      <name>.creds               (0600) what `cotal-tui mint` writes by default
+        operator.<space>.creds   (0600) operator-profile cred `status` and `check` default to
+      <name>.creds               (0600) what `cotal-tui mint` writes by default (the console's
+                                 own, `<--name>.creds`, an operator cred)
 
 The operator is named `cotal-<token(space)>` after the first space; each space is one account
 named `token(space)` with its own signing key and the §8.3 limits; users are signed by that
@@ -27,7 +29,12 @@ from typing import Any
 import nkeys
 
 from cotal_tui.protocol import token
-from cotal_tui.protocol.permissions import Permissions, delivery_permissions, manager_permissions
+from cotal_tui.protocol.permissions import (
+    Permissions,
+    delivery_permissions,
+    manager_permissions,
+    operator_permissions,
+)
 from cotal_tui.server.nats_jwt import Creds, Nkey, encode_jwt, format_creds
 
 AUTH_DIR = "auth"
@@ -195,6 +202,18 @@ class SpaceAuth:
             user = Nkey.create("user")
             perms = delivery_permissions(self.space, user.public)
             write_creds(path, self.mint_user("delivery", perms, user))
+        return path
+
+    def operator_creds_path(self) -> Path:
+        """An ``operator``-profile cred (protocol/permissions.py) for `status` and `check` on
+        this state dir, minted on first use and reused: what they read (roster, channels, the
+        lease, the responder probe, the pipeline's state) without the allow-all manager. Not
+        provisioned as a participant: they bind no consumer and write no presence."""
+        path = self.dir / f"operator.{token(self.space)}.creds"
+        if not path.exists():
+            user = Nkey.create("user")
+            perms = operator_permissions(self.space, user.public)
+            write_creds(path, self.mint_user("operator", perms, user))
         return path
 
     # -- server config ------------------------------------------------------------------------

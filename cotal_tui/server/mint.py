@@ -1,8 +1,9 @@
 """Mint a standard NATS .creds file for one identity of a space, by profile.
 
-For the `agent` profile the channel lists are validated first (`subscribe ⊆ allowSubscribe`),
-then, unless told not to, the agent is provisioned on the server (its DM/role/DLV durables and
-its ACL row) with the space's allow-all manager cred, and only then are the creds written. The
+For the `agent` and `operator` profiles the channel lists are validated first
+(`subscribe ⊆ allowSubscribe`), then, unless told not to, the agent is provisioned on the server
+(its DM/role/DLV durables and its ACL row) with the space's allow-all manager cred, and only then
+are the creds written. The
 identity's id is the user nkey's public key (`U…`). An agent's JWT also carries its card as tags
 (name, role, boot channels: protocol/cred_card.py), so `agent`/`console --creds` know who they are.
 """
@@ -18,8 +19,10 @@ import nats
 from cotal_tui.mesh.connection import server_list
 from cotal_tui.protocol.cred_card import card_tags
 from cotal_tui.protocol.permissions import (
+    OPERATOR_CHANNELS,
     PROFILES,
     agent_permissions,
+    operator_permissions,
     profile_permissions,
     resolve_agent_channels,
 )
@@ -28,6 +31,8 @@ from cotal_tui.server.auth import SpaceAuth, load_space_auth, write_creds
 from cotal_tui.server.nats_jwt import Nkey
 
 DEFAULT_SERVER = "nats://127.0.0.1:4222"
+AGENT_PROFILES = ("agent", "operator")
+"""Profiles that are participants: provisioned like an agent, their card in the JWT tags."""
 
 
 class MintError(RuntimeError):
@@ -74,16 +79,21 @@ async def mint(
     ident = user.public
     provisioned: AgentProvision | None = None
     tags: list[str] | None = None
-    if profile == "agent":
+    if profile in AGENT_PROFILES:
+        if profile == "operator":  # every channel, by definition of the profile
+            allow_subscribe = allow_publish = OPERATOR_CHANNELS
         channels = resolve_agent_channels(subscribe, allow_subscribe, allow_publish)
-        permissions = agent_permissions(
-            space,
-            ident,
-            allow_subscribe=channels.allow_subscribe,
-            allow_publish=channels.allow_publish,
-            role=role,
-            spawn=spawn,
-        )
+        if profile == "operator":
+            permissions = operator_permissions(space, ident, role=role)
+        else:
+            permissions = agent_permissions(
+                space,
+                ident,
+                allow_subscribe=channels.allow_subscribe,
+                allow_publish=channels.allow_publish,
+                role=role,
+                spawn=spawn,
+            )
         tags = card_tags(name, role, channels.subscribe)
         if server:
             provisioned = await _provision(

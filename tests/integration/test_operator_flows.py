@@ -292,6 +292,40 @@ def test_status_check_mint_find_the_server_without_repeating_it(
     assert check.returncode == 0 and check.stdout.startswith("OK"), check.stdout
 
 
+def test_status_and_check_default_to_an_operator_cred_not_the_manager(
+    up_space: tuple[CliProcess, Path, int], tmp_path: Path
+) -> None:
+    """Item 5: with no --creds, status and check read a serving space with an operator cred
+    (minted under the state dir's auth folder), never the allow-all manager."""
+    from cotal_tui.mesh.creds_claims import creds_claims
+
+    _, state, _ = up_space
+    sd = ("--state-dir", str(state))
+    status = cli("status", "--json", *sd, cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    snap = json.loads(status.stdout)
+    operator = state / "auth" / "operator.main.creds"
+    assert snap["connection"]["credential"] == "operator operator.main.creds", snap["connection"]
+    allow = ((creds_claims(str(operator)) or {}).get("pub") or {}).get("allow") or []
+    assert allow and ">" not in allow, "scoped, never allow-all"
+    assert snap["lease"]["verdict"] == "serving" and snap["lease"]["responder"] == "answered", (
+        snap["lease"]
+    )
+    check = cli("check", "--timeout", "20", *sd, cwd=tmp_path)
+    assert check.returncode == 0 and check.stdout.startswith("OK"), check.stdout
+    # `mint --profile operator` provisions it like an agent; narrowing flags are refused.
+    minted = cli("mint", "desk", "--profile", "operator", *sd, cwd=tmp_path)
+    assert minted.returncode == 0, minted.stderr
+    assert "operator creds written" in minted.stdout and "provisioned" in minted.stdout
+    narrowed = cli("mint", "x", "--profile", "operator", "--allow-publish", "general", *sd)
+    assert "--allow-publish: not for the operator profile" in one_line_error(narrowed)
+    assert not (state / "x.creds").exists()
+    # An explicit cred still wins, and says so.
+    manager = state / "auth" / "manager.main.creds"
+    explicit = cli("status", "--json", "--creds", str(manager), *sd, cwd=tmp_path)
+    assert json.loads(explicit.stdout)["connection"]["credential"] == "manager manager.main.creds"
+
+
 def test_environment_fallbacks(up_space: tuple[CliProcess, Path, int], tmp_path: Path) -> None:
     _, state, port = up_space
     manager = state / "auth" / "manager.main.creds"

@@ -196,3 +196,63 @@ async def test_the_in_process_daemon_prefers_the_delivery_cred(tmp_path: Path):
             await session.stop()
     finally:
         local.stop()
+
+
+async def _default_session(space: LocalSpace) -> ConsoleSession:
+    """A console on the space's own server with no --server and no --creds (the default)."""
+    options = SessionOptions(space=SPACE, state_dir=str(space.state_dir), channels=["general"],
+                             embedded_port=space.server.port)  # fmt: skip
+    session = ConsoleSession(options)
+    await session.prepare()
+    return session
+
+
+async def _started(session: ConsoleSession, model: ConsoleModel):
+    await session.start()
+    return await wait_for(
+        lambda: (
+            (s := model.tick()).roster.view == "current"
+            and s.connection.state == "connected"
+            and any(r.id == session.ep.id for r in s.roster.rows)
+            and s
+        ),
+        what="the default console connected, its own presence on a current roster",
+        timeout=30,
+    )
+
+
+async def test_the_default_cred_is_an_operator_never_the_manager(space: LocalSpace):
+    """Item 5: on a local space the console mints <state-dir>/<name>.creds as an operator (an
+    agent on every channel plus read-only monitoring), not the allow-all manager."""
+    from cotal_tui.agent.identity import load_cred_card
+
+    session = await _default_session(space)
+    model = ConsoleModel(session.source)
+    try:
+        mine = space.state_dir / "operator.creds"
+        assert session.creds == str(mine) and session.creds != str(space.manager_creds)
+        assert load_cred_card(str(mine), SPACE).profile == "operator"
+        assert any("minted" in n and "an operator" in n for n in session.notes), session.notes
+        assert isinstance(session.ep.durable, Plane3Agent) and session.ep.consume
+        snap = await _started(session, model)
+        assert snap.credential == "operator operator.creds"
+        # A participant: it posts on a channel it never named at mint time.
+        from cotal_tui.console.commands import Post
+
+        result = await session._dispatcher().run(Post("anywhere", "hello from the operator"), snap)
+        assert result.ok, result
+    finally:
+        await session.stop()
+
+
+async def test_an_agent_cred_already_at_the_default_path_keeps_working(space: LocalSpace):
+    await space.mint("operator", "agent", allow_subscribe=[">"], allow_publish=[">"])
+    session = await _default_session(space)
+    model = ConsoleModel(session.source)
+    try:
+        assert session.creds == str(space.state_dir / "operator.creds")
+        assert not any("minted" in n for n in session.notes), session.notes
+        snap = await _started(session, model)
+        assert snap.credential == "agent operator.creds"  # the header says which
+    finally:
+        await session.stop()

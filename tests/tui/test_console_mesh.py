@@ -239,6 +239,26 @@ async def test_join_refused_by_acl_and_pending_boot_join_retry_now(space):
         await session.stop()
 
 
+async def test_an_operator_cred_console_reads_serving_where_an_agent_reads_unverified(space):
+    """Issue 12 item 5: the operator profile (the console's default cred) may read the pipeline's
+    progress, so a serving, moving daemon is green in its lease pane, not 'unverified'."""
+    operator = await space.mint("desk", "operator")
+    session = ConsoleSession(opts(space, creds=str(operator.path), name="desk",
+                                  channels=["general"]))  # fmt: skip
+    model = ConsoleModel(session.source)
+    try:
+        async with running_daemon(space):
+            await session.start(wait=True)
+            snap = await wait_for(
+                lambda: (s := model.tick()).lease.verdict == "serving" and s,
+                what="the operator console's lease pane to read serving (progress read)",
+                timeout=30,
+            )
+            assert snap.lease.severity == "healthy" and snap.credential == "operator desk.creds"
+    finally:
+        await session.stop()
+
+
 async def test_check_unprovisioned_space_says_it_is_the_wrong_space(space):
     options = opts(space, observer=True)
     options.space = "nope"

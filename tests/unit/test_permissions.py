@@ -225,3 +225,33 @@ def test_broker_grants_agree_with_channel_in_allow(allow: list[str], channel: st
     live = chat_subject(S, "USENDER", channel)
     broker_allows = any(subject_matches(pattern, live) for pattern in chat_patterns)
     assert broker_allows == channel_in_allow(allow, channel)
+
+
+def test_operator_is_an_agent_on_every_channel_plus_read_only_monitoring() -> None:
+    from cotal_tui.protocol.permissions import OWN_PROFILES, PROFILES, operator_permissions
+
+    assert "operator" in OWN_PROFILES and "operator" in PROFILES
+    p = operator_permissions(S, ID)
+    agent = agent_permissions(S, ID, allow_subscribe=[">"], allow_publish=[">"])
+    assert profile_permissions("operator", S, ID) == p
+    assert set(agent.pub_allow) <= set(p.pub_allow) and p.sub_allow == agent.sub_allow
+    assert set(p.pub_allow) - set(agent.pub_allow) == {
+        *(f"$JS.API.STREAM.INFO.{n}" for n in ("DM_main", "TASK_main", "INBOX_main", "DLV_main")),
+        "$JS.API.STREAM.INFO.KV_cotal_members_main",
+        "$JS.API.STREAM.INFO.KV_cotal_acl_main",
+        "$JS.API.CONSUMER.INFO.CHAT_main.fanout",
+        "$JS.API.CONSUMER.INFO.INBOX_main.reader",
+        "$JS.API.STREAM.MSG.GET.CHAT_main",
+        "$JS.API.STREAM.INFO.KV_cotal_membership_main",  # the 0.9.0 broker feed (display only)
+        "$JS.API.STREAM.MSG.GET.KV_cotal_membership_main",
+        "$JS.API.STREAM.INFO.COTALTUI_DEAD_main",  # the project's own dead-letter store
+        "$JS.API.STREAM.MSG.GET.COTALTUI_DEAD_main",
+    }
+    assert set(p.pub_deny) - set(agent.pub_deny) == {
+        "$JS.API.CONSUMER.CREATE.INBOX_main",
+        "$JS.API.CONSUMER.CREATE.INBOX_main.>",
+        "$JS.API.CONSUMER.DURABLE.CREATE.INBOX_main.>",
+    }
+    every = (*p.pub_allow, *p.sub_allow)
+    assert not p.allow_all and ">" not in every and "cotal.main.>" not in every
+    assert not any(".MSG.GET." in g and ("DM_" in g or "DLV_" in g or "INBOX_" in g) for g in every)

@@ -133,3 +133,29 @@ def test_delivery_json_says_when_the_space_has_no_dead_letter_store() -> None:
     assert out["unknown"] == {} and out["moving"] is True
     stored = PipelineFigures(IDLE, IDLE, DEAD_NEW, {})
     assert delivery_json(stored, judge_pipeline(stored))["deadLetterStore"] is True
+@pytest.mark.parametrize(
+    ("pending", "idle", "newest", "expected"),
+    [
+        (0, None, None, "none"),
+        (3, 2_000, None, "moving"),  # the floor moved within the threshold
+        (3, 12_000, 11_000, "stalled"),  # every pending entry is at least 11 s old
+        (3, None, 11_000, "stalled"),  # never acked anything, newest past the threshold
+        (3, 12_000, 1_000, None),  # an entry just arrived: the oldest's age cannot be known
+        (3, 12_000, None, None),
+    ],
+)
+def test_the_operators_reader_figure_is_judged_without_reading_an_entry(
+    pending: int, idle: int | None, newest: int | None, expected: str | None
+) -> None:
+    """The operator may not read INBOX entries (they carry DMs): its reader figure comes from
+    the consumer's info and INBOX's newest entry, and is unknown (None) rather than guessed."""
+    from cotal_tui.mesh.pipeline_probe import reader_backlog_by_info
+
+    b = reader_backlog_by_info(pending, idle, newest)
+    if expected is None:
+        assert b is None
+        return
+    assert b is not None and b.pending == pending
+    assert {"none": pending == 0, "moving": not b.stalled, "stalled": b.stalled}[expected]
+    if expected == "stalled":
+        assert b.oldest_ms == newest
