@@ -226,6 +226,10 @@ class MeshSource:
                 if time.monotonic() >= next_channels:
                     await self.refresh_channels()
                     next_channels = time.monotonic() + self.channels_every_s
+                # After the channels: a credential refused some progress reads waits out their
+                # timeouts here, and must not hold the channels pane empty meanwhile.
+                await self.refresh_progress()
+                await self.refresh_cluster()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the poller must outlive any one failure
@@ -271,8 +275,6 @@ class MeshSource:
             self._probe = ResponderCheck("failed", checked, error=PROBE_CANNOT)
         else:
             self._probe = ResponderCheck("unchecked")
-        await self.refresh_progress()
-        await self.refresh_cluster()
 
     async def refresh_progress(self) -> None:
         """Read the pipeline's progress (issue 10) as this credential allows."""

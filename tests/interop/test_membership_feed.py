@@ -78,7 +78,8 @@ async def test_console_shows_the_membership_feed_display_only(
             assert "membership" not in (session.source.last_error or ""), session.source.last_error
             await wait_for(lambda: model.tick().lease.verdict == "refused", timeout=30,
                            what="the observer console's verdict `refused` (no lease read)")
-            row = _ops(model)
+            row = await wait_for(lambda: _ops(model), timeout=30,
+                                 what="the #ops row in the observer console's channels pane")
             assert row.broker_feed is None and "broker feed" not in render.channel_detail(row)
             return
 
