@@ -87,3 +87,15 @@ def make_rig() -> Callable[..., Rig]:
         return Rig(app, source, commands, model, clock)
 
     return build
+
+
+@pytest.fixture
+async def space(request: pytest.FixtureRequest, tmp_path: Path):
+    """A real local space (embedded nats-server, auth mode) named by the test module's SPACE."""
+    from cotal_tui.server.local import start_local_space
+
+    local = await start_local_space(request.module.SPACE, state_dir=tmp_path / ".cotal", port=0)
+    try:
+        yield local
+    finally:
+        local.stop()

@@ -22,21 +22,12 @@ from cotal_tui.mesh.endpoint import Endpoint
 from cotal_tui.mesh.kv import KvBucket
 from cotal_tui.mesh.plane3_agent import Plane3Agent
 from cotal_tui.protocol.names import dlv_durable, dlv_stream, members_bucket
-from cotal_tui.server.local import LocalSpace, start_local_space
+from cotal_tui.server.local import LocalSpace
 from cotal_tui.tui.app import ConsoleApp
 from waiting import wait_for
 
 pytestmark = pytest.mark.timeout(120)
 SPACE = "agents"
-
-
-@pytest.fixture
-async def space(tmp_path: Path):
-    local = await start_local_space(SPACE, state_dir=tmp_path / ".cotal", port=0)
-    try:
-        yield local
-    finally:
-        local.stop()
 
 
 @pytest.fixture

@@ -20,15 +20,6 @@ pytestmark = pytest.mark.timeout(90)
 SPACE = "lp"
 
 
-@pytest.fixture
-async def space(tmp_path: Path):
-    local = await start_local_space(SPACE, state_dir=tmp_path / ".cotal", port=0)
-    try:
-        yield local
-    finally:
-        local.stop()
-
-
 async def _quiet(exc: Exception) -> None:
     return None
 

@@ -20,22 +20,13 @@ from cotal_tui.mesh.connection import Connection
 from cotal_tui.mesh.endpoint import Endpoint
 from cotal_tui.mesh.events import MessageReceived
 from cotal_tui.mesh.plane3_agent import Plane3Agent
-from cotal_tui.server.local import LocalSpace, start_local_space
+from cotal_tui.server.local import LocalSpace
 from cotal_tui.server.process import free_port
 from cotal_tui.tui.app import ConsoleApp
 from waiting import wait_for
 
 pytestmark = pytest.mark.timeout(90)
 SPACE = "cons"
-
-
-@pytest.fixture
-async def space(tmp_path: Path):
-    local = await start_local_space(SPACE, state_dir=tmp_path / ".cotal", port=0)
-    try:
-        yield local
-    finally:
-        local.stop()
 
 
 def opts(space: LocalSpace, **kw) -> SessionOptions:

@@ -19,21 +19,12 @@ from cotal_tui.console.session import ConsoleSession, SessionOptions
 from cotal_tui.console.watch import WatchedConfig
 from cotal_tui.protocol.permissions import agent_permissions
 from cotal_tui.server.auth import write_creds
-from cotal_tui.server.local import LocalSpace, start_local_space
+from cotal_tui.server.local import LocalSpace
 from cotal_tui.server.nats_jwt import Nkey, parse_creds
 from waiting import wait_event, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 SPACE = "live"
-
-
-@pytest.fixture
-async def space(tmp_path: Path):
-    local = await start_local_space(SPACE, state_dir=tmp_path / ".cotal", port=0)
-    try:
-        yield local
-    finally:
-        local.stop()
 
 
 def write_config(path: Path, data: dict | str) -> None:
