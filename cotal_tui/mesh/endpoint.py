@@ -678,15 +678,8 @@ class Endpoint:
         context_id: str | None = None,
     ) -> CotalMessage:
         """Multicast to a concrete channel; returns once the PubAck is in."""
-        self._require_started()
-        try:
-            assert_valid_channel(channel)
-        except InvalidChannel as exc:
-            raise NotJoinable(str(exc)) from exc
-        if not is_concrete_channel(channel):
-            raise NotJoinable(f'cannot post to "{channel}": publishes need a concrete channel')
         return await self._post(
-            chat_subject(self.space, self.id, channel),
+            self._post_subject(channel),
             text=text,
             parts=parts,
             channel=channel,
@@ -738,6 +731,17 @@ class Endpoint:
             context_id=context_id,
         )
 
+    def _post_subject(self, channel: str) -> str:
+        """The CHAT subject this endpoint posts ``channel`` on; refuses a bad or pattern channel."""
+        self._require_started()
+        try:
+            assert_valid_channel(channel)
+        except InvalidChannel as exc:
+            raise NotJoinable(str(exc)) from exc
+        if not is_concrete_channel(channel):
+            raise NotJoinable(f'cannot post to "{channel}": publishes need a concrete channel')
+        return chat_subject(self.space, self.id, channel)
+
     async def _post(self, subject: str, **fields: Any) -> CotalMessage:
         """Build the message (``new_message`` fields) and publish it, PubAck awaited."""
         return (await self._post_stored(subject, **fields)).message
@@ -751,15 +755,8 @@ class Endpoint:
         self, channel: str, text: str, *, mentions: list[str] | None = None
     ) -> Sent:
         """:meth:`send` of a text, returning the stored stream sequence with the message."""
-        self._require_started()
-        try:
-            assert_valid_channel(channel)
-        except InvalidChannel as exc:
-            raise NotJoinable(str(exc)) from exc
-        if not is_concrete_channel(channel):
-            raise NotJoinable(f'cannot post to "{channel}": publishes need a concrete channel')
         return await self._post_stored(
-            chat_subject(self.space, self.id, channel),
+            self._post_subject(channel),
             text=text,
             channel=channel,
             mentions=normalize_mentions(mentions),

@@ -44,18 +44,27 @@ def _up(tmp_path: Path, port: int, procs: list[CliProcess]) -> CliProcess:
     return up
 
 
+def _serving_up(tmp_path: Path, port: int, procs: list[CliProcess]) -> tuple[CliProcess, int, str]:
+    """An `up` whose daemon serves: the process, its nats-server's pid, the daemon's id."""
+    up = _up(tmp_path, port, procs)
+    server_pid = int(up.wait_line(SERVER_PID).group(1))
+    return up, server_pid, up.wait_line(SERVING, timeout=40).group(1)
+
+
+def _sigkill_up(up: CliProcess, server_pid: int) -> None:
+    """SIGKILL `up`; its nats-server follows it (parent-death signal), the store keeps the lease."""
+    os.kill(up.proc.pid, signal.SIGKILL)
+    up.proc.wait()
+    wait_for_sync(lambda: not pid_alive(server_pid), what=f"nats-server {server_pid} to exit")
+
+
 def test_up_sigkilled_and_restarted_serves_again_without_a_second_restart(
     tmp_path: Path, procs: list[CliProcess]
 ) -> None:
     port = free_port()
     url = f"nats://127.0.0.1:{port}"
-    first = _up(tmp_path, port, procs)
-    server_pid = int(first.wait_line(SERVER_PID).group(1))
-    daemon_id = first.wait_line(SERVING, timeout=40).group(1)
-    os.kill(first.proc.pid, signal.SIGKILL)
-    first.proc.wait()
-    # its nats-server follows it (parent-death signal); the store keeps the lease record
-    wait_for_sync(lambda: not pid_alive(server_pid), what=f"nats-server {server_pid} to exit")
+    first, server_pid, daemon_id = _serving_up(tmp_path, port, procs)
+    _sigkill_up(first, server_pid)
 
     second = _up(tmp_path, port, procs)
     assert second.wait_line(SERVING, timeout=40).group(1) == daemon_id
@@ -75,12 +84,8 @@ def test_up_restarted_without_proof_waits_out_its_own_stale_lease_with_a_countdo
     """The holder file is gone (nothing proves the old holder dead): `up` must not take the
     lease, but wait for it to expire, saying so, and then serve — still without a restart."""
     port = free_port()
-    first = _up(tmp_path, port, procs)
-    server_pid = int(first.wait_line(SERVER_PID).group(1))
-    daemon_id = first.wait_line(SERVING, timeout=40).group(1)
-    os.kill(first.proc.pid, signal.SIGKILL)
-    first.proc.wait()
-    wait_for_sync(lambda: not pid_alive(server_pid), what=f"nats-server {server_pid} to exit")
+    first, server_pid, daemon_id = _serving_up(tmp_path, port, procs)
+    _sigkill_up(first, server_pid)
     for holder in (tmp_path / ".cotal" / "run").glob("*.holder"):
         holder.unlink()
 
@@ -100,9 +105,7 @@ def test_up_brings_the_daemon_back_after_its_broker_was_down_20s(
 ) -> None:
     port = free_port()
     url = f"nats://127.0.0.1:{port}"
-    up = _up(tmp_path, port, procs)
-    server_pid = int(up.wait_line(SERVER_PID).group(1))
-    daemon_id = up.wait_line(SERVING, timeout=40).group(1)
+    up, server_pid, daemon_id = _serving_up(tmp_path, port, procs)
 
     # Down for 20 s: freeze `up` so it cannot restart the server before the port is held, kill
     # the server, hold its port with a listener that never speaks NATS, let `up` run again.
