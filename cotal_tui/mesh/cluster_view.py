@@ -38,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -138,6 +138,8 @@ class ClusterView:
     routed: int | None = None
     """How many nodes the connected server is routed to, itself included (its latest INFO's
     ``connect_urls``); None when it advertises none (``no_advertise``)."""
+    generation: int | None = None
+    """The connection's generation when read (it changes on every reconnect)."""
 
     @property
     def nodes_known(self) -> list[str]:
@@ -245,7 +247,7 @@ def optional_streams(space: str) -> set[str]:
     return {dead_letter_stream(space)}
 
 
-def _server_info(conn: Connection) -> dict[str, Any]:
+def latest_info(conn: Connection) -> dict[str, Any]:
     """The connected server's latest INFO (pushed updates included, see Connection)."""
     tracked = conn.server_info() if hasattr(conn, "server_info") else {}
     if tracked:
@@ -319,7 +321,7 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
 
 def unread_view(conn: Connection, reason: str) -> ClusterView | None:
     """A clustered server's view with no reading (None when the server is not clustered)."""
-    info = _server_info(conn)
+    info = latest_info(conn)
     if not info.get("cluster"):
         return None
     return ClusterView(
@@ -378,7 +380,8 @@ async def _consumer(conn: Connection, stream: str, name: str) -> ConsumerState:
 async def read_cluster_view(conn: Connection, space: str) -> ClusterView:
     """Read it all now (in parallel, each bounded by :data:`READ_TIMEOUT_S`). A server that
     reports no cluster gives a view with ``clustered`` False and no requests are made."""
-    info = _server_info(conn)
+    info = latest_info(conn)
+    generation = conn.generation
     if not info.get("cluster"):
         return ClusterView(clustered=False, connected=info.get("server_name"))
     optional = optional_streams(space)
@@ -396,8 +399,31 @@ async def read_cluster_view(conn: Connection, space: str) -> ClusterView:
         streams=tuple(streams),
         consumers=tuple(consumers),
         # After the reads: a route that dropped meanwhile is counted.
-        routed=routed_nodes(_server_info(conn)),
+        routed=routed_nodes(latest_info(conn)),
+        generation=generation,
     )
+
+
+def current_view(
+    view: ClusterView | None, *, generation: int, info: dict[str, Any]
+) -> ClusterView | None:
+    """The last read as it stands now, for a surface that keeps one between reads (the
+    console): ``unread`` once the connection has reconnected since (``generation`` moved: its
+    node may be the one that died, and the read did not see that), and ``routed`` from the latest
+    INFO (``info``, :func:`latest_info`: a route that drops between two reads counts at once)."""
+    if view is None or not view.clustered or view.unread is not None:
+        return view
+    if view.generation is not None and view.generation != generation:
+        return ClusterView(
+            clustered=True,
+            connected=info.get("server_name"),
+            cluster_name=info.get("cluster"),
+            unread="reconnected since the last read (its node may be gone)",
+        )
+    routed = routed_nodes(info)
+    if routed is not None and routed != view.routed:
+        return replace(view, routed=routed)
+    return view
 
 
 def cluster_lines(view: ClusterView | None) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ from cotal_tui.mesh.cluster_view import (
     _ts_ms,
     cluster_json,
     cluster_lines,
+    current_view,
     optional_streams,
     routed_nodes,
     space_stream_names,
@@ -127,8 +128,7 @@ def test_a_consumer_with_work_waiting_and_no_delivery_is_stalled():
     stalled = ConsumerState("CHAT_s", "fanout", "n1", pending=5, ack_pending=0, idle_ms=idle)
     assert _view(consumers=[stalled]).word() == "stalled"
     assert (
-        "CHAT_s/fanout has 5 waiting and acked nothing for"
-        in _view(consumers=[stalled]).detail()
+        "CHAT_s/fanout has 5 waiting and acked nothing for" in _view(consumers=[stalled]).detail()
     )
     quiet = ConsumerState("CHAT_s", "fanout", "n1", pending=0, ack_pending=0, idle_ms=60_000)
     assert _view(consumers=[quiet]).word() == "ok"  # nothing to do is not a stall
@@ -165,3 +165,20 @@ def test_a_clustered_server_not_read_is_unread_never_ok():
     assert view.word() == "unread"
     assert view.detail() == "not read yet"
     assert cluster_lines(view) == ("unread (connected to n1: not read yet)",)
+
+
+def test_a_kept_view_is_unread_after_a_reconnect_and_counts_a_dropped_route_at_once():
+    """The console keeps its last read between polls: a reconnect (its node may be the dead one)
+    makes it unread, and a route dropped since (a pushed INFO) makes it node-down, at once."""
+    info3 = {"server_name": "n1", "cluster": "cotal", "connect_urls": ["a:1", "b:1", "c:1"]}
+    info2 = {**info3, "connect_urls": ["a:1", "c:1"]}
+    kept = ClusterView(True, "n1", "cotal", _view().streams, (), routed=3, generation=4)
+    assert current_view(kept, generation=4, info=info3) is kept
+    dropped = current_view(kept, generation=4, info=info2)
+    assert dropped is not None and dropped.word() == "node-down" and dropped.routed == 2
+    moved = current_view(kept, generation=5, info={**info3, "server_name": "n2"})
+    assert moved is not None and moved.word() == "unread" and moved.connected == "n2"
+    assert "reconnected since the last read" in moved.detail()
+    assert current_view(None, generation=5, info=info3) is None
+    single = ClusterView(False, "n1")
+    assert current_view(single, generation=9, info={}) is single
