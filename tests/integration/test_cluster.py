@@ -28,6 +28,7 @@ from plane3_support import chat_message
 from spaces import unique_space
 
 from cotal_tui.commands.check import check
+from cotal_tui.commands.console import session_options
 from cotal_tui.commands.status import take_snapshot
 from cotal_tui.console.session import SessionOptions
 from cotal_tui.delivery.daemon import DeliveryDaemon
@@ -37,6 +38,7 @@ from cotal_tui.mesh.events import MessageReceived
 from cotal_tui.mesh.plane3_agent import Plane3Agent
 from cotal_tui.protocol.names import chat_stream
 from cotal_tui.server.process import free_port
+from cotal_tui.server.state import read_record
 from waiting import wait_for, wait_for_sync
 
 FAST = {"ttl_ms": 1500, "heartbeat_ms": 300, "sweep_ms": 300, "watch_heartbeat_ms": 300}
@@ -46,6 +48,13 @@ CHECK_TIMEOUT_S = 3.0
 
 
 # --- the short case: `up --cluster 3`, then `up --server` against it --------------------------
+
+
+def console_args(state: Path) -> Any:
+    """`cotal-tui console --space cl --state-dir STATE` as parsed (no --server)."""
+    from cotal_tui.cli import build_parser
+
+    return build_parser().parse_args(["console", "--space", "cl", "--state-dir", str(state)])
 
 
 def _three_free_ports() -> int:
@@ -89,6 +98,31 @@ def test_up_cluster_three_nodes_r3_daemon_then_up_server_and_all_stopped(
     for i in range(3):  # one store per node under the state dir
         assert (state / "cluster" / f"n{i + 1}" / "store").is_dir()
 
+    # The state dir's up.json names the cluster, so the other commands find it as they find a
+    # single server: every node's URL (the server list), its store and pid, the replica count.
+    record = read_record(state)
+    assert record is not None and record.clustered and record.pid == up.proc.pid
+    assert record.url == url and record.replicas == 3 and record.space == "cl"
+    assert [n.name for n in record.nodes] == ["n1", "n2", "n3"]
+    assert [n.pid for n in record.nodes] == pids
+    assert [n.url for n in record.nodes] == url.split(",")
+    assert [Path(n.store) for n in record.nodes] == [
+        (state / "cluster" / f"n{i}" / "store").absolute() for i in (1, 2, 3)
+    ]
+    # status, console and check default to it: no --server, the record's server list.
+    status = CliProcess(["status", "--json", "--space", "cl", "--state-dir", str(state)], tmp_path)
+    assert status.proc.wait(timeout=60) in (0, 1, 2, 3), status.output
+    snap = json.loads(status.output[status.output.index("{") :])
+    assert snap["cluster"]["clustered"] and snap["cluster"]["connectedTo"] in {"n1", "n2", "n3"}
+    assert sorted(snap["cluster"]["nodesKnown"]) == ["n1", "n2", "n3"]
+    assert session_options(console_args(state)).server == url  # every node, not just :port
+    # A second `up --cluster` on the same state dir is refused before anything starts.
+    second = CliProcess(
+        ["up", "--cluster", "3", "--port", str(port), "--state-dir", str(state)], cwd=tmp_path
+    )
+    assert second.proc.wait(timeout=30) == 2
+    assert f"`cotal-tui up` (pid {up.proc.pid}) already runs from {state}" in second.output
+
     # An existing cluster: provisioned (already R3), not started; the running daemon keeps its
     # lease and this one says so. Same state dir, same delivery identity: the first `up` holds
     # the holder file (issue 11), which is checked before the lease.
@@ -121,8 +155,15 @@ def test_up_cluster_three_nodes_r3_daemon_then_up_server_and_all_stopped(
     up.wait_line(r"node n2 \(:\d+\) exited; the space keeps serving", timeout=30)
     assert up.proc.poll() is None
 
+    def n2_down_in_record() -> bool:
+        rec = read_record(state)
+        return rec is not None and [n.pid for n in rec.nodes] == [pids[0], None, pids[2]]
+
+    wait_for_sync(n2_down_in_record, what="up.json naming n2 down (pid None)")
+
     assert up.terminate(timeout=30) == 0
     assert "all 3 nats-server nodes stopped" in up.output
+    assert not (state / "up.json").exists()
     wait_for_sync(lambda: not any(pid_alive(p) for p in pids), what="all three nodes exited")
 
 
