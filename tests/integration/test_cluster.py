@@ -32,10 +32,17 @@ from cotal_tui.commands.console import session_options
 from cotal_tui.commands.status import take_snapshot
 from cotal_tui.console.session import SessionOptions
 from cotal_tui.delivery.daemon import DeliveryDaemon
-from cotal_tui.mesh.cluster_view import read_cluster_view, space_stream_names
+from cotal_tui.mesh.cluster_view import (
+    current_view,
+    latest_info,
+    read_cluster_view,
+    routed_nodes,
+    space_stream_names,
+)
 from cotal_tui.mesh.endpoint import Endpoint
 from cotal_tui.mesh.events import MessageReceived
 from cotal_tui.mesh.plane3_agent import Plane3Agent
+from cotal_tui.protocol.dead_letter import dead_letter_stream
 from cotal_tui.protocol.names import chat_stream
 from cotal_tui.server.process import free_port
 from cotal_tui.server.state import read_record
@@ -545,3 +552,47 @@ def test_three_machine_configs_then_up_server_replicas_3(tmp_path: Path, procs: 
     finally:
         for s in servers:
             s.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+async def test_a_killed_node_is_a_node_down_at_once_and_ok_again_once_caught_up(
+    tmp_path: Path,
+) -> None:
+    """kill -9 a node the reader is not connected to: the very first cluster read after it (and
+    the view the console keeps from before it) is never ok — NATS still calls the dead replica
+    current for up to 10 s, but the connected node's route to it dropped at once. Restarted and
+    caught up, the view is ok again. The dead-letter store is among the streams read."""
+    cs = await start_cluster_space(tmp_path, unique_space("k"))
+    try:
+        before = await read_cluster_view(cs.admin, cs.space)
+        assert before.word() == "ok" and before.routed == 3, before
+        assert dead_letter_stream(cs.space) in [s.name for s in before.streams if s.read]
+        mine = cs.node_of(cs.admin)
+        victim = next(n.name for n in cs.cluster if n.name != mine)
+        cs.cluster.kill_node(victim)
+
+        def routed_two() -> bool:
+            return routed_nodes(latest_info(cs.admin)) == 2
+
+        await wait_for(routed_two, what=f"{mine}'s pushed INFO without {victim}", timeout=5)
+        kept = current_view(before, generation=cs.admin.generation, info=latest_info(cs.admin))
+        assert kept is not None and kept.word() == "node-down", kept
+        after = await read_cluster_view(cs.admin, cs.space)
+        assert after.word() in ("node-down", "lost"), after.detail()
+        assert f"{mine} routed to 2 of 3" in after.detail() or after.word() == "lost"
+
+        cs.cluster.start_node(victim)
+        streams = space_stream_names(cs.space)
+        await wait_for(
+            lambda: all_current(cs, victim, streams),
+            what=f"restarted {victim} current on every space stream",
+            timeout=60,
+        )
+
+        async def ok_again() -> bool:
+            return (await read_cluster_view(cs.admin, cs.space)).word() == "ok"
+
+        await wait_for(ok_again, what="the cluster view ok again", timeout=30)
+    finally:
+        await stop_cluster_space(cs)
