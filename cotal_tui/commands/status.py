@@ -421,7 +421,7 @@ def render_text(s: dict[str, Any]) -> str:
     if cluster and cluster["clustered"]:
         lines.append(
             f"cluster {cluster['name']}: {cluster['verdict']} — connected to "
-            f"{cluster['connectedTo']}, {len(cluster['nodesAnswering'])}/"
+            f"{cluster['connectedTo']}, {cluster['answering']}/"
             f"{len(cluster['nodesKnown'])} nodes answering ({cluster['detail']})"
         )
         for st in cluster["streams"]:

@@ -477,6 +477,7 @@ def cluster_json(view: ClusterView | None) -> dict[str, Any] | None:
         "connectedTo": view.connected,
         "nodesKnown": view.nodes_known,
         "nodesAnswering": view.nodes_answering,
+        "answering": view.answering,
         "nodesRouted": view.routed,
         "nodesDown": view.nodes_down,
         "verdict": view.word(),

@@ -79,6 +79,7 @@ def test_fewer_nodes_routed_than_the_streams_name_is_a_node_down_at_once():
     )
     out = cluster_json(view)
     assert out is not None and out["verdict"] == "node-down" and out["nodesRouted"] == 2
+    assert out["answering"] == 2 and len(out["nodesAnswering"]) == 3  # names: not which one
     # a leaderless stream or a stalled consumer is named first
     streams = [StreamState(n, "n1", UP, 3) for n in space_stream_names("s")]
     streams[0] = StreamState(streams[0].name, error="no answer in 2s (TimeoutError)")
