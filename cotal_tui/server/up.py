@@ -227,6 +227,12 @@ def _refusal(options: UpOptions, url: str, store: str, already: bool) -> str | N
         except AuthError as exc:
             return str(exc)
         return None
+    record = read_record(options.state_dir)
+    if record is not None and record.clustered:  # its up.json would be overwritten
+        return (
+            f"`cotal-tui up --cluster` (pid {record.pid}) runs from {options.state_dir} at "
+            f"{record.url}; stop it first, or use another --state-dir"
+        )
     held = store_holder(store)
     if held is not None:
         return str(held)

@@ -129,6 +129,10 @@ def test_up_cluster_three_nodes_r3_daemon_then_up_server_and_all_stopped(
     )
     assert second.proc.wait(timeout=30) == 2
     assert f"`cotal-tui up` (pid {up.proc.pid}) already runs from {state}" in second.output
+    single = CliProcess(["up", "--port", str(free_port()), "--state-dir", str(state)], cwd=tmp_path)
+    assert single.proc.wait(timeout=30) == 2
+    assert f"`cotal-tui up --cluster` (pid {up.proc.pid}) runs from {state}" in single.output
+    assert read_record(state) == record  # neither touched it
 
     # An existing cluster: provisioned (already R3), not started; the running daemon keeps its
     # lease and this one says so. Same state dir, same delivery identity: the first `up` holds
