@@ -33,6 +33,7 @@ from cotal_tui.commands.status import take_snapshot
 from cotal_tui.console.session import SessionOptions
 from cotal_tui.delivery.daemon import DeliveryDaemon
 from cotal_tui.mesh.cluster_view import (
+    ClusterView,
     current_view,
     latest_info,
     read_cluster_view,
@@ -569,8 +570,16 @@ async def test_a_killed_node_is_a_node_down_at_once_and_ok_again_once_caught_up(
     caught up, the view is ok again. The dead-letter store is among the streams read."""
     cs = await start_cluster_space(tmp_path, unique_space("k"))
     try:
-        before = await read_cluster_view(cs.admin, cs.space)
-        assert before.word() == "ok" and before.routed == 3, before
+        views: list[ClusterView] = []
+
+        async def ok_now() -> bool:
+            # Right after provisioning a replica may not be current yet: node-down, truthfully.
+            views.append(await read_cluster_view(cs.admin, cs.space))
+            return views[-1].word() == "ok"
+
+        await wait_for(ok_now, what="the fresh space's cluster view ok", timeout=30)
+        before = views[-1]
+        assert before.routed == 3, before
         assert dead_letter_stream(cs.space) in [s.name for s in before.streams if s.read]
         mine = cs.node_of(cs.admin)
         victim = next(n.name for n in cs.cluster if n.name != mine)
