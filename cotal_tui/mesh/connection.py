@@ -189,7 +189,9 @@ class Connection:
     def _track_info(self, nc: Client) -> None:
         """Keep :meth:`server_info` current: wrap nats-py's INFO handler (it sees the INFO at
         every (re)connect, ``initial_connection`` True, and every one pushed later)."""
-        handler = nc._process_info
+        handler = getattr(nc, "_process_info", None)
+        if handler is None:  # another nats-py: server_info() stays empty (callers fall back)
+            return
 
         async def on_info(info: dict[str, object], initial_connection: bool = False) -> None:
             if initial_connection:
