@@ -251,6 +251,9 @@ def consequence(v: LeaseVerdict, progress: str = "") -> str:
         "lost): writes to it fail and the offline backstop does not move until NATS elects one",
         "stalled": "the daemon answers but its fan-out or reader has work waiting and acked "
         "nothing for a while: offline members get nothing until it resumes",
+        "node-lost": "a node of the cluster is gone (a replica offline or not current, or fewer "
+        "nodes routed than the streams name): the space runs without a spare, and the offline "
+        "backstop may pause until NATS moves the leaders it held",
     }[v.verdict]
 
 
@@ -418,7 +421,7 @@ def render_text(s: dict[str, Any]) -> str:
     if cluster and cluster["clustered"]:
         lines.append(
             f"cluster {cluster['name']}: {cluster['verdict']} — connected to "
-            f"{cluster['connectedTo']}, {len(cluster['nodesAnswering'])}/"
+            f"{cluster['connectedTo']}, {cluster['answering']}/"
             f"{len(cluster['nodesKnown'])} nodes answering ({cluster['detail']})"
         )
         for st in cluster["streams"]:

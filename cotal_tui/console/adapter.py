@@ -45,7 +45,13 @@ from cotal_tui.console.source import (
     RosterInput,
     SendOutcome,
 )
-from cotal_tui.mesh.cluster_view import ClusterView, read_cluster_view, unread_view
+from cotal_tui.mesh.cluster_view import (
+    ClusterView,
+    current_view,
+    latest_info,
+    read_cluster_view,
+    unread_view,
+)
 from cotal_tui.mesh.connection import Closed, Connected, Connection, Reconnecting
 from cotal_tui.mesh.creds_claims import creds_label
 from cotal_tui.mesh.events import ConnectionChanged, EndpointError, EndpointEvent, MessageReceived
@@ -441,7 +447,9 @@ class MeshSource:
         holder = self._lease.holder
         label = self.known_holders.get(holder) if holder else None
         is_up = holder is not None and holder == self.up_daemon_id
-        cluster = self._cluster
+        # As it stands now: unread after a reconnect, a route dropped since the read counted.
+        conn = self.ep.conn
+        cluster = current_view(self._cluster, generation=conn.generation, info=latest_info(conn))
         if cluster is None and self.ep.connected:
             cluster = unread_view(self.ep.conn, "not read yet")
         return LeaseInput(

@@ -350,7 +350,7 @@ def lease_case(verdict: str, now: Ms = FIXED_NOW) -> tuple[LeaseInput, Connectio
         return replace(base, progress=stalled_progress(now)), up, mode
     if verdict == "dead-letters":
         return replace(base, progress=dead_letter_progress(now)), up, mode
-    if verdict in ("quorum-lost", "stalled"):
+    if verdict in ("quorum-lost", "stalled", "node-lost"):
         return replace(base, cluster=demo_cluster(verdict)), up, mode
     raise ValueError(f"no fixture for lease verdict {verdict!r}")
 
@@ -435,8 +435,8 @@ def dead_letter_progress(now: Ms = FIXED_NOW) -> ProgressCheck:
 
 
 def demo_cluster(verdict: str) -> ClusterView:
-    """A 3-node cluster (n1..n3, connected to n1, n3 down) with CHAT leaderless (quorum-lost)
-    or the fan-out consumer not moving (stalled)."""
+    """A 3-node cluster (n1..n3, connected to n1, n3 down) with CHAT leaderless (quorum-lost),
+    the fan-out consumer not moving (stalled), or neither: only the node gone (node-lost)."""
     up2 = (
         ReplicaState("n2", current=True, offline=False, lag=0, active_ms=120.0),
         ReplicaState("n3", current=False, offline=True, lag=None, active_ms=9_000.0),
@@ -459,6 +459,7 @@ def demo_cluster(verdict: str) -> ClusterView:
         streams=tuple(streams),
         consumers=consumers,
         read_at=FIXED_NOW / 1000,
+        routed=2 if verdict == "node-lost" else None,
     )
 
 
@@ -476,6 +477,7 @@ LEASE_VERDICTS = (
     "dead-letters",
     "quorum-lost",
     "stalled",
+    "node-lost",
 )
 
 

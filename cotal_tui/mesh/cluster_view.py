@@ -6,17 +6,28 @@ Reduced to one word for the one verdict table (``cluster`` column, mesh/lease_ta
 
 - ``n/a``: not a cluster (the server reports no cluster), or nothing could be read with this
   credential (every request refused); the rows about the lease decide alone.
-- ``ok``: every space stream answered with a leader and the daemon's consumers are not stalled.
+- ``ok``: every space stream answered with a leader, every replica is online and current, the
+  connected server is routed to every node the streams name, and the daemon's consumers are not
+  stalled.
 - ``lost``: a space stream (or a daemon consumer) has no leader: STREAM.INFO was not answered (a
   stream without quorum answers nothing) or names none. Writes to it fail until a leader is
   elected (NATS needs 2 of 3 replicas up).
 - ``unread``: the server is clustered but the view has not been read (yet), or reading it failed:
   no evidence about the cluster, so never serving.
+- ``node-down``: every stream has a leader but a node is gone: a replica reported offline or not
+  current in a space stream's (or KV bucket's) cluster block, or the connected server is routed
+  to fewer nodes than the streams name (its latest INFO's ``connect_urls``: a node pushes a new
+  INFO the moment a route drops, while NATS keeps calling a dead replica "current" for up to
+  10 s). Said at once, before any leader moves or the daemon's consumers stall: the gap after a
+  node loss starts here, and ``check`` is never OK during it.
 - ``stalled``: the fan-out or reader consumer has work waiting (not yet delivered, or delivered
   and not acked) and acked nothing for :data:`STALL_AFTER_MS` by the server's own clock — the
   daemon is not moving (e.g. after its node died, until it reconnects and its consumers resume
   on the new leader; or while it takes messages but cannot write their copies). Acks, not
   deliveries, are the progress: a daemon that keeps taking messages it cannot settle is stalled.
+
+The dead-letter store (``COTALTUI_DEAD_<space>``) is read like the other space streams when the
+space has one (a space this project's ``up`` did not provision has none: left out, not lost).
 
 Requests the credential may not make (an agent cred may read only some streams) are recognized by
 the broker's refusal and left out, never counted as lost.
@@ -27,12 +38,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from cotal_tui.mesh.connection import Connection, PermissionRefusal
 from cotal_tui.protocol.consumers import bucket_specs, stream_specs
+from cotal_tui.protocol.dead_letter import dead_letter_stream
 from cotal_tui.protocol.names import (
     chat_stream,
     fanout_durable,
@@ -68,10 +80,12 @@ class StreamState:
     wanted: int | None = None
     error: str | None = None
     denied: bool = False
+    absent: bool = False
+    """An optional stream (the dead-letter store) the space does not have."""
 
     @property
     def lost(self) -> bool:
-        return not self.denied and self.leader is None
+        return not (self.denied or self.absent) and self.leader is None
 
     @property
     def current(self) -> list[str]:
@@ -80,6 +94,10 @@ class StreamState:
     @property
     def lagging(self) -> list[str]:
         return [r.name for r in self.replicas if not (r.current and not r.offline)]
+
+    @property
+    def read(self) -> bool:
+        return not (self.denied or self.absent)
 
 
 @dataclass(frozen=True)
@@ -117,6 +135,11 @@ class ClusterView:
     read_at: float = field(default_factory=time.time)
     unread: str | None = None
     """Why there is no reading of a clustered server (not read yet, or the read failed)."""
+    routed: int | None = None
+    """How many nodes the connected server is routed to, itself included (its latest INFO's
+    ``connect_urls``); None when it advertises none (``no_advertise``)."""
+    generation: int | None = None
+    """The connection's generation when read (it changes on every reconnect)."""
 
     @property
     def nodes_known(self) -> list[str]:
@@ -142,6 +165,29 @@ class ClusterView:
         return sorted(names)
 
     @property
+    def answering(self) -> int:
+        """How many nodes answer: the names in :attr:`nodes_answering`, but never more than the
+        connected server is routed to (a dead replica stays "current" for a while)."""
+        count = len(self.nodes_answering)
+        return count if self.routed is None else min(count, self.routed)
+
+    @property
+    def nodes_down(self) -> list[str]:
+        """Nodes a read stream reports as a replica offline or not current."""
+        return sorted({n for s in self.streams if s.read for n in s.lagging})
+
+    @property
+    def unrouted(self) -> int:
+        """How many of the nodes the streams name the connected server is not routed to."""
+        if self.routed is None:
+            return 0
+        return max(0, len(self.nodes_known) - self.routed)
+
+    @property
+    def node_lost(self) -> bool:
+        return bool(self.nodes_down) or self.unrouted > 0
+
+    @property
     def readable(self) -> bool:
         return any(not s.denied for s in self.streams)
 
@@ -156,6 +202,8 @@ class ClusterView:
             return "lost"
         if any(c.stalled for c in self.consumers):
             return "stalled"
+        if self.node_lost:
+            return "node-down"
         return "ok"
 
     def detail(self) -> str:
@@ -173,26 +221,51 @@ class ClusterView:
                 f"nothing for {(c.idle_ms or 0) / 1000:.1f}s"
                 for c in stalled
             )
-        answering, known = self.nodes_answering, self.nodes_known
-        lagging = sorted({n for s in self.streams for n in s.lagging})
-        text = f"{len(answering)}/{len(known)} nodes answering"
-        if lagging:
-            text += f", replicas lagging on {', '.join(lagging)}"
+        text = f"{self.answering}/{len(self.nodes_known)} nodes answering"
+        if self.unrouted:
+            text += (
+                f", {self.connected or 'the connected node'} routed to {self.routed} of "
+                f"{len(self.nodes_known)}"
+            )
+        if self.nodes_down:
+            text += f", replicas offline or lagging on {', '.join(self.nodes_down)}"
         return text
 
 
 def space_stream_names(space: str) -> list[str]:
-    return [s.name for s in stream_specs(space)] + [
-        b.stream_spec().name for b in bucket_specs(space)
-    ]
+    """Every stream the cluster view reads: the space streams, the KV buckets' streams, and the
+    dead-letter store (optional: :func:`optional_streams`)."""
+    return (
+        [s.name for s in stream_specs(space)]
+        + [b.stream_spec().name for b in bucket_specs(space)]
+        + sorted(optional_streams(space))
+    )
 
 
-def _server_info(conn: Connection) -> dict[str, Any]:
+def optional_streams(space: str) -> set[str]:
+    """Streams a space may lack (the reference's spaces have no dead-letter store)."""
+    return {dead_letter_stream(space)}
+
+
+def latest_info(conn: Connection) -> dict[str, Any]:
+    """The connected server's latest INFO (pushed updates included, see Connection)."""
+    tracked = conn.server_info() if hasattr(conn, "server_info") else {}
+    if tracked:
+        return tracked
     try:
         info = getattr(conn.nc, "_server_info", None)
     except Exception:  # noqa: BLE001 - closed connection
         return {}
     return dict(info) if isinstance(info, dict) else {}
+
+
+def routed_nodes(info: dict[str, Any]) -> int | None:
+    """Nodes the server is routed to, itself included: the client URLs it advertises (every
+    routed peer's and its own). None when it advertises none (no_advertise)."""
+    urls = info.get("connect_urls")
+    if not isinstance(urls, list) or not urls:
+        return None
+    return len(set(urls))
 
 
 def _ts_ms(value: Any) -> float | None:
@@ -248,7 +321,7 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
 
 def unread_view(conn: Connection, reason: str) -> ClusterView | None:
     """A clustered server's view with no reading (None when the server is not clustered)."""
-    info = _server_info(conn)
+    info = latest_info(conn)
     if not info.get("cluster"):
         return None
     return ClusterView(
@@ -275,10 +348,11 @@ def _replicas(block: dict[str, Any]) -> tuple[ReplicaState, ...]:
     return tuple(out)
 
 
-async def _stream(conn: Connection, name: str) -> StreamState:
+async def _stream(conn: Connection, name: str, optional: bool = False) -> StreamState:
     data, error, denied = await _request(conn, f"{API}.STREAM.INFO.{name}")
     if data is None or error:
-        return StreamState(name, error=error, denied=denied)
+        absent = optional and data is not None and "not found" in (error or "")
+        return StreamState(name, error=error, denied=denied, absent=absent)
     block = data.get("cluster") or {}
     wanted = (data.get("config") or {}).get("num_replicas")
     return StreamState(name, leader=block.get("leader"), replicas=_replicas(block), wanted=wanted)
@@ -306,10 +380,14 @@ async def _consumer(conn: Connection, stream: str, name: str) -> ConsumerState:
 async def read_cluster_view(conn: Connection, space: str) -> ClusterView:
     """Read it all now (in parallel, each bounded by :data:`READ_TIMEOUT_S`). A server that
     reports no cluster gives a view with ``clustered`` False and no requests are made."""
-    info = _server_info(conn)
+    info = latest_info(conn)
+    generation = conn.generation
     if not info.get("cluster"):
         return ClusterView(clustered=False, connected=info.get("server_name"))
-    streams = await asyncio.gather(*(_stream(conn, n) for n in space_stream_names(space)))
+    optional = optional_streams(space)
+    streams = await asyncio.gather(
+        *(_stream(conn, n, n in optional) for n in space_stream_names(space))
+    )
     consumers = await asyncio.gather(
         _consumer(conn, chat_stream(space), fanout_durable()),
         _consumer(conn, inbox_stream(space), reader_durable()),
@@ -320,7 +398,32 @@ async def read_cluster_view(conn: Connection, space: str) -> ClusterView:
         cluster_name=info.get("cluster"),
         streams=tuple(streams),
         consumers=tuple(consumers),
+        # After the reads: a route that dropped meanwhile is counted.
+        routed=routed_nodes(latest_info(conn)),
+        generation=generation,
     )
+
+
+def current_view(
+    view: ClusterView | None, *, generation: int, info: dict[str, Any]
+) -> ClusterView | None:
+    """The last read as it stands now, for a surface that keeps one between reads (the
+    console): ``unread`` once the connection has reconnected since (``generation`` moved: its
+    node may be the one that died, and the read did not see that), and ``routed`` from the latest
+    INFO (``info``, :func:`latest_info`: a route that drops between two reads counts at once)."""
+    if view is None or not view.clustered or view.unread is not None:
+        return view
+    if view.generation is not None and view.generation != generation:
+        return ClusterView(
+            clustered=True,
+            connected=info.get("server_name"),
+            cluster_name=info.get("cluster"),
+            unread="reconnected since the last read (its node may be gone)",
+        )
+    routed = routed_nodes(info)
+    if routed is not None and routed != view.routed:
+        return replace(view, routed=routed)
+    return view
 
 
 def cluster_lines(view: ClusterView | None) -> tuple[str, ...]:
@@ -332,11 +435,16 @@ def cluster_lines(view: ClusterView | None) -> tuple[str, ...]:
         return (f"unread (connected to {view.connected or '?'}: {view.unread})",)
     answering, known = view.nodes_answering, view.nodes_known
     lines = [
-        f"{view.word()} (connected to {view.connected or '?'}, {len(answering)}/{len(known)} "
+        f"{view.word()} (connected to {view.connected or '?'}, {view.answering}/{len(known)} "
         f"nodes answering: {', '.join(answering) or 'none'})"
     ]
+    if view.unrouted:
+        lines.append(
+            f"{view.connected or 'the connected node'} is routed to {view.routed} of the "
+            f"{len(known)} nodes the streams name: {view.unrouted} not answering"
+        )
     for s in view.streams:
-        if s.denied:
+        if not s.read:
             continue
         if s.leader is None:
             lines.append(f"{s.name}: NO LEADER — {s.error or 'none named'}")
@@ -369,6 +477,9 @@ def cluster_json(view: ClusterView | None) -> dict[str, Any] | None:
         "connectedTo": view.connected,
         "nodesKnown": view.nodes_known,
         "nodesAnswering": view.nodes_answering,
+        "answering": view.answering,
+        "nodesRouted": view.routed,
+        "nodesDown": view.nodes_down,
         "verdict": view.word(),
         "detail": view.detail() if view.clustered else None,
         "streams": [
@@ -381,6 +492,7 @@ def cluster_json(view: ClusterView | None) -> dict[str, Any] | None:
                 "error": s.error,
             }
             for s in view.streams
+            if not s.absent
         ],
         "consumers": [
             {

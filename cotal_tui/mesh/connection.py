@@ -150,6 +150,7 @@ class Connection:
     _closing: bool = field(default=False, init=False)
     _last_error: str | None = field(default=None, init=False)
     _generation: int = field(default=0, init=False)
+    _info: dict[str, object] = field(default_factory=dict, init=False, repr=False)
 
     # -- observation -------------------------------------------------------------------------
 
@@ -177,6 +178,30 @@ class Connection:
         if self._js is None:
             self._js = self.nc.jetstream(timeout=self.js_timeout)
         return self._js
+
+    def server_info(self) -> dict[str, object]:
+        """The connected server's INFO as it stands now: the one sent at (re)connect, updated by
+        every INFO the server pushed since (a cluster node pushes one with fewer
+        ``connect_urls`` as soon as a route to a peer drops; nats-py keeps only the first).
+        Empty when never connected."""
+        return dict(self._info)
+
+    def _track_info(self, nc: Client) -> None:
+        """Keep :meth:`server_info` current: wrap nats-py's INFO handler (it sees the INFO at
+        every (re)connect, ``initial_connection`` True, and every one pushed later)."""
+        handler = getattr(nc, "_process_info", None)
+        if handler is None:  # another nats-py: server_info() stays empty (callers fall back)
+            return
+
+        async def on_info(info: dict[str, object], initial_connection: bool = False) -> None:
+            if initial_connection:
+                self._info = dict(info)
+            else:
+                # A pushed INFO leaves out an empty `connect_urls` (no peer routed any more).
+                self._info = {**self._info, **info, "connect_urls": info.get("connect_urls") or []}
+            await handler(info, initial_connection=initial_connection)
+
+        nc._process_info = on_info  # type: ignore[method-assign]
 
     @property
     def server_url(self) -> str:
@@ -215,14 +240,22 @@ class Connection:
                 )
             options["user_credentials"] = self.creds
         nc = Client()
+        self._track_info(nc)
         self._closing = False
         first_failure: asyncio.Future[Exception] = asyncio.get_running_loop().create_future()
+        # A cluster's server list: a closed port is one node down, and nats-py goes on to the
+        # next URL; the attempt ends only when every URL has failed that way once.
+        fast_failures: list[Exception] = []
+        urls = max(1, len(server_list(self.servers)))
 
         async def on_connect_error(exc: Exception) -> None:
             # nats-py retries a failed first connect until the timeout; a refused credential or
-            # a closed port will not change in that time, so the first one ends the attempt.
+            # a closed port will not change in that time, so the first one ends the attempt
+            # (with several URLs, one such failure on each).
             if not first_failure.done() and _fails_fast(exc):
-                first_failure.set_result(exc)
+                fast_failures.append(exc)
+                if len(fast_failures) >= urls:
+                    first_failure.set_result(exc)
             await self._on_error(exc)
 
         connecting = asyncio.ensure_future(

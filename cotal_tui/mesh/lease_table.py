@@ -22,8 +22,10 @@ Nothing else decides whether delivery is serving.
   reader is "not-moving" (critical: "serving, but not moving"), unreadable progress is
   "unverified", recent dead letters and a KV consumer excess are degraded.
 - Cluster (issue 15): the ``cluster`` column (``mesh.cluster_view``): a leaderless space stream
-  is "quorum-lost", a daemon consumer with work and no ack for a while "stalled", a clustered
-  server whose view was not read "unverified". Quorum loss is named before a pipeline stall.
+  is "quorum-lost", a daemon consumer with work and no ack for a while "stalled", a node gone
+  (a replica offline or not current, or fewer nodes routed than the streams name) "node-lost", a
+  clustered server whose view was not read "unverified". Quorum loss is named before a pipeline
+  stall; a node loss degrades at once, before any leader moves or consumer stalls.
 
 The exhaustive test (``tests/unit/test_lease_table.py``) walks :data:`COLUMNS`.
 """
@@ -52,6 +54,7 @@ Verdict = Literal[
     "consumer-excess",
     "quorum-lost",
     "stalled",
+    "node-lost",
 ]
 
 STALE_AFTER_MS = LEASE_TTL_MS
@@ -75,8 +78,10 @@ PIPELINE = ("moving", "stalled", "unknown", "dead-letters", "consumer-excess", "
 # What a NATS cluster says (mesh/cluster_view.py): "n/a" not a cluster (or not readable with this
 # credential), "ok" every space stream has a leader and the daemon's consumers move, "lost" a
 # space stream or daemon consumer has no leader (no quorum), "stalled" a daemon consumer has work
-# waiting and acked nothing for a while, "unread" a clustered server whose view was not read.
-CLUSTER = ("n/a", "ok", "lost", "stalled", "unread")
+# waiting and acked nothing for a while, "node-down" every stream has a leader but a node is gone
+# (a replica offline or not current, or the connected server routed to fewer nodes than the
+# streams name), "unread" a clustered server whose view was not read.
+CLUSTER = ("n/a", "ok", "lost", "stalled", "node-down", "unread")
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "link": LINK,
@@ -186,6 +191,13 @@ RULES: tuple[Rule, ...] = (
          "get nothing until it resumes (after a node loss: until it reconnects and its consumers "
          "resume on the new leader)",
          responder=_w("answered"), cluster=_w("stalled")),
+    # A node gone: said at once (the route drops the moment it dies), before any leader moves
+    # or a daemon consumer shows its stall — the gap after a node loss is never OK.
+    Rule("node-lost", "node-lost", "degraded",
+         "the daemon answers but a node of the cluster is gone ({cluster_detail}): the space runs "
+         "on the remaining replicas without a spare, and until NATS moves the leaders it held "
+         "and the daemon's consumers resume, the offline backstop may pause",
+         responder=_w("answered"), cluster=_w("node-down")),
     Rule("probe-unproven", "unverified", "unknown",
          "the lease is ready but the responder check {responder_detail}: not shown as serving "
          "without an answer",

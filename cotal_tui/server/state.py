@@ -2,7 +2,13 @@
 
 `up` writes ``<state-dir>/up.json`` once its server runs (pid, URL, space, store) and removes it
 on exit; a record whose pid is gone is ignored, so a crashed `up` never misdirects anyone.
-Every command that takes ``--state-dir`` finds the running server from it.
+Every command that takes ``--state-dir`` finds the running server from it (commands/common.py:
+status, check, console, mint, daemon and agent connect to ``url`` unless told otherwise).
+
+`up --cluster N` writes the same record for its local cluster: ``url`` is every node's URL
+comma-joined (nats-py's server list, so a reader fails over when a node dies), ``replicas`` the
+count the space was provisioned at, and ``nodes`` one entry per node (name, URL, client and
+route ports, store dir, pid — None while that node is down).
 
 Whoever starts a nats-server on a store holds an exclusive ``flock`` on ``<store>/.cotal.lock``
 (with its pid written inside) for as long as the server runs; the kernel drops it when the
@@ -25,6 +31,18 @@ LOCK_FILE = ".cotal.lock"
 
 
 @dataclass(frozen=True)
+class NodeRecord:
+    """One node of the local cluster `up --cluster` runs."""
+
+    name: str
+    url: str
+    port: int
+    cluster_port: int
+    store: str
+    pid: int | None
+
+
+@dataclass(frozen=True)
 class UpRecord:
     """Where a running `cotal-tui up` listens."""
 
@@ -36,6 +54,20 @@ class UpRecord:
     store: str
     mode: str
     started_at: int
+    replicas: int = 1
+    nodes: tuple[NodeRecord, ...] = ()
+    """Empty for one server; one entry per node for `up --cluster` (``url`` lists them all)."""
+
+    @property
+    def clustered(self) -> bool:
+        return bool(self.nodes)
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> UpRecord:
+        nodes = data.get("nodes") or []
+        if not isinstance(nodes, list):
+            raise TypeError("nodes is not a list")
+        return cls(**{**data, "nodes": tuple(NodeRecord(**n) for n in nodes)})  # type: ignore[arg-type]
 
 
 def pid_alive(pid: int) -> bool:
@@ -80,7 +112,7 @@ def remove_record(state_dir: str | Path, pid: int | None = None) -> None:
 def _load(path: Path) -> UpRecord | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return UpRecord(**data)
+        return UpRecord.from_json(data)
     except (OSError, ValueError, TypeError):
         return None
 

@@ -62,6 +62,8 @@ from cotal_tui.server.up_cluster import (
     ClusterUsageError,
     NodeConfigOptions,
     check_cluster,
+    cluster_record,
+    default_replicas,
     render_node_config,
     start_local_cluster,
     validate_options,
@@ -225,6 +227,12 @@ def _refusal(options: UpOptions, url: str, store: str, already: bool) -> str | N
         except AuthError as exc:
             return str(exc)
         return None
+    record = read_record(options.state_dir)
+    if record is not None and record.clustered:  # its up.json would be overwritten
+        return (
+            f"`cotal-tui up --cluster` (pid {record.pid}) runs from {options.state_dir} at "
+            f"{record.url}; stop it first, or use another --state-dir"
+        )
     held = store_holder(store)
     if held is not None:
         return str(held)
@@ -294,12 +302,37 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
         url = ",".join(server_list(options.server))
         report.ok(f"provisioning the NATS server(s) at {url} (no server started)")
     elif options.cluster:
+        other = read_record(options.state_dir)
+        if other is not None:
+            report.fail(
+                f"`cotal-tui up` (pid {other.pid}) already runs from {options.state_dir} at "
+                f"{other.url}; stop it first, or use another --state-dir — nothing was started"
+            )
+            return 2
         cluster = start_local_cluster(
             options.cluster, options.host, options.port, options.state_dir, auth, report
         )
         if cluster is None:
             return 1
         url = ",".join(cluster.urls)
+        mode = "auth" if auth is not None else "open"
+        started_at = now_ms()
+
+        def record_cluster(replicas: int) -> None:
+            assert cluster is not None
+            write_record(
+                options.state_dir,
+                cluster_record(
+                    cluster,
+                    pid=os.getpid(),
+                    space=options.space,
+                    mode=mode,
+                    replicas=replicas,
+                    started_at=started_at,
+                ),
+            )
+
+        record_cluster(default_replicas(options.cluster_options) or 1)
     elif already:
         report.ok(f"NATS already running on {url}; provisioning it (no new server started)")
     else:
@@ -358,6 +391,8 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
                 )
             report.fail(f"could not provision space {options.space!r} on {url}: {exc}{hint}")
             return 1
+        if cluster is not None:
+            record_cluster(result.replicas)  # the count the space has
         created = len(result.created)
         report.ok(
             f"space {options.space!r} provisioned "
@@ -398,9 +433,13 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
         # A single server is restarted by its supervisor (up_supervise.py) when it dies.
         nodes_down: set[str] = set()
         while not stop.is_set():
-            if cluster is not None and not watch_nodes(cluster, nodes_down, report):
-                report.fail("every node of the local cluster has exited")
-                return 1
+            if cluster is not None:
+                before = set(nodes_down)
+                if not watch_nodes(cluster, nodes_down, report):
+                    report.fail("every node of the local cluster has exited")
+                    return 1
+                if nodes_down != before:
+                    record_cluster(result.replicas)  # a node's pid is None while it is down
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(0.5):
                     await stop.wait()
@@ -430,4 +469,5 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
             report.ok("nats-server stopped")
         if cluster is not None:
             await asyncio.to_thread(cluster.stop)
+            remove_record(options.state_dir, os.getpid())
             report.ok(f"all {cluster.size} nats-server nodes stopped")

@@ -9,6 +9,9 @@
 - `--replicas N`: 1 or 3, checked against the cluster size the server reports before anything
   is written. Without it an existing space keeps its own count and a new one gets R1 (R3 under
   `--cluster`).
+- The state dir's ``up.json`` (server/state.py) for a local cluster: every node's URL (the server
+  list the other commands connect with), store, pids, and the replica count
+  (:func:`cluster_record`), rewritten when a node stops or comes back, removed on exit.
 - `--write-server-config FILE`: render one node's config for a cluster on several machines (the
   state dir's trust chain, JetStream, `server_name`, `cluster {}` with routes) and exit.
 """
@@ -32,6 +35,7 @@ from cotal_tui.server.cluster import (
     wait_jetstream,
 )
 from cotal_tui.server.process import EmbeddedServerError
+from cotal_tui.server.state import NodeRecord, UpRecord
 
 CLUSTER_DIR = "cluster"
 JS_READY_TIMEOUT_S = 30.0
@@ -123,6 +127,36 @@ async def check_cluster(nc: Client, opts: ClusterOptions, report: Reporter) -> i
     if size > 1:
         report.info(f"cluster of {size} nodes answering (JetStream ready)")
     return replicas
+
+
+def cluster_record(
+    cluster: LocalCluster, *, pid: int, space: str, mode: str, replicas: int, started_at: int
+) -> UpRecord:
+    """The ``up.json`` of `up --cluster`: ``url`` is every node's URL (the server list), ``host``
+    and ``port`` the first node's, ``store`` the folder holding every node's store."""
+    nodes = tuple(
+        NodeRecord(
+            name=n.name,
+            url=url,
+            port=n.port,
+            cluster_port=n.cluster_port,
+            store=str(n.store_dir.absolute()),
+            pid=n.pid if n.running else None,
+        )
+        for n, url in zip(cluster.nodes, cluster.urls, strict=True)
+    )
+    return UpRecord(
+        pid=pid,
+        url=",".join(cluster.urls),
+        host=cluster.host,
+        port=cluster.nodes[0].port,
+        space=space,
+        store=str(Path(cluster.base_dir).absolute()),
+        mode=mode,
+        started_at=started_at,
+        replicas=replicas,
+        nodes=nodes,
+    )
 
 
 def watch_nodes(cluster: LocalCluster, seen_down: set[str], report: Reporter) -> bool:

@@ -28,27 +28,41 @@ from plane3_support import chat_message
 from spaces import unique_space
 
 from cotal_tui.commands.check import check
+from cotal_tui.commands.console import session_options
 from cotal_tui.commands.status import take_snapshot
 from cotal_tui.console.session import SessionOptions
 from cotal_tui.delivery.daemon import DeliveryDaemon
-from cotal_tui.mesh.cluster_view import STALL_AFTER_MS, read_cluster_view, space_stream_names
+from cotal_tui.mesh.cluster_view import (
+    ClusterView,
+    current_view,
+    latest_info,
+    read_cluster_view,
+    routed_nodes,
+    space_stream_names,
+)
 from cotal_tui.mesh.endpoint import Endpoint
 from cotal_tui.mesh.events import MessageReceived
 from cotal_tui.mesh.plane3_agent import Plane3Agent
+from cotal_tui.protocol.dead_letter import dead_letter_stream
 from cotal_tui.protocol.names import chat_stream
 from cotal_tui.server.process import free_port
+from cotal_tui.server.state import read_record
 from waiting import wait_for, wait_for_sync
 
 FAST = {"ttl_ms": 1500, "heartbeat_ms": 300, "sweep_ms": 300, "watch_heartbeat_ms": 300}
 CHANNEL = "review"
 CHECK_TIMEOUT_S = 3.0
-GRACE_S = STALL_AFTER_MS / 1000 + 0.5
-MAX_KILLS = 3
-"""A message this much older than a check's end with no copy yet: the check must not be OK."""
 """`check --timeout`: short, so that several checks finish inside a gap of a few seconds."""
 
 
 # --- the short case: `up --cluster 3`, then `up --server` against it --------------------------
+
+
+def console_args(state: Path) -> Any:
+    """`cotal-tui console --space cl --state-dir STATE` as parsed (no --server)."""
+    from cotal_tui.cli import build_parser
+
+    return build_parser().parse_args(["console", "--space", "cl", "--state-dir", str(state)])
 
 
 def _three_free_ports() -> int:
@@ -92,6 +106,35 @@ def test_up_cluster_three_nodes_r3_daemon_then_up_server_and_all_stopped(
     for i in range(3):  # one store per node under the state dir
         assert (state / "cluster" / f"n{i + 1}" / "store").is_dir()
 
+    # The state dir's up.json names the cluster, so the other commands find it as they find a
+    # single server: every node's URL (the server list), its store and pid, the replica count.
+    record = read_record(state)
+    assert record is not None and record.clustered and record.pid == up.proc.pid
+    assert record.url == url and record.replicas == 3 and record.space == "cl"
+    assert [n.name for n in record.nodes] == ["n1", "n2", "n3"]
+    assert [n.pid for n in record.nodes] == pids
+    assert [n.url for n in record.nodes] == url.split(",")
+    assert [Path(n.store) for n in record.nodes] == [
+        (state / "cluster" / f"n{i}" / "store").absolute() for i in (1, 2, 3)
+    ]
+    # status, console and check default to it: no --server, the record's server list.
+    status = CliProcess(["status", "--json", "--space", "cl", "--state-dir", str(state)], tmp_path)
+    assert status.proc.wait(timeout=60) in (0, 1, 2, 3), status.output
+    snap = json.loads(status.output[status.output.index("{") :])
+    assert snap["cluster"]["clustered"] and snap["cluster"]["connectedTo"] in {"n1", "n2", "n3"}
+    assert sorted(snap["cluster"]["nodesKnown"]) == ["n1", "n2", "n3"]
+    assert session_options(console_args(state)).server == url  # every node, not just :port
+    # A second `up --cluster` on the same state dir is refused before anything starts.
+    second = CliProcess(
+        ["up", "--cluster", "3", "--port", str(port), "--state-dir", str(state)], cwd=tmp_path
+    )
+    assert second.proc.wait(timeout=30) == 2
+    assert f"`cotal-tui up` (pid {up.proc.pid}) already runs from {state}" in second.output
+    single = CliProcess(["up", "--port", str(free_port()), "--state-dir", str(state)], cwd=tmp_path)
+    assert single.proc.wait(timeout=30) == 2
+    assert f"`cotal-tui up --cluster` (pid {up.proc.pid}) runs from {state}" in single.output
+    assert read_record(state) == record  # neither touched it
+
     # An existing cluster: provisioned (already R3), not started; the running daemon keeps its
     # lease and this one says so. Same state dir, same delivery identity: the first `up` holds
     # the holder file (issue 11), which is checked before the lease.
@@ -124,8 +167,15 @@ def test_up_cluster_three_nodes_r3_daemon_then_up_server_and_all_stopped(
     up.wait_line(r"node n2 \(:\d+\) exited; the space keeps serving", timeout=30)
     assert up.proc.poll() is None
 
+    def n2_down_in_record() -> bool:
+        rec = read_record(state)
+        return rec is not None and [n.pid for n in rec.nodes] == [pids[0], None, pids[2]]
+
+    wait_for_sync(n2_down_in_record, what="up.json naming n2 down (pid None)")
+
     assert up.terminate(timeout=30) == 0
     assert "all 3 nats-server nodes stopped" in up.output
+    assert not (state / "up.json").exists()
     wait_for_sync(lambda: not any(pid_alive(p) for p in pids), what="all three nodes exited")
 
 
@@ -362,7 +412,6 @@ async def test_node_loss_leader_then_daemon_node_exactly_once_gap_told(tmp_path:
         for who, conn in (("bob", bob.conn), ("alice", alice_conn), ("daemon", dconn)):
             if cs.node_of(conn) == leader:
                 lost_node[who] = conn.generation
-        killed1 = time.monotonic()
         _, gap1, checks1 = await _kill_and_measure(cs, leader, watch, pub, check_options)
         new_leader = (await cs.stream_cluster(chat_stream(cs.space)))["leader"]
         assert new_leader and new_leader != leader
@@ -381,53 +430,35 @@ async def test_node_loss_leader_then_daemon_node_exactly_once_gap_told(tmp_path:
         await wait_for(check_ok, what="check OK with all three nodes up", timeout=60)
 
         # 2. kill -9 the daemon's node — as the issue saw it: publishing goes on meanwhile.
-        # A gap shorter than GRACE_S leaves no moment to judge a check by: then the node is
-        # restarted and the daemon's (new) node killed again, up to MAX_KILLS times.
-        copied: dict[str, float] = {}
-
-        def overdue(t: float) -> bool:
-            """A message acked at least GRACE_S before `t` had no copy for carol at `t`."""
-            for t_copy, mid in watch.arrivals[len(copied) :]:
-                copied.setdefault(mid, t_copy)
-            return any(a <= t - GRACE_S and copied.get(m, 1e18) > t for m, a in pub.acked.items())
-
+        dnode = cs.node_of(dconn)
+        await _publish_around(cs, pub, dnode, alice_c)
         conns = {"bob": bob.conn, "alice": alice_conn, "daemon": dconn}
-        judged = [(killed1, c) for c in checks1 if overdue(c[1])]  # the leader loss too
-        gaps2: list[tuple[str, float, int]] = []
-        for _attempt in range(MAX_KILLS):
-            dnode = cs.node_of(dconn)
-            await _publish_around(cs, pub, dnode, alice_c)
-            for who, conn in conns.items():
-                if cs.node_of(conn) == dnode and who not in lost_node:
-                    lost_node[who] = conn.generation
-            killed = time.monotonic()
-            _, gap2, checks = await _kill_and_measure(cs, dnode, watch, pub, check_options)
-            here = [(killed, c) for c in checks if overdue(c[1])]
-            judged += here
-            gaps2.append((dnode, gap2, len(here)))
-            cs.cluster.start_node(dnode)  # back, and caught up on every stream
-            await wait_for(
-                lambda dnode=dnode: all_current(cs, dnode, streams),
-                what=f"restarted {dnode} current on every space stream",
-                timeout=60,
-            )
-            if here:
-                break
-        print(f"\ngap after CHAT leader loss ({leader}): {gap1:.1f}s")
-        for node, gap, n in gaps2:
-            print(f"gap after the daemon's node loss ({node}): {gap:.1f}s, {n} checks judged")
-        # `check` was never OK while the backstop was not moving: every check that finished
-        # while a message acked GRACE_S earlier still had no copy for the offline member exited
-        # non-zero (GRACE_S: the stall signal needs 3 s without an ack).
-        assert judged, f"no gap long enough to judge a check by in {MAX_KILLS} kills: {gaps2}"
-        assert all(c[2] != 0 for _, c in judged), "\n".join(
-            f"[{t0 - k:.1f}s..{t1 - k:.1f}s after the kill] {line}"
-            for k, (t0, t1, _, line) in judged
+        for who, conn in conns.items():
+            if cs.node_of(conn) == dnode and who not in lost_node:
+                lost_node[who] = conn.generation
+        _, gap2, checks2 = await _kill_and_measure(cs, dnode, watch, pub, check_options)
+        cs.cluster.start_node(dnode)  # back, and caught up on every stream
+        await wait_for(
+            lambda: all_current(cs, dnode, streams),
+            what=f"restarted {dnode} current on every space stream",
+            timeout=60,
         )
-        codes = sorted({c[2] for _, c in judged})
-        print(f"{len(judged)} checks finished while delivery was overdue, exit codes {codes}")
-        for line in dict.fromkeys(c[3].split(" — ")[0] for _, c in judged[:1] + judged[-1:]):
-            print(f"  {line}")
+        print(f"\ngap after CHAT leader loss ({leader}): {gap1:.1f}s, {len(checks1)} checks")
+        print(f"gap after the daemon's node loss ({dnode}): {gap2:.1f}s, {len(checks2)} checks")
+        # `check` was never OK during either gap: every check from the first one started at the
+        # kill until the offline member got a copy of a message sent after it exited non-zero.
+        kills = (("leader", leader, checks1), ("daemon's node", dnode, checks2))
+        for what, killed, checks in kills:
+            assert checks, f"no check ran in the gap after killing the {what} ({killed})"
+            assert all(code != 0 for _, _, code, _ in checks), "\n".join(
+                f"[{t0 - checks[0][0]:.1f}s..{t1 - checks[0][0]:.1f}s after killing {killed}] "
+                f"exit {code}: {line}"
+                for t0, t1, code, line in checks
+            )
+            codes = sorted({c[2] for c in checks})
+            print(f"{len(checks)} checks after killing the {what}, exit codes {codes}")
+            for line in dict.fromkeys(c[3].split(" — ")[0] for c in checks):
+                print(f"  {line}")
         assert daemon.state.status == "serving", daemon.state
         # Every connection whose node was killed reconnected to another one (nats-py's server
         # list) — the daemon's always, the agents' when their node happened to be killed.
@@ -526,3 +557,64 @@ def test_three_machine_configs_then_up_server_replicas_3(tmp_path: Path, procs: 
     finally:
         for s in servers:
             s.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+async def test_a_killed_node_is_a_node_down_at_once_and_ok_again_once_caught_up(
+    tmp_path: Path,
+) -> None:
+    """kill -9 a node the reader is not connected to: the very first cluster read after it (and
+    the view the console keeps from before it) is never ok — NATS still calls the dead replica
+    current for up to 10 s, but the connected node's route to it dropped at once. Restarted and
+    caught up, the view is ok again. The dead-letter store is among the streams read."""
+    cs = await start_cluster_space(tmp_path, unique_space("k"))
+    try:
+        views: list[ClusterView] = []
+
+        async def ok_now() -> bool:
+            # Right after provisioning a replica may not be current yet: node-down, truthfully.
+            views.append(await read_cluster_view(cs.admin, cs.space))
+            return views[-1].word() == "ok"
+
+        await wait_for(ok_now, what="the fresh space's cluster view ok", timeout=30)
+        before = views[-1]
+        assert before.routed == 3, before
+        assert dead_letter_stream(cs.space) in [s.name for s in before.streams if s.read]
+        mine = cs.node_of(cs.admin)
+        victim = next(n.name for n in cs.cluster if n.name != mine)
+        cs.cluster.kill_node(victim)
+
+        def routed_two() -> bool:
+            return routed_nodes(latest_info(cs.admin)) == 2
+
+        await wait_for(routed_two, what=f"{mine}'s pushed INFO without {victim}", timeout=5)
+        kept = current_view(before, generation=cs.admin.generation, info=latest_info(cs.admin))
+        assert kept is not None and kept.word() == "node-down", kept
+        after = await read_cluster_view(cs.admin, cs.space)
+        assert after.word() in ("node-down", "lost"), after.detail()
+        assert f"{mine} routed to 2 of 3" in after.detail() or after.word() == "lost"
+        # A first connect with the server list goes on past the dead node (nats-py shuffles the
+        # list, so without that one connect in three failed as "unreachable").
+        for i in range(9):
+            conn = await connect(cs.url, f"probe{i}", cs.manager_creds)
+            try:
+                assert cs.node_of(conn) != victim
+                assert routed_nodes(latest_info(conn)) == 2
+            finally:
+                await conn.close()
+
+        cs.cluster.start_node(victim)
+        streams = space_stream_names(cs.space)
+        await wait_for(
+            lambda: all_current(cs, victim, streams),
+            what=f"restarted {victim} current on every space stream",
+            timeout=60,
+        )
+
+        async def ok_again() -> bool:
+            return (await read_cluster_view(cs.admin, cs.space)).word() == "ok"
+
+        await wait_for(ok_again, what="the cluster view ok again", timeout=30)
+    finally:
+        await stop_cluster_space(cs)

@@ -34,7 +34,8 @@ EVIDENCE = {
     "ready": {"yes"},
     "responder": {"answered"},
     "pipeline": {"moving", "unchecked"},  # "unchecked": a surface that does not weigh progress
-    # A cluster with a leaderless space stream or a stalled daemon consumer is never serving.
+    # A cluster with a leaderless space stream, a stalled daemon consumer, a node gone or an
+    # unread view is never serving.
     "cluster": {"n/a", "ok"},
 }
 
@@ -75,6 +76,14 @@ def test_cluster_column_defaults_to_not_a_cluster_and_degrades_serving():
     assert (lost.verdict, lost.severity) == ("quorum-lost", "degraded")
     stalled = T.first_rule({**serving, "cluster": "stalled"})
     assert (stalled.verdict, stalled.severity) == ("stalled", "degraded")
+    node = T.first_rule({**serving, "cluster": "node-down"})
+    assert (node.verdict, node.severity) == ("node-lost", "degraded")
+    # a node gone with a measured stall: the critical stall wins; with no answer, unknown
+    assert T.first_rule({**serving, "cluster": "node-down", "pipeline": "stalled"}).verdict == (
+        "not-moving"
+    )
+    unproven = T.first_rule({**serving, "cluster": "node-down", "responder": "failed"})
+    assert unproven.severity == "unknown"
     # the critical rows still come first
     worst = T.first_rule({**serving, "cluster": "lost", "responder": "silent"})
     assert worst.severity == "critical"
