@@ -21,6 +21,7 @@ from cotal_tui.delivery.fresh_cache import FreshKvCache
 from cotal_tui.delivery.inbox_pressure import InboxPressure
 from cotal_tui.delivery.member_index import MembershipIndex
 from cotal_tui.delivery.members import MemberEntry, read_member
+from cotal_tui.mesh.batch_send import hpub_with_msg_id, max_payload, send_commands
 from cotal_tui.mesh.connection import Connection
 from cotal_tui.mesh.kv import KvBucket
 from cotal_tui.mesh.tasks import cancel_and_wait
@@ -50,6 +51,8 @@ from cotal_tui.protocol.subjects import dinbox_subject, dlv_subject, space_prefi
 # after a failed write (records are then only counted).
 DEAD_LETTER_WRITE_TIMEOUT_S = 2.0
 DEAD_LETTER_RETRY_S = 30.0
+# Publish tokens kept before the ones whose publish was given up on are dropped.
+PRUNE_AT = 50_000
 
 
 @dataclass
@@ -94,6 +97,7 @@ class AckTracker:
         self._sub: Any = None
         self._futures: dict[str, asyncio.Future[None]] = {}
         self._next = 0
+        self._prune_at = PRUNE_AT
 
     async def start(self) -> None:
         if self._sub is not None:
@@ -127,8 +131,9 @@ class AckTracker:
     async def publish(self, subject: str, payload: bytes, msg_id: str) -> asyncio.Future[None]:
         if self._sub is None:
             await self.start()
-        if len(self._futures) > 50_000:  # drop the tokens of publishes given up on
+        if len(self._futures) > self._prune_at:  # drop the tokens of publishes given up on
             self._futures = {t: f for t, f in self._futures.items() if not f.done()}
+            self._prune_at = max(PRUNE_AT, 2 * len(self._futures))
         self._next += 1
         token = str(self._next)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -141,6 +146,48 @@ class AckTracker:
             self._futures.pop(token, None)
             raise
         return fut
+
+    async def publish_batch(
+        self, items: list[tuple[str, bytes, str]], on_error: Callable[[Exception], None]
+    ) -> list[asyncio.Future[None] | None]:
+        """Publish every ``(subject, payload, Nats-Msg-Id)`` as one batch (mesh/batch_send.py):
+        the same HPUB commands as :meth:`publish`, handed to nats-py in a few buffers. A
+        payload over ``max_payload``, or a batch the client refuses (closed, buffer full while
+        reconnecting), is reported and gets ``None`` (counted as not stored)."""
+        if self._sub is None:
+            await self.start()
+        if len(self._futures) > self._prune_at:  # drop the tokens of publishes given up on
+            self._futures = {t: f for t, f in self._futures.items() if not f.done()}
+            self._prune_at = max(PRUNE_AT, 2 * len(self._futures))
+        nc = self.conn.nc
+        limit = max_payload(nc)
+        loop = asyncio.get_running_loop()
+        prefix, futures_by_token = self._prefix, self._futures
+        futures: list[asyncio.Future[None] | None] = []
+        commands: list[bytes] = []
+        tokens: list[str] = []
+        for subject, payload, msg_id in items:
+            if len(payload) > limit:
+                on_error(PublishFailed(f"{len(payload)}-byte payload for {subject} over {limit}"))
+                futures.append(None)
+                continue
+            self._next += 1
+            token = str(self._next)
+            fut: asyncio.Future[None] = loop.create_future()
+            futures_by_token[token] = fut
+            tokens.append(token)
+            futures.append(fut)
+            commands.append(hpub_with_msg_id(subject, prefix + token, msg_id, payload))
+        try:
+            await send_commands(nc, commands, messages=len(commands))
+        except Exception as exc:  # noqa: BLE001 - every publish of the batch failed
+            on_error(_as_exc(exc))
+            for token in tokens:
+                fut_ = futures_by_token.pop(token, None)
+                if fut_ is not None:
+                    fut_.cancel()
+            return [None] * len(futures)
+        return futures
 
     def forget(self, fut: asyncio.Future[None]) -> None:
         fut.cancel()
@@ -380,14 +427,8 @@ class DaemonContext:
     async def publish_start(
         self, items: list[tuple[str, bytes, str]]
     ) -> list[asyncio.Future[None] | None]:
-        futures: list[asyncio.Future[None] | None] = []
-        for subject, payload, msg_id in items:
-            try:
-                futures.append(await self.acker.publish(subject, payload, msg_id))
-            except Exception as exc:  # noqa: BLE001 - counted as a failed publish
-                self.on_error(exc)
-                futures.append(None)
-        return futures
+        """Start the publishes as one batch; one future (None: failed at once) per item."""
+        return await self.acker.publish_batch(items, self.on_error)
 
     async def settle(self, futures: list[asyncio.Future[None] | None]) -> list[bool]:
         """Wait (bounded) for the PubAcks; True per publish that was stored."""
