@@ -247,7 +247,7 @@ def capacity_rows(
         Row(
             f"{label} copies/s",
             f"{rate:,.0f}",
-            f"{raw_rate:,.0f} pub/s",
+            f"{raw_rate:,.0f} pub/s (best of 2)",
             f"{ratio:.2f}",
             f">= {CAPACITY_TARGET:.1f} of raw",
             "yes" if ratio >= CAPACITY_TARGET else "NO",
@@ -334,7 +334,8 @@ async def run(
             )
 
         js = admin.jetstream(timeout=10)
-        raw_rate = await raw_publish_rate(admin)
+        raw_rates = [await raw_publish_rate(admin)]
+        raw_rate = raw_rates[0]
         raw_p50, raw_p99 = await raw_latency(admin, STEADY_RATE, 4.0)
         t0 = time.perf_counter()
         for _ in range(20):
@@ -364,30 +365,37 @@ async def run(
         # (k) capacity: a backlog stored while the daemon is paused, then drained
         text = "x" * 40
         per_sender = CAP_MESSAGES // CAP_SENDERS
-        items = [chat(s, "cap", text) for i in range(per_sender) for s in cap_senders]
-        rate, cpu_ms, got = await capacity(js, daemon_proc.pid, items, len(items) * CAP_MEMBERS)
-        rows += capacity_rows(
-            f"(k) {CAP_MEMBERS} members", rate, cpu_ms, got, len(items) * CAP_MEMBERS, raw_rate
-        )
-        items = [chat(cap_senders[0], "wide", text) for _ in range(WIDE_MESSAGES)]
-        rate, cpu_ms, got = await capacity(js, daemon_proc.pid, items, len(items) * WIDE_MEMBERS)
-        rows += capacity_rows(
-            f"(k) {WIDE_MEMBERS} members", rate, cpu_ms, got, len(items) * WIDE_MEMBERS, raw_rate
-        )
-        items = [
-            chat(cap_senders[i % CAP_SENDERS], ch, text)
-            for i in range(CAP_MESSAGES // WIDE_CHANNELS)
-            for ch in wide_chans
+        cases: list[tuple[str, list[tuple[str, bytes, str]], int]] = [
+            (
+                f"(k) {CAP_MEMBERS} members",
+                [chat(s, "cap", text) for _ in range(per_sender) for s in cap_senders],
+                CAP_MEMBERS,
+            ),
+            (
+                f"(k) {WIDE_MEMBERS} members",
+                [chat(cap_senders[0], "wide", text) for _ in range(WIDE_MESSAGES)],
+                WIDE_MEMBERS,
+            ),
+            (
+                f"(k) {WIDE_CHANNELS} channels x {CAP_MEMBERS}",
+                [
+                    chat(cap_senders[i % CAP_SENDERS], ch, text)
+                    for i in range(CAP_MESSAGES // WIDE_CHANNELS)
+                    for ch in wide_chans
+                ],
+                CAP_MEMBERS,
+            ),
         ]
-        rate, cpu_ms, got = await capacity(js, daemon_proc.pid, items, len(items) * CAP_MEMBERS)
-        rows += capacity_rows(
-            f"(k) {WIDE_CHANNELS} channels x {CAP_MEMBERS}",
-            rate,
-            cpu_ms,
-            got,
-            len(items) * CAP_MEMBERS,
-            raw_rate,
-        )
+        measured = []
+        for label, items, fan in cases:
+            rate, cpu_ms, got = await capacity(js, daemon_proc.pid, items, len(items) * fan)
+            measured.append((label, rate, cpu_ms, got, len(items) * fan))
+        # the raw rate again, right after: the higher of the two is the baseline (the machine
+        # is shared, and a disturbed baseline would flatter the ratio)
+        raw_rates.append(await raw_publish_rate(admin))
+        raw_rate = max(raw_rates)
+        for label, rate, cpu_ms, got, want in measured:
+            rows += capacity_rows(label, rate, cpu_ms, got, want, raw_rate)
 
         if capacity_only:
             await admin.close()

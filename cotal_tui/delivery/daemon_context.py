@@ -23,6 +23,7 @@ from cotal_tui.delivery.member_index import MembershipIndex
 from cotal_tui.delivery.members import MemberEntry, read_member
 from cotal_tui.mesh.batch_send import hpub_with_msg_id, max_payload, send_commands
 from cotal_tui.mesh.connection import Connection
+from cotal_tui.mesh.direct_sub import subscribe_direct
 from cotal_tui.mesh.kv import KvBucket
 from cotal_tui.mesh.tasks import cancel_and_wait
 from cotal_tui.protocol.channel_config import delivery_class_reading
@@ -104,7 +105,8 @@ class AckTracker:
             return
         nc = self.conn.nc
         self._prefix = nc.new_inbox() + "."
-        self._sub = await nc.subscribe(self._prefix + "*", cb=self._on_reply)
+        # handled as parsed (mesh/direct_sub.py): two PubAcks per copy
+        self._sub = await subscribe_direct(nc, self._prefix + "*", self._on_reply)
 
     async def stop(self) -> None:
         sub, self._sub = self._sub, None
@@ -116,7 +118,7 @@ class AckTracker:
                 fut.cancel()
         self._futures.clear()
 
-    async def _on_reply(self, msg: Any) -> None:
+    def _on_reply(self, msg: Any) -> None:
         fut = self._futures.pop(msg.subject[len(self._prefix) :], None)
         if fut is None or fut.done():
             return

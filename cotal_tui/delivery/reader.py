@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +59,15 @@ class Entry:
 _MSG_HEAD = b'{"msg":'
 _TAIL_MARK = b',"channel":'
 _ID_HEAD = b'{"id":"'
+# The tail exactly as this daemon and JSON.stringify write it: strings without escapes or
+# control characters, integers in JSON's form. Anything else goes through the decoding rule.
+_TAIL = re.compile(
+    rb'"channel":"([^"\\\x00-\x1f]*)","seq":(0|[1-9][0-9]{0,15}),'
+    rb'"reason":"([^"\\\x00-\x1f]*)","generation":(-?(?:0|[1-9][0-9]{0,15}))\}'
+)
+# (owner, channel) → the ACL object the verdict was worked out on, and the verdict
+AclStates = dict[tuple[str, str], tuple[Any, AclState]]
+ACL_STATES_KEPT = 50_000
 
 
 def decode_entry(m: Msg, owner: str) -> Entry | Refused:
@@ -74,10 +84,20 @@ def decode_entry(m: Msg, owner: str) -> Entry | Refused:
         cut = data.rfind(_TAIL_MARK)
         if cut > len(_MSG_HEAD):
             raw = data[len(_MSG_HEAD) : cut]
-            tail = decode_untrusted(b"{" + data[cut + 1 :])
             msg_id = _fast_id(raw)
-            if isinstance(tail, Decoded) and msg_id is not None and raw.endswith(b"}"):
-                return _entry(m, owner, tail.value, raw, msg_id)
+            if msg_id is not None and raw.endswith(b"}"):
+                plain = _TAIL.fullmatch(data, cut + 1)
+                if plain is not None:
+                    try:
+                        channel, reason = plain.group(1).decode(), plain.group(3).decode()
+                    except UnicodeDecodeError:
+                        pass  # the decoding rule below refuses it
+                    else:
+                        seq, gen = int(plain.group(2)), int(plain.group(4))
+                        return Entry(m, owner, raw, msg_id, channel, seq, reason, gen)
+                tail = decode_untrusted(b"{" + data[cut + 1 :])
+                if isinstance(tail, Decoded):
+                    return _entry(m, owner, tail.value, raw, msg_id)
     outcome = decode_untrusted(data)
     if isinstance(outcome, Refused):
         return outcome
@@ -122,6 +142,7 @@ class TrustedReader(ConsumerLoop):
             depth=depth,
             task_name="plane3-reader",
         )
+        self._acl_states: AclStates = {}
 
     async def _retry_or_dead_letter(self, e: Entry, action: ReaderAction, what: str) -> None:
         ctx = self.ctx
@@ -140,8 +161,9 @@ class TrustedReader(ConsumerLoop):
     async def dispatch(self, msgs: list[Msg]) -> Coroutine[Any, Any, None] | None:
         """Gate a batch: drop and defer at once, start the transfers; returns their completion.
 
-        The ACL verdict is worked out once per owner and channel in the batch (the ACL read is
-        one per owner anyway), and what is dropped is acked in one go.
+        The ACL verdict is worked out once per owner, channel and ACL value read (the fresh
+        read, fresh_cache.py, hands back the same object while the row is unchanged, and a new
+        one once it changed), and what is dropped is acked in one go.
         """
         ctx = self.ctx
         entries: list[Entry] = []
@@ -168,7 +190,9 @@ class TrustedReader(ConsumerLoop):
         )
 
         transfers: list[Entry] = []
-        states: dict[tuple[str, str], AclState] = {}
+        states = self._acl_states
+        if len(states) > ACL_STATES_KEPT:
+            states.clear()
         for e in entries:
             acl = acls[e.owner]
             member: MemberEntry | None | Exception = members.get((e.channel, e.owner))
@@ -178,9 +202,12 @@ class TrustedReader(ConsumerLoop):
                 await e.msg.nak()
                 continue
             key = (e.owner, e.channel)
-            state = states.get(key)
-            if state is None:
-                state = states[key] = acl_state(acl, e.channel)
+            known = states.get(key)
+            if known is not None and known[0] is acl:
+                state = known[1]
+            else:  # a new ACL read (a changed row is a new object) is gated afresh
+                state = acl_state(acl, e.channel)
+                states[key] = (acl, state)
             action = gate_action_in_state(
                 state,
                 # any reason but durable-channel is gated like a live mention (the ACL only)
