@@ -102,8 +102,9 @@ async def dlv_last_seq(js: Any, space: str) -> int:
 async def count_copies(
     js: Any, space: str, base: int, want: int, publishing: asyncio.Future[Any] | None = None
 ) -> tuple[int, float]:
-    """Poll DLV until ``want`` copies past ``base`` are stored, or nothing moved for 5 s (after
-    the publishing finished): (copies stored, perf_counter of the last one seen)."""
+    """Poll DLV until ``want`` copies past ``base`` are stored, or nothing moved for 5 s (30 s
+    before the first copy) after the publishing finished: (copies stored, perf_counter of the
+    last one seen)."""
     last, last_change = 0, time.perf_counter()
     while True:
         await asyncio.sleep(0.05)
@@ -112,7 +113,7 @@ async def count_copies(
         if got != last:
             last, last_change = got, now
         done = publishing is None or publishing.done()
-        if got >= want or (done and now - last_change > 5):
+        if got >= want or (done and now - last_change > (5 if last else 30)):
             break
     if publishing is not None:
         await publishing

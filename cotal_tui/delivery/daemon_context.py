@@ -21,7 +21,7 @@ from cotal_tui.delivery.fresh_cache import FreshKvCache
 from cotal_tui.delivery.inbox_pressure import InboxPressure
 from cotal_tui.delivery.member_index import MembershipIndex
 from cotal_tui.delivery.members import MemberEntry, read_member
-from cotal_tui.mesh.batch_send import hpub_with_msg_id, max_payload, send_commands
+from cotal_tui.mesh.batch_send import CHUNK_BYTES, hpub_with_msg_id, max_payload, send_commands
 from cotal_tui.mesh.connection import Connection
 from cotal_tui.mesh.direct_sub import subscribe_direct
 from cotal_tui.mesh.kv import KvBucket
@@ -168,27 +168,37 @@ class AckTracker:
         futures: list[asyncio.Future[None] | None] = []
         commands: list[bytes] = []
         tokens: list[str] = []
-        for subject, payload, msg_id in items:
-            if len(payload) > limit:
-                on_error(PublishFailed(f"{len(payload)}-byte payload for {subject} over {limit}"))
-                futures.append(None)
-                continue
-            self._next += 1
-            token = str(self._next)
-            fut: asyncio.Future[None] = loop.create_future()
-            futures_by_token[token] = fut
-            tokens.append(token)
-            futures.append(fut)
-            commands.append(hpub_with_msg_id(subject, prefix + token, msg_id, payload))
+        size = 0
         try:
+            for subject, payload, msg_id in items:
+                if len(payload) > limit:
+                    on_error(
+                        PublishFailed(f"{len(payload)}-byte payload for {subject} over {limit}")
+                    )
+                    futures.append(None)
+                    continue
+                self._next += 1
+                token = str(self._next)
+                fut: asyncio.Future[None] = loop.create_future()
+                futures_by_token[token] = fut
+                tokens.append(token)
+                futures.append(fut)
+                command = hpub_with_msg_id(subject, prefix + token, msg_id, payload)
+                commands.append(command)
+                size += len(command)
+                if size >= CHUNK_BYTES:  # on the wire while the rest is built
+                    await send_commands(nc, commands, messages=len(commands))
+                    commands, tokens, size = [], [], 0
+                    await asyncio.sleep(0)  # let the flusher write it and PubAcks come in
             await send_commands(nc, commands, messages=len(commands))
-        except Exception as exc:  # noqa: BLE001 - every publish of the batch failed
+        except Exception as exc:  # noqa: BLE001 - what was not handed over failed
             on_error(_as_exc(exc))
             for token in tokens:
-                fut_ = futures_by_token.pop(token, None)
-                if fut_ is not None:
-                    fut_.cancel()
-            return [None] * len(futures)
+                dropped = futures_by_token.pop(token, None)
+                if dropped is not None:
+                    dropped.cancel()
+            futures = [None if f is None or f.cancelled() else f for f in futures]
+            futures += [None] * (len(items) - len(futures))
         return futures
 
     def forget(self, fut: asyncio.Future[None]) -> None:
