@@ -27,7 +27,7 @@ from nats.aio.msg import Msg
 
 from cotal_tui.delivery.chat_gaps import EvictionTracker
 from cotal_tui.delivery.consumer_loop import ConsumerLoop
-from cotal_tui.delivery.daemon_context import DaemonContext
+from cotal_tui.delivery.daemon_context import DaemonContext, PendingBatch
 from cotal_tui.mesh.ack_subject import deliveries, stream_seq
 from cotal_tui.mesh.batch_send import ack_many
 from cotal_tui.protocol.consumers import fanout_durable_config
@@ -240,7 +240,7 @@ class FanoutWriter(ConsumerLoop):
         self,
         msgs: list[Msg],
         spans: list[tuple[int, int] | Exception],
-        futures: list[asyncio.Future[None] | None],
+        futures: PendingBatch,
         before: asyncio.Event | None = None,
         mine: asyncio.Event | None = None,
     ) -> None:
@@ -254,7 +254,7 @@ class FanoutWriter(ConsumerLoop):
         self,
         msgs: list[Msg],
         spans: list[tuple[int, int] | Exception],
-        futures: list[asyncio.Future[None] | None],
+        futures: PendingBatch,
         before: asyncio.Event | None,
     ) -> None:
         ctx = self.ctx

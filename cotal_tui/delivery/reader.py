@@ -19,7 +19,7 @@ from typing import Any
 from nats.aio.msg import Msg
 
 from cotal_tui.delivery.consumer_loop import ConsumerLoop
-from cotal_tui.delivery.daemon_context import DaemonContext
+from cotal_tui.delivery.daemon_context import DaemonContext, PendingBatch
 from cotal_tui.delivery.members import MemberEntry
 from cotal_tui.mesh.ack_subject import deliveries
 from cotal_tui.mesh.batch_send import ack_many
@@ -252,9 +252,7 @@ class TrustedReader(ConsumerLoop):
                 if not m.is_acked:
                     await m.ack()
 
-    async def _complete(
-        self, transfers: list[Entry], futures: list[asyncio.Future[None] | None]
-    ) -> None:
+    async def _complete(self, transfers: list[Entry], futures: PendingBatch) -> None:
         ctx = self.ctx
         try:
             results = await ctx.settle(futures)
