@@ -14,6 +14,7 @@ The bytes on the wire are the same ``HPUB``/``PUB`` commands ``publish()`` write
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -24,7 +25,6 @@ from nats.aio.client import Client
 # (2 MiB), so a chunk never has to wait for the flusher to make room on its own.
 CHUNK_BYTES = 256 * 1024
 
-_CRLF = b"\r\n"
 _HDR_HEAD = b"NATS/1.0\r\nNats-Msg-Id: "
 _HDR_TAIL = b"\r\n\r\n"
 _NEWLINES = str.maketrans({"\r": " ", "\n": " "})
@@ -34,9 +34,14 @@ class BatchUnsupported(RuntimeError):
     """The client lacks the internals a batch is handed through (another nats-py)."""
 
 
+# What publish() would change in a header value: CR/LF anywhere, whitespace at either end
+# (``\s`` is ``str.isspace``, the whitespace ``str.strip()`` removes).
+_UNCLEAN = re.compile(r"[\r\n]|^\s|\s$")
+
+
 def _header_value(value: str) -> bytes:
     """As ``publish()`` writes a header value: trimmed, CR/LF replaced by spaces."""
-    if "\r" in value or "\n" in value or value != value.strip():
+    if _UNCLEAN.search(value) is not None:
         value = value.strip().translate(_NEWLINES)
     return value.encode()
 
@@ -44,13 +49,14 @@ def _header_value(value: str) -> bytes:
 def hpub_with_msg_id(subject: str, reply: str, msg_id: str, payload: bytes) -> bytes:
     """The ``HPUB`` command ``publish(subject, payload, reply, {"Nats-Msg-Id": msg_id})`` sends."""
     hdr = _HDR_HEAD + _header_value(msg_id) + _HDR_TAIL
-    return b"".join(
-        (
-            f"HPUB {subject} {reply} {len(hdr)} {len(hdr) + len(payload)}\r\n".encode(),
-            hdr,
-            payload,
-            _CRLF,
-        )
+    size = len(hdr)
+    return b"HPUB %s %s %d %d\r\n%s%s\r\n" % (
+        subject.encode(),
+        reply.encode(),
+        size,
+        size + len(payload),
+        hdr,
+        payload,
     )
 
 

@@ -108,3 +108,14 @@ def test_tails_the_regex_does_not_take_still_follow_the_rule() -> None:
         _msg(head + b',"channel":"\xff","seq":1,"reason":"x","generation":1}'), "o"
     )
     assert isinstance(bad_utf8, Refused)
+
+
+@given(st.text(max_size=30))
+def test_header_value_is_what_publish_writes(value: str) -> None:
+    """nats-py's publish(): ``v.strip().translate(CR/LF → space)``, always; ours only when the
+    value needs it, with the same result."""
+    from nats.aio.client import _HEADER_VALUE_NEWLINES
+
+    from cotal_tui.mesh.batch_send import _header_value
+
+    assert _header_value(value) == value.strip().translate(_HEADER_VALUE_NEWLINES).encode()
