@@ -32,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +39,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import nats  # noqa: E402
-from nats.js.api import DeliverPolicy  # noqa: E402
 
+from bench import common  # noqa: E402
+from bench.common import (  # noqa: E402
+    count_copies,
+    dlv_last_seq,
+    dlv_latency,
+    durable_join,
+    loadavg,
+    paced_publish,
+    pct,
+    quiet,
+    start_daemon,
+    stop_process,
+)
 from cotal_tui.delivery.daemon import DeliveryDaemon  # noqa: E402
 from cotal_tui.mesh.connection import Connection  # noqa: E402
 from cotal_tui.mesh.endpoint import creds_identity  # noqa: E402
@@ -59,58 +70,8 @@ STEADY_SECONDS = 8.0
 GAP_RATE = 20.0
 
 
-async def _quiet(exc: Exception) -> None:
-    return None
-
-
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
-
-
-def loadavg() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"{one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min, {os.cpu_count()} cores)"
-
-
 def chat(space: str, sender: str, text: str) -> tuple[str, bytes, str]:
-    mid = str(uuid.uuid4())
-    body = {
-        "id": mid,
-        "ts": int(time.time() * 1000),
-        "space": space,
-        "from": {"id": sender, "name": "sender"},
-        "channel": CHANNEL,
-        "parts": [{"kind": "text", "text": text}],
-    }
-    return f"cotal.{space}.chat.{sender}.{CHANNEL}", json.dumps(body).encode(), mid
-
-
-async def paced_publish(js: Any, items: list[tuple[str, bytes, str]], rate: float) -> list[float]:
-    sent: list[float] = []
-    futures = []
-    start = time.perf_counter()
-    for i, (subject, data, mid) in enumerate(items):
-        delay = start + i / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        sent.append(time.perf_counter())
-        futures.append(await js.publish_async(subject, data, headers={"Nats-Msg-Id": mid}))
-    await asyncio.gather(*futures)
-    return sent
-
-
-async def request(nc: Any, space: str, agent: str, op: str, args: dict[str, Any]) -> dict:
-    subject = f"cotal.{space}.ctl.delivery.{agent}"
-    reply = f"{subject}.reply.{uuid.uuid4()}"
-    sub = await nc.subscribe(reply, max_msgs=1)
-    body = {"op": op, "args": args, "from": {"id": agent, "name": "bench"}}
-    await nc.publish(subject, json.dumps(body).encode(), reply=reply)
-    msg = await sub.next_msg(timeout=30)
-    return dict(json.loads(msg.data))
+    return common.chat(space, sender, CHANNEL, text)
 
 
 class Space:
@@ -151,32 +112,10 @@ class Space:
         self.daemon_creds = str(cred.path)
 
     async def start_daemon(self, url: str, log: Path) -> None:
-        out = log.open("w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cotal_tui", "daemon", "--server", url, "--space", self.name]
-            + ["--creds", self.daemon_creds],
-            stdout=subprocess.DEVNULL,
-            stderr=out,
-            cwd=str(ROOT),
-        )
-        deadline = time.time() + 40
-        while "✓ delivery: serving" not in log.read_text():
-            if self.proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"daemon for {self.name} did not start:\n{log.read_text()}")
-            await asyncio.sleep(0.1)
+        self.proc = await start_daemon(url, self.name, ["--creds", self.daemon_creds], log)
 
     def stop_daemon(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-async def dlv_last_seq(js: Any, space: str) -> int:
-    return int((await js.stream_info(f"DLV_{space}")).state.last_seq)
+        stop_process(self.proc)
 
 
 async def burst(admin: Any, sp: Space) -> tuple[float, int, int]:
@@ -186,45 +125,16 @@ async def burst(admin: Any, sp: Space) -> tuple[float, int, int]:
     t_start = time.perf_counter()
     pub = asyncio.ensure_future(paced_publish(js, items, BURST_RATE))
     want = BURST * MEMBERS
-    last, last_change = 0, time.perf_counter()
-    while True:
-        await asyncio.sleep(0.05)
-        got = await dlv_last_seq(js, sp.name) - base
-        now = time.perf_counter()
-        if got != last:
-            last, last_change = got, now
-        if got >= want or (pub.done() and now - last_change > 5):
-            break
-    await pub
+    last, last_change = await count_copies(js, sp.name, base, want, pub)
     return last / (last_change - t_start), last, want
 
 
 async def latency(admin: Any, recv: Any, sp: Space) -> tuple[float, float, int, int]:
     js = admin.jetstream(timeout=10)
-    received: dict[str, float] = {}
-
-    async def on_dlv(msg: Any) -> None:
-        received[json.loads(msg.data)["id"]] = time.perf_counter()
-
-    sub = await recv.jetstream().subscribe(
-        f"cotal.{sp.name}.dlv.{sp.members[0]}",
-        stream=f"DLV_{sp.name}",
-        cb=on_dlv,
-        ordered_consumer=True,
-        deliver_policy=DeliverPolicy.NEW,
+    lat, n = await dlv_latency(
+        js, recv, sp.name, CHANNEL, sp.members[0], sp.sender, STEADY_RATE, STEADY_SECONDS, "steady"
     )
-    items = [chat(sp.name, sp.sender, f"steady {i}") for i in range(int(STEADY_RATE * 8))]
-    sent = await paced_publish(js, items, STEADY_RATE)
-    deadline = time.perf_counter() + 15
-    while len(received) < len(items) and time.perf_counter() < deadline:
-        await asyncio.sleep(0.05)
-    await sub.unsubscribe()
-    lat = [
-        (received[mid] - t) * 1000
-        for (_, _, mid), t in zip(items, sent, strict=True)
-        if mid in received
-    ]
-    return pct(lat, 50), pct(lat, 99), len(lat), len(items)
+    return pct(lat, 50), pct(lat, 99), len(lat), n
 
 
 # --- the gap after a node loss ---------------------------------------------------------------
@@ -357,7 +267,7 @@ async def run(runs: int, skip_gaps: bool) -> int:
     url = ",".join(cluster.urls)
     code = 0
     try:
-        opts: dict[str, Any] = {"error_cb": _quiet, "user_credentials": None}
+        opts: dict[str, Any] = {"error_cb": quiet, "user_credentials": None}
         # each space is its own account: one manager connection per space
         admins = {}
         for sp in spaces:
@@ -368,10 +278,7 @@ async def run(runs: int, skip_gaps: bool) -> int:
             await sp.setup(admins[sp.name], url, state, sp_auth)
             await sp.start_daemon(url, tmp / f"daemon-{sp.name}.log")
             for m in sp.members:
-                reply = await request(
-                    admins[sp.name], sp.name, m, "durableJoin", {"channel": CHANNEL}
-                )
-                assert reply.get("ok") and reply["data"]["durable"], reply
+                await durable_join(admins[sp.name], sp.name, m, CHANNEL)
         results: dict[str, dict[str, float]] = {}
         for sp in spaces:
             admin = admins[sp.name]

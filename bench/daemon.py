@@ -9,6 +9,11 @@ delivery cred and agent identities, runs `cotal-tui daemon` as its own process, 
     750 msg/s: durable copies stored in DLV per second and how many of the 20,000 arrived;
 (u) the same 2,000 unpaced (as fast as one sender publishes): how many of the 20,000 arrived;
 (q) publish → DLV-store latency p50/p99 at 50 msg/s from a quiet start (before any burst);
+(k) capacity: a backlog of ~50,000 copies stored in CHAT while the daemon is paused (SIGSTOP,
+    its child processes too), then drained: copies/s from the resume to the last copy stored in
+    DLV, and the daemon's CPU per 1,000 copies; at 10 members (5,000 messages from 10 senders),
+    500 members (100 messages) and 50 channels of 10 members (100 messages each); the members
+    are ACL rows and durable joins only (they never connect). Target: >= 0.4 of raw;
 (b) the same at 50 msg/s right after the burst, and at 200 msg/s;
 (c) the durableJoin reply time while (b) at 50 msg/s runs;
 (soak) 20,000 messages through the daemon while the server's consumer count is sampled.
@@ -23,15 +28,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,8 +46,25 @@ sys.path.insert(0, str(ROOT))
 import nats  # noqa: E402
 from nats.js.api import DeliverPolicy, StorageType, StreamConfig  # noqa: E402
 
+from bench import common  # noqa: E402
+from bench.common import (  # noqa: E402
+    count_copies,
+    cpu_seconds,
+    dlv_last_seq,
+    dlv_latency,
+    durable_join,
+    paced_publish,
+    pct,
+    quiet,
+    request,
+    signal_tree,
+    start_daemon,
+    stop_process,
+)
+from cotal_tui.server.agents import commit_acl_row  # noqa: E402
 from cotal_tui.server.auth import ensure_space_auth  # noqa: E402
 from cotal_tui.server.mint import mint  # noqa: E402
+from cotal_tui.server.nats_jwt import Nkey  # noqa: E402
 from cotal_tui.server.process import EmbeddedServer, free_port  # noqa: E402
 from cotal_tui.server.provision import provision_space  # noqa: E402
 
@@ -58,23 +79,14 @@ FAST_RATE = 200.0
 SOAK_MESSAGES = 20_000
 SOAK_RATE = 750.0
 SOAK_MEMBERS = 2
-
-
-async def _quiet(exc: Exception) -> None:
-    return None
-
-
-def chat(sender: str, channel: str, text: str) -> tuple[str, bytes, str]:
-    mid = str(uuid.uuid4())
-    body = {
-        "id": mid,
-        "ts": int(time.time() * 1000),
-        "space": SPACE,
-        "from": {"id": sender, "name": "sender"},
-        "channel": channel,
-        "parts": [{"kind": "text", "text": text}],
-    }
-    return f"cotal.{SPACE}.chat.{sender}.{channel}", json.dumps(body).encode(), mid
+# (k) capacity: ~50,000 copies each, from a backlog (the daemon paused while it is stored)
+CAP_MEMBERS = 10
+CAP_SENDERS = 10  # CHAT keeps 1,000 per sender-channel subject: 500 each
+CAP_MESSAGES = 5000
+WIDE_MEMBERS = 500
+WIDE_MESSAGES = 100
+WIDE_CHANNELS = 50
+CAPACITY_TARGET = 0.4
 
 
 EVICTED = re.compile(r"! delivery: (\d+) message\(s\) on \S+ were evicted from CHAT")
@@ -88,20 +100,8 @@ def logged_evictions(log: Path) -> int:
         return 0
 
 
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return float("nan")
+def chat(sender: str, channel: str, text: str) -> tuple[str, bytes, str]:
+    return common.chat(SPACE, sender, channel, text)
 
 
 @dataclass
@@ -114,24 +114,6 @@ class Row:
     ok: str
     num: float | None = None  # the figure compared across runs
     worse: str = "high"  # "high": a larger num is worse; "low": a smaller one is
-
-
-async def paced_publish(js: Any, items: list[tuple[str, bytes, str]], rate: float) -> list[float]:
-    """Publish at ``rate`` msg/s (publish_async, PubAcks gathered); returns each send time."""
-    sent: list[float] = []
-    futures = []
-    start = time.perf_counter()
-    for i, (subject, data, mid) in enumerate(items):
-        due = start + i / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        elif i % 200 == 0:
-            await asyncio.sleep(0)  # unpaced: let PubAcks be read now and then
-        sent.append(time.perf_counter())
-        futures.append(await js.publish_async(subject, data, headers={"Nats-Msg-Id": mid}))
-    await asyncio.gather(*futures)
-    return sent
 
 
 async def raw_publish_rate(nc: Any, n: int = 20_000) -> float:
@@ -179,21 +161,6 @@ async def raw_latency(nc: Any, rate: float, seconds: float) -> tuple[float, floa
     return pct(lat, 50), pct(lat, 99)
 
 
-async def request(nc: Any, agent: str, op: str, args: dict[str, Any]) -> tuple[dict, float]:
-    subject = f"cotal.{SPACE}.ctl.delivery.{agent}"
-    reply = f"{subject}.reply.{uuid.uuid4()}"
-    sub = await nc.subscribe(reply, max_msgs=1)
-    body = {"op": op, "args": args, "from": {"id": agent, "name": "bench"}}
-    t0 = time.perf_counter()
-    await nc.publish(subject, json.dumps(body).encode(), reply=reply)
-    msg = await sub.next_msg(timeout=30)
-    return json.loads(msg.data), (time.perf_counter() - t0) * 1000
-
-
-async def dlv_last_seq(js: Any) -> int:
-    return int((await js.stream_info(f"DLV_{SPACE}")).state.last_seq)
-
-
 async def latency_phase(
     js: Any,
     recv: Any,
@@ -204,36 +171,7 @@ async def latency_phase(
     label: str,
     during: Any = None,
 ) -> tuple[list[float], int]:
-    """Publish at ``rate`` for ``seconds`` and time each copy from publish to its DLV store
-    (seen by an ordered consumer on the member's DLV subject); returns (latencies ms, sent)."""
-    received: dict[str, float] = {}
-
-    async def on_dlv(msg: Any) -> None:
-        received[json.loads(msg.data)["id"]] = time.perf_counter()
-
-    rjs = recv.jetstream()
-    sub = await rjs.subscribe(
-        f"cotal.{SPACE}.dlv.{member}",
-        stream=f"DLV_{SPACE}",
-        cb=on_dlv,
-        ordered_consumer=True,
-        deliver_policy=DeliverPolicy.NEW,
-    )
-    items = [chat(sender, CHANNEL, f"{label} {i}") for i in range(int(rate * seconds))]
-    if during is not None:
-        sent, _ = await asyncio.gather(paced_publish(js, items, rate), during())
-    else:
-        sent = await paced_publish(js, items, rate)
-    deadline = time.perf_counter() + 15
-    while len(received) < len(items) and time.perf_counter() < deadline:
-        await asyncio.sleep(0.05)
-    await sub.unsubscribe()
-    lat = [
-        (received[mid] - t) * 1000
-        for (_, _, mid), t in zip(items, sent, strict=True)
-        if mid in received
-    ]
-    return lat, len(items)
+    return await dlv_latency(js, recv, SPACE, CHANNEL, member, sender, rate, seconds, label, during)
 
 
 def latency_rows(
@@ -272,7 +210,65 @@ def latency_rows(
     ]
 
 
-async def run(open_mode: bool, skip_soak: bool) -> list[Row]:
+async def capacity(
+    js: Any, pid: int, items: list[tuple[str, bytes, str]], want: int
+) -> tuple[float, float, int]:
+    """The daemon's copies/s through a backlog: the daemon is paused (SIGSTOP, children too)
+    while ``items`` are stored in CHAT, then resumed; copies/s from the resume to the last copy
+    stored in DLV, and the daemon's CPU per 1,000 copies (ms). Returns (rate, cpu, copies)."""
+    base = await dlv_last_seq(js, SPACE)
+    signal_tree(pid, signal.SIGSTOP)
+    try:
+        await paced_publish(js, items, float("inf"))
+    finally:
+        signal_tree(pid, signal.SIGCONT)
+    cpu0 = cpu_seconds(pid)
+    t0 = time.perf_counter()
+    got, last_change = await count_copies(js, SPACE, base, want)
+    cpu = cpu_seconds(pid) - cpu0
+    return got / max(1e-9, last_change - t0), cpu * 1e6 / max(1, got), got
+
+
+def capacity_rows(
+    label: str, rate: float, cpu_ms: float, got: int, want: int, raw_rate: float
+) -> list[Row]:
+    ratio = rate / raw_rate
+    return [
+        Row(
+            f"{label} copies arrived",
+            f"{got}/{want}",
+            "-",
+            "-",
+            f"{want}",
+            "yes" if got == want else "NO",
+            float(got),
+            "low",
+        ),
+        Row(
+            f"{label} copies/s",
+            f"{rate:,.0f}",
+            f"{raw_rate:,.0f} pub/s (best of 2)",
+            f"{ratio:.2f}",
+            f">= {CAPACITY_TARGET:.1f} of raw",
+            "yes" if ratio >= CAPACITY_TARGET else "NO",
+            ratio,
+            "low",
+        ),
+        Row(
+            f"{label} CPU per 1,000 copies",
+            f"{cpu_ms:.0f} ms",
+            "-",
+            "-",
+            "-",
+            "-",
+            cpu_ms,
+        ),
+    ]
+
+
+async def run(
+    open_mode: bool, skip_soak: bool, capacity_only: bool = False, profile: Path | None = None
+) -> list[Row]:
     tmp = Path(tempfile.mkdtemp(prefix="cotal-bench-"))
     port = free_port()
     store = tmp / "store"
@@ -287,7 +283,7 @@ async def run(open_mode: bool, skip_soak: bool) -> list[Row]:
     daemon_proc: subprocess.Popen[bytes] | None = None
     rows: list[Row] = []
     try:
-        opts: dict[str, Any] = {"error_cb": _quiet}
+        opts: dict[str, Any] = {"error_cb": quiet}
         if admin_creds:
             opts["user_credentials"] = admin_creds
         admin = await nats.connect(server.url, **opts)
@@ -298,8 +294,6 @@ async def run(open_mode: bool, skip_soak: bool) -> list[Row]:
         soakers: list[str] = []
         chans = [CHANNEL, "soak"]
         if open_mode:
-            from cotal_tui.server.agents import commit_acl_row
-
             ids = [f"U{i:055d}" for i in range(MEMBERS + 5 + SOAK_MEMBERS + 1)]
             for ident in ids:
                 await commit_acl_row(admin, SPACE, ident, chans)
@@ -329,65 +323,94 @@ async def run(open_mode: bool, skip_soak: bool) -> list[Row]:
             daemon_args = ["--creds", str(cred.path)]
         members, extra = ids[:MEMBERS], ids[MEMBERS : MEMBERS + 5]
         soakers, sender = ids[MEMBERS + 5 : -1], ids[-1]
+        # The capacity phases' members never connect: an ACL row and a durable join each.
+        cap_members = [Nkey.create("user").public for _ in range(WIDE_MEMBERS)]
+        cap_senders = [Nkey.create("user").public for _ in range(CAP_SENDERS)]
+        wide_chans = [f"c{i:02d}" for i in range(WIDE_CHANNELS)]
+        for i, ident in enumerate(cap_members):
+            narrow = i < CAP_MEMBERS
+            await commit_acl_row(
+                admin, SPACE, ident, ["cap", "wide", *wide_chans] if narrow else ["wide"]
+            )
 
         js = admin.jetstream(timeout=10)
-        raw_rate = await raw_publish_rate(admin)
+        raw_rates = [await raw_publish_rate(admin)]
+        raw_rate = raw_rates[0]
         raw_p50, raw_p99 = await raw_latency(admin, STEADY_RATE, 4.0)
         t0 = time.perf_counter()
         for _ in range(20):
             await js.account_info()
         raw_rtt = (time.perf_counter() - t0) / 20 * 1000
 
-        daemon_log = (tmp / "daemon.log").open("w")
-        daemon_proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "cotal_tui",
-                "daemon",
-                "--server",
-                server.url,
-                "--space",
-                SPACE,
-                *daemon_args,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=daemon_log,
-            cwd=str(ROOT),
+        daemon_proc = await start_daemon(
+            server.url, SPACE, daemon_args, tmp / "daemon.log", profile=profile
         )
-        deadline = time.time() + 30
-        while "✓ delivery: serving" not in (tmp / "daemon.log").read_text():
-            if daemon_proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError("daemon did not start:\n" + (tmp / "daemon.log").read_text())
-            await asyncio.sleep(0.1)
 
         for m in members:
-            reply, _ = await request(admin, m, "durableJoin", {"channel": CHANNEL})
-            assert reply.get("ok") and reply["data"]["durable"], reply
-
+            await durable_join(admin, SPACE, m, CHANNEL)
         # (q) latency from a quiet start: nothing has been published yet
         lat, n = await latency_phase(
             js, recv, members[0], sender, STEADY_RATE, STEADY_SECONDS, "quiet"
         )
         rows += latency_rows("(q) quiet start @50 msg/s", lat, n, raw_p50, raw_p99, 50)
 
+        # the capacity members join after (q), so (q) starts from a quiet daemon
+        joins = [(m, "cap") for m in cap_members[:CAP_MEMBERS]]
+        joins += [(m, "wide") for m in cap_members]
+        joins += [(m, ch) for ch in wide_chans for m in cap_members[:CAP_MEMBERS]]
+        for i in range(0, len(joins), 25):
+            await asyncio.gather(
+                *(durable_join(admin, SPACE, m, ch) for m, ch in joins[i : i + 25])
+            )
+
+        # (k) capacity: a backlog stored while the daemon is paused, then drained
+        text = "x" * 40
+        per_sender = CAP_MESSAGES // CAP_SENDERS
+        cases: list[tuple[str, list[tuple[str, bytes, str]], int]] = [
+            (
+                f"(k) {CAP_MEMBERS} members",
+                [chat(s, "cap", text) for _ in range(per_sender) for s in cap_senders],
+                CAP_MEMBERS,
+            ),
+            (
+                f"(k) {WIDE_MEMBERS} members",
+                [chat(cap_senders[0], "wide", text) for _ in range(WIDE_MESSAGES)],
+                WIDE_MEMBERS,
+            ),
+            (
+                f"(k) {WIDE_CHANNELS} channels x {CAP_MEMBERS}",
+                [
+                    chat(cap_senders[i % CAP_SENDERS], ch, text)
+                    for i in range(CAP_MESSAGES // WIDE_CHANNELS)
+                    for ch in wide_chans
+                ],
+                CAP_MEMBERS,
+            ),
+        ]
+        measured = []
+        for label, items, fan in cases:
+            rate, cpu_ms, got = await capacity(js, daemon_proc.pid, items, len(items) * fan)
+            measured.append((label, rate, cpu_ms, got, len(items) * fan))
+        # the raw rate again, right after: the higher of the two is the baseline (the machine
+        # is shared, and a disturbed baseline would flatter the ratio)
+        raw_rates.append(await raw_publish_rate(admin))
+        raw_rate = max(raw_rates)
+        for label, rate, cpu_ms, got, want in measured:
+            rows += capacity_rows(label, rate, cpu_ms, got, want, raw_rate)
+
+        if capacity_only:
+            await admin.close()
+            await recv.close()
+            return rows
+
         # (a) burst
-        base = await dlv_last_seq(js)
+        base = await dlv_last_seq(js, SPACE)
         items = [chat(sender, CHANNEL, f"burst {i}") for i in range(BURST)]
         cpu0 = cpu_seconds(daemon_proc.pid)
         t_start = time.perf_counter()
         pub_task = asyncio.ensure_future(paced_publish(js, items, BURST_RATE))
         want = BURST * MEMBERS
-        last, last_change = 0, time.perf_counter()
-        while True:
-            await asyncio.sleep(0.05)
-            got = await dlv_last_seq(js) - base
-            now = time.perf_counter()
-            if got != last:
-                last, last_change = got, now
-            if got >= want or (pub_task.done() and now - last_change > 5):
-                break
-        await pub_task
+        last, last_change = await count_copies(js, SPACE, base, want, pub_task)
         elapsed = last_change - t_start
         cpu = (cpu_seconds(daemon_proc.pid) - cpu0) / elapsed * 100
         copies_rate = last / elapsed
@@ -421,20 +444,11 @@ async def run(open_mode: bool, skip_soak: bool) -> list[Row]:
 
         # (u) the same burst unpaced: one sender as fast as publish_async goes; what CHAT evicts
         # before routing must be counted by the daemon (its log lines), copy for copy
-        base = await dlv_last_seq(js)
+        base = await dlv_last_seq(js, SPACE)
         counted_before = logged_evictions(tmp / "daemon.log")
         items = [chat(sender, CHANNEL, f"unpaced {i}") for i in range(BURST)]
         pub_task = asyncio.ensure_future(paced_publish(js, items, float("inf")))
-        last, last_change = 0, time.perf_counter()
-        while True:
-            await asyncio.sleep(0.05)
-            got = await dlv_last_seq(js) - base
-            now = time.perf_counter()
-            if got != last:
-                last, last_change = got, now
-            if got >= want or (pub_task.done() and now - last_change > 5):
-                break
-        await pub_task
+        last, last_change = await count_copies(js, SPACE, base, want, pub_task)
         await asyncio.sleep(2.5)  # the daemon checks for evictions every second
         counted = (logged_evictions(tmp / "daemon.log") - counted_before) * MEMBERS
         rows.append(
@@ -465,15 +479,15 @@ async def run(open_mode: bool, skip_soak: bool) -> list[Row]:
         # (b) steady latency at 50 msg/s after the burst, with (c) joins running meanwhile
         join_times: list[float] = []
 
-        async def joins() -> None:
+        async def joins_during() -> None:
             for ident in extra:
                 await asyncio.sleep(STEADY_SECONDS / (len(extra) + 1))
-                reply, ms = await request(admin, ident, "durableJoin", {"channel": CHANNEL})
+                reply, ms = await request(admin, SPACE, ident, "durableJoin", {"channel": CHANNEL})
                 assert reply.get("ok"), reply
                 join_times.append(ms)
 
         lat, n = await latency_phase(
-            js, recv, members[0], sender, STEADY_RATE, STEADY_SECONDS, "steady", joins
+            js, recv, members[0], sender, STEADY_RATE, STEADY_SECONDS, "steady", joins_during
         )
         rows += latency_rows("(b) after burst @50 msg/s", lat, n, raw_p50, raw_p99, 50)
         lat, n = await latency_phase(
@@ -495,9 +509,8 @@ async def run(open_mode: bool, skip_soak: bool) -> list[Row]:
 
         if not skip_soak:
             for ident in soakers:
-                reply, _ = await request(admin, ident, "durableJoin", {"channel": "soak"})
-                assert reply.get("ok") and reply["data"]["durable"], reply
-            base = await dlv_last_seq(js)
+                await durable_join(admin, SPACE, ident, "soak")
+            base = await dlv_last_seq(js, SPACE)
             counts: list[int] = []
 
             async def sample() -> None:
@@ -513,7 +526,7 @@ async def run(open_mode: bool, skip_soak: bool) -> list[Row]:
             deadline = time.perf_counter() + 60
             got = 0
             while time.perf_counter() < deadline:
-                got = await dlv_last_seq(js) - base
+                got = await dlv_last_seq(js, SPACE) - base
                 if got >= want:
                     break
                 await asyncio.sleep(0.2)
@@ -545,12 +558,7 @@ async def run(open_mode: bool, skip_soak: bool) -> list[Row]:
         await admin.close()
         await recv.close()
     finally:
-        if daemon_proc is not None and daemon_proc.poll() is None:
-            daemon_proc.terminate()
-            try:
-                daemon_proc.wait(5)
-            except subprocess.TimeoutExpired:
-                daemon_proc.kill()
+        stop_process(daemon_proc, 15.0)
         server.close()
     return rows
 
@@ -579,6 +587,10 @@ def worst_of(runs: list[list[Row]]) -> list[Row]:
     return out
 
 
+def fmt(v: float) -> str:
+    return f"{v:,.2f}" if abs(v) < 10 else f"{v:,.1f}"
+
+
 def print_distribution(runs: list[list[Row]]) -> None:
     """Every numeric metric: each run's figure, then median and worst; plus how many met."""
     print(f"\ndistribution over {len(runs)} runs (each run: fresh server, store and daemon)")
@@ -593,9 +605,9 @@ def print_distribution(runs: list[list[Row]]) -> None:
         table.append(
             (
                 row.name,
-                " ".join(f"{v:,.1f}" for v in nums),
-                f"{statistics.median(nums):,.1f}",
-                f"{(max if row.worse == 'high' else min)(nums):,.1f}",
+                " ".join(fmt(v) for v in nums),
+                fmt(statistics.median(nums)),
+                fmt((max if row.worse == "high" else min)(nums)),
                 f"{met}/{len(same)}" if row.ok != "-" else "-",
             )
         )
@@ -611,6 +623,15 @@ def main() -> int:
     parser.add_argument("--open", action="store_true", help="open mode instead of auth mode")
     parser.add_argument("--skip-soak", action="store_true")
     parser.add_argument("--runs", type=int, default=5, help="independent runs (default 5)")
+    parser.add_argument(
+        "--capacity-only", action="store_true", help="only (q) and the (k) capacity phases"
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="FILE",
+        help="run the daemon under cProfile, its stats written to FILE (one run)",
+    )
     args = parser.parse_args()
     if args.runs < 1:
         print("error: --runs must be at least 1", file=sys.stderr)
@@ -619,7 +640,7 @@ def main() -> int:
     for i in range(args.runs):
         load = os.getloadavg()
         print(f"run {i + 1}/{args.runs} (load average {load[0]:.2f} {load[1]:.2f})", flush=True)
-        runs.append(asyncio.run(run(args.open, args.skip_soak)))
+        runs.append(asyncio.run(run(args.open, args.skip_soak, args.capacity_only, args.profile)))
     worst = worst_of(runs)
     print(f"\nworst run per metric ({args.runs} runs):")
     print_table(worst)

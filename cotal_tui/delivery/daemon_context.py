@@ -21,7 +21,9 @@ from cotal_tui.delivery.fresh_cache import FreshKvCache
 from cotal_tui.delivery.inbox_pressure import InboxPressure
 from cotal_tui.delivery.member_index import MembershipIndex
 from cotal_tui.delivery.members import MemberEntry, read_member
+from cotal_tui.mesh.batch_send import CHUNK_BYTES, hpub_with_msg_id, max_payload, send_commands
 from cotal_tui.mesh.connection import Connection
+from cotal_tui.mesh.direct_sub import subscribe_direct
 from cotal_tui.mesh.kv import KvBucket
 from cotal_tui.mesh.tasks import cancel_and_wait
 from cotal_tui.protocol.channel_config import delivery_class_reading
@@ -50,6 +52,8 @@ from cotal_tui.protocol.subjects import dinbox_subject, dlv_subject, space_prefi
 # after a failed write (records are then only counted).
 DEAD_LETTER_WRITE_TIMEOUT_S = 2.0
 DEAD_LETTER_RETRY_S = 30.0
+# Publish tokens kept before the ones whose publish was given up on are dropped.
+PRUNE_AT = 50_000
 
 
 @dataclass
@@ -79,56 +83,121 @@ class PublishFailed(RuntimeError):
     """JetStream refused a publish (its PubAck carried an error) or nobody stored it."""
 
 
+class PendingBatch:
+    """The PubAcks of one batch of publishes: a result per publish, one future for them all.
+
+    A future per publish cost a future, a done-callback and a scheduled handle per copy (twice:
+    entry and DLV copy); a batch counts its replies instead and wakes its waiter once.
+    """
+
+    __slots__ = ("results", "errors", "remaining", "done", "open")
+
+    def __init__(self, n: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.results = [False] * n
+        self.errors: list[Exception] = []
+        self.remaining = 1  # held while publishes are still being handed over (release())
+        self.done: asyncio.Future[None] = loop.create_future()
+        self.open = True
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def resolve(self, index: int, error: Exception | None) -> None:
+        if not self.open:
+            return
+        if error is None:
+            self.results[index] = True
+        else:
+            self.errors.append(error)
+        self.release()
+
+    def release(self, n: int = 1) -> None:
+        self.remaining -= n
+        if self.remaining <= 0 and not self.done.done():
+            self.done.set_result(None)
+
+    def abandon(self) -> None:
+        """No more replies are taken (given up on, or the tracker stopped)."""
+        self.open = False
+        if not self.done.done():
+            self.done.cancel()
+
+
+Waiter = asyncio.Future[None] | tuple[PendingBatch, int]
+
+
+def _waiting(value: Waiter) -> bool:
+    if isinstance(value, tuple):
+        return value[0].open
+    return not value.done()
+
+
 class AckTracker:
     """JetStream publishes with their PubAcks collected on one wildcard inbox subscription.
 
     nats-py's ``publish_async`` does the same but builds a ``PubAck`` object per reply; here a
-    reply only resolves a future (``error`` in the body or a 503 status fails it), which keeps
-    the daemon's per-copy cost down. Replies still in flight across a reconnect time out and
-    the caller naks (the dedup ids make the retry harmless).
+    reply only resolves a future or a batch's slot (``error`` in the body or a 503 status fails
+    it), which keeps the daemon's per-copy cost down. Replies still in flight across a
+    reconnect time out and the caller naks (the dedup ids make the retry harmless).
     """
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._prefix = ""
         self._sub: Any = None
-        self._futures: dict[str, asyncio.Future[None]] = {}
+        self._futures: dict[str, Waiter] = {}
         self._next = 0
+        self._prune_at = PRUNE_AT
 
     async def start(self) -> None:
         if self._sub is not None:
             return
         nc = self.conn.nc
         self._prefix = nc.new_inbox() + "."
-        self._sub = await nc.subscribe(self._prefix + "*", cb=self._on_reply)
+        # handled as parsed (mesh/direct_sub.py): two PubAcks per copy
+        self._sub = await subscribe_direct(nc, self._prefix + "*", self._on_reply)
 
     async def stop(self) -> None:
         sub, self._sub = self._sub, None
         if sub is not None:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
-        for fut in self._futures.values():
-            if not fut.done():
-                fut.cancel()
+        for waiter in self._futures.values():
+            if isinstance(waiter, tuple):
+                waiter[0].abandon()
+            elif not waiter.done():
+                waiter.cancel()
         self._futures.clear()
 
-    async def _on_reply(self, msg: Any) -> None:
-        fut = self._futures.pop(msg.subject[len(self._prefix) :], None)
-        if fut is None or fut.done():
+    def _on_reply(self, msg: Any) -> None:
+        waiter = self._futures.pop(msg.subject[len(self._prefix) :], None)
+        if waiter is None:
             return
+        error: Exception | None = None
         headers = msg.headers
         if headers and headers.get("Status") == "503":
-            fut.set_exception(PublishFailed("no stream stored the message (503 no responders)"))
+            error = PublishFailed("no stream stored the message (503 no responders)")
         elif b'"error"' in msg.data:
-            fut.set_exception(PublishFailed(msg.data.decode(errors="replace")))
+            error = PublishFailed(msg.data.decode(errors="replace"))
+        if isinstance(waiter, tuple):
+            waiter[0].resolve(waiter[1], error)
+        elif waiter.done():
+            return
+        elif error is not None:
+            waiter.set_exception(error)
         else:
-            fut.set_result(None)
+            waiter.set_result(None)
+
+    def _prune(self) -> None:
+        """Drop the tokens of publishes given up on (their replies never came)."""
+        if len(self._futures) > self._prune_at:
+            self._futures = {t: w for t, w in self._futures.items() if _waiting(w)}
+            self._prune_at = max(PRUNE_AT, 2 * len(self._futures))
 
     async def publish(self, subject: str, payload: bytes, msg_id: str) -> asyncio.Future[None]:
         if self._sub is None:
             await self.start()
-        if len(self._futures) > 50_000:  # drop the tokens of publishes given up on
-            self._futures = {t: f for t, f in self._futures.items() if not f.done()}
+        self._prune()
         self._next += 1
         token = str(self._next)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -141,6 +210,50 @@ class AckTracker:
             self._futures.pop(token, None)
             raise
         return fut
+
+    async def publish_batch(
+        self, items: list[tuple[str, bytes, str]], on_error: Callable[[Exception], None]
+    ) -> PendingBatch:
+        """Publish every ``(subject, payload, Nats-Msg-Id)`` as one batch (mesh/batch_send.py):
+        the same HPUB commands as :meth:`publish`, handed to nats-py in chunks as they are
+        built. A payload over ``max_payload``, or what the client refuses (closed, buffer full
+        while reconnecting), is reported and counts as not stored."""
+        if self._sub is None:
+            await self.start()
+        self._prune()
+        nc = self.conn.nc
+        limit = max_payload(nc)
+        batch = PendingBatch(len(items), asyncio.get_running_loop())
+        prefix, waiters = self._prefix, self._futures
+        commands: list[bytes] = []
+        tokens: list[str] = []
+        size = 0
+        try:
+            for index, (subject, payload, msg_id) in enumerate(items):
+                if len(payload) > limit:
+                    too_big = f"{len(payload)}-byte payload for {subject} over {limit}"
+                    on_error(PublishFailed(too_big))
+                    continue
+                self._next += 1
+                token = str(self._next)
+                waiters[token] = (batch, index)
+                batch.remaining += 1
+                tokens.append(token)
+                command = hpub_with_msg_id(subject, prefix + token, msg_id, payload)
+                commands.append(command)
+                size += len(command)
+                if size >= CHUNK_BYTES:  # on the wire while the rest is built
+                    await send_commands(nc, commands, messages=len(commands))
+                    commands, tokens, size = [], [], 0
+                    await asyncio.sleep(0)  # let the flusher write it and PubAcks come in
+            await send_commands(nc, commands, messages=len(commands))
+        except Exception as exc:  # noqa: BLE001 - what was not handed over failed
+            on_error(_as_exc(exc))
+            unsent = sum(1 for token in tokens if waiters.pop(token, None) is not None)
+            batch.release(unsent)
+        finally:
+            batch.release()  # every publish is out (or failed): only replies are awaited now
+        return batch
 
     def forget(self, fut: asyncio.Future[None]) -> None:
         fut.cancel()
@@ -377,35 +490,18 @@ class DaemonContext:
         """Publish every ``(subject, payload, Nats-Msg-Id)`` with PubAcks in flight together."""
         return await self.settle(await self.publish_start(items))
 
-    async def publish_start(
-        self, items: list[tuple[str, bytes, str]]
-    ) -> list[asyncio.Future[None] | None]:
-        futures: list[asyncio.Future[None] | None] = []
-        for subject, payload, msg_id in items:
-            try:
-                futures.append(await self.acker.publish(subject, payload, msg_id))
-            except Exception as exc:  # noqa: BLE001 - counted as a failed publish
-                self.on_error(exc)
-                futures.append(None)
-        return futures
+    async def publish_start(self, items: list[tuple[str, bytes, str]]) -> PendingBatch:
+        """Start the publishes as one batch; :meth:`settle` waits for their PubAcks."""
+        return await self.acker.publish_batch(items, self.on_error)
 
-    async def settle(self, futures: list[asyncio.Future[None] | None]) -> list[bool]:
+    async def settle(self, batch: PendingBatch) -> list[bool]:
         """Wait (bounded) for the PubAcks; True per publish that was stored."""
-        live = [f for f in futures if f is not None and not f.done()]
-        if live:
-            _done, pending = await asyncio.wait(live, timeout=self.publish_timeout_s)
-            for f in pending:
-                f.cancel()
-        results = []
-        first_error: BaseException | None = None
-        for f in futures:
-            ok = f is not None and not f.cancelled() and f.exception() is None
-            if f is not None and not f.cancelled() and f.exception() is not None:
-                first_error = first_error or f.exception()
-            results.append(ok)
-        if first_error is not None:
-            self.on_error(_as_exc(first_error))
-        return results
+        if not batch.done.done():
+            await asyncio.wait([batch.done], timeout=self.publish_timeout_s)
+        batch.open = False  # a reply after this does not count: the caller has decided
+        if batch.errors:
+            self.on_error(batch.errors[0])
+        return list(batch.results)
 
 
 def _stream_seq(msg: Any) -> int:

@@ -19,6 +19,7 @@ together.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Coroutine
 from typing import Any
 
@@ -26,7 +27,9 @@ from nats.aio.msg import Msg
 
 from cotal_tui.delivery.chat_gaps import EvictionTracker
 from cotal_tui.delivery.consumer_loop import ConsumerLoop
-from cotal_tui.delivery.daemon_context import DaemonContext, entry_payload
+from cotal_tui.delivery.daemon_context import DaemonContext, PendingBatch
+from cotal_tui.mesh.ack_subject import deliveries, stream_seq
+from cotal_tui.mesh.batch_send import ack_many
 from cotal_tui.protocol.consumers import fanout_durable_config
 from cotal_tui.protocol.dead_letter import MAX_ROUTE_ATTEMPTS
 from cotal_tui.protocol.delivery import chat_origin, durable_copy_wanted, mention_allowed
@@ -49,14 +52,21 @@ READ_AHEAD = 1000
 Copy = tuple[str, int, str]
 
 
-def stream_seq(msg: Msg) -> int:
-    """The stream sequence from a JetStream ack subject ``$JS.ACK.<s>.<c>.<n>.<sseq>.…``."""
-    reply = msg.reply or ""
-    parts = reply.split(".")
-    if len(parts) >= 9 and parts[0] == "$JS" and parts[1] == "ACK":
-        # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending> (v1 form)
-        return int(parts[5]) if len(parts) == 9 else int(msg.metadata.sequence.stream)
-    return int(msg.metadata.sequence.stream)
+__all__ = ["FanoutWriter", "deliveries", "entry_head", "entry_tail", "stream_seq"]
+
+
+def entry_head(raw_msg: bytes, channel: str, seq: int) -> bytes:
+    """The part of a message's dinbox entries that all its copies share (see ``entry_tail``):
+    ``entry_head(m, c, s) + entry_tail(r, g) == entry_payload(m, c, s, r, g)``."""
+    return (
+        b'{"msg":'
+        + raw_msg
+        + f',"channel":{json.dumps(channel, ensure_ascii=False)},"seq":{seq},"reason":"'.encode()
+    )
+
+
+def entry_tail(reason: str, generation: int) -> bytes:
+    return f'{reason}","generation":{generation}}}'.encode()
 
 
 class FanoutWriter(ConsumerLoop):
@@ -169,6 +179,7 @@ class FanoutWriter(ConsumerLoop):
         spans: list[tuple[int, int] | Exception] = []
         kept: list[Msg] = []
         limit = self.entry_limit()
+        tails: dict[tuple[str, int], bytes] = {}  # (reason, generation): shared by the batch
         for (m, channel, sender, message, seq), plan in zip(routed, plans, strict=True):
             if isinstance(plan, Exception):
                 spans.append(plan)
@@ -177,6 +188,7 @@ class FanoutWriter(ConsumerLoop):
             start = len(items)
             failed: Exception | None = None
             oversized = 0
+            head = entry_head(m.data, channel, seq) if plan else b""
             for owner, gen, reason in plan:
                 if reason == "live-mention":
                     acl = acls.get(owner)
@@ -185,7 +197,10 @@ class FanoutWriter(ConsumerLoop):
                         break
                     if not mention_allowed(owner, sender, acl, channel):
                         continue
-                entry = entry_payload(m.data, channel, seq, reason, gen)
+                tail = tails.get((reason, gen))
+                if tail is None:
+                    tail = tails[(reason, gen)] = entry_tail(reason, gen)
+                entry = head + tail
                 if len(entry) > limit:
                     oversized = len(entry)
                     break
@@ -225,7 +240,7 @@ class FanoutWriter(ConsumerLoop):
         self,
         msgs: list[Msg],
         spans: list[tuple[int, int] | Exception],
-        futures: list[asyncio.Future[None] | None],
+        futures: PendingBatch,
         before: asyncio.Event | None = None,
         mine: asyncio.Event | None = None,
     ) -> None:
@@ -239,7 +254,7 @@ class FanoutWriter(ConsumerLoop):
         self,
         msgs: list[Msg],
         spans: list[tuple[int, int] | Exception],
-        futures: list[asyncio.Future[None] | None],
+        futures: PendingBatch,
         before: asyncio.Event | None,
     ) -> None:
         ctx = self.ctx
@@ -252,19 +267,39 @@ class FanoutWriter(ConsumerLoop):
             raise
         ctx.entries_settled(len(results))
         ctx.entries_decided(results.count(False))  # never stored: nothing for the reader
+        # A message is acked only when every one of its entries got its PubAck (issue 11); the
+        # acks of the batch go out together, in stream order, before its retries.
+        done: list[Msg] = []
+        retries: list[tuple[Msg, str]] = []
         for m, span in zip(msgs, spans, strict=True):
             if isinstance(span, Exception):
                 ctx.on_error(span)
-                await self._retry(m, str(span))
+                retries.append((m, str(span)))
                 continue
             start, end = span
             if all(results[start:end]):
                 ctx.counters.fanned_out += end - start
-                await self._ack(m)
+                done.append(m)
             else:
                 ctx.counters.fanned_out += sum(results[start:end])
                 failed = (end - start) - sum(results[start:end])
-                await self._retry(m, f"{failed} of {end - start} dinbox entries were not stored")
+                retries.append((m, f"{failed} of {end - start} dinbox entries were not stored"))
+        await self._ack_all(done)
+        for m, why in retries:
+            await self._retry(m, why)
+
+    async def _ack_all(self, msgs: list[Msg]) -> None:
+        """:meth:`_ack` for each, sent as one batch (one by one if the batch cannot be sent)."""
+        if not msgs:
+            return
+        try:
+            await ack_many(self.ctx.conn.nc, msgs)
+        except Exception:  # noqa: BLE001 - as the single acks would report it
+            for m in msgs:
+                if not m.is_acked:
+                    await m.ack()
+        for m in msgs:
+            self.evictions.acked(stream_seq(m))
 
     async def _retry(self, m: Msg, why: str) -> None:
         """Nak with a growing delay; after MAX_ROUTE_ATTEMPTS deliveries, dead-letter it."""
@@ -297,10 +332,3 @@ class FanoutWriter(ConsumerLoop):
 def retry_delay_s(attempts: int) -> float:
     """0.5 s after the first failed delivery, doubling, at most 30 s (no hot loop)."""
     return min(30.0, 0.5 * 2 ** max(0, attempts - 1))
-
-
-def deliveries(m: Msg) -> int:
-    try:
-        return int(m.metadata.num_delivered)
-    except Exception:  # noqa: BLE001 - not a JetStream message: treat as first delivery
-        return 1

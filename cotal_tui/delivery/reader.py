@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -18,13 +19,17 @@ from typing import Any
 from nats.aio.msg import Msg
 
 from cotal_tui.delivery.consumer_loop import ConsumerLoop
-from cotal_tui.delivery.daemon_context import DaemonContext
+from cotal_tui.delivery.daemon_context import DaemonContext, PendingBatch
 from cotal_tui.delivery.members import MemberEntry
+from cotal_tui.mesh.ack_subject import deliveries
+from cotal_tui.mesh.batch_send import ack_many
 from cotal_tui.protocol.consumers import inbox_reader_config
 from cotal_tui.protocol.delivery import (
     READER_NAK_DELAY_MS,
+    AclState,
     ReaderAction,
-    gate_action,
+    acl_state,
+    gate_action_in_state,
     transfer_failed_action,
 )
 from cotal_tui.protocol.jsstr import ABSENT, js_string
@@ -35,7 +40,7 @@ from cotal_tui.protocol.untrusted import Decoded, Refused, decode_untrusted
 DEFER_DELAY_S = READER_NAK_DELAY_MS / 1000
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Entry:
     msg: Msg
     owner: str
@@ -54,6 +59,15 @@ class Entry:
 _MSG_HEAD = b'{"msg":'
 _TAIL_MARK = b',"channel":'
 _ID_HEAD = b'{"id":"'
+# The tail exactly as this daemon and JSON.stringify write it: strings without escapes or
+# control characters, integers in JSON's form. Anything else goes through the decoding rule.
+_TAIL = re.compile(
+    rb'"channel":"([^"\\\x00-\x1f]*)","seq":(0|[1-9][0-9]{0,15}),'
+    rb'"reason":"([^"\\\x00-\x1f]*)","generation":(-?(?:0|[1-9][0-9]{0,15}))\}'
+)
+# (owner, channel) → the ACL object the verdict was worked out on, and the verdict
+AclStates = dict[tuple[str, str], tuple[Any, AclState]]
+ACL_STATES_KEPT = 50_000
 
 
 def decode_entry(m: Msg, owner: str) -> Entry | Refused:
@@ -70,10 +84,20 @@ def decode_entry(m: Msg, owner: str) -> Entry | Refused:
         cut = data.rfind(_TAIL_MARK)
         if cut > len(_MSG_HEAD):
             raw = data[len(_MSG_HEAD) : cut]
-            tail = decode_untrusted(b"{" + data[cut + 1 :])
             msg_id = _fast_id(raw)
-            if isinstance(tail, Decoded) and msg_id is not None and raw.endswith(b"}"):
-                return _entry(m, owner, tail.value, raw, msg_id)
+            if msg_id is not None and raw.endswith(b"}"):
+                plain = _TAIL.fullmatch(data, cut + 1)
+                if plain is not None:
+                    try:
+                        channel, reason = plain.group(1).decode(), plain.group(3).decode()
+                    except UnicodeDecodeError:
+                        pass  # the decoding rule below refuses it
+                    else:
+                        seq, gen = int(plain.group(2)), int(plain.group(4))
+                        return Entry(m, owner, raw, msg_id, channel, seq, reason, gen)
+                tail = decode_untrusted(b"{" + data[cut + 1 :])
+                if isinstance(tail, Decoded):
+                    return _entry(m, owner, tail.value, raw, msg_id)
     outcome = decode_untrusted(data)
     if isinstance(outcome, Refused):
         return outcome
@@ -103,11 +127,7 @@ def _entry(m: Msg, owner: str, body: dict[str, Any], raw: bytes, msg_id: Any) ->
     return Entry(m, owner, raw, msg_id, channel, int(seq), reason, generation)
 
 
-def _deliveries(m: Msg) -> int:
-    try:
-        return int(m.metadata.num_delivered)
-    except Exception:  # noqa: BLE001 - not a JetStream message: treat as first delivery
-        return 1
+_deliveries = deliveries
 
 
 class TrustedReader(ConsumerLoop):
@@ -122,6 +142,7 @@ class TrustedReader(ConsumerLoop):
             depth=depth,
             task_name="plane3-reader",
         )
+        self._acl_states: AclStates = {}
 
     async def _retry_or_dead_letter(self, e: Entry, action: ReaderAction, what: str) -> None:
         ctx = self.ctx
@@ -138,14 +159,20 @@ class TrustedReader(ConsumerLoop):
             await e.msg.nak(delay=DEFER_DELAY_S)
 
     async def dispatch(self, msgs: list[Msg]) -> Coroutine[Any, Any, None] | None:
-        """Gate a batch: drop and defer at once, start the transfers; returns their completion."""
+        """Gate a batch: drop and defer at once, start the transfers; returns their completion.
+
+        The ACL verdict is worked out once per owner, channel and ACL value read (the fresh
+        read, fresh_cache.py, hands back the same object while the row is unchanged, and a new
+        one once it changed), and what is dropped is acked in one go.
+        """
         ctx = self.ctx
         entries: list[Entry] = []
+        drops: list[Msg] = []
         for m in msgs:
             owner = parse_dinbox_owner(m.subject)
             if owner is None:  # as the reference: an unparseable owner is dropped
                 ctx.counters.dropped += 1
-                await m.ack()
+                drops.append(m)
                 continue
             entry = decode_entry(m, owner)
             if isinstance(entry, Refused):
@@ -154,6 +181,7 @@ class TrustedReader(ConsumerLoop):
             entries.append(entry)
             ctx.chat_seq_routed(entry.seq)  # a fan-out routed that CHAT message (chat_gaps.py)
         if not entries:
+            await self._ack_all(drops)
             ctx.entries_decided(len(msgs))
             return None
         acls, members = await ctx.batch_reads(
@@ -162,6 +190,9 @@ class TrustedReader(ConsumerLoop):
         )
 
         transfers: list[Entry] = []
+        states = self._acl_states
+        if len(states) > ACL_STATES_KEPT:
+            states.clear()
         for e in entries:
             acl = acls[e.owner]
             member: MemberEntry | None | Exception = members.get((e.channel, e.owner))
@@ -170,23 +201,30 @@ class TrustedReader(ConsumerLoop):
                 ctx.counters.naked += 1
                 await e.msg.nak()
                 continue
-            action = gate_action(
-                acl,
-                e.channel,
+            key = (e.owner, e.channel)
+            known = states.get(key)
+            if known is not None and known[0] is acl:
+                state = known[1]
+            else:  # a new ACL read (a changed row is a new object) is gated afresh
+                state = acl_state(acl, e.channel)
+                states[key] = (acl, state)
+            action = gate_action_in_state(
+                state,
                 # any reason but durable-channel is gated like a live mention (the ACL only)
                 "durable-channel" if e.durable_channel else "live-mention",
                 member.record if member is not None else None,
                 e.seq,
                 _deliveries(e.msg),
             )
-            if action in (ReaderAction.DEFER, ReaderAction.GIVE_UP):
+            if action is ReaderAction.TRANSFER:
+                transfers.append(e)
+            elif action in (ReaderAction.DEFER, ReaderAction.GIVE_UP):
                 ctx.counters.deferred += 1
                 await self._retry_or_dead_letter(e, action, "on entry for unknown owner")
-            elif action is ReaderAction.DROP:
+            else:  # DROP
                 ctx.counters.dropped += 1
-                await e.msg.ack()
-            else:
-                transfers.append(e)
+                drops.append(e.msg)
+        await self._ack_all(drops)
         ctx.entries_decided(len(msgs) - len(transfers))  # transfers count once acked
         if not transfers:
             return None
@@ -203,9 +241,18 @@ class TrustedReader(ConsumerLoop):
         futures = await ctx.publish_start(items)
         return self._complete(transfers, futures)
 
-    async def _complete(
-        self, transfers: list[Entry], futures: list[asyncio.Future[None] | None]
-    ) -> None:
+    async def _ack_all(self, msgs: list[Msg]) -> None:
+        """Ack in one batch (mesh/batch_send.py); one by one if the batch cannot be sent."""
+        if not msgs:
+            return
+        try:
+            await ack_many(self.ctx.conn.nc, msgs)
+        except Exception:  # noqa: BLE001 - as the single acks below would report it
+            for m in msgs:
+                if not m.is_acked:
+                    await m.ack()
+
+    async def _complete(self, transfers: list[Entry], futures: PendingBatch) -> None:
         ctx = self.ctx
         try:
             results = await ctx.settle(futures)
@@ -213,11 +260,12 @@ class TrustedReader(ConsumerLoop):
             self.pump.give_back([e.msg for e in transfers])
             raise
         ctx.entries_decided(len(transfers))
+        # Each entry is acked only after its own DLV copy's PubAck said stored (issue 11).
+        stored = [e.msg for e, ok in zip(transfers, results, strict=True) if ok]
+        ctx.counters.transferred += len(stored)
+        await self._ack_all(stored)
         for e, ok in zip(transfers, results, strict=True):
-            if ok:
-                ctx.counters.transferred += 1
-                await e.msg.ack()
-            else:
+            if not ok:
                 ctx.counters.transfer_failures += 1
                 action = transfer_failed_action(_deliveries(e.msg))
                 await self._retry_or_dead_letter(e, action, "transferring entry for owner")

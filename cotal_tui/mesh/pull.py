@@ -20,13 +20,15 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from cotal_tui.mesh.connection import Connection
+from cotal_tui.mesh.direct_sub import subscribe_direct
 
 _NS = 1_000_000_000
 
@@ -36,6 +38,39 @@ def status_of(msg: Msg) -> str | None:
     if not headers:
         return None
     return headers.get("Status")
+
+
+class _Arrivals:
+    """What ``asyncio.Queue`` did here, for one taker, at a deque's cost: the pump queues every
+    message the daemon handles, and the Queue's bookkeeping was a visible share of a copy."""
+
+    def __init__(self) -> None:
+        self._items: deque[Msg] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def put_nowait(self, msg: Msg) -> None:
+        self._items.append(msg)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def get_nowait(self) -> Msg:
+        return self._items.popleft()
+
+    async def get(self) -> Msg:
+        while not self._items:
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        return self._items.popleft()
 
 
 class ConsumerGone(RuntimeError):
@@ -61,7 +96,7 @@ class PullPump:
         self.batch = batch
         self.expires_s = expires_s
         self.heartbeat_s = heartbeat_s
-        self._queue: asyncio.Queue[Msg] = asyncio.Queue()
+        self._queue = _Arrivals()
         self._sub: Subscription | None = None
         self._inbox = ""
         self._credits = 0
@@ -69,6 +104,7 @@ class PullPump:
         self._gone: str | None = None
         self._stopping = False
         self._refilling: asyncio.Task[None] | None = None
+        self._side_tasks: set[asyncio.Task[None]] = set()
         self.requests = 0
         self.on_message: Callable[[Msg], None] | None = None
         """Told of every message as it arrives, before it waits in the queue for take()."""
@@ -87,7 +123,7 @@ class PullPump:
             await self.stop()
         nc = self.conn.nc
         self._inbox = nc.new_inbox()
-        self._sub = await nc.subscribe(self._inbox, cb=self._on_msg)
+        self._sub = await subscribe_direct(nc, self._inbox, self._on_msg)
         self.reset()
 
     async def stop(self) -> None:
@@ -131,7 +167,8 @@ class PullPump:
         self._gone = None
         self._last_activity = time.monotonic()
 
-    async def _on_msg(self, msg: Msg) -> None:
+    def _on_msg(self, msg: Msg) -> None:
+        """Handled as parsed (mesh/direct_sub.py); never waits."""
         self._last_activity = time.monotonic()
         status = status_of(msg)
         if status is None:
@@ -144,8 +181,7 @@ class PullPump:
         headers = msg.headers or {}
         if status == "100":
             if msg.reply:  # flow control
-                with contextlib.suppress(Exception):
-                    await self.conn.nc.publish(msg.reply, b"")
+                self._spawn(self._answer_flow_control(msg.reply))
             return
         pending = headers.get("Nats-Pending-Messages")
         if status in ("408", "409") and pending is not None:
@@ -166,6 +202,15 @@ class PullPump:
         if status in ("404", "408"):
             self._credits = 0
             self._ask_again()
+
+    async def _answer_flow_control(self, reply: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.conn.nc.publish(reply, b"")
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
 
     def _ask_again(self) -> None:
         """A pull request ended: replace it now, without waiting for the next take()."""

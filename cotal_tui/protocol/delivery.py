@@ -258,7 +258,18 @@ def gate_action(
     delivery_count: int,
 ) -> ReaderAction:
     """:func:`reader_action` on an entry's fields (the daemon slices them out of the raw bytes)."""
-    state = acl_state(acl, channel)
+    return gate_action_in_state(acl_state(acl, channel), reason, member, seq, delivery_count)
+
+
+def gate_action_in_state(
+    state: AclState,
+    reason: Plane3Reason,
+    member: MembershipRecord | None,
+    seq: int,
+    delivery_count: int,
+) -> ReaderAction:
+    """:func:`gate_action` with the owner's :func:`acl_state` for the channel already known
+    (the reader works it out once per owner and channel in a batch)."""
     checked: bool | None = None
     if state == "allowed" and reason == "durable-channel":
         checked = member is not None and durable_eligible(member, seq)

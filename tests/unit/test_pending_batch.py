@@ -1,0 +1,49 @@
+"""PendingBatch (delivery/daemon_context.py): a batch's PubAcks counted into one future.
+
+It must never say "all replied" while publishes are still being handed over (replies can come
+back between chunks), must count a failed reply as not stored, and must ignore replies after the
+caller settled or the tracker stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from cotal_tui.delivery.daemon_context import PendingBatch, PublishFailed
+
+
+async def test_done_only_after_release_and_every_reply() -> None:
+    batch = PendingBatch(3, asyncio.get_running_loop())
+    batch.remaining += 2  # two publishes handed over so far
+    batch.resolve(0, None)
+    batch.resolve(1, PublishFailed("no"))
+    assert not batch.done.done(), "done while the batch was still being handed over"
+    batch.remaining += 1
+    batch.release()  # handed over: now only the third reply is awaited
+    assert not batch.done.done()
+    batch.resolve(2, None)
+    assert batch.done.done()
+    assert batch.results == [True, False, True]
+    assert [str(e) for e in batch.errors] == ["no"]
+
+
+async def test_nothing_sent_is_done_at_release() -> None:
+    batch = PendingBatch(2, asyncio.get_running_loop())
+    batch.release()
+    assert batch.done.done() and batch.results == [False, False]
+
+
+async def test_replies_after_settling_or_stopping_do_not_count() -> None:
+    loop = asyncio.get_running_loop()
+    settled = PendingBatch(1, loop)
+    settled.remaining += 1
+    settled.release()
+    settled.open = False  # what settle() does once it stops waiting
+    settled.resolve(0, None)
+    assert settled.results == [False]
+    stopped = PendingBatch(1, loop)
+    stopped.remaining += 1
+    stopped.abandon()
+    assert stopped.done.cancelled()
+    stopped.resolve(0, None)
+    assert stopped.results == [False]
