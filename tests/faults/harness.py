@@ -32,6 +32,7 @@ from waiting import wait_for
 
 DAEMON_ID = "D-FAULTS"
 SERVING = "✓ delivery: serving"
+STAGE_PIDS = re.compile(r"fan-out pid (\d+), reader pid (\d+)")
 
 
 def fault_runs() -> int:
@@ -66,6 +67,12 @@ class DaemonProc:
     @property
     def exited(self) -> bool:
         return self.proc.proc.poll() is not None
+
+    def stage_pids(self) -> dict[str, int]:
+        """The stage processes' pids, from the line the daemon logs when it serves."""
+        found = STAGE_PIDS.search(self.proc.output)
+        assert found is not None, f"no stage pids logged:\n{self.proc.output}"
+        return {"fanout": int(found.group(1)), "reader": int(found.group(2))}
 
     def sigkill(self) -> None:
         os.kill(self.pid, 9)
