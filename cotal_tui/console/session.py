@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import subprocess
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -342,6 +343,7 @@ class ConsoleSession:
             daemon_id,
             on_lease=holder.record if holder is not None else None,
             stages=default_stages(),
+            stage_stderr=subprocess.DEVNULL,  # a stage's stderr must not draw over the screen
         )
 
         def waiting(text: str) -> None:

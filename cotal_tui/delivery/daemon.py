@@ -122,6 +122,7 @@ class DeliveryDaemon:
         on_error: ErrorListener | None = None,
         on_lease: LeaseListener | None = None,
         stages: str = "inline",
+        stage_stderr: int | None = None,
     ) -> None:
         if stages not in ("inline", "processes"):
             raise ValueError(f"stages must be 'inline' or 'processes', not {stages!r}")
@@ -161,6 +162,7 @@ class DeliveryDaemon:
                 bind_timeout_s=bind_timeout_s,
                 on_error=self._record_error,
                 on_crash=self._stage_crashed,
+                stderr=stage_stderr,
             )
             self.ctx.inbox = ForwardedInbox(self.stages)  # type: ignore[assignment]
             self.ctx.route_member = self.stages.member_written

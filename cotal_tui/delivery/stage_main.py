@@ -72,6 +72,8 @@ class Stage:
 
     def error(self, exc: Exception) -> None:
         self.out({"t": "error", "text": str(exc) or type(exc).__name__})
+        # the figures behind it (an eviction's count) follow at once, not at the next tick
+        asyncio.get_running_loop().call_soon(self.status)
 
     # -- commands from the parent ------------------------------------------------------------
 
@@ -116,6 +118,7 @@ class Stage:
             await self.fanout.start()
             report = self.fanout.evictions.window_report()
             window = [report["ackFloor"], report["delivered"]] if report else None
+            self.status(force=True)  # deliveryStats answers from the first request on
             self.out({"t": "ready", "window": window})
         else:
             members = FreshKvCache(ctx.members, _member_entry)
@@ -269,6 +272,10 @@ async def _flush(transport: asyncio.WriteTransport) -> None:
 
 
 def main() -> int:
+    # Stopped by its parent only (a stop line, or the parent's death): a Ctrl-C to the terminal
+    # or a SIGTERM to the whole group must not kill a stage ahead of the parent's clean stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from cotal_tui.delivery.event_loop import run
 
     return run(_main())

@@ -56,8 +56,14 @@ def default_stages() -> str:
 class StageProcess:
     """One child: its pipes, its reader task, its latest figures."""
 
-    def __init__(self, role: str, on_message: Callable[[StageProcess, dict[str, Any]], None]):
+    def __init__(
+        self,
+        role: str,
+        on_message: Callable[[StageProcess, dict[str, Any]], None],
+        stderr: int | None = None,
+    ):
         self.role = role
+        self.stderr = stderr
         self.name = ROLE_NAMES[role]
         self.on_message = on_message
         self.proc: asyncio.subprocess.Process | None = None
@@ -82,7 +88,9 @@ class StageProcess:
             "cotal_tui.delivery.stage_main",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            stderr=self.stderr,
             limit=1 << 24,
+            start_new_session=True,  # no terminal signals: the parent stops it (stage_main.py)
         )
         self.send({"role": self.role, **config})
         self._task = loop.create_task(self._read(), name=f"delivery-stage-{self.role}")
@@ -171,6 +179,7 @@ class StageProcesses:
         bind_timeout_s: float,
         on_error: Callable[[Exception], None],
         on_crash: Callable[[str], None],
+        stderr: int | None = None,
     ) -> None:
         self.config = {
             "servers": servers,
@@ -183,8 +192,8 @@ class StageProcesses:
         }
         self.on_error = on_error
         self.on_crash = on_crash
-        self.fanout = StageProcess("fanout", self._on_message)
-        self.reader = StageProcess("reader", self._on_message)
+        self.fanout = StageProcess("fanout", self._on_message, stderr)
+        self.reader = StageProcess("reader", self._on_message, stderr)
         self._applied: dict[int, asyncio.Future[None]] = {}
         self._ids = itertools.count(1)
         self._watch: asyncio.Task[None] | None = None
@@ -290,7 +299,8 @@ class StageProcesses:
 
     @property
     def delivery_stats(self) -> dict[str, Any]:
-        return dict(self.fanout.stats)
+        stats = {"evictedBeforeRouting": {}, "since": None, "predecessorWindow": None}
+        return {**stats, **self.fanout.stats}
 
 
 class ForwardedInbox:

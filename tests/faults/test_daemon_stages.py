@@ -157,3 +157,21 @@ async def test_killing_the_parent_under_load_loses_nothing(open_space, tmp_path)
         daemons.close()
         _kill_leftovers(list(pids.values()))
         await tools.close()
+
+
+async def test_a_clean_stop_stops_both_stages_and_releases_the_lease(open_space, tmp_path) -> None:
+    """SIGTERM to the parent (as systemd sends it): exit 0, every process gone, lease free."""
+    url, space = open_space.url, open_space.space
+    tools = await connect(url, "faults-tools")
+    daemons = Daemons(url, space, None, tmp_path)
+    pids: dict[str, int] = {}
+    try:
+        first = await daemons.serving_one()
+        pids = first.stage_pids()
+        assert first.proc.terminate() == 0, first.proc.output
+        await _all_gone(first, pids, "SIGTERM")
+        assert await read_lease(KvBucket(tools, delivery_bucket(space))) is None
+    finally:
+        daemons.close()
+        _kill_leftovers(list(pids.values()))
+        await tools.close()
