@@ -67,6 +67,7 @@ class Stage:
         self.caches: list[FreshKvCache[Any]] = []
         self.go: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.stopping = asyncio.Event()
+        self.peer: Callable[[dict[str, Any]], None] = out  # the reader's line to the fan-out
         self._last_status: Any = None
         self._inbox_decided = 0
 
@@ -155,11 +156,11 @@ class Stage:
             local_decided(n)
             if n:
                 self._inbox_decided += n
-                self.out({"t": "inbox", "decided": n})
+                self.peer({"t": "inbox", "decided": n})
 
         def routed(seq: int) -> None:
             if lo < seq <= hi:
-                self.out({"t": "routed", "seqs": [seq]})
+                self.peer({"t": "routed", "seqs": [seq]})
 
         ctx.entries_decided = decided  # type: ignore[method-assign]
         ctx.chat_seq_routed = routed
@@ -247,6 +248,7 @@ async def _main() -> int:
                 stage.command(msg)
 
     listener = loop.create_task(commands(), name="stage-commands")
+    peer_task = await _peer_pipe(cfg, stage)
     try:
         await stage.bind()
     except Exception as exc:  # noqa: BLE001 - told to the parent, which fails the daemon's start
@@ -260,9 +262,43 @@ async def _main() -> int:
     out({"t": "stopped"})
     await _flush(transport)
     listener.cancel()
+    if peer_task is not None:
+        peer_task.cancel()
     with contextlib.suppress(Exception):
         await asyncio.wait_for(stage.conn.close(), 2.0)
     return 0
+
+
+async def _peer_pipe(cfg: dict[str, Any], stage: Stage) -> asyncio.Task[None] | None:
+    """The direct pipe between the stages (the reader's INBOX decisions reach the fan-out's
+    backpressure without a hop through the parent): the reader writes, the fan-out reads."""
+    loop = asyncio.get_running_loop()
+    fd = cfg.get("peer_fd")
+    if not isinstance(fd, int):
+        return None
+    if stage.role == "reader":
+        transport, _ = await loop.connect_write_pipe(
+            asyncio.Protocol, os.fdopen(fd, "wb", buffering=0)
+        )
+
+        def peer(msg: dict[str, Any]) -> None:
+            if not transport.is_closing():
+                transport.write(encode(msg))
+
+        stage.peer = peer
+        return None
+    lines = asyncio.StreamReader(limit=1 << 24)
+    await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(lines), os.fdopen(fd, "rb", buffering=0)
+    )
+
+    async def read() -> None:
+        while line := await lines.readline():  # EOF: the reader is gone (the parent acts)
+            msg = decode(line)
+            if msg is not None:
+                stage.command(msg)
+
+    return loop.create_task(read(), name="stage-peer")
 
 
 async def _flush(transport: asyncio.WriteTransport) -> None:

@@ -17,8 +17,10 @@ parent → stage
 stage → parent
   ``ready`` (fan-out: with ``window``), ``failed`` (``error``: the stage could not start),
   ``status`` (``counters`` and, from the fan-out, ``stats``: the deliveryStats figures),
-  ``error`` (``text``: what the daemon's error listener is told), ``applied``, ``inbox`` and
-  ``routed`` (reader → parent → fan-out), ``stopped``.
+  ``error`` (``text``: what the daemon's error listener is told), ``applied``, ``stopped``.
+
+reader → fan-out, on a pipe of their own (``peer_fd`` in the config; no hop through the parent)
+  ``inbox`` (``decided``: the fan-out's INBOX backpressure waits on it) and ``routed``.
 
 End of the parent's pipe (the parent died) makes a stage exit at once, and a stage also asks
 the kernel to kill it when its parent dies (Linux ``PR_SET_PDEATHSIG``).

@@ -78,7 +78,7 @@ class StageProcess:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None else None
 
-    async def spawn(self, config: dict[str, Any]) -> None:
+    async def spawn(self, config: dict[str, Any], peer_fd: int | None = None) -> None:
         loop = asyncio.get_running_loop()
         self.ready, self.exited = loop.create_future(), loop.create_future()
         self.ready.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved
@@ -91,8 +91,9 @@ class StageProcess:
             stderr=self.stderr,
             limit=1 << 24,
             start_new_session=True,  # no terminal signals: the parent stops it (stage_main.py)
+            pass_fds=(peer_fd,) if peer_fd is not None else (),
         )
-        self.send({"role": self.role, **config})
+        self.send({"role": self.role, **config, "peer_fd": peer_fd})
         self._task = loop.create_task(self._read(), name=f"delivery-stage-{self.role}")
 
     def send(self, msg: dict[str, Any]) -> None:
@@ -212,7 +213,15 @@ class StageProcesses:
     async def start(self, timeout: float) -> None:
         """Both stages bound and taking messages; raises :class:`StageFailed` otherwise."""
         self._stopping = False
-        await asyncio.gather(self.fanout.spawn(self.config), self.reader.spawn(self.config))
+        # the reader's INBOX decisions go straight to the fan-out (no hop through this process)
+        peer_in, peer_out = os.pipe()
+        try:
+            await asyncio.gather(
+                self.fanout.spawn(self.config, peer_in), self.reader.spawn(self.config, peer_out)
+            )
+        finally:
+            os.close(peer_in)
+            os.close(peer_out)
         assert self.fanout.ready is not None and self.reader.ready is not None
         try:
             async with asyncio.timeout(timeout):  # not wait_for: mesh/tasks.py
