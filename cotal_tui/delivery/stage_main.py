@@ -37,7 +37,7 @@ from cotal_tui.delivery.stage_wire import (
 from cotal_tui.mesh.connection import Connection
 from cotal_tui.mesh.presence import RosterWatch
 
-STATUS_EVERY_S = 0.25
+STATUS_EVERY_S = 0.05  # figures lag the stage by at most this (plus the pipe)
 PR_SET_PDEATHSIG = 1
 
 
