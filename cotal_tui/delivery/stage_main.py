@@ -67,6 +67,7 @@ class Stage:
         self.caches: list[FreshKvCache[Any]] = []
         self.go: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.stopping = asyncio.Event()
+        self.bound = False
         self.peer: Callable[[dict[str, Any]], None] = out  # the reader's line to the fan-out
         self._last_status: Any = None
         self._inbox_decided = 0
@@ -98,6 +99,8 @@ class Stage:
         elif t == "go" and not self.go.done():
             self.go.set_result(msg.get("window"))
         elif t == "stop":
+            if not self.bound:  # nothing taken yet (e.g. the other stage failed to start)
+                os._exit(0)
             self.stopping.set()
 
     # -- binding -----------------------------------------------------------------------------
@@ -135,6 +138,7 @@ class Stage:
             await self.reader.start()
             self.out({"t": "ready"})
         self.conn.register_rearm(f"delivery {self.role} stage", self._rearm)
+        self.bound = True
 
     async def _load(self, cache: FreshKvCache[Any], name: str) -> None:
         try:
