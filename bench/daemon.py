@@ -16,8 +16,8 @@ delivery cred and agent identities, runs `cotal-tui daemon` as its own process, 
 (t) a backlog: 10 senders x 600 messages published at once to the 10 members' channel: copies
     stored in DLV per second, and the daemon's CPU (all its processes) per 1,000 copies.
 
-``--stages`` is passed to `cotal-tui daemon` (processes: the fan-out and the reader in two child
-processes, the default; inline: one process); ``--uvloop`` runs the daemon's processes on
+``--stages`` is passed to `cotal-tui daemon` (inline: one process, the default; processes: the
+fan-out and the reader in two child processes); ``--uvloop`` runs the daemon's processes on
 uvloop (``COTAL_DELIVERY_UVLOOP=1``; uvloop must be installed). The daemon's CPU is that of its
 whole process tree.
 
@@ -698,8 +698,8 @@ def main() -> int:
     parser.add_argument(
         "--stages",
         choices=("processes", "inline"),
-        default="processes",
-        help="the daemon's stages: two child processes (default) or inline in one",
+        default="inline",
+        help="the daemon's stages: inline in one process (default) or two child processes",
     )
     parser.add_argument(
         "--uvloop", action="store_true", help="run the daemon on uvloop (must be installed)"

@@ -83,8 +83,8 @@ def register(subparsers: Any) -> None:
         "--stages",
         choices=("processes", "inline"),
         default=None,
-        help="processes: the fan-out and the reader run as two child processes (two cores; "
-        "the default, or $COTAL_DELIVERY_STAGES); inline: everything in one process",
+        help="inline: everything in one process (the default, or $COTAL_DELIVERY_STAGES); "
+        "processes: the fan-out and the reader run as two child processes (two cores)",
     )
     p.set_defaults(func=run)
 

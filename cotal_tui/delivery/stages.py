@@ -48,9 +48,13 @@ class StageReport(RuntimeError):
 
 
 def default_stages() -> str:
-    """``$COTAL_DELIVERY_STAGES`` if it names a mode, else ``processes``."""
+    """``$COTAL_DELIVERY_STAGES`` if it names a mode, else ``inline``.
+
+    Inline is the default because two processes did not measure better (README, "Benchmarks":
+    bench/daemon.py, 6 interleaved runs each: the same copies/s within the noise, the same CPU
+    per copy, a slower join); ``processes`` is there to be chosen and measured again."""
     raw = os.environ.get(STAGES_ENV, "")
-    return raw if raw in ("inline", "processes") else "processes"
+    return raw if raw in ("inline", "processes") else "inline"
 
 
 class StageProcess:

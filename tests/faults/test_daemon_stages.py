@@ -1,12 +1,12 @@
 """The daemon in stage processes (issue 16): a stage killed by pid is the daemon's crash.
 
-`cotal-tui daemon` runs its fan-out and its reader as two child processes; the parent holds the
-lease and the ctl.delivery responder. Killing either stage by pid under load must stop the
-whole daemon (every one of its processes gone, checked by pid), release the lease (checked in
-the registry, and no holder file: a successor could not take an unreleased lease over), and a
-successor must then deliver every copy to the offline members, counted over the DLV stream.
-Killing the parent must take both stages with it. The in-flight entries of a killed stage come
-back after their ack_wait (60 s), so a loaded run lasts ~80 s.
+`cotal-tui daemon --stages processes` runs its fan-out and its reader as two child processes;
+the parent holds the lease and the ctl.delivery responder. Killing either stage by pid under
+load must stop the whole daemon (every one of its processes gone, checked by pid), release the
+lease (checked in the registry, and no holder file: a successor could not take an unreleased
+lease over), and a successor must then deliver every copy to the offline members, counted over
+the DLV stream. Killing the parent must take both stages with it. The in-flight entries of a
+killed stage come back after their ack_wait (60 s), so a loaded run lasts up to ~80 s.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ SENDERS = [f"USENDER{i:02d}" + "S" * 47 for i in range(4)]
 CHANNEL = "stages"
 RATE = 300.0
 ACK_WAIT_S = 60.0
+STAGES = "processes"
 
 
 def _kill_leftovers(pids: list[int]) -> None:
@@ -67,7 +68,7 @@ async def test_a_killed_stage_stops_the_daemon_and_a_successor_loses_nothing(
     total = 3000 if full_suite() else 1200
     url, space = open_space.url, open_space.space
     tools = await connect(url, "faults-tools")
-    daemons = Daemons(url, space, None, tmp_path)  # no holder file: only a release frees it
+    daemons = Daemons(url, space, None, tmp_path, STAGES)  # no holder file: only a release frees it
     observer = DlvObserver(tools, space)
     pids: dict[str, int] = {}
     try:
@@ -109,7 +110,7 @@ async def test_a_killed_stage_stops_the_daemon_and_a_successor_loses_nothing(
 
 async def test_killing_the_parent_takes_both_stages_with_it(open_space, tmp_path) -> None:
     url, space = open_space.url, open_space.space
-    daemons = Daemons(url, space, tmp_path / "state", tmp_path)
+    daemons = Daemons(url, space, tmp_path / "state", tmp_path, STAGES)
     pids: dict[str, int] = {}
     try:
         first = await daemons.serving_one()
@@ -129,7 +130,7 @@ async def test_killing_the_parent_under_load_loses_nothing(open_space, tmp_path)
     total = 3000
     url, space = open_space.url, open_space.space
     tools = await connect(url, "faults-tools")
-    daemons = Daemons(url, space, tmp_path / "state", tmp_path)
+    daemons = Daemons(url, space, tmp_path / "state", tmp_path, STAGES)
     observer = DlvObserver(tools, space)
     pids: dict[str, int] = {}
     try:
@@ -163,7 +164,7 @@ async def test_a_clean_stop_stops_both_stages_and_releases_the_lease(open_space,
     """SIGTERM to the parent (as systemd sends it): exit 0, every process gone, lease free."""
     url, space = open_space.url, open_space.space
     tools = await connect(url, "faults-tools")
-    daemons = Daemons(url, space, None, tmp_path)
+    daemons = Daemons(url, space, None, tmp_path, STAGES)
     pids: dict[str, int] = {}
     try:
         first = await daemons.serving_one()
