@@ -167,6 +167,7 @@ class DeliveryDaemon:
             self.ctx.inbox = ForwardedInbox(self.stages)  # type: ignore[assignment]
             self.ctx.route_member = self.stages.member_written
         self._crash_task: asyncio.Task[None] | None = None
+        self._crash_pending: str | None = None
         self._status: Status = "idle"
         self._lease: LeaseEntry | None = None
         self._last_renew: float | None = None
@@ -224,6 +225,7 @@ class DeliveryDaemon:
         if self._status not in ("idle", "stopped", "failed"):
             raise DaemonError(f"delivery daemon {self.daemon_id} is already {self._status}")
         self._status = "starting"
+        self._crash_pending = None
         self._done.clear()
         self._stopped_reason = None
         self._unsubscribers.append(self.conn.add_error_listener(self._on_conn_error))
@@ -258,6 +260,9 @@ class DeliveryDaemon:
             self._renew_loop(), name=f"delivery-lease:{self.space}"
         )
         self._status = "serving"
+        pending, self._crash_pending = self._crash_pending, None
+        if pending is not None:
+            self._stage_crashed(pending)
 
     async def stop(self, *, release: bool = True) -> None:
         """Stop serving; release the lease (if still ours) so a successor binds at once."""
@@ -469,6 +474,9 @@ class DeliveryDaemon:
         self._finish("lost", reason)
 
     def _stage_crashed(self, reason: str) -> None:
+        if self._status == "starting":  # between the bind and "serving": acted on by start()
+            self._crash_pending = reason
+            return
         if self._status == "serving" and self._crash_task is None:
             self._crash_task = asyncio.get_running_loop().create_task(
                 self._crash(reason), name=f"delivery-stage-crash:{self.space}"
