@@ -90,6 +90,7 @@ class StageProcess:
             sys.executable,
             "-m",
             "cotal_tui.delivery.stage_main",
+            self.role,  # for `ps` only: the stage reads its config from stdin
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=self.stderr,
