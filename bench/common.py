@@ -173,9 +173,11 @@ async def start_daemon(
     log: Path,
     timeout: float = 40.0,
     profile: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """``cotal-tui daemon`` with its stderr in ``log``, once it says it is serving; with
-    ``profile``, under cProfile (the stats are written there when it is stopped)."""
+    ``profile``, under cProfile (the stats are written there when it is stopped); ``env`` is
+    added to this process's environment."""
     out = log.open("w")
     python = [sys.executable, *(["-m", "cProfile", "-o", str(profile)] if profile else [])]
     proc = subprocess.Popen(
@@ -183,6 +185,7 @@ async def start_daemon(
         stdout=subprocess.DEVNULL,
         stderr=out,
         cwd=str(ROOT),
+        env={**os.environ, **(env or {})},
     )
     deadline = time.time() + timeout
     while "✓ delivery: serving" not in log.read_text():

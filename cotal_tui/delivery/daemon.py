@@ -14,6 +14,11 @@ command wraps it in a process. Lifecycle, exactly the reference's:
 
 Every reconnect re-arms the responder, both loops (credit re-requested, consumers re-ensured)
 and the members watch; the presence roster re-arms itself.
+
+``stages="processes"`` runs the fan-out and the reader as two child processes (``stages.py``),
+so the daemon uses two cores; this process keeps the lease and the responder. A stage that
+exits is the daemon's crash: the other stage is stopped and the lease released (status
+``failed``). ``"inline"`` (the default of this class) runs everything in this event loop.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from cotal_tui.delivery.fanout import FanoutWriter
 from cotal_tui.delivery.fresh_cache import FreshKvCache
 from cotal_tui.delivery.members import MemberEntry, decode_member
 from cotal_tui.delivery.reader import TrustedReader
+from cotal_tui.delivery.stages import ForwardedInbox, StageProcesses
 from cotal_tui.mesh.connection import Connection, PermissionDenied, PermissionRefusal
 from cotal_tui.mesh.jsapi import API, STREAM_NOT_FOUND, JsApiError, JsApiUnavailable, api_request
 from cotal_tui.mesh.kv import KvEntry, KvUnavailable
@@ -115,7 +121,13 @@ class DeliveryDaemon:
         bind_timeout_s: float = 10.0,
         on_error: ErrorListener | None = None,
         on_lease: LeaseListener | None = None,
+        stages: str = "inline",
+        stage_stderr: int | None = None,
     ) -> None:
+        if stages not in ("inline", "processes"):
+            raise ValueError(f"stages must be 'inline' or 'processes', not {stages!r}")
+        if stages == "processes" and not isinstance(conn, Connection):
+            raise ValueError("stages='processes' needs a Connection (its server and creds)")
         if isinstance(conn, Client):
             conn = ClientConnection(conn)  # type: ignore[assignment]
         self.conn: Connection = conn  # type: ignore[assignment]
@@ -138,6 +150,24 @@ class DeliveryDaemon:
         self.fanout = FanoutWriter(self.ctx, batch=batch)
         self.ctx.chat_seq_routed = self.fanout.evictions.routed
         self.reader = TrustedReader(self.ctx, batch=batch)
+        self.stages: StageProcesses | None = None
+        if stages == "processes":
+            assert isinstance(conn, Connection)
+            self.stages = StageProcesses(
+                servers=conn.server_url,
+                creds=conn.creds,
+                space=space,
+                daemon_id=daemon_id,
+                batch=batch,
+                bind_timeout_s=bind_timeout_s,
+                on_error=self._record_error,
+                on_crash=self._stage_crashed,
+                stderr=stage_stderr,
+            )
+            self.ctx.inbox = ForwardedInbox(self.stages)  # type: ignore[assignment]
+            self.ctx.route_member = self.stages.member_written
+        self._crash_task: asyncio.Task[None] | None = None
+        self._crash_pending: str | None = None
         self._status: Status = "idle"
         self._lease: LeaseEntry | None = None
         self._last_renew: float | None = None
@@ -165,16 +195,24 @@ class DeliveryDaemon:
             self.daemon_id,
             self._status,
             view,
-            replace(self.ctx.counters),
+            self.counters if self.stages is not None else replace(self.ctx.counters),
             len(self.ctx.index),
             self._last_error,
             self._stopped_reason,
-            dict(self.fanout.evictions.by_channel),
+            dict(self._delivery_stats().get("evictedBeforeRouting") or {}),  # type: ignore[call-overload]
         )
 
     @property
     def counters(self) -> Counters:
+        """The daemon's counts (with stage processes: theirs and this process's, summed)."""
+        if self.stages is not None:
+            return self.stages.counters(self.ctx.counters)
         return self.ctx.counters
+
+    @property
+    def stage_pids(self) -> dict[str, int | None]:
+        """The stage processes' pids by role (empty when the stages run inline)."""
+        return self.stages.pids if self.stages is not None else {}
 
     async def wait_done(self) -> str:
         """Until the daemon stops (clean stop, lost lease or failure); returns the reason."""
@@ -187,6 +225,7 @@ class DeliveryDaemon:
         if self._status not in ("idle", "stopped", "failed"):
             raise DaemonError(f"delivery daemon {self.daemon_id} is already {self._status}")
         self._status = "starting"
+        self._crash_pending = None
         self._done.clear()
         self._stopped_reason = None
         self._unsubscribers.append(self.conn.add_error_listener(self._on_conn_error))
@@ -221,6 +260,9 @@ class DeliveryDaemon:
             self._renew_loop(), name=f"delivery-lease:{self.space}"
         )
         self._status = "serving"
+        pending, self._crash_pending = self._crash_pending, None
+        if pending is not None:
+            self._stage_crashed(pending)
 
     async def stop(self, *, release: bool = True) -> None:
         """Stop serving; release the lease (if still ours) so a successor binds at once."""
@@ -356,6 +398,12 @@ class DeliveryDaemon:
                     f"the {name} did not load within {self.bind_timeout_s:.0f}s"
                 ) from None
         await self.ctx.acker.start()
+        if self.stages is not None:
+            # the stages first: a join the responder takes can then always reach the fan-out
+            await self.stages.start(self.bind_timeout_s + 20.0)
+            await self.service.start()
+            self._bound = True
+            return
         await self.roster.start()
         await self.service.start()
         await self.fanout.start()
@@ -366,7 +414,10 @@ class DeliveryDaemon:
         self._bound = False
         with contextlib.suppress(Exception):
             await self.service.stop()  # no more joins or leaves first
-        await asyncio.gather(self.fanout.stop(), self.reader.stop(), return_exceptions=True)
+        if self.stages is not None:
+            await self.stages.stop()
+        else:
+            await asyncio.gather(self.fanout.stop(), self.reader.stop(), return_exceptions=True)
         with contextlib.suppress(Exception):
             await self.roster.stop()
         for cache in (self.ctx.members_cache, self.ctx.acl_cache):
@@ -379,8 +430,9 @@ class DeliveryDaemon:
         if not self._bound:
             return
         await self.service.rearm()
-        await self.fanout.rearm()
-        await self.reader.rearm()
+        if self.stages is None:  # a stage process re-arms on its own connection
+            await self.fanout.rearm()
+            await self.reader.rearm()
         for cache in (self.ctx.members_cache, self.ctx.acl_cache):
             if cache is not None:
                 await cache.rebind()
@@ -421,9 +473,38 @@ class DeliveryDaemon:
         self._lease_written_none()
         self._finish("lost", reason)
 
+    def _stage_crashed(self, reason: str) -> None:
+        if self._status == "starting":  # between the bind and "serving": acted on by start()
+            self._crash_pending = reason
+            return
+        if self._status == "serving" and self._crash_task is None:
+            self._crash_task = asyncio.get_running_loop().create_task(
+                self._crash(reason), name=f"delivery-stage-crash:{self.space}"
+            )
+
+    async def _crash(self, reason: str) -> None:
+        """A stage died: the daemon stops whole (the other stage too) and releases the lease,
+        so a successor binds at once and nothing runs half a pipeline."""
+        self._status = "stopping"
+        self._record_error(DaemonError(reason))
+        await self._cancel_renew()
+        await self._unbind()
+        if self._lease is not None:
+            try:
+                async with asyncio.timeout(2.0):
+                    await release_lease(self.ctx.lease, self.daemon_id, self._lease.revision)
+                self._lease_written_none()
+            except Exception as exc:  # noqa: BLE001 - the TTL frees it anyway
+                self._record_error(exc)
+        self._lease = None
+        self._crash_task = None
+        self._finish("failed", reason)
+
     # -- callbacks ---------------------------------------------------------------------------
 
     def _delivery_stats(self) -> dict[str, object]:
+        if self.stages is not None:
+            return self.stages.delivery_stats
         ev = self.fanout.evictions
         return {
             "evictedBeforeRouting": dict(ev.by_channel),

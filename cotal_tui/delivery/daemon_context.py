@@ -317,6 +317,8 @@ class DaemonContext:
     delivery_stats: Callable[[], dict[str, Any]] = field(default=lambda: {})
     chat_seq_routed: Callable[[int], None] = field(default=lambda seq: None)
     """The reader saw an entry for this CHAT sequence (chat_gaps.py un-counts an eviction)."""
+    route_member: Callable[[MemberEntry], Awaitable[None]] | None = None
+    """Where else a record this daemon wrote must be routed from (a fan-out stage process)."""
 
     def __post_init__(self) -> None:
         self.acker = AckTracker(self.conn)
@@ -338,6 +340,13 @@ class DaemonContext:
         self.chat_stream = chat_stream(self.space)
         self.inbox_stream = inbox_stream(self.space)
         self.dlv_stream = dlv_stream(self.space)
+
+    async def member_written(self, entry: MemberEntry | None) -> None:
+        """A membership record this daemon wrote: in every routing index before this returns
+        (a join reads its fence after it; member_index.py)."""
+        self.index.apply_entry(entry)
+        if entry is not None and self.route_member is not None:
+            await self.route_member(entry)
 
     # -- subjects (memoized: route_token runs a regex) ------------------------------------------
 

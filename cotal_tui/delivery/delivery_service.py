@@ -225,12 +225,12 @@ class DeliveryService:
             written = await commit_member(
                 ctx.members, new_membership(channel, owner, plan, ctx.daemon_id, now_ms())
             )
-            ctx.index.apply_entry(written)  # routes from here on (see member_index)
+            await ctx.member_written(written)  # routes from here on (see member_index)
         fence = activation_fence(await self.chat_last_seq(), await self.fanout_delivered())
         evicted = await self.catchup_copy(owner, channel, join_cursor, fence, generation)
         if evicted:
             with contextlib.suppress(StaleMembershipWrite):
-                ctx.index.apply_entry(
+                await ctx.member_written(
                     await tombstone_member(
                         ctx.members, channel, owner, fence, ctx.daemon_id, generation
                     )
@@ -243,13 +243,13 @@ class DeliveryService:
                 "reason": REASON_ACTIVATION_SUPERSEDED,
                 "generation": generation,
             }
-        ctx.index.apply_entry(activated)
+        await ctx.member_written(activated)
         return {"durable": True, "generation": generation}
 
     async def durable_leave_for(self, owner: str, channel: str, generation: int) -> None:
         ctx = self.ctx
         leave_cursor = await self.chat_last_seq()
-        ctx.index.apply_entry(
+        await ctx.member_written(
             await tombstone_member(
                 ctx.members, channel, owner, leave_cursor, ctx.daemon_id, generation
             )

@@ -24,6 +24,7 @@ from nats.aio.client import Client
 
 from cotal_tui.delivery.client_adapter import ClientConnection
 from cotal_tui.delivery.daemon import DaemonError, DeliveryDaemon
+from cotal_tui.delivery.stages import default_stages
 from cotal_tui.mesh.connection import Connection
 from cotal_tui.mesh.control import ControlError, NoResponders, RequestTimeout, request_bound
 from cotal_tui.mesh.endpoint import creds_identity
@@ -105,6 +106,7 @@ class UpDelivery:
             ident,
             on_error=lambda e: self.report.info(f"delivery: {e}"),
             on_lease=self.holder.record,
+            stages=default_stages(),
         )
         try:
             await start_daemon(

@@ -32,6 +32,7 @@ from waiting import wait_for
 
 DAEMON_ID = "D-FAULTS"
 SERVING = "✓ delivery: serving"
+STAGE_PIDS = re.compile(r"fan-out pid (\d+), reader pid (\d+)")
 
 
 def fault_runs() -> int:
@@ -49,8 +50,12 @@ def full_suite() -> bool:
 class DaemonProc:
     """`cotal-tui daemon` in open mode with a holder file under ``state_dir``."""
 
-    def __init__(self, url: str, space: str, state_dir: Path | None, cwd: Path) -> None:
+    def __init__(
+        self, url: str, space: str, state_dir: Path | None, cwd: Path, stages: str | None = None
+    ) -> None:
         args = ["daemon", "--server", url, "--space", space, "--id", DAEMON_ID]
+        if stages is not None:
+            args += ["--stages", stages]
         if state_dir is not None:
             args += ["--state-dir", str(state_dir)]
         self.proc = CliProcess(args, cwd=cwd)
@@ -66,6 +71,12 @@ class DaemonProc:
     @property
     def exited(self) -> bool:
         return self.proc.proc.poll() is not None
+
+    def stage_pids(self) -> dict[str, int]:
+        """The stage processes' pids, from the line the daemon logs when it serves."""
+        found = STAGE_PIDS.search(self.proc.output)
+        assert found is not None, f"no stage pids logged:\n{self.proc.output}"
+        return {"fanout": int(found.group(1)), "reader": int(found.group(2))}
 
     def sigkill(self) -> None:
         os.kill(self.pid, 9)
@@ -85,10 +96,12 @@ class Daemons:
     state_dir: Path | None
     """None: no holder file, so a successor cannot prove the old lease dead and waits it out."""
     cwd: Path
+    stages: str | None = None
+    """``--stages`` for every daemon started (None: the command's default)."""
     started: list[DaemonProc] = field(default_factory=list)
 
     def spawn(self) -> DaemonProc:
-        d = DaemonProc(self.url, self.space, self.state_dir, self.cwd)
+        d = DaemonProc(self.url, self.space, self.state_dir, self.cwd, self.stages)
         self.started.append(d)
         return d
 

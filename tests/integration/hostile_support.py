@@ -3,6 +3,7 @@ can be watched, the poison payloads, and the dead-letter store as an operator re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -48,10 +49,25 @@ class DaemonProcess:
     def error_lines(self) -> int:
         return sum(1 for line in self.text.splitlines() if line.startswith("! delivery"))
 
+    def pids(self) -> list[int]:
+        """The daemon's processes: this one and its stages (``--stages processes``)."""
+        out, todo = [], [self.pid]
+        while todo:
+            pid = todo.pop()
+            out.append(pid)
+            with contextlib.suppress(OSError):
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+                todo += [int(p) for p in children.split()]
+        return out
+
     def cpu_seconds(self) -> float:
-        with open(f"/proc/{self.pid}/stat", encoding="ascii") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _TICK
+        """CPU seconds of every process of the daemon (its stages included)."""
+        total = 0.0
+        for pid in self.pids():
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / _TICK
+        return total
 
     def idle_over(self, window: float = 2.0, share: float = 0.2) -> bool:
         """True when the daemon used less than ``share`` of a core over ``window`` seconds."""
@@ -61,14 +77,19 @@ class DaemonProcess:
         return used / (time.monotonic() - t0) < share
 
     def pause(self) -> None:
-        self.proc.send_signal(signal.SIGSTOP)
+        """Freeze the whole daemon (its stage processes too: they route on their own)."""
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
 
     def resume(self) -> None:
-        self.proc.send_signal(signal.SIGCONT)
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
     def stop(self) -> int:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
+            self.resume()
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(15)
@@ -79,7 +100,7 @@ class DaemonProcess:
 
     def kill(self) -> None:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
+            self.resume()
             self.proc.kill()
             self.proc.wait()
 
