@@ -71,7 +71,12 @@ class FanoutWriter(ConsumerLoop):
             task_name="plane3-fanout",
         )
         self.evictions = EvictionTracker(
-            ctx.conn, ctx.chat_stream, self.durable, f"{ctx.prefix}.chat.", ctx.on_error
+            ctx.conn,
+            ctx.chat_stream,
+            self.durable,
+            f"{ctx.prefix}.chat.",
+            ctx.on_error,
+            inbox_stream=ctx.inbox_stream,
         )
         # In our hands from the moment it arrives: routed from memory even if CHAT evicts it
         # meanwhile, and a broker restart that restores the floor past what waits in the pump's
@@ -98,6 +103,7 @@ class FanoutWriter(ConsumerLoop):
     async def _ack(self, m: Msg) -> None:
         await m.ack()
         self.evictions.acked(stream_seq(m))
+        self.evictions.routed_ok(stream_seq(m))
 
     async def before_take(self) -> None:
         await self.ctx.inbox_room(self.batch)
@@ -284,6 +290,7 @@ class FanoutWriter(ConsumerLoop):
         evicted before routing (it is counted as a dead letter instead)."""
         await self.ctx.dead_letter(m, self.ctx.chat_stream, reason, detail)
         self.evictions.acked(stream_seq(m))
+        self.evictions.routed_ok(stream_seq(m))
 
     async def fail_batch(self, msgs: list[Msg], exc: Exception) -> None:
         """As the loop's (nak with backoff, dead-letter after MAX_ROUTE_ATTEMPTS), and what is
