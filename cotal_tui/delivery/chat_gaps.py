@@ -100,12 +100,19 @@ class EvictionTracker:
         self._suspect: dict[int, str] = {}  # window seqs counted as evicted, by channel
         self._routed_in_window: set[int] = set()  # window seqs the reader saw entries for
         self._routed_ok: set[int] = set()  # seqs some delivery of ours routed (acked after it)
+        self._held: dict[int, int] = {}  # seq -> deliveries of it in our hands, not settled
         self._late: list[int] = []  # released after the floor passed them: counted next check
         self.below_floor: tuple[int, int, int] | None = None  # (from, to, counted) at bind
 
     @property
     def total(self) -> int:
         return sum(self.by_channel.values())
+
+    def taken(self, seq: int) -> None:
+        """A delivery of this stream sequence arrived: in our hands until routed or released
+        (a restored consumer can hand the same sequence to us twice: each is held)."""
+        self._held[seq] = self._held.get(seq, 0) + 1
+        self.acked(seq)
 
     def acked(self, seq: int) -> None:
         """The fan-out took (or acked) this stream sequence: it routes it, or decided not to."""
@@ -152,8 +159,9 @@ class EvictionTracker:
         Not if another delivery of it was routed meanwhile (a restored consumer can deliver it
         twice). If the floor already passed it, it never comes back: counted as evicted at the
         next check (and un-counted should another delivery of it still be routed)."""
-        if seq in self._routed_ok:
-            return
+        self._let_go(seq)
+        if seq in self._routed_ok or seq in self._held:
+            return  # routed by another delivery, or another one is still in our hands
         if self._accounted is not None and seq <= self._accounted:
             self._late.append(seq)
             return
@@ -163,11 +171,17 @@ class EvictionTracker:
 
     def routed_ok(self, seq: int) -> None:
         """A delivery of ``seq`` was routed (its entries stored) or settled, and acked."""
+        self._let_go(seq)
+        self.acked(seq)
         self._routed_ok.add(seq)
-        if len(self._routed_ok) > 200_000 and self._accounted is not None:
-            low = self._accounted - 100_000
-            self._routed_ok = {s for s in self._routed_ok if s > low}
         self._uncount(seq)
+
+    def _let_go(self, seq: int) -> None:
+        left = self._held.get(seq, 0) - 1
+        if left > 0:
+            self._held[seq] = left
+        else:
+            self._held.pop(seq, None)
 
     def _uncount(self, seq: int) -> None:
         channel = self._suspect.pop(seq, None)
@@ -216,6 +230,7 @@ class EvictionTracker:
         missing = (floor - start) - cut
         self._handled = self._handled[cut:]
         self._accounted = floor
+        self._trim()
         suspects: list[int] = []
         w = self._window
         if missing > 0 and w is not None and start < w[1]:
@@ -347,6 +362,12 @@ class EvictionTracker:
 
     def _trim(self) -> None:
         assert self._accounted is not None
+        if len(self._held) > 100_000:  # deliveries never settled (e.g. an ack that failed)
+            low = self._accounted - 100_000
+            self._held = {s: n for s, n in self._held.items() if s > low}
+        if len(self._routed_ok) > 200_000:
+            low = self._accounted - 100_000
+            self._routed_ok = {s for s in self._routed_ok if s > low}
         cut = bisect.bisect_right(self._handled, self._accounted)
         self._handled = self._handled[cut:]
 
