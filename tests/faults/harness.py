@@ -2,7 +2,7 @@
 
 Everything is real: a nats-server process (the test's), `cotal-tui daemon` subprocesses killed
 by pid, senders publishing CHAT through JetStream. Copies are counted as the member would see
-them: an ordered consumer on the DLV stream, started before any load, records every (owner,
+them: a durable consumer on the DLV stream, started before any load, records every (owner,
 message id) stored, so a copy stored and later discarded by DLV's per-subject cap still counts
 and a copy stored twice is seen twice. Its count is checked against the stream's own sequence
 delta, so the observer can never hide a gap of its own.
@@ -142,6 +142,7 @@ class DlvObserver:
         stream = dlv_stream(self.space)
         self.base_seq = int((await js.stream_info(stream)).state.last_seq)
         prefix = f"cotal.{self.space}.dlv."
+
         async def on_msg(msg: Any) -> None:
             seq = int(msg.metadata.sequence.stream)
             if seq in self._seqs:
