@@ -28,6 +28,7 @@ from cotal_tui.mesh.connection import Connected, ConnectionError_, ConnectionSta
 from cotal_tui.mesh.creds_claims import creds_label
 from cotal_tui.mesh.durable import PendingOp
 from cotal_tui.mesh.endpoint import Endpoint
+from cotal_tui.mesh.eviction_stats import read_evictions
 from cotal_tui.mesh.failures import classify
 from cotal_tui.mesh.jsapi import JsApiError, JsApiUnavailable
 from cotal_tui.mesh.kv import KvError
@@ -144,26 +145,10 @@ async def delivery_evictions(ep: Endpoint, verdict: LeaseVerdict | None) -> dict
     CHAT messages its fan-out never routed because CHAT's per-sender cap evicted them first —
     they never reached offline durable members. ``null`` when no daemon told us (none serving,
     this credential may not ask, or a daemon that does not report it)."""
-    out: dict[str, Any] = {"evictedBeforeRouting": None, "evictedBeforeRoutingSince": None}
     if verdict is None or verdict.responder != "answered":
         why = verdict.responder_text if verdict is not None else "no lease read"
-        out["evictedBeforeRoutingUnknown"] = f"no daemon answered ({why})"
-        return out
-    try:
-        reply = await ep.request_delivery("deliveryStats", {}, timeout=2.0)
-    except Exception as exc:  # noqa: BLE001 - reported as unknown
-        out["evictedBeforeRoutingUnknown"] = f"the daemon did not answer deliveryStats ({exc})"
-        return out
-    data = reply.data if reply.ok and isinstance(reply.data, dict) else None
-    counts = data.get("evictedBeforeRouting") if data else None
-    if not isinstance(counts, dict):
-        out["evictedBeforeRoutingUnknown"] = (
-            f"the daemon does not report it ({reply.error or 'no figures in its answer'})"
-        )
-        return out
-    out["evictedBeforeRouting"] = {str(k): int(v) for k, v in counts.items()}
-    out["evictedBeforeRoutingSince"] = data.get("since") if data else None
-    return out
+        return await read_evictions(ep, False, why)
+    return await read_evictions(ep, True)
 
 
 def with_cluster(

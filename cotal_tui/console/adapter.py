@@ -55,6 +55,7 @@ from cotal_tui.mesh.cluster_view import (
 from cotal_tui.mesh.connection import Closed, Connected, Connection, Reconnecting
 from cotal_tui.mesh.creds_claims import creds_label
 from cotal_tui.mesh.events import ConnectionChanged, EndpointError, EndpointEvent, MessageReceived
+from cotal_tui.mesh.eviction_stats import read_evictions
 from cotal_tui.mesh.pipeline_probe import read_pipeline
 from cotal_tui.mesh.plane3_agent import NothingPending, Plane3Agent, probe_delivery_responder
 from cotal_tui.protocol.pipeline import delivery_json, judge_pipeline
@@ -291,13 +292,19 @@ class MeshSource:
             self._progress = ProgressCheck("failed", self.clock(), error=str(exc) or repr(exc))
             return
         verdict = judge_pipeline(figs, peers=len(self.ep.roster.roster))
+        delivery = delivery_json(figs, verdict)
+        if self.delivery_daemon is None:
+            # A daemon in another process (issue 11): its evictedBeforeRouting over ctl.delivery,
+            # as `status --json` reads it; unknown (never 0) when it did not answer.
+            answered = self._probe.outcome == "answered"
+            delivery.update(await read_evictions(self.ep, answered, self._probe.outcome))
         self._progress = ProgressCheck(
             "read",
             self.clock(),
             state=verdict.state,
             text=verdict.text,
             evidence=verdict.evidence,
-            delivery=delivery_json(figs, verdict),
+            delivery=delivery,
         )
 
     async def refresh_cluster(self) -> None:

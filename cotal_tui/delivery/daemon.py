@@ -429,6 +429,7 @@ class DeliveryDaemon:
     async def _rearm(self) -> None:
         if not self._bound:
             return
+        self.ctx.acker.fail_pending("the connection was lost before the PubAck came (reconnected)")
         await self.service.rearm()
         if self.stages is None:  # a stage process re-arms on its own connection
             await self.fanout.rearm()
@@ -510,6 +511,12 @@ class DeliveryDaemon:
             "evictedBeforeRouting": dict(ev.by_channel),
             "since": ev.since_ms,
             "predecessorWindow": ev.window_report(),
+            # a dead predecessor's delivered messages the floor skipped before we bound
+            "belowFloorAtBind": (
+                None
+                if ev.below_floor is None
+                else dict(zip(("from", "to", "counted"), ev.below_floor, strict=True))
+            ),
         }
 
     def _mention_names(self) -> dict[str, list[str]]:

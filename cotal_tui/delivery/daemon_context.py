@@ -258,6 +258,18 @@ class AckTracker:
     def forget(self, fut: asyncio.Future[None]) -> None:
         fut.cancel()
 
+    def fail_pending(self, why: str) -> int:
+        """Fail every PubAck still awaited (after a reconnect: those sent on the old connection
+        never come). The callers nak at once instead of after ``publish_timeout_s``: a broker
+        restart otherwise stalls the in-order fan-out for that long while CHAT evicts."""
+        failed = 0
+        for fut in self._futures.values():
+            if not fut.done():
+                fut.set_exception(PublishFailed(why))
+                failed += 1
+        self._futures.clear()
+        return failed
+
 
 class Pipeline:
     """Up to ``depth`` batch completions (PubAck waits, then acks) in flight at once.

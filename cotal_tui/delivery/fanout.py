@@ -81,12 +81,17 @@ class FanoutWriter(ConsumerLoop):
             task_name="plane3-fanout",
         )
         self.evictions = EvictionTracker(
-            ctx.conn, ctx.chat_stream, self.durable, f"{ctx.prefix}.chat.", ctx.on_error
+            ctx.conn,
+            ctx.chat_stream,
+            self.durable,
+            f"{ctx.prefix}.chat.",
+            ctx.on_error,
+            inbox_stream=ctx.inbox_stream,
         )
         # In our hands from the moment it arrives: routed from memory even if CHAT evicts it
         # meanwhile, and a broker restart that restores the floor past what waits in the pump's
         # queue must not make it look evicted (chat_gaps.py).
-        self.pump.on_message = lambda m: self.evictions.acked(stream_seq(m))
+        self.pump.on_message = lambda m: self.evictions.taken(stream_seq(m))
         # Batches are acked in stream order (each completion waits for the one before), so the
         # consumer's ack floor is exactly what was acked: chat_gaps.py relies on it.
         self._acked_before: asyncio.Event | None = None
@@ -107,7 +112,7 @@ class FanoutWriter(ConsumerLoop):
 
     async def _ack(self, m: Msg) -> None:
         await m.ack()
-        self.evictions.acked(stream_seq(m))
+        self.evictions.routed_ok(stream_seq(m))
 
     async def before_take(self) -> None:
         await self.ctx.inbox_room(self.batch)
@@ -318,7 +323,7 @@ class FanoutWriter(ConsumerLoop):
         """Acked out with a record of why (issue 10): taken and settled, so never counted as
         evicted before routing (it is counted as a dead letter instead)."""
         await self.ctx.dead_letter(m, self.ctx.chat_stream, reason, detail)
-        self.evictions.acked(stream_seq(m))
+        self.evictions.routed_ok(stream_seq(m))
 
     async def fail_batch(self, msgs: list[Msg], exc: Exception) -> None:
         """As the loop's (nak with backoff, dead-letter after MAX_ROUTE_ATTEMPTS), and what is

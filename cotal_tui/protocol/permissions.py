@@ -357,6 +357,11 @@ def delivery_permissions(space: str, id: str) -> Permissions:  # noqa: A002
         # The project's own dead-letter store (not in the reference profile): write, read.
         f"{dead_letter_prefix(space)}.>",
         *_dead_letter_reads(space),
+        # Also beyond the reference profile (issue 11): single reads of CHAT and INBOX, which
+        # the daemon consumes anyway, so a successor can tell which of a dead daemon's messages
+        # CHAT evicted below the fan-out's floor unrouted (delivery/chat_gaps.py).
+        f"{API}.STREAM.MSG.GET.{chat}",
+        f"{API}.STREAM.MSG.GET.{inbox}",
     ]
     return Permissions(
         pub_allow=_dedupe(pub_allow),

@@ -30,6 +30,7 @@ from cotal_tui.console.snapshot import (
     Snapshot,
     SourceView,
 )
+from cotal_tui.mesh.eviction_stats import eviction_words
 from cotal_tui.tui.widgets.table import Column, Row
 
 SEVERITY_GLYPH = {
@@ -432,6 +433,10 @@ def progress_lines(lease: LeaseView) -> list[str]:
             f"[$warning]dead letters {d['deadLettered']}[/] · latest: "
             f"{escape(', '.join(latest) or '—')} [dim](d: list)[/]"
         )
+    # a daemon in another process: its evictedBeforeRouting (the in-process one: daemon_markup)
+    for line in eviction_words(d):
+        style = "$warning" if line.startswith("evicted before routing: unknown") else "$error"
+        out.append(f"[{style}]{escape(line)}[/]")
     return out
 
 

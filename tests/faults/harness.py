@@ -2,7 +2,7 @@
 
 Everything is real: a nats-server process (the test's), `cotal-tui daemon` subprocesses killed
 by pid, senders publishing CHAT through JetStream. Copies are counted as the member would see
-them: an ordered consumer on the DLV stream, started before any load, records every (owner,
+them: a durable consumer on the DLV stream, started before any load, records every (owner,
 message id) stored, so a copy stored and later discarded by DLV's per-subject cap still counts
 and a copy stored twice is seen twice. Its count is checked against the stream's own sequence
 delta, so the observer can never hide a gap of its own.
@@ -11,6 +11,7 @@ delta, so the observer can never hide a gap of its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from cli_process import CliProcess, pid_alive
-from nats.js.api import DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from plane3_support import chat_message, request_delivery, set_acl, set_channel_class
 
 from cotal_tui.mesh.connection import Connection
@@ -128,33 +129,62 @@ class Daemons:
 
 
 class DlvObserver:
-    """Every copy stored in DLV, as (owner, message id) counts; started before the load."""
+    """Every copy stored in DLV, as (owner, message id) counts; started before the load.
+
+    A durable push consumer (file-backed, no acks, flow control): it survives a broker
+    SIGKILL + restart, where an ordered push consumer (memory-backed, gone with the broker)
+    stalled silently and made thousands of stored copies look lost. A restored consumer may
+    hand back what it had already delivered (its state is flushed lazily), so copies are
+    counted once per DLV stream sequence; a sequence it never saw (discarded by DLV's
+    per-subject cap before it got there) is counted in ``missed``.
+    """
+
+    DURABLE = "faults-observer"
 
     def __init__(self, conn: Connection, space: str) -> None:
         self.conn = conn
         self.space = space
         self.copies: Counter[tuple[str, str]] = Counter()
         self.seen = 0
-        self._sub: Any = None
         self.base_seq = 0
+        self._seqs: set[int] = set()
+        self._sub: Any = None
 
     async def start(self) -> None:
         js = self.conn.js
-        self.base_seq = int((await js.stream_info(dlv_stream(self.space))).state.last_seq)
+        stream = dlv_stream(self.space)
+        self.base_seq = int((await js.stream_info(stream)).state.last_seq)
         prefix = f"cotal.{self.space}.dlv."
 
         async def on_msg(msg: Any) -> None:
+            seq = int(msg.metadata.sequence.stream)
+            if seq in self._seqs:
+                return  # handed again by a restored consumer
+            self._seqs.add(seq)
             self.seen += 1
             owner = msg.subject[len(prefix) :]
             self.copies[(owner, json.loads(msg.data)["id"])] += 1
 
         self._sub = await js.subscribe(
             f"{prefix}>",
-            stream=dlv_stream(self.space),
+            stream=stream,
+            durable=self.DURABLE,
             cb=on_msg,
-            ordered_consumer=True,
-            deliver_policy=DeliverPolicy.NEW,
+            manual_ack=True,
+            config=ConsumerConfig(
+                ack_policy=AckPolicy.NONE,
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=self.base_seq + 1,
+                flow_control=True,
+                idle_heartbeat=2.0,
+            ),
         )
+
+    @property
+    def missed(self) -> int:
+        """DLV sequences above the start the observer never saw (so far)."""
+        top = max(self._seqs, default=self.base_seq)
+        return (top - self.base_seq) - len(self._seqs)
 
     async def stored(self) -> int:
         info = await self.conn.js.stream_info(dlv_stream(self.space))
@@ -166,7 +196,11 @@ class DlvObserver:
         deadline = time.monotonic() + timeout
         last, last_change = -1, time.monotonic()
         while True:
-            stored = await self.stored()
+            try:
+                stored = await self.stored()
+            except Exception:  # noqa: BLE001 - the broker is restarting: ask again
+                await asyncio.sleep(0.25)
+                continue
             if stored != last:
                 last, last_change = stored, time.monotonic()
             if stored >= want and self.seen >= stored:
@@ -176,8 +210,12 @@ class DlvObserver:
             await asyncio.sleep(0.25)
 
     async def stop(self) -> None:
-        if self._sub is not None:
-            await self._sub.unsubscribe()
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        with contextlib.suppress(Exception):
+            await self.conn.js.delete_consumer(dlv_stream(self.space), self.DURABLE)
 
 
 async def setup_members(
@@ -201,6 +239,15 @@ class Load:
         self.senders = senders
         self.published: list[tuple[str, str]] = []  # (sender, id), PubAck received
         self.retries = 0
+        self.acked_seq: dict[str, int] = {}  # id -> the stream sequence its PubAck named
+
+    def lost_by_broker(self) -> list[str]:
+        """Ids whose PubAck named a stream sequence that a later PubAck named again: the
+        broker acknowledged them and then lost them (unsynced when it was SIGKILLed)."""
+        by_seq: dict[int, list[str]] = {}
+        for mid, seq in self.acked_seq.items():
+            by_seq.setdefault(seq, []).append(mid)
+        return [mid for mids in by_seq.values() if len(mids) > 1 for mid in mids[:-1]]
 
     async def run(self, total: int, rate: float, *, unpaced: bool = False) -> None:
         js = self.tools.js
@@ -232,7 +279,8 @@ class Load:
             subject, data, mid = chat_message(self.space, sender, self.channel, f"m{i}")
             while True:
                 try:
-                    await js.publish(subject, data, headers={"Nats-Msg-Id": mid}, timeout=2)
+                    ack = await js.publish(subject, data, headers={"Nats-Msg-Id": mid}, timeout=2)
+                    self.acked_seq[mid] = int(ack.seq)
                     break
                 except Exception:  # noqa: BLE001 - broker gone: retry, as an outbox does
                     self.retries += 1

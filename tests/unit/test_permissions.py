@@ -148,7 +148,11 @@ def test_delivery() -> None:
         "$JS.API.CONSUMER.MSG.NEXT.INBOX_main.reader",
         "$JS.API.CONSUMER.DELETE.INBOX_main.reader",
         "$JS.ACK.INBOX_main.reader.>",
+        # beyond the reference profile (issue 11): single reads, to count what a dead daemon
+        # held that CHAT evicted below the fan-out's floor (delivery/chat_gaps.py)
+        "$JS.API.STREAM.MSG.GET.INBOX_main",
     ]
+    assert "$JS.API.STREAM.MSG.GET.CHAT_main" in d.pub_allow
     for grant in (
         "$JS.API.CONSUMER.CREATE.CHAT_main.>",
         "$JS.API.CONSUMER.DURABLE.CREATE.CHAT_main.>",
