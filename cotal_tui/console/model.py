@@ -183,7 +183,8 @@ class ConsoleModel:
         self._last_current_rows: tuple[RosterRow, ...] = ()
         self._last_known_in: tuple[RosterRow, ...] | None = None
         self._last_known_base: tuple[RosterRow, ...] | None = None
-        self._last_known_out: tuple[tuple[RosterRow, ...], dict[str, int]] = ((), {})
+        self._last_known_self = ""
+        self._last_known_out: tuple[tuple[RosterRow, ...], dict[str, int], bool] = ((), {}, False)
         """The rows of the last current view: each peer's status as last seen (_last_known)."""
         self._rates: dict[str, RateRing] = {}
         self._total_rate = RateRing(self.options.rate_window_s)
@@ -393,8 +394,10 @@ class ConsoleModel:
         rows, counts = self._roster_fold.fold(r.peers, ident.self_id, now, self._names)
         if r.view == "current":
             self._last_current_rows = rows  # O(1): read only once the view stops being current
+            me = self._roster_fold.row(ident.self_id)
+            self_online = me is not None and me.status != "offline"
         else:
-            rows, counts = self._last_known(rows, counts)
+            rows, counts, self_online = self._last_known(rows, counts, ident.self_id)
         source = freshness("roster", r.origin, r.observed_at, r.error, now, ROSTER_STALE_MS)
         if r.view != "current" and source.freshness == "fresh":
             source = SourceView(source.name, source.origin, source.age_ms, "stale", r.view)
@@ -404,22 +407,31 @@ class ConsoleModel:
             counts=counts,
             source=source,
             banner=BANNERS.get(r.view),
+            others_online=len(rows) - counts.get("offline", 0) - self_online,
         )
 
     def _last_known(
-        self, rows: tuple[RosterRow, ...], counts: dict[str, int]
-    ) -> tuple[tuple[RosterRow, ...], dict[str, int]]:
+        self, rows: tuple[RosterRow, ...], counts: dict[str, int], self_id: str
+    ) -> tuple[tuple[RosterRow, ...], dict[str, int], bool]:
         """While the roster is not current, a peer that aged out to offline keeps the status it
         last had in a current view, marked last-known: losing our own link is no evidence that
-        it went offline. O(roster) per tick, but only while the link or the watch is down."""
-        if rows is self._last_known_in and self._last_current_rows is self._last_known_base:
+        it went offline. O(roster) per tick, but only while the link or the watch is down.
+        Also says whether this console's own row is online."""
+        if (
+            rows is self._last_known_in
+            and self._last_current_rows is self._last_known_base
+            and self_id == self._last_known_self
+        ):
             return self._last_known_out
         known: dict[str, PeerStatus] = {row.id: row.status for row in self._last_current_rows}
         out: list[RosterRow] = []
+        self_online = False
         for row in rows:
             was = known.get(row.id, "offline")
             if row.status == "offline" and was != "offline":
                 row = replace(row, status=was, last_known=True)
+            if row.id == self_id:
+                self_online = row.status != "offline"
             out.append(row)
         tally = dict.fromkeys(counts, 0)
         for row in out:
@@ -427,7 +439,8 @@ class ConsoleModel:
         ordered = tuple(sorted(out, key=roster_sort_key))
         self._last_known_in = rows
         self._last_known_base = self._last_current_rows
-        self._last_known_out = (ordered, tally)
+        self._last_known_self = self_id
+        self._last_known_out = (ordered, tally, self_online)
         return self._last_known_out
 
     def _channels(self, c_in, lease_in: LeaseInput, verdict: str, now: Ms) -> ChannelsView:

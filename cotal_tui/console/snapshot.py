@@ -78,6 +78,8 @@ class RosterView:
     source: SourceView
     banner: str | None
     """Said above the rows whenever the view is not current."""
+    others_online: int | None = None
+    """Rows that are not this console's own and not offline (None: count them from `rows`)."""
 
 
 @dataclass(frozen=True, slots=True)
