@@ -34,6 +34,7 @@ from cotal_tui.console.snapshot import (
     RosterView,
     Snapshot,
     SourceView,
+    build_channel_row,
 )
 from cotal_tui.console.source import (
     ChannelInput,
@@ -552,29 +553,12 @@ class ConsoleModel:
             caveat = f"as agents see it; the lease verdict is {verdict}"
         if ch.durable_unclosed:
             text = CLEANUP_TEXT if text is None else f"{CLEANUP_TEXT} · {text}"
-        return ChannelRow(
-            name=ch.name,
-            delivery_class=ch.delivery_class,
-            replay=ch.replay,
-            replay_window=ch.replay_window,
-            description=ch.description,
-            retained=ch.retained,
-            joined=ch.joined,
-            unread=min(self._unread.get(ch.name, 0), max(ch.retained, 0)),
-            rate=rate,
-            health=health,
-            health_text=text,
-            health_caveat=caveat,
-            durable_unclosed=ch.durable_unclosed,
-            mode=ch.mode,
-            durable_membership=ch.durable_membership,
-            generation=ch.generation,
-            instructions=ch.instructions,
-            members=ch.members,
-            config=ch.config,
-            broker_feed=ch.broker_feed,
-            class_invalid=ch.class_invalid,
-        )
+        return build_channel_row(
+            ch.name, ch.delivery_class, ch.replay, ch.replay_window, ch.description, ch.retained,
+            ch.joined, min(self._unread.get(ch.name, 0), max(ch.retained, 0)), rate, health,
+            text, caveat, ch.durable_unclosed, ch.mode, ch.durable_membership, ch.generation,
+            ch.instructions, ch.members, ch.config, ch.broker_feed, ch.class_invalid,
+        )  # fmt: skip
 
     def _lease(
         self, lease: LeaseInput, link: ConnectionInput, ident: Identity, now: Ms

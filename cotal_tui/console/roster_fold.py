@@ -28,7 +28,7 @@ from itertools import compress
 from operator import is_not
 
 from cotal_tui.console.format import STATUS_ORDER
-from cotal_tui.console.snapshot import RosterRow
+from cotal_tui.console.snapshot import RosterRow, build_roster_row
 from cotal_tui.console.source import Ms, PeerInput
 
 AGE_STEP_MS = 1_000
@@ -196,10 +196,10 @@ class RosterFold:
         if self._peer[pid] is p and self._bucket[pid] == bucket:
             return False
         old_row = self._row[pid]
-        row = RosterRow(
+        row = build_roster_row(
             pid, p.name, p.status, p.kind, p.role, p.activity,
             None if bucket < 0 else bucket * AGE_STEP_MS, pid == self._self_id,
-            p.description, p.tags, p.skills, p.model, p.connector, p.raw,
+            p.description, p.tags, p.skills, p.model, p.connector, p.raw, False,
         )  # fmt: skip
         self._peer[pid] = p
         self._bucket[pid] = bucket

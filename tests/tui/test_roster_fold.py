@@ -11,8 +11,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, replace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +21,7 @@ from cotal_tui.console.fixtures import FIXED_NOW, FixtureSource, MutableClock, d
 from cotal_tui.console.model import ConsoleModel, ModelOptions
 from cotal_tui.console.roster_fold import BASE_COUNTS, RosterFold, full_rows
 from cotal_tui.console.roster_inputs import PeerInputs, peer_input
+from cotal_tui.console.snapshot import ChannelRow, RosterRow, build_channel_row, build_roster_row
 from cotal_tui.console.source import (
     ChannelInput,
     ChannelsInput,
@@ -436,3 +438,22 @@ def test_row_mirror_fast_path_equals_roster_rows(initial, steps):
         assert [rows.key(i) for i in range(len(rows))] == [r.id for r in items]
         if mirror.changed is not None:
             assert mirror.changed == sorted(mirror.changed)
+
+
+def test_positional_builders_make_ordinary_frozen_rows():
+    """The fold and the channel fold build rows without the frozen `__init__`; what comes out
+    is the same value, type and repr, and still refuses assignment."""
+    roster_values = ("ag-1", "ada", "idle", "agent", "r", "busy", 1_000, True, "d", ("t",),
+                     ("s",), "m", "c", {"card": {}}, False)  # fmt: skip
+    channel_values = ("ops", "durable", True, "1h", "d", 5, True, 2, (0, 1), "active",
+                      "durable backstop active", None, False, None, True, 3, "i", ("a",),
+                      {"k": 1}, None, None)  # fmt: skip
+    for cls, build, values in (
+        (RosterRow, build_roster_row, roster_values),
+        (ChannelRow, build_channel_row, channel_values),
+    ):
+        fast, slow = build(*values), cls(*values)
+        assert type(fast) is cls and fast == slow and repr(fast) == repr(slow)
+        with pytest.raises(FrozenInstanceError):
+            fast.name = "x"  # type: ignore[misc]
+        assert replace(fast, name="y") == replace(slow, name="y")
