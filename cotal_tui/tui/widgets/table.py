@@ -12,6 +12,7 @@ theme variables.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from itertools import compress
@@ -125,7 +126,7 @@ class RowMirror:
     replaced in place, and its table row is built only if it is ever drawn (`LazyRows`).
     While the pane shows the model's own order (no filter, no sort: `stays` is None and the
     shown items are the model's), the whole update runs in C: the changed positions, their
-    keys compared old against new, the new items copied; Python work is per built row only.
+    keys compared old against new, the new items stored in place; Python work is per built row only.
     Anything else (rows came or went, the order moved, the pane's filter or sort changed, a
     change that moves a row under that filter or sort) re-orders every item with `order`, which
     is what the pane would have drawn anyway.
@@ -168,7 +169,7 @@ class RowMirror:
                 if list(map(key_of, map(items.__getitem__, changed))) == list(
                     map(key_of, map(old.__getitem__, changed))
                 ):
-                    rows.items = list(items)
+                    deque(map(rows.items.__setitem__, changed, map(items.__getitem__, changed)), 0)
                     self.stale = rows.prune()
                     self.items = items
                     self.changed = changed
