@@ -15,7 +15,8 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from operator import attrgetter
 
 from cotal_tui.console.format import age_text
 from cotal_tui.console.roster_fold import RosterFold
@@ -114,6 +115,14 @@ def freshness(
 def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
     """Cache keys hold input objects: identity for those, equality for the small values."""
     return a[0] is b[0] and a[1] == b[1] and a[2] is b[2] and a[3] == b[3]
+
+
+_CHANNEL_FIELDS = [f.name for f in fields(ChannelRow)]
+_RATE_AT = _CHANNEL_FIELDS.index("rate")
+_ROW_HEAD = attrgetter(*_CHANNEL_FIELDS[:_RATE_AT])
+"""A ChannelRow's fields before `rate`, in order (build_channel_row takes them positionally)."""
+_ROW_TAIL = attrgetter(*_CHANNEL_FIELDS[_RATE_AT + 1 :])
+"""A ChannelRow's fields after `rate`, in order."""
 
 
 def _last_known(src: SourceView, link_state: str) -> SourceView:
@@ -500,8 +509,16 @@ class ConsoleModel:
             rate = self._zero_rate
         key = (ch, self._unread.get(name, 0), rate, lease_key)
         hit = self._channel_cache.get(name)
-        if hit is not None and _same(hit[0], key):
-            return hit[1]
+        if hit is not None:
+            was, row = hit
+            if _same(was, key):
+                return row
+            if was[0] is ch and was[1] == key[1] and was[3] == key[3]:
+                # Only the rate window slid (every active channel, once a second): the same row
+                # with the new window, its other fields copied in C.
+                row = build_channel_row(*_ROW_HEAD(row), rate, *_ROW_TAIL(row))
+                self._channel_cache[name] = (key, row)
+                return row
         row = self._channel_row(ch, lease_in, verdict, rate)
         self._channel_cache[name] = (key, row)
         return row

@@ -457,3 +457,14 @@ def test_positional_builders_make_ordinary_frozen_rows():
         with pytest.raises(FrozenInstanceError):
             fast.name = "x"  # type: ignore[misc]
         assert replace(fast, name="y") == replace(slow, name="y")
+
+
+def test_a_slid_rate_window_rebuilds_the_row_with_every_other_field_kept():
+    from cotal_tui.console.model import _ROW_HEAD, _ROW_TAIL
+
+    values = ("ops", "durable", True, "1h", "d", 5, True, 2, (0, 1), "active",
+              "durable backstop active", "caveat", True, "quiet", True, 3, "i", ("a",),
+              {"k": 1}, "feed", "bad")  # fmt: skip
+    row = ChannelRow(*values)
+    slid = build_channel_row(*_ROW_HEAD(row), (1, 0), *_ROW_TAIL(row))
+    assert slid == replace(row, rate=(1, 0))
