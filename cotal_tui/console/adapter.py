@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from cotal_tui.console.membership_feed import BrokerFeed
 from cotal_tui.console.model import Clock, wall_clock
+from cotal_tui.console.roster_inputs import PeerInputs
+from cotal_tui.console.roster_inputs import peer_input as peer_input
 from cotal_tui.console.source import (
     ChannelInput,
     ChannelsInput,
@@ -67,7 +69,7 @@ if TYPE_CHECKING:
     from cotal_tui.mesh.lease import LeaseRead as EndpointLeaseRead
     from cotal_tui.mesh.messages import Inbound
     from cotal_tui.protocol.cred_card import CredCard
-    from cotal_tui.protocol.models import CotalMessage, Presence
+    from cotal_tui.protocol.models import CotalMessage
 
 LEASE_EVERY_S = 2.0
 CHANNELS_EVERY_S = 5.0
@@ -80,26 +82,6 @@ class LeaveDeferred(RuntimeError):
 
 class RetryUnavailable(RuntimeError):
     """`retry now` needs the Plane-3 agent (auth mode) and a pending entry for that channel."""
-
-
-def peer_input(p: Presence) -> PeerInput:
-    card = p.card
-    meta = card.meta or {}
-    return PeerInput(
-        id=card.id,
-        name=card.name,
-        kind=card.kind,  # type: ignore[arg-type]
-        status=p.status,  # type: ignore[arg-type]
-        ts=p.ts,
-        role=card.role,
-        activity=p.activity,
-        description=card.description,
-        tags=tuple(card.tags or ()),
-        skills=tuple(s.name for s in card.skills or ()),
-        model=str(meta["model"]) if meta.get("model") is not None else None,
-        connector=str(meta["connector"]) if meta.get("connector") is not None else None,
-        raw=p.to_wire(),
-    )
 
 
 def message_input(inbound: Inbound) -> MessageInput:
@@ -171,7 +153,7 @@ class MeshSource:
         self._rows_error: str | None = None
         self._channel_cache: dict[str, tuple[tuple[Any, ...], ChannelInput]] = {}
         self._channels_input: ChannelsInput | None = None
-        self._peer_cache: dict[str, tuple[Presence, PeerInput]] = {}
+        self._peer_inputs = PeerInputs()
         self._peers: tuple[PeerInput, ...] = ()
         self._pending_since: dict[tuple[str, str], Ms] = {}
         self._live_reasons: dict[str, str] = {}
@@ -368,23 +350,8 @@ class MeshSource:
         return ConnectionInput("closed", since=int(st.at * 1000), last_error=st.reason)
 
     def roster(self) -> RosterInput:
-        entries = self.ep.roster_entries()
-        cache = self._peer_cache
-        changed = len(entries) != len(self._peers)
-        fresh: dict[str, tuple[Presence, PeerInput]] = {}
-        peers: list[PeerInput] = []
-        for p in entries:
-            hit = cache.get(p.card.id)
-            if hit is not None and hit[0] is p:
-                peer = hit[1]
-            else:
-                peer = peer_input(p)
-                changed = True
-            fresh[p.card.id] = (p, peer)
-            peers.append(peer)
-        self._peer_cache = fresh
-        if changed:
-            self._peers = tuple(peers)
+        """The peers, converted only where the roster wrote since the last tick (roster_inputs)."""
+        self._peers = self._peer_inputs.read(self.ep.roster.roster)
         last = self.ep.roster.last_activity  # monotonic seconds
         if last is not None and self.ep.watch_presence:
             observed: Ms | None = self.clock() - int((time.monotonic() - last) * 1000)
@@ -401,7 +368,7 @@ class MeshSource:
         any_changed = self._channels_input is None
         names = {r.channel for r in self._rows}
         fresh: dict[str, tuple[tuple[Any, ...], ChannelInput]] = {}
-        peer_names = {p.id: p.name for p in self._peers}
+        peer_names = self._peer_inputs.names
         for row in [*self._rows, *(_joined_only(ch) for ch in sorted(joined - names))]:
             ch = row.channel
             member = self.ep.has_durable_membership(ch)

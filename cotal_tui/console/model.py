@@ -15,7 +15,8 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from operator import attrgetter
 
 from cotal_tui.console.format import age_text
 from cotal_tui.console.roster_fold import RosterFold
@@ -34,6 +35,7 @@ from cotal_tui.console.snapshot import (
     RosterView,
     Snapshot,
     SourceView,
+    build_channel_row,
 )
 from cotal_tui.console.source import (
     ChannelInput,
@@ -115,6 +117,14 @@ def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
     return a[0] is b[0] and a[1] == b[1] and a[2] is b[2] and a[3] == b[3]
 
 
+_CHANNEL_FIELDS = [f.name for f in fields(ChannelRow)]
+_RATE_AT = _CHANNEL_FIELDS.index("rate")
+_ROW_HEAD = attrgetter(*_CHANNEL_FIELDS[:_RATE_AT])
+"""A ChannelRow's fields before `rate`, in order (build_channel_row takes them positionally)."""
+_ROW_TAIL = attrgetter(*_CHANNEL_FIELDS[_RATE_AT + 1 :])
+"""A ChannelRow's fields after `rate`, in order."""
+
+
 def _last_known(src: SourceView, link_state: str) -> SourceView:
     """With the broker link down, nothing read over it is current, however recent it looks."""
     if src.freshness != "fresh":
@@ -183,7 +193,8 @@ class ConsoleModel:
         self._last_current_rows: tuple[RosterRow, ...] = ()
         self._last_known_in: tuple[RosterRow, ...] | None = None
         self._last_known_base: tuple[RosterRow, ...] | None = None
-        self._last_known_out: tuple[tuple[RosterRow, ...], dict[str, int]] = ((), {})
+        self._last_known_self = ""
+        self._last_known_out: tuple[tuple[RosterRow, ...], dict[str, int], bool] = ((), {}, False)
         """The rows of the last current view: each peer's status as last seen (_last_known)."""
         self._rates: dict[str, RateRing] = {}
         self._total_rate = RateRing(self.options.rate_window_s)
@@ -393,8 +404,10 @@ class ConsoleModel:
         rows, counts = self._roster_fold.fold(r.peers, ident.self_id, now, self._names)
         if r.view == "current":
             self._last_current_rows = rows  # O(1): read only once the view stops being current
+            me = self._roster_fold.row(ident.self_id)
+            self_online = me is not None and me.status != "offline"
         else:
-            rows, counts = self._last_known(rows, counts)
+            rows, counts, self_online = self._last_known(rows, counts, ident.self_id)
         source = freshness("roster", r.origin, r.observed_at, r.error, now, ROSTER_STALE_MS)
         if r.view != "current" and source.freshness == "fresh":
             source = SourceView(source.name, source.origin, source.age_ms, "stale", r.view)
@@ -404,22 +417,31 @@ class ConsoleModel:
             counts=counts,
             source=source,
             banner=BANNERS.get(r.view),
+            others_online=len(rows) - counts.get("offline", 0) - self_online,
         )
 
     def _last_known(
-        self, rows: tuple[RosterRow, ...], counts: dict[str, int]
-    ) -> tuple[tuple[RosterRow, ...], dict[str, int]]:
+        self, rows: tuple[RosterRow, ...], counts: dict[str, int], self_id: str
+    ) -> tuple[tuple[RosterRow, ...], dict[str, int], bool]:
         """While the roster is not current, a peer that aged out to offline keeps the status it
         last had in a current view, marked last-known: losing our own link is no evidence that
-        it went offline. O(roster) per tick, but only while the link or the watch is down."""
-        if rows is self._last_known_in and self._last_current_rows is self._last_known_base:
+        it went offline. O(roster) per tick, but only while the link or the watch is down.
+        Also says whether this console's own row is online."""
+        if (
+            rows is self._last_known_in
+            and self._last_current_rows is self._last_known_base
+            and self_id == self._last_known_self
+        ):
             return self._last_known_out
         known: dict[str, PeerStatus] = {row.id: row.status for row in self._last_current_rows}
         out: list[RosterRow] = []
+        self_online = False
         for row in rows:
             was = known.get(row.id, "offline")
             if row.status == "offline" and was != "offline":
                 row = replace(row, status=was, last_known=True)
+            if row.id == self_id:
+                self_online = row.status != "offline"
             out.append(row)
         tally = dict.fromkeys(counts, 0)
         for row in out:
@@ -427,7 +449,8 @@ class ConsoleModel:
         ordered = tuple(sorted(out, key=roster_sort_key))
         self._last_known_in = rows
         self._last_known_base = self._last_current_rows
-        self._last_known_out = (ordered, tally)
+        self._last_known_self = self_id
+        self._last_known_out = (ordered, tally, self_online)
         return self._last_known_out
 
     def _channels(self, c_in, lease_in: LeaseInput, verdict: str, now: Ms) -> ChannelsView:
@@ -486,8 +509,16 @@ class ConsoleModel:
             rate = self._zero_rate
         key = (ch, self._unread.get(name, 0), rate, lease_key)
         hit = self._channel_cache.get(name)
-        if hit is not None and _same(hit[0], key):
-            return hit[1]
+        if hit is not None:
+            was, row = hit
+            if _same(was, key):
+                return row
+            if was[0] is ch and was[1] == key[1] and was[3] == key[3]:
+                # Only the rate window slid (every active channel, once a second): the same row
+                # with the new window, its other fields copied in C.
+                row = build_channel_row(*_ROW_HEAD(row), rate, *_ROW_TAIL(row))
+                self._channel_cache[name] = (key, row)
+                return row
         row = self._channel_row(ch, lease_in, verdict, rate)
         self._channel_cache[name] = (key, row)
         return row
@@ -539,29 +570,12 @@ class ConsoleModel:
             caveat = f"as agents see it; the lease verdict is {verdict}"
         if ch.durable_unclosed:
             text = CLEANUP_TEXT if text is None else f"{CLEANUP_TEXT} · {text}"
-        return ChannelRow(
-            name=ch.name,
-            delivery_class=ch.delivery_class,
-            replay=ch.replay,
-            replay_window=ch.replay_window,
-            description=ch.description,
-            retained=ch.retained,
-            joined=ch.joined,
-            unread=min(self._unread.get(ch.name, 0), max(ch.retained, 0)),
-            rate=rate,
-            health=health,
-            health_text=text,
-            health_caveat=caveat,
-            durable_unclosed=ch.durable_unclosed,
-            mode=ch.mode,
-            durable_membership=ch.durable_membership,
-            generation=ch.generation,
-            instructions=ch.instructions,
-            members=ch.members,
-            config=ch.config,
-            broker_feed=ch.broker_feed,
-            class_invalid=ch.class_invalid,
-        )
+        return build_channel_row(
+            ch.name, ch.delivery_class, ch.replay, ch.replay_window, ch.description, ch.retained,
+            ch.joined, min(self._unread.get(ch.name, 0), max(ch.retained, 0)), rate, health,
+            text, caveat, ch.durable_unclosed, ch.mode, ch.durable_membership, ch.generation,
+            ch.instructions, ch.members, ch.config, ch.broker_feed, ch.class_invalid,
+        )  # fmt: skip
 
     def _lease(
         self, lease: LeaseInput, link: ConnectionInput, ident: Identity, now: Ms

@@ -7,9 +7,9 @@ TUI and the headless surfaces can never disagree.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, make_dataclass
+from typing import Any, Literal, TypeVar
 
 from cotal_tui.console.source import (
     DeliveryClass,
@@ -78,6 +78,8 @@ class RosterView:
     source: SourceView
     banner: str | None
     """Said above the rows whenever the view is not current."""
+    others_online: int | None = None
+    """Rows that are not this console's own and not offline (None: count them from `rows`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,3 +262,33 @@ class Snapshot:
         if self.daemon is not None:
             out.append(self.daemon.source)
         return tuple(out)
+
+
+T = TypeVar("T")
+
+
+def positional_builder(cls: type[T]) -> Callable[..., T]:
+    """A fast constructor for the frozen slots dataclass `cls`, every field given positionally.
+
+    A frozen dataclass's `__init__` sets each field through `object.__setattr__` (~1 µs for a
+    roster row; the model builds ~700 of them per tick at 5,000 peers). This fills an unfrozen
+    twin with the same slots (plain attribute stores) and relabels it as `cls`: CPython allows
+    `__class__` assignment between classes of identical slot layout. What comes out is an
+    ordinary `cls` instance: equal to one built by `cls(...)`, and frozen (assignment raises).
+    """
+    names = [(f.name, f.type) for f in fields(cls)]  # type: ignore[arg-type]
+    draft = make_dataclass(f"{cls.__name__}Draft", names, slots=True, eq=False, repr=False)
+
+    def build(*values: Any) -> T:
+        row = draft(*values)
+        row.__class__ = cls
+        return row  # type: ignore[return-value]
+
+    return build
+
+
+build_roster_row = positional_builder(RosterRow)
+"""`RosterRow(...)` with all 15 fields positional, without the frozen `__init__`'s cost."""
+build_channel_row = positional_builder(ChannelRow)
+"""`ChannelRow(...)` with all 21 fields positional (every active channel's row is rebuilt each
+second, when its rate window slides)."""

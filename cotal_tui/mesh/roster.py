@@ -18,6 +18,13 @@ The rules, in the reference's order:
 
 Offline peers stay in the roster, sorted by name.
 
+What changed, for readers that poll (the console reads the roster ten times a second, at 5,000
+peers): every write of an entry appends its id to a change log, and :meth:`Roster.changes_since`
+hands a reader the ids written since the version it last read, so it converts only those. The
+name order of :meth:`Roster.entries` is kept as entries come and are renamed (a bisect), never
+re-sorted. The log is trimmed once it is much longer than the roster; a reader that fell
+behind the trim (or a ``clear``) gets None and reads everything again.
+
 Trust the key, not the body: an entry is stored under the presence KV key it was written to
 (every agent may write only its own key, so the key is the authenticated id). A record whose
 ``card.id`` differs from its key is an impersonation attempt: it is refused and counted
@@ -26,6 +33,7 @@ Trust the key, not the body: an entry is stored under the presence KV key it was
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from dataclasses import dataclass
 from typing import Literal
 
@@ -69,11 +77,51 @@ def _same_state(a: Presence, b: Presence) -> bool:
     )
 
 
+LOG_SLACK = 1024
+"""Change-log entries kept beyond twice the roster's size before the oldest half is dropped."""
+
+OrderKey = tuple[str, str]
+
+
 class Roster:
     def __init__(self, ttl_ms: int = PRESENCE_TTL_MS) -> None:
         self.ttl_ms = ttl_ms
         self._entries: dict[str, Presence] = {}
+        self._order: list[OrderKey] = []
+        """(name, id) of every entry, sorted: the order of `entries()`."""
+        self._log: list[str] = []
+        """Ids written since version `_log_base`, oldest first (an id may repeat)."""
+        self._log_base = 0
         self.refused = 0
+
+    @property
+    def version(self) -> int:
+        """Counts writes: it moves on every stored record, heartbeats included."""
+        return self._log_base + len(self._log)
+
+    def changes_since(self, version: int) -> list[str] | None:
+        """Ids written after `version` (oldest first, may repeat); None when the log no longer
+        reaches back that far (trimmed, or the roster was cleared): read `entries()` instead."""
+        at = version - self._log_base
+        if at < 0 or version > self.version:
+            return None
+        return self._log[at:]
+
+    def _store(self, incoming: Presence, prev: Presence | None) -> None:
+        """Store one entry: keep the name order and log the write."""
+        peer_id = incoming.card.id
+        self._entries[peer_id] = incoming
+        if prev is None:
+            insort(self._order, (incoming.card.name, peer_id))
+        elif prev.card.name != incoming.card.name:
+            del self._order[bisect_left(self._order, (prev.card.name, peer_id))]
+            insort(self._order, (incoming.card.name, peer_id))
+        log = self._log
+        log.append(peer_id)
+        if len(log) > 2 * len(self._entries) + LOG_SLACK:
+            drop = len(log) // 2
+            del log[:drop]
+            self._log_base += drop
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -86,13 +134,17 @@ class Roster:
 
     def entries(self) -> list[Presence]:
         """Every peer, offline ones included, sorted by name (then id, for a stable order)."""
-        return sorted(self._entries.values(), key=lambda p: (p.card.name, p.card.id))
+        entries = self._entries
+        return [entries[peer_id] for _, peer_id in self._order]
 
     def live(self) -> list[Presence]:
         return [p for p in self.entries() if p.status != "offline"]
 
     def clear(self) -> None:
         self._entries.clear()
+        self._order.clear()
+        self._log_base = self.version + 1  # every reader's version is now behind the log
+        self._log.clear()
 
     def is_stale(self, p: Presence, now_ms: int) -> bool:
         return now_ms - p.ts > self.ttl_ms
@@ -108,7 +160,7 @@ class Roster:
             incoming = record.as_offline()
         peer_id = incoming.card.id
         prev = self._entries.get(peer_id)
-        self._entries[peer_id] = incoming
+        self._store(incoming, prev)
         if prev is None and incoming.status == "offline":
             return Applied(True)
         if prev is not None and _same_state(prev, incoming):
@@ -127,15 +179,15 @@ class Roster:
         if prev is None or prev.status == "offline":
             return NO_CHANGE
         gone = prev.as_offline()
-        self._entries[peer_id] = gone
+        self._store(gone, prev)
         return Applied(True, PresenceEvent("offline", gone, prev))
 
     def sweep(self, now_ms: int) -> list[PresenceEvent]:
         events: list[PresenceEvent] = []
-        for peer_id, p in list(self._entries.items()):
+        for p in list(self._entries.values()):
             if p.status != "offline" and self.is_stale(p, now_ms):
                 gone = p.as_offline()
-                self._entries[peer_id] = gone
+                self._store(gone, p)
                 events.append(PresenceEvent("offline", gone, p))
         return events
 

@@ -48,10 +48,14 @@ def test_link_loss_keeps_last_known_statuses_never_offline_without_evidence():
     mine = next(r for r in snap.roster.rows if r.is_self)
     cells = render.roster_row(mine).cells
     assert "offline" not in cells[0][0] and cells[0][0].endswith("?"), cells[0]
+    last_known_online = sum(1 for r in snap.roster.rows if not r.is_self and r.status != "offline")
+    assert last_known_online > 0 and snap.roster.others_online == last_known_online
     # Back to current: the sweep's verdict is evidence again.
     data.connection = ConnectionInput("connected", since=FIXED_NOW)
     data.roster = RosterInput("current", swept, observed_at=FIXED_NOW)
-    assert all(r.status == "offline" and not r.last_known for r in model.tick().roster.rows)
+    snap = model.tick()
+    assert all(r.status == "offline" and not r.last_known for r in snap.roster.rows)
+    assert snap.roster.others_online == 0
 
 
 def test_no_responder_reads_degraded_on_every_durable_channel():
@@ -91,12 +95,15 @@ def test_peers_counts_others_that_are_online():
     model, _ = model_for()
     snap = model.tick()
     others_online = [r for r in snap.roster.rows if not r.is_self and r.status != "offline"]
+    assert snap.roster.others_online == len(others_online), "the model's count is the rows'"
     assert peers_text(snap) == f"{len(others_online)} peers online"
-    only_me = replace(snap, roster=replace(snap.roster, rows=tuple(
+    # Hand-made views without the model's count: counted from the rows.
+    only_me = replace(snap, roster=replace(snap.roster, others_online=None, rows=tuple(
         r for r in snap.roster.rows if r.is_self or r.status == "offline"
     )))  # fmt: skip
     assert peers_text(only_me) == "0 peers online"
-    one = replace(snap, roster=replace(snap.roster, rows=(*only_me.roster.rows, others_online[0])))
+    rows = (*only_me.roster.rows, others_online[0])
+    one = replace(snap, roster=replace(only_me.roster, rows=rows))
     assert peers_text(one) == "1 peer online"
 
 

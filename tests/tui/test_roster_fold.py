@@ -4,19 +4,24 @@
 - the model's channel fold (only touched channels, plus ticking rates once a second) against
   the same model state folded in full;
 - the panes' `RowMirror` (only changed rows, built when drawn) against `roster_rows` /
-  `channel_rows` for every filter and sort.
+  `channel_rows` for every filter and sort, and on its C fast path (no filter, no sort);
+- the real roster's path (`Roster` change log → `PeerInputs` → `RosterFold`) against every
+  entry converted and sorted from scratch.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, replace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cotal_tui.console.fixtures import FIXED_NOW, FixtureSource, MutableClock, demo_data
 from cotal_tui.console.model import ConsoleModel, ModelOptions
 from cotal_tui.console.roster_fold import BASE_COUNTS, RosterFold, full_rows
+from cotal_tui.console.roster_inputs import PeerInputs, peer_input
+from cotal_tui.console.snapshot import ChannelRow, RosterRow, build_channel_row, build_roster_row
 from cotal_tui.console.source import (
     ChannelInput,
     ChannelsInput,
@@ -26,8 +31,11 @@ from cotal_tui.console.source import (
     PeerInput,
     ResponderCheck,
 )
+from cotal_tui.mesh.roster import Roster
+from cotal_tui.protocol.models import AgentCard, Presence
 from cotal_tui.tui import render
 from cotal_tui.tui.render import RowFilter
+from cotal_tui.tui.widgets.panes import ROW_ID
 from cotal_tui.tui.widgets.table import RowMirror
 
 IDS = [f"ag-{i:02d}" for i in range(10)]
@@ -286,3 +294,177 @@ def test_row_mirror_replaces_only_changed_rows_in_place():
     items = fold.fold(tuple(peers), "me", now, names)[0]
     mirror_roster(mirror, items, None, 0, False)
     assert mirror.changed is None
+
+
+# -- the real roster's path: Roster → PeerInputs → RosterFold -----------------------------------
+
+ROSTER_TTL = 6_000
+
+roster_step_st = st.one_of(
+    st.tuples(
+        st.just("put"),
+        st.sampled_from(IDS),
+        st.sampled_from(NAMES),
+        st.sampled_from(STATUSES),
+        st.integers(-8_000, 1_000),
+    ),
+    st.tuples(st.just("beat"), st.sampled_from(IDS)),
+    st.tuples(st.just("leave"), st.sampled_from(IDS)),
+    st.tuples(st.just("advance"), st.integers(0, 4_000)),
+    st.tuples(st.just("sweep")),
+    st.tuples(st.just("clear")),
+)
+
+
+def presence(pid: str, name: str, status: str, ts: int) -> Presence:
+    return Presence(card=AgentCard(id=pid, name=name, kind="agent", role="r"), status=status, ts=ts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(roster_step_st, max_size=50), st.sampled_from(IDS))
+def test_real_roster_path_equals_a_from_scratch_sort_after_every_step(steps, self_id):
+    """Joins, heartbeats, status changes, renames, leaves (DEL), age-outs (sweeps) and clears on
+    a real `Roster`, read by `PeerInputs` from its change log and folded by `RosterFold`: the
+    rows equal every entry converted and sorted from scratch, after every tick."""
+    roster, inputs, fold, names, now = Roster(ROSTER_TTL), PeerInputs(), RosterFold(), {}, FIXED_NOW
+    clears = 0
+    for step in steps:
+        kind = step[0]
+        if kind == "put":
+            _, pid, name, status, age = step
+            roster.apply(presence(pid, name, status, now + age), now, key=pid)
+        elif kind == "beat" and (p := roster.get(step[1])) is not None:
+            roster.apply(p.model_copy(update={"ts": now}), now, key=step[1])
+        elif kind == "leave":
+            roster.remove(step[1])
+        elif kind == "advance":
+            now += step[1]
+        elif kind == "sweep":
+            roster.sweep(now)
+        elif kind == "clear":
+            roster.clear()
+            clears += 1
+        peers = inputs.read(roster)
+        rows, counts = fold.fold(peers, self_id, now, names)
+        scratch = tuple(peer_input(p) for p in roster.entries())
+        want = full_rows(scratch, self_id, now)
+        assert rows == want, f"after {step}"
+        assert counts == expected_counts(want), f"after {step}"
+        assert inputs.names == {p.card.id: p.card.name for p in roster.entries()}
+    assert inputs.full_reads <= 1 + clears, "only a clear makes the reader read everything"
+    assert fold.full_rebuilds <= 1 + clears, "joins fold in with an insort, not a rebuild"
+
+
+def test_real_roster_path_converts_only_what_was_written():
+    roster, inputs, fold, names = Roster(ROSTER_TTL), PeerInputs(), RosterFold(), {}
+    now = FIXED_NOW
+    for i in range(300):
+        roster.apply(presence(f"ag-{i:03d}", f"agent-{i:03d}", "idle", now), now)
+    first = inputs.read(roster)
+    fold.fold(first, "ag-000", now, names)
+    assert inputs.read(roster) is first, "nothing written: the same tuple"
+    for tick in range(1, 40):
+        now += 100
+        for i in range(tick % 20, 300, 20):
+            roster.apply(presence(f"ag-{i:03d}", f"agent-{i:03d}", "idle", now), now)
+        if tick == 10:
+            roster.apply(presence("ag-new", "aaa-newcomer", "working", now), now)
+        if tick == 20:
+            roster.remove("ag-007")
+        peers = inputs.read(roster)
+        changed = sum(a is not b for a, b in zip(peers, first, strict=False))
+        assert changed <= 16, "only the records written this tick were converted"
+        first = peers
+        rows, _ = fold.fold(peers, "ag-000", now, names)
+        assert rows == full_rows(tuple(peer_input(p) for p in roster.entries()), "ag-000", now)
+    assert rows[0].name == "aaa-newcomer" and len(rows) == 301
+    assert inputs.full_reads == 1 and fold.full_rebuilds == 1
+
+
+def test_wire_record_is_the_presence_wire_form_built_on_first_read():
+    p = presence("ag-1", "ada", "working", FIXED_NOW)
+    row = peer_input(p)
+    assert row.raw._wire is None  # type: ignore[attr-defined]
+    assert dict(row.raw) == p.to_wire() and row.raw["card"]["name"] == "ada"
+    assert row == peer_input(p), "equal records give equal inputs"
+
+
+# -- the mirror's fast path: the model's own order (no filter, no sort) --------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(peer_st, min_size=1, max_size=8), st.lists(step_st, max_size=30))
+def test_row_mirror_fast_path_equals_roster_rows(initial, steps):
+    """With no filter and no sort the pane passes no `stays`: the mirror then compares keys and
+    copies items in C. Its rows (and the rows it built before) equal a fresh build."""
+    now = FIXED_NOW
+    peers: list[PeerInput] = []
+    for spec in initial:
+        if all(p.id != IDS[spec[0]] for p in peers):
+            peers.append(make_peer(spec, now))
+    fold, names, mirror = RosterFold(), {}, RowMirror()
+    for step in [("idle",), *steps]:
+        kind = step[0]
+        if kind == "advance":
+            now += step[1]
+        elif kind == "add" and all(p.id != IDS[step[1][0]] for p in peers):
+            peers.append(make_peer(step[1], now))
+        elif peers and kind in ("beat", "status", "rename", "same", "drop", "swap"):
+            at = step[1] % len(peers)
+            p = peers[at]
+            if kind == "beat":
+                peers[at] = replace(p, ts=now + step[2])
+            elif kind == "status":
+                peers[at] = replace(p, status=step[2])
+            elif kind == "rename":
+                peers[at] = replace(p, name=step[2])
+            elif kind == "same":
+                peers[at] = replace(p)
+            elif kind == "drop":
+                del peers[at]
+            else:
+                other = step[2] % len(peers)
+                peers[at], peers[other] = peers[other], peers[at]
+        items, _ = fold.fold(tuple(peers), IDS[0], now, names)
+        rows = mirror.update(
+            items,
+            (None, 0, False),
+            lambda xs: render.roster_order(xs, None, 0, False),
+            render.roster_row,
+            ROW_ID,
+            None,
+        )
+        assert list(rows) == render.roster_rows(items, None, 0, False), f"after {step}"
+        assert [rows.key(i) for i in range(len(rows))] == [r.id for r in items]
+        if mirror.changed is not None:
+            assert mirror.changed == sorted(mirror.changed)
+
+
+def test_positional_builders_make_ordinary_frozen_rows():
+    """The fold and the channel fold build rows without the frozen `__init__`; what comes out
+    is the same value, type and repr, and still refuses assignment."""
+    roster_values = ("ag-1", "ada", "idle", "agent", "r", "busy", 1_000, True, "d", ("t",),
+                     ("s",), "m", "c", {"card": {}}, False)  # fmt: skip
+    channel_values = ("ops", "durable", True, "1h", "d", 5, True, 2, (0, 1), "active",
+                      "durable backstop active", None, False, None, True, 3, "i", ("a",),
+                      {"k": 1}, None, None)  # fmt: skip
+    for cls, build, values in (
+        (RosterRow, build_roster_row, roster_values),
+        (ChannelRow, build_channel_row, channel_values),
+    ):
+        fast, slow = build(*values), cls(*values)
+        assert type(fast) is cls and fast == slow and repr(fast) == repr(slow)
+        with pytest.raises(FrozenInstanceError):
+            fast.name = "x"  # type: ignore[misc]
+        assert replace(fast, name="y") == replace(slow, name="y")
+
+
+def test_a_slid_rate_window_rebuilds_the_row_with_every_other_field_kept():
+    from cotal_tui.console.model import _ROW_HEAD, _ROW_TAIL
+
+    values = ("ops", "durable", True, "1h", "d", 5, True, 2, (0, 1), "active",
+              "durable backstop active", "caveat", True, "quiet", True, 3, "i", ("a",),
+              {"k": 1}, "feed", "bad")  # fmt: skip
+    row = ChannelRow(*values)
+    slid = build_channel_row(*_ROW_HEAD(row), (1, 0), *_ROW_TAIL(row))
+    assert slid == replace(row, rate=(1, 0))

@@ -61,7 +61,9 @@ def cred_text(snap: Snapshot) -> str:
 
 def peers_text(snap: Snapshot) -> str:
     """Other peers that are not offline (you and offline ones are not counted)."""
-    n = sum(1 for r in snap.roster.rows if not r.is_self and r.status != "offline")
+    n = snap.roster.others_online
+    if n is None:
+        n = sum(1 for r in snap.roster.rows if not r.is_self and r.status != "offline")
     return f"{n} peer{'' if n == 1 else 's'} online"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from operator import attrgetter
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -18,6 +19,8 @@ from cotal_tui.tui.render import RowFilter
 from cotal_tui.tui.widgets.table import LazyRows, RowMirror, RowTable
 
 DIGITS = re.compile(r"\d+")
+ROW_ID = attrgetter("id")
+CHANNEL_NAME = attrgetter("name")
 
 
 def update_if_changed(widget: Static, content: str) -> None:
@@ -119,7 +122,7 @@ class RosterPane(SortablePane):
             (row_filter, sort, reverse),
             lambda items: render.roster_order(items, row_filter, sort, reverse),
             render.roster_row,
-            lambda r: r.id,
+            ROW_ID,
             None
             if row_filter is None and not (sort or reverse)
             else lambda old, new: render.roster_stays(old, new, row_filter, sort, reverse),
@@ -155,7 +158,7 @@ class ChannelsPane(SortablePane):
             (sort, reverse),
             lambda items: render.channel_order(items, sort, reverse),
             render.channel_row,
-            lambda c: c.name,
+            CHANNEL_NAME,
             None
             if not (sort or reverse)
             else lambda old, new: render.channel_stays(old, new, sort, reverse),

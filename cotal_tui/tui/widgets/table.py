@@ -11,10 +11,12 @@ theme variables.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from itertools import compress
-from operator import is_not
+from operator import is_, is_not
 from typing import Any
 
 from rich.segment import Segment
@@ -54,8 +56,8 @@ class Row:
 class LazyRows(Sequence[Row]):
     """Table rows built only when asked for: a 5,000-row roster renders its visible page.
 
-    Holds the items in display order and builds (and keeps) a `Row` per item on first access;
-    `key(i)` and `index_of(key)` answer without building anything.
+    Holds the items in display order and builds (and keeps) a `Row` per item on first access,
+    by index; `key(i)` and `index_of(key)` answer without building anything.
     """
 
     __slots__ = ("items", "_build", "_key_of", "_built", "_at")
@@ -71,6 +73,7 @@ class LazyRows(Sequence[Row]):
         self._build = build
         self._key_of = key_of
         self._built: dict[int, tuple[Any, Row]] = {}
+        """Index → (the item the row was built from, the row)."""
         self._at = at
 
     def __len__(self) -> int:
@@ -79,12 +82,16 @@ class LazyRows(Sequence[Row]):
     def __getitem__(self, index):  # type: ignore[override]
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self.items)))]
+        if index < 0:
+            index += len(self.items)
         item = self.items[index]
-        hit = self._built.get(id(item))
+        hit = self._built.get(index)
         if hit is not None and hit[0] is item:
             return hit[1]
         row = self._build(item)
-        self._built[id(item)] = (item, row)
+        if len(self._built) >= BUILT_MAX:
+            self._built.clear()
+        self._built[index] = (item, row)
         return row
 
     def key(self, index: int) -> str:
@@ -93,10 +100,22 @@ class LazyRows(Sequence[Row]):
     def index_of(self, key: str) -> int | None:
         return self._at.get(key)
 
-    def forget(self, item: Any) -> Row | None:
-        """Drop the row built for a replaced item; returns it (its rendered line is stale)."""
-        hit = self._built.pop(id(item), None)
-        return hit[1] if hit is not None and hit[0] is item else None
+    def forget(self, index: int) -> Row | None:
+        """Drop the row built at `index` (its item was replaced); returns it (its rendered line
+        is stale)."""
+        hit = self._built.pop(index, None)
+        return None if hit is None else hit[1]
+
+    def prune(self) -> list[Row]:
+        """Drop every built row whose item is no longer the one at its index; returns them.
+        Costs one look per built row (at most BUILT_MAX), whatever changed."""
+        items, built = self.items, self._built
+        gone = [i for i, (item, _) in built.items() if items[i] is not item]
+        return [built.pop(i)[1] for i in gone]
+
+
+BUILT_MAX = 512
+"""Rows a `LazyRows` keeps built (a few pages); past it they are dropped and rebuilt on draw."""
 
 
 class RowMirror:
@@ -105,6 +124,9 @@ class RowMirror:
     The model hands back the same row objects while nothing changed and keeps its order, so an
     identity compare of the old and new tuples (in C) finds the changed positions; each is
     replaced in place, and its table row is built only if it is ever drawn (`LazyRows`).
+    While the pane shows the model's own order (no filter, no sort: `stays` is None and the
+    shown items are the model's), the whole update runs in C: the changed positions, their
+    keys compared old against new, the new items stored in place; Python work is per built row only.
     Anything else (rows came or went, the order moved, the pane's filter or sort changed, a
     change that moves a row under that filter or sort) re-orders every item with `order`, which
     is what the pane would have drawn anyway.
@@ -114,10 +136,13 @@ class RowMirror:
         self.items: tuple[Any, ...] = ()
         self.rows: LazyRows | None = None
         self.changed: list[int] | None = None
-        """Row indices replaced in place by the last `update`; None when it re-ordered all."""
+        """Row indices replaced in place by the last `update` (ascending); None when it
+        re-ordered all."""
         self.stale: list[Row] = []
         """Rows built for items the last `update` replaced (their rendered lines are stale)."""
         self._params: Hashable = object()
+        self._as_model = False
+        """The shown items are the model's items, in the model's order."""
 
     def update(
         self,
@@ -130,31 +155,48 @@ class RowMirror:
     ) -> LazyRows:
         """The rows for `items` under `params` (filter, sort); `order` gives the items shown,
         in order; `stays(old, new)` says whether a changed item keeps its place and visibility
-        (same sort key, same filter verdict); None when every change does."""
+        (same sort key, same filter verdict); None when every change does. `key_of` is best an
+        `operator.attrgetter` (it then runs in C on the fast path)."""
         old = self.items
         rows = self.rows
         self.stale = []
         if rows is not None and params == self._params and len(items) == len(old):
-            changed: list[int] = []
-            for i in compress(range(len(items)), map(is_not, items, old)):
-                new, was = items[i], old[i]
-                key = key_of(new)
-                if key != key_of(was) or (stays is not None and not stays(was, new)):
-                    break
-                at = rows.index_of(key)
-                if at is not None:  # None: filtered out before and after
-                    rows.items[at] = new
-                    changed.append(at)
-                    built = rows.forget(was)
-                    if built is not None:
-                        self.stale.append(built)
-            else:
-                self.items = items
-                self.changed = changed
+            if items is old:
+                self.changed = []
                 return rows
+            changed = list(compress(range(len(items)), map(is_not, items, old)))
+            if stays is None and self._as_model:
+                if list(map(key_of, map(items.__getitem__, changed))) == list(
+                    map(key_of, map(old.__getitem__, changed))
+                ):
+                    deque(map(rows.items.__setitem__, changed, map(items.__getitem__, changed)), 0)
+                    self.stale = rows.prune()
+                    self.items = items
+                    self.changed = changed
+                    return rows
+            else:
+                done: list[int] = []
+                for i in changed:
+                    new, was = items[i], old[i]
+                    key = key_of(new)
+                    if key != key_of(was) or (stays is not None and not stays(was, new)):
+                        break
+                    at = rows.index_of(key)
+                    if at is not None:  # None: filtered out before and after
+                        rows.items[at] = new
+                        done.append(at)
+                        built = rows.forget(at)
+                        if built is not None:
+                            self.stale.append(built)
+                else:
+                    self.items = items
+                    done.sort()
+                    self.changed = done
+                    return rows
         self.items = items
         self._params = params
         shown = order(items)
+        self._as_model = len(shown) == len(items) and all(map(is_, shown, items))
         self.rows = LazyRows(shown, build, key_of, {key_of(x): i for i, x in enumerate(shown)})
         self.changed = None
         return self.rows
@@ -315,20 +357,20 @@ class RowTable(ScrollView, can_focus=True):
             self._refresh_changed_lines(old, old_offset, new, self._offset())
 
     def update_rows(self, rows: LazyRows, changed: Sequence[int], stale: Sequence[Row]) -> None:
-        """The rows at the `changed` indices were replaced in place (same keys, same order, same
-        length): the cursor and scroll stay; only visible changed lines repaint. `stale`: the
-        rows they replaced, whose rendered lines are dropped."""
+        """The rows at the `changed` indices (ascending) were replaced in place (same keys, same
+        order, same length): the cursor and scroll stay; only visible changed lines repaint.
+        `stale`: the rows they replaced, whose rendered lines are dropped."""
         self.rows = rows
         cache = self._line_cache
         for row in stale:
             cache.pop(id(row), None)
         top, height, width = self._offset(), self._page_height(), self.size.width
-        lines = [i - top for i in changed if 0 <= i - top < height]
-        if len(lines) > height * 3 // 4:
+        shown = changed[bisect_left(changed, top) : bisect_left(changed, top + height)]
+        if len(shown) > height * 3 // 4:
             self.refresh()
             return
-        for y in lines:
-            self.refresh(Region(0, y + 1, width, 1))
+        for i in shown:
+            self.refresh(Region(0, i - top + 1, width, 1))
 
     def _offset(self) -> int:
         """Index of the first row on screen."""
