@@ -52,7 +52,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cotal_tui.mesh.connection import Connection
-from cotal_tui.mesh.jsapi import API, JsApiError, api_request
+from cotal_tui.mesh.jsapi import API, JsApiError, api_request, consumer_info
 from cotal_tui.mesh.tasks import cancel_and_wait
 from cotal_tui.protocol.names import MAX_MSGS_PER_SUBJECT
 
@@ -341,13 +341,7 @@ class EvictionTracker:
 
     async def _max_ack_pending(self) -> int:
         try:
-            info: dict[str, Any] = await api_request(
-                self.conn,
-                f"{API}.CONSUMER.INFO.{self.stream}.{self.durable}",
-                None,
-                what=f"reading consumer {self.stream}/{self.durable}",
-                timeout=2.0,
-            )
+            info = await consumer_info(self.conn, self.stream, self.durable, timeout=2.0) or {}
             return int((info.get("config") or {}).get("max_ack_pending") or 1000)
         except Exception:  # noqa: BLE001 - the server default
             return 1000
@@ -392,14 +386,10 @@ class EvictionTracker:
     async def _info(self) -> tuple[int, int] | None:
         """The consumer's (ack floor, last delivered) stream sequences."""
         try:
-            info: dict[str, Any] = await api_request(
-                self.conn,
-                f"{API}.CONSUMER.INFO.{self.stream}.{self.durable}",
-                None,
-                what=f"reading consumer {self.stream}/{self.durable}",
-                timeout=2.0,
-            )
+            info = await consumer_info(self.conn, self.stream, self.durable, timeout=2.0)
         except Exception:  # noqa: BLE001 - checked again in a second
+            return None
+        if info is None:
             return None
         floor = (info.get("ack_floor") or {}).get("stream_seq")
         delivered = (info.get("delivered") or {}).get("stream_seq")

@@ -27,10 +27,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any
 
 from cotal_tui.mesh.connection import Connection
-from cotal_tui.mesh.jsapi import API, api_request
+from cotal_tui.mesh.jsapi import consumer_info
 from cotal_tui.protocol.names import MAX_MSGS_PER_SUBJECT
 
 MARGIN = 44
@@ -82,14 +81,10 @@ class InboxPressure:
         # subtracted (they may or may not be in the figure): the estimate stays an upper bound.
         in_flight_at_send, written_at_send = self.in_flight, self.written_total
         try:
-            info: dict[str, Any] = await api_request(
-                self.conn,
-                f"{API}.CONSUMER.INFO.{self.stream}.{self.durable}",
-                None,
-                what=f"reading consumer {self.stream}/{self.durable}",
-                timeout=2.0,
-            )
+            info = await consumer_info(self.conn, self.stream, self.durable, timeout=2.0)
         except Exception:  # noqa: BLE001 - keep the local estimate until the next read
+            return False
+        if info is None:
             return False
         floor = int((info.get("ack_floor") or {}).get("stream_seq") or 0)
         delivered = int((info.get("delivered") or {}).get("stream_seq") or 0)

@@ -82,10 +82,17 @@ async def delete_consumer(conn: Connection, stream: str, name: str) -> bool:
     return True
 
 
-async def consumer_info(conn: Connection, stream: str, name: str) -> dict[str, Any] | None:
+async def consumer_info(
+    conn: Connection, stream: str, name: str, *, timeout: float = 5.0
+) -> dict[str, Any] | None:
+    """CONSUMER.INFO; None when the consumer or its stream does not exist."""
     try:
         return await api_request(
-            conn, f"{API}.CONSUMER.INFO.{stream}.{name}", None, what=f"consumer {stream}/{name}"
+            conn,
+            f"{API}.CONSUMER.INFO.{stream}.{name}",
+            None,
+            what=f"consumer {stream}/{name}",
+            timeout=timeout,
         )
     except JsApiError as exc:
         if exc.code in (CONSUMER_NOT_FOUND, STREAM_NOT_FOUND):
