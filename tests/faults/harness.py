@@ -383,3 +383,22 @@ def account(
     unexpected = sum(n for k, n in got.items() if k not in wanted)
     delivered = sum(1 for w in wanted if got[w] > 0)
     return Accounting(len(wanted), delivered, lost, dup, unexpected)
+
+
+ACK_WAIT_S = 60.0  # the daemon's consumers' ack_wait: a dead daemon's copies return after it
+
+
+async def assert_every_copy_once(
+    total: int, published: list[tuple[str, str]], members: list[str], observer: DlvObserver
+) -> None:
+    """Wait until the DLV copies settle (redeliveries after ack_wait included), then: all
+    ``total`` messages published, each stored once per member, nothing lost, duplicated or
+    unexpected, and the observer saw every copy DLV stored."""
+    assert len(published) == total, f"{len(published)} of {total} messages published"
+    want = total * len(members)
+    await observer.settled(want, timeout=ACK_WAIT_S + 45)
+    acc = account(published, members, observer)
+    assert not acc.lost and not acc.duplicated and not acc.unexpected, acc.describe()
+    assert acc.delivered == want
+    stored = await observer.stored()
+    assert observer.seen == stored, f"observer saw {observer.seen} of {stored} stored"
