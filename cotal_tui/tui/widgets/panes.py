@@ -146,11 +146,11 @@ class RosterPane(SortablePane):
             prefix = f"filter /{row_filter.text}/ {len(rows)}/{len(roster.rows)} · {prefix}"
         self.show_source(roster.source, prefix=f"{prefix} · view {roster.view}")
 
-
     def _age_shown(self, rows: LazyRows) -> None:
         """Rebuild the rows on screen whose beat text is not their age at `now` any more (an
-        age turned a whole second, or the row was built at an older snapshot). A row off
-        screen is built when drawn, at the `now` of that tick."""
+        age turned a whole second, or the row was built at an older snapshot). A row not built
+        yet is built when drawn, at the `now` of that tick; one built earlier and scrolled back
+        into view between ticks shows its older age until the next tick (≤ 100 ms)."""
         table = self.query_one(RowTable)
         if table.rows is not rows:
             return
