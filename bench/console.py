@@ -5,7 +5,8 @@ Each run is a child process on its own pseudo-terminal, so the screen run pays f
 terminal path (Textual's Linux driver writing escape sequences that the parent drains), not a
 headless shortcut. The parent prints one table: p50/p99/max tick cost and the process's CPU share
 of one core for both runs, the GC time inside ticks, the worst screen ticks split into model
-and panes, and (timed after the screen run) what the console's one-minute full GC pass costs at
+and panes with the CPU each spent (far below its wall time: it lost its core), and (timed after
+the screen run) what the console's one-minute full GC pass costs at
 this size: it runs on its own timer between ticks, never inside the measured window. Targets:
 p99 tick < 16 ms, CPU < 25 % of one core. The machine may be shared: the load average is printed
 before each run; `--runs 3` repeats and prints worst / median.
