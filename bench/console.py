@@ -5,7 +5,8 @@ Each run is a child process on its own pseudo-terminal, so the screen run pays f
 terminal path (Textual's Linux driver writing escape sequences that the parent drains), not a
 headless shortcut. The parent prints one table: p50/p99/max tick cost and the process's CPU share
 of one core for both runs, the GC time inside ticks, the worst screen ticks split into model
-and panes, and (timed after the screen run) what the console's one-minute full GC pass costs at
+and panes with the CPU each spent (far below its wall time: it lost its core), and (timed after
+the screen run) what the console's one-minute full GC pass costs at
 this size: it runs on its own timer between ticks, never inside the measured window. Targets:
 p99 tick < 16 ms, CPU < 25 % of one core. The machine may be shared: the load average is printed
 before each run; `--runs 3` repeats and prints worst / median.
@@ -272,12 +273,13 @@ def run_with_screen(args: argparse.Namespace) -> dict[str, Any]:
         measuring = False
 
         def tick(self):  # type: ignore[override]
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             watch.begin()
             snap = super().tick()
             spent = watch.end()
             if self.measuring:
                 samples.append(time.perf_counter() - t0)
+                cpus.append(time.thread_time() - c0)
                 gcs.append(spent)
                 models.append(model_time[0])
             return snap
@@ -306,6 +308,9 @@ def run_with_screen(args: argparse.Namespace) -> dict[str, Any]:
             self.exit()
 
     models: list[float] = []
+    cpus: list[float] = []
+    """CPU time of this thread inside each measured tick: a tick whose wall time is far above
+    it lost its core mid-way (the machine is shared)."""
     model_time = [0.0]
     model_tick = model.tick
 
@@ -321,7 +326,12 @@ def run_with_screen(args: argparse.Namespace) -> dict[str, Any]:
     result = summarize(samples, window["cpu"], window["wall"], gcs, watch)
     worst = sorted(range(len(samples)), key=samples.__getitem__)[-3:]
     result["worst_ticks"] = [
-        {"ms": samples[i] * 1000, "model_ms": models[i] * 1000, "gc_ms": gcs[i] * 1000}
+        {
+            "ms": samples[i] * 1000,
+            "model_ms": models[i] * 1000,
+            "gc_ms": gcs[i] * 1000,
+            "cpu_ms": cpus[i] * 1000,
+        }
         for i in reversed(worst)
     ]
     result["messages"] = source.sent
@@ -421,7 +431,8 @@ def print_run(n: int, model: dict[str, Any], screen: dict[str, Any], load: str) 
     for w in screen.get("worst_ticks", []):
         print(
             f"   worst screen tick {w['ms']:.1f} ms: model {w['model_ms']:.1f} ms, "
-            f"GC {w['gc_ms']:.1f} ms, panes {w['ms'] - w['model_ms']:.1f} ms (GC included)"
+            f"GC {w['gc_ms']:.1f} ms, panes {w['ms'] - w['model_ms']:.1f} ms (GC included); "
+            f"CPU spent in it {w.get('cpu_ms', float('nan')):.1f} ms"
         )
     return ok_p99 and ok_cpu
 

@@ -24,6 +24,9 @@ from cotal_tui.console.source import (
 )
 from cotal_tui.mesh.lease_table import Severity, Verdict
 
+AGE_STEP_MS = 1_000
+"""Heartbeat ages are shown in whole seconds."""
+
 Freshness = Literal["fresh", "stale", "unknown", "failed"]
 ChannelHealth = Literal["active", "degraded"]
 
@@ -56,8 +59,9 @@ class RosterRow:
     kind: PeerKind
     role: str | None
     activity: str | None
-    heartbeat_age_ms: int | None
-    """None when the writer's clock is ahead of ours (age unknown, never 0)."""
+    heartbeat_ts: Ms
+    """When the record was written, by the writer's clock. The row holds this, not an age, so
+    it changes only when its record does; every surface shows `heartbeat_age_at(snap.now)`."""
     is_self: bool = False
     description: str | None = None
     tags: tuple[str, ...] = ()
@@ -68,6 +72,13 @@ class RosterRow:
     last_known: bool = False
     """The roster is not current and this status is the last one seen while it was: shown
     dimmed, never turned into "offline" without evidence."""
+
+    def heartbeat_age_at(self, now: Ms) -> int | None:
+        """The heartbeat's age at `now` (the snapshot's), in whole seconds (as ms): a 2 s
+        heartbeat needs no finer grain. None when the writer's clock is ahead of ours (age
+        unknown, never 0). The status never comes from this: see RosterFold."""
+        delta = now - self.heartbeat_ts
+        return None if delta < 0 else delta - delta % AGE_STEP_MS
 
 
 @dataclass(frozen=True, slots=True)

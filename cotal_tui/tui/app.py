@@ -345,7 +345,7 @@ class ConsoleApp(App[int]):
                 self.push_screen(
                     DetailScreen(
                         f"Agent {row.name}",
-                        render.agent_detail(row, snap.feed.entries),
+                        render.agent_detail(row, snap.feed.entries, snap.now),
                         render.escape(json.dumps(dict(row.raw), indent=2, sort_keys=True)),
                         kind="agent",
                     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +30,9 @@ from cotal_tui.console.snapshot import (
     Snapshot,
     SourceView,
 )
+from cotal_tui.console.source import Ms
 from cotal_tui.mesh.eviction_stats import eviction_words
-from cotal_tui.tui.widgets.table import Column, Row
+from cotal_tui.tui.widgets.table import Column, LazyRows, Row
 
 SEVERITY_GLYPH = {
     "healthy": "●",
@@ -124,8 +125,10 @@ ROSTER_SORTS: tuple[Callable[[RosterRow], Any], ...] = (
     lambda r: (r.role or "~").lower(),
     lambda r: r.kind,
     lambda r: (r.activity or "~").lower(),
-    lambda r: (r.heartbeat_age_ms is None, r.heartbeat_age_ms or 0),
+    lambda r: -r.heartbeat_ts,
 )
+"""Sort keys that do not move with the clock (a row's place changes only when the row does):
+the beat column sorts newest heartbeat first, which is youngest age first."""
 
 
 def roster_text(r: RosterRow) -> str:
@@ -133,18 +136,10 @@ def roster_text(r: RosterRow) -> str:
 
 
 def roster_rows(
-    rows: Sequence[RosterRow],
-    row_filter: RowFilter | None,
-    sort: int,
-    reverse: bool,
-    cache: RowCache | None = None,
+    rows: Sequence[RosterRow], row_filter: RowFilter | None, sort: int, reverse: bool, now: Ms
 ) -> list[Row]:
-    chosen = roster_order(rows, row_filter, sort, reverse)
-    if cache is None:
-        return [roster_row(r) for r in chosen]
-    out = [cache.row(r, roster_row) for r in chosen]
-    cache.done()
-    return out
+    """Every shown row built at `now` (the snapshot's): the reference the panes' mirror equals."""
+    return [roster_row(r, now) for r in roster_order(rows, row_filter, sort, reverse)]
 
 
 def roster_order(
@@ -168,9 +163,10 @@ def roster_stays(
     return not (sort or reverse) or ROSTER_SORTS[sort](old) == ROSTER_SORTS[sort](new)
 
 
-def roster_row(r: RosterRow) -> Row:
+def roster_row(r: RosterRow, now: Ms) -> Row:
+    """The table row of `r` at `now` (the snapshot's time: the beat column is its age then)."""
     name = r.name + " (you)" if r.is_self else r.name
-    beat = beat_text(r.heartbeat_age_ms)
+    beat = beat_text(r.heartbeat_age_at(now))
     status = f"{STATUS_GLYPH.get(r.status, '?')} {r.status}" + ("?" if r.last_known else "")
     return Row(
         r.id,
@@ -184,6 +180,27 @@ def roster_row(r: RosterRow) -> Row:
         ),
         "rowtable--dim" if r.status == "offline" or r.last_known else None,
     )
+
+
+BEAT_COLUMN = next(i for i, c in enumerate(ROSTER_COLUMNS) if c.label == "beat")
+
+
+def roster_aged(rows: LazyRows, shown: Iterable[int], now: Ms) -> tuple[list[int], list[Row]]:
+    """Of the `shown` indices (ascending), those whose built row's beat text is not its age at
+    `now` any more: each is forgotten (rebuilt when drawn). Returns them and the rows dropped.
+    Rows not built yet are left alone: they are built at the `now` of the tick that draws them."""
+    items = rows.items
+    aged: list[int] = []
+    stale: list[Row] = []
+    for i in shown:
+        built = rows.built(i)
+        if built is not None and built.cells[BEAT_COLUMN][0] != beat_text(
+            items[i].heartbeat_age_at(now)
+        ):
+            rows.forget(i)
+            aged.append(i)
+            stale.append(built)
+    return aged, stale
 
 
 def beat_text(ms: int | None) -> str:
@@ -516,15 +533,12 @@ def kv(label: str, value: object) -> str:
     return f"[b]{escape(label):<12}[/b] {escape(str(value))}"
 
 
-def agent_detail(row: RosterRow, feed: Sequence[FeedEntry]) -> str:
+def agent_detail(row: RosterRow, feed: Sequence[FeedEntry], now: Ms) -> str:
     status = f"{STATUS_GLYPH.get(row.status, '?')} {row.status}"
     if row.status == "working":
         status += " · progress unknown"
-    beat = (
-        beat_text(row.heartbeat_age_ms)
-        if row.heartbeat_age_ms is not None
-        else "unknown (writer clock ahead)"
-    )
+    age = row.heartbeat_age_at(now)
+    beat = beat_text(age) if age is not None else "unknown (writer clock ahead)"
     lines = [
         kv("name", row.name + (" (you)" if row.is_self else "")),
         kv("id", row.id),

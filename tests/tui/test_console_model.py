@@ -186,8 +186,9 @@ def test_heartbeat_age_is_unknown_when_writer_clock_is_ahead():
     ahead = PeerInput("ag-z", "zed", "agent", "idle", ts=FIXED_NOW + 60_000)
     data.roster = replace(data.roster, peers=(*data.roster.peers, ahead))
     model, _, _ = model_for(data)
-    row = next(r for r in model.tick().roster.rows if r.id == "ag-z")
-    assert row.heartbeat_age_ms is None
+    snap = model.tick()
+    row = next(r for r in snap.roster.rows if r.id == "ag-z")
+    assert row.heartbeat_age_at(snap.now) is None
 
 
 def test_roster_sorted_by_status_then_name_and_resorts_on_change():
@@ -211,7 +212,9 @@ def test_rows_are_reused_while_unchanged():
     assert a.channels.rows[0] is b.channels.rows[0]
     clock.advance(1_000)
     c = model.tick()
-    assert c.roster.rows[0] is not a.roster.rows[0], "a whole second of age makes a new row"
+    assert c.roster.rows[0] is a.roster.rows[0], "ageing alone never makes a new row"
+    age_a = a.roster.rows[0].heartbeat_age_at(a.now)
+    assert age_a is not None and c.roster.rows[0].heartbeat_age_at(c.now) == age_a + 1_000
 
 
 def test_link_down_marks_every_mesh_source_last_known():

@@ -46,7 +46,7 @@ def test_link_loss_keeps_last_known_statuses_never_offline_without_evidence():
         assert row.status == before[row.id], f"{row.name} changed without evidence"
         assert row.last_known == (before[row.id] != "offline"), row.name
     mine = next(r for r in snap.roster.rows if r.is_self)
-    cells = render.roster_row(mine).cells
+    cells = render.roster_row(mine, snap.now).cells
     assert "offline" not in cells[0][0] and cells[0][0].endswith("?"), cells[0]
     last_known_online = sum(1 for r in snap.roster.rows if not r.is_self and r.status != "offline")
     assert last_known_online > 0 and snap.roster.others_online == last_known_online

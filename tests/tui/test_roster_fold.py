@@ -116,8 +116,8 @@ def test_roster_fold_equals_a_full_rebuild_after_every_step(initial, steps):
             else:
                 other = step[2] % len(peers)
                 peers[at], peers[other] = peers[other], peers[at]
-        rows, counts = fold.fold(tuple(peers), self_id, now, names)
-        want = full_rows(tuple(peers), self_id, now)
+        rows, counts = fold.fold(tuple(peers), self_id, names)
+        want = full_rows(tuple(peers), self_id)
         assert rows == want, f"after {step}"
         assert counts == expected_counts(want), f"after {step}"
         assert all(names[p.id] == p.name for p in peers)
@@ -131,15 +131,15 @@ def test_roster_fold_stays_incremental_under_heartbeats_and_ageing():
     ]
     fold = RosterFold()
     names: dict[str, str] = {}
-    fold.fold(tuple(peers), "ag-0000", now, names)
+    fold.fold(tuple(peers), "ag-0000", names)
     for tick in range(60):
         now += 100
         for i in range(tick % 20, len(peers), 20):
             peers[i] = replace(peers[i], ts=now)
         if tick == 30:
             peers[7] = replace(peers[7], status="offline")
-        rows, counts = fold.fold(tuple(peers), "ag-0000", now, names)
-        assert rows == full_rows(tuple(peers), "ag-0000", now)
+        rows, counts = fold.fold(tuple(peers), "ag-0000", names)
+        assert rows == full_rows(tuple(peers), "ag-0000")
         assert counts == expected_counts(rows)
     assert fold.full_rebuilds == 1, "heartbeats, ageing and a status change never rebuild"
 
@@ -227,15 +227,27 @@ def test_channel_fold_equals_a_full_fold_after_every_tick(steps):
 FILTERS = [None, RowFilter.parse("bo"), RowFilter.parse("!idle"), RowFilter.parse("work")]
 
 
-def mirror_roster(mirror: RowMirror, items, row_filter, sort, reverse):
-    return mirror.update(
+class Clock:
+    """The pane's `now`: the mirror's rows are built at the time of the tick that draws them."""
+
+    def __init__(self, now: int) -> None:
+        self.now = now
+
+    def row(self, r: RosterRow):
+        return render.roster_row(r, self.now)
+
+
+def mirror_roster(mirror: RowMirror, items, row_filter, sort, reverse, clock: Clock):
+    rows = mirror.update(
         items,
         (row_filter, sort, reverse),
         lambda xs: render.roster_order(xs, row_filter, sort, reverse),
-        render.roster_row,
+        clock.row,
         lambda r: r.id,
         lambda old, new: render.roster_stays(old, new, row_filter, sort, reverse),
     )
+    render.roster_aged(rows, range(len(rows)), clock.now)  # as the pane does for its screen
+    return rows
 
 
 @settings(max_examples=200, deadline=None)
@@ -259,7 +271,7 @@ def test_row_mirror_equals_roster_rows_for_every_filter_and_sort(initial, steps)
     for spec in initial:
         if all(p.id != IDS[spec[0]] for p in peers):
             peers.append(make_peer(spec, now))
-    fold, names, mirror = RosterFold(), {}, RowMirror()
+    fold, names, mirror, clock = RosterFold(), {}, RowMirror(), Clock(now)
     row_filter, sort, reverse = None, 0, False
     for kind, at, name, f, s, r in steps:
         p = peers[at % len(peers)]
@@ -273,26 +285,27 @@ def test_row_mirror_equals_roster_rows_for_every_filter_and_sort(initial, steps)
             row_filter, sort, reverse = FILTERS[f], s, r
         else:
             now += 700
-        items, _ = fold.fold(tuple(peers), IDS[0], now, names)
-        rows = mirror_roster(mirror, items, row_filter, sort, reverse)
-        assert list(rows) == render.roster_rows(items, row_filter, sort, reverse)
+        clock.now = now
+        items, _ = fold.fold(tuple(peers), IDS[0], names)
+        rows = mirror_roster(mirror, items, row_filter, sort, reverse, clock)
+        assert list(rows) == render.roster_rows(items, row_filter, sort, reverse, now)
         assert [rows.key(i) for i in range(len(rows))] == [row.key for row in rows]
 
 
 def test_row_mirror_replaces_only_changed_rows_in_place():
     now = FIXED_NOW
     peers = [PeerInput(f"ag-{i:03d}", f"n{i:03d}", "agent", "idle", ts=now) for i in range(50)]
-    fold, names, mirror = RosterFold(), {}, RowMirror()
-    first = mirror_roster(mirror, fold.fold(tuple(peers), "me", now, names)[0], None, 0, False)
+    fold, names, mirror, clock = RosterFold(), {}, RowMirror(), Clock(now)
+    first = mirror_roster(mirror, fold.fold(tuple(peers), "me", names)[0], None, 0, False, clock)
     first[3]  # draw one row
     peers[3] = replace(peers[3], activity="busy")
-    items = fold.fold(tuple(peers), "me", now, names)[0]
-    again = mirror_roster(mirror, items, None, 0, False)
+    items = fold.fold(tuple(peers), "me", names)[0]
+    again = mirror_roster(mirror, items, None, 0, False, clock)
     assert again is first and mirror.changed == [3] and len(mirror.stale) == 1
-    assert again[3] == render.roster_row(items[3])
+    assert again[3] == render.roster_row(items[3], now)
     peers[4] = replace(peers[4], status="working")  # moves to the top: a re-order
-    items = fold.fold(tuple(peers), "me", now, names)[0]
-    mirror_roster(mirror, items, None, 0, False)
+    items = fold.fold(tuple(peers), "me", names)[0]
+    mirror_roster(mirror, items, None, 0, False, clock)
     assert mirror.changed is None
 
 
@@ -345,9 +358,9 @@ def test_real_roster_path_equals_a_from_scratch_sort_after_every_step(steps, sel
             roster.clear()
             clears += 1
         peers = inputs.read(roster)
-        rows, counts = fold.fold(peers, self_id, now, names)
+        rows, counts = fold.fold(peers, self_id, names)
         scratch = tuple(peer_input(p) for p in roster.entries())
-        want = full_rows(scratch, self_id, now)
+        want = full_rows(scratch, self_id)
         assert rows == want, f"after {step}"
         assert counts == expected_counts(want), f"after {step}"
         assert inputs.names == {p.card.id: p.card.name for p in roster.entries()}
@@ -361,7 +374,7 @@ def test_real_roster_path_converts_only_what_was_written():
     for i in range(300):
         roster.apply(presence(f"ag-{i:03d}", f"agent-{i:03d}", "idle", now), now)
     first = inputs.read(roster)
-    fold.fold(first, "ag-000", now, names)
+    fold.fold(first, "ag-000", names)
     assert inputs.read(roster) is first, "nothing written: the same tuple"
     for tick in range(1, 40):
         now += 100
@@ -375,8 +388,8 @@ def test_real_roster_path_converts_only_what_was_written():
         changed = sum(a is not b for a, b in zip(peers, first, strict=False))
         assert changed <= 16, "only the records written this tick were converted"
         first = peers
-        rows, _ = fold.fold(peers, "ag-000", now, names)
-        assert rows == full_rows(tuple(peer_input(p) for p in roster.entries()), "ag-000", now)
+        rows, _ = fold.fold(peers, "ag-000", names)
+        assert rows == full_rows(tuple(peer_input(p) for p in roster.entries()), "ag-000")
     assert rows[0].name == "aaa-newcomer" and len(rows) == 301
     assert inputs.full_reads == 1 and fold.full_rebuilds == 1
 
@@ -402,7 +415,7 @@ def test_row_mirror_fast_path_equals_roster_rows(initial, steps):
     for spec in initial:
         if all(p.id != IDS[spec[0]] for p in peers):
             peers.append(make_peer(spec, now))
-    fold, names, mirror = RosterFold(), {}, RowMirror()
+    fold, names, mirror, clock = RosterFold(), {}, RowMirror(), Clock(now)
     for step in [("idle",), *steps]:
         kind = step[0]
         if kind == "advance":
@@ -425,16 +438,18 @@ def test_row_mirror_fast_path_equals_roster_rows(initial, steps):
             else:
                 other = step[2] % len(peers)
                 peers[at], peers[other] = peers[other], peers[at]
-        items, _ = fold.fold(tuple(peers), IDS[0], now, names)
+        clock.now = now
+        items, _ = fold.fold(tuple(peers), IDS[0], names)
         rows = mirror.update(
             items,
             (None, 0, False),
             lambda xs: render.roster_order(xs, None, 0, False),
-            render.roster_row,
+            clock.row,
             ROW_ID,
             None,
         )
-        assert list(rows) == render.roster_rows(items, None, 0, False), f"after {step}"
+        render.roster_aged(rows, range(len(rows)), now)
+        assert list(rows) == render.roster_rows(items, None, 0, False, now), f"after {step}"
         assert [rows.key(i) for i in range(len(rows))] == [r.id for r in items]
         if mirror.changed is not None:
             assert mirror.changed == sorted(mirror.changed)

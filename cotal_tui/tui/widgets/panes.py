@@ -13,10 +13,10 @@ from textual.widgets import Static
 
 from cotal_tui.console.commands import RetryNow
 from cotal_tui.console.format import age_text
-from cotal_tui.console.snapshot import PendingRow, Snapshot, SourceView
+from cotal_tui.console.snapshot import PendingRow, RosterRow, Snapshot, SourceView
 from cotal_tui.tui import render
 from cotal_tui.tui.render import RowFilter
-from cotal_tui.tui.widgets.table import LazyRows, RowMirror, RowTable
+from cotal_tui.tui.widgets.table import LazyRows, Row, RowMirror, RowTable
 
 DIGITS = re.compile(r"\d+")
 ROW_ID = attrgetter("id")
@@ -100,8 +100,19 @@ class SortablePane(Pane):
 
 
 class RosterPane(SortablePane):
+    """The roster. Its rows change only when a peer's record does; the beat column is the age at
+    the snapshot's `now`, so each tick re-checks it on the rows on screen only (`_age_shown`)."""
+
     TITLE = "Roster"
     sort_labels = tuple(c.label for c in render.ROSTER_COLUMNS)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.now = 0
+        """The snapshot time the table's rows are built at."""
+
+    def build_row(self, row: RosterRow) -> Row:
+        return render.roster_row(row, self.now)
 
     def compose(self) -> ComposeResult:
         yield Static("", id="roster-banner", classes="banner")
@@ -121,17 +132,31 @@ class RosterPane(SortablePane):
             roster.rows,
             (row_filter, sort, reverse),
             lambda items: render.roster_order(items, row_filter, sort, reverse),
-            render.roster_row,
+            self.build_row,
             ROW_ID,
             None
             if row_filter is None and not (sort or reverse)
             else lambda old, new: render.roster_stays(old, new, row_filter, sort, reverse),
         )
+        self.now = snap.now
         self.show_rows(rows)
+        self._age_shown(rows)
         prefix = render.roster_counts(snap)
         if row_filter is not None:
             prefix = f"filter /{row_filter.text}/ {len(rows)}/{len(roster.rows)} · {prefix}"
         self.show_source(roster.source, prefix=f"{prefix} · view {roster.view}")
+
+    def _age_shown(self, rows: LazyRows) -> None:
+        """Rebuild the rows on screen whose beat text is not their age at `now` any more (an
+        age turned a whole second, or the row was built at an older snapshot). A row not built
+        yet is built when drawn, at the `now` of that tick; one built earlier and scrolled back
+        into view between ticks shows its older age until the next tick (≤ 100 ms)."""
+        table = self.query_one(RowTable)
+        if table.rows is not rows:
+            return
+        aged, stale = render.roster_aged(rows, table.shown_range(), self.now)
+        if aged:
+            table.update_rows(rows, aged, stale)
 
 
 class ChannelsPane(SortablePane):

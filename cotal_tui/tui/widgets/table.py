@@ -97,6 +97,11 @@ class LazyRows(Sequence[Row]):
     def key(self, index: int) -> str:
         return self._key_of(self.items[index])
 
+    def built(self, index: int) -> Row | None:
+        """The row built for the item now at `index`; None when none is (nothing is built)."""
+        hit = self._built.get(index)
+        return hit[1] if hit is not None and hit[0] is self.items[index] else None
+
     def index_of(self, key: str) -> int | None:
         return self._at.get(key)
 
@@ -371,6 +376,11 @@ class RowTable(ScrollView, can_focus=True):
             return
         for i in shown:
             self.refresh(Region(0, i - top + 1, width, 1))
+
+    def shown_range(self) -> range:
+        """Indices of the rows on screen."""
+        top = self._offset()
+        return range(top, min(len(self.rows), top + self._page_height()))
 
     def _offset(self) -> int:
         """Index of the first row on screen."""
