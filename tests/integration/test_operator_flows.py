@@ -292,6 +292,62 @@ def test_status_check_mint_find_the_server_without_repeating_it(
     assert check.returncode == 0 and check.stdout.startswith("OK"), check.stdout
 
 
+def _watch_consumers(url: str, creds: Path) -> dict[str, int]:
+    """Consumers on the presence and channel-registry KV streams (what the pipeline's
+    consumer-excess rule counts)."""
+    import asyncio
+
+    import nats
+
+    from cotal_tui.protocol.names import channel_bucket, presence_bucket
+
+    async def read() -> dict[str, int]:
+        nc = await nats.connect(url, user_credentials=str(creds))
+        try:
+            js = nc.jetstream()
+            out = {}
+            for bucket in (presence_bucket("main"), channel_bucket("main")):
+                out[bucket] = (await js.stream_info(f"KV_{bucket}")).state.consumer_count
+            return out
+        finally:
+            await nc.close()
+
+    return asyncio.run(read())
+
+
+def test_back_to_back_checks_leave_no_watch_consumers(
+    up_space: tuple[CliProcess, Path, int], tmp_path: Path
+) -> None:
+    """One-shot readers delete the KV watch consumers they created when they exit (when the
+    cred may), so back-to-back runs never pile up consumers on the presence and registry
+    streams and trip the consumer-excess verdict; a least-privilege cred that may not delete
+    them exits just as quietly (they lapse after their inactive threshold)."""
+    _, state, port = up_space
+    url = f"nats://127.0.0.1:{port}"
+    manager = state / "auth" / "manager.main.creds"
+    sd = ("--state-dir", str(state))
+    baseline = _watch_consumers(url, manager)
+    for run in range(8):
+        said = cli("check", "--timeout", "20", "--creds", str(manager), *sd, cwd=tmp_path)
+        assert said.returncode == 0 and said.stdout.startswith("OK"), (run, said.stdout)
+        assert "consumer excess" not in said.stdout + said.stderr
+        left = _watch_consumers(url, manager)
+        assert all(left[b] <= baseline[b] for b in baseline), (
+            f"check run {run} left watch consumers behind: {left}, before any run {baseline}"
+        )
+    status = cli("status", "--json", "--creds", str(manager), *sd, cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    left = _watch_consumers(url, manager)
+    assert all(left[b] <= baseline[b] for b in baseline), (
+        f"status left watch consumers behind: {left}, before any run {baseline}"
+    )
+    # The default operator cred may not delete consumers (least privilege): no error, no delay.
+    for _ in range(2):
+        said = cli("check", "--timeout", "20", *sd, cwd=tmp_path)
+        assert said.returncode == 0 and said.stdout.startswith("OK"), said.stdout
+        assert said.stderr.strip() == "", said.stderr
+
+
 def test_status_and_check_default_to_an_operator_cred_not_the_manager(
     up_space: tuple[CliProcess, Path, int], tmp_path: Path
 ) -> None:
