@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         name="cotal-tui-check",
         observer=True,
         read_only=True,
+        one_shot=True,
         state_dir=args.state_dir,
         connect_timeout=min(5.0, args.timeout),
     )

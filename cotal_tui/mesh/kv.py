@@ -37,8 +37,6 @@ _KV_OP = "KV-Operation"
 _MARKER_REASON = "Nats-Marker-Reason"
 _EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
 _NS_PER_S = 1_000_000_000
-# A watch's consumer outlives its subscription by this much when it cannot be deleted.
-WATCH_INACTIVE_S = 5
 # How long a watch waits for the broker to delete the consumer it stopped using.
 DELETE_TIMEOUT_S = 1.0
 _nuid = NUID()
@@ -304,7 +302,8 @@ class KvWatch:
         threshold: back-to-back one-shot readers (`check`, `status`) would otherwise pile them up
         on the presence and registry streams, where the pipeline's consumer-excess rule counts
         them. Only when the link is up and the credential may (§8.4's agent, observer and the
-        operator profile may not: the consumer then lapses after the threshold, quietly)."""
+        operator profile may not: the consumer then lapses after the connection's
+        ``watch_inactive_s``, quietly)."""
         conn = self.bucket.conn
         subject = f"$JS.API.CONSUMER.DELETE.{self.bucket.stream}.{name}"
         if not conn.is_connected or not may_publish(conn.creds, subject):
@@ -329,7 +328,7 @@ class KvWatch:
             "idle_heartbeat": int(self.heartbeat_s * _NS_PER_S),
             "mem_storage": True,
             "num_replicas": 1,
-            "inactive_threshold": WATCH_INACTIVE_S * _NS_PER_S,
+            "inactive_threshold": int(self.bucket.conn.watch_inactive_s * _NS_PER_S),
         }
         if start_seq is None:
             config["deliver_policy"] = "last_per_subject"

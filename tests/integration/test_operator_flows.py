@@ -292,22 +292,25 @@ def test_status_check_mint_find_the_server_without_repeating_it(
     assert check.returncode == 0 and check.stdout.startswith("OK"), check.stdout
 
 
-def _watch_consumers(url: str, creds: Path) -> dict[str, int]:
-    """Consumers on the presence and channel-registry KV streams (what the pipeline's
-    consumer-excess rule counts)."""
+def _watch_consumers(url: str, creds: Path) -> dict[str, dict[str, float]]:
+    """Per presence/channel-registry KV stream (what the pipeline's consumer-excess rule
+    counts): each consumer's name → its inactive threshold in seconds."""
     import asyncio
 
     import nats
 
     from cotal_tui.protocol.names import channel_bucket, presence_bucket
 
-    async def read() -> dict[str, int]:
+    async def read() -> dict[str, dict[str, float]]:
         nc = await nats.connect(url, user_credentials=str(creds))
         try:
             js = nc.jetstream()
             out = {}
             for bucket in (presence_bucket("main"), channel_bucket("main")):
-                out[bucket] = (await js.stream_info(f"KV_{bucket}")).state.consumer_count
+                infos = await js.consumers_info(f"KV_{bucket}")
+                out[bucket] = {
+                    str(i.name): float(i.config.inactive_threshold or 0) for i in infos
+                }
             return out
         finally:
             await nc.close()
@@ -327,25 +330,32 @@ def test_back_to_back_checks_leave_no_watch_consumers(
     manager = state / "auth" / "manager.main.creds"
     sd = ("--state-dir", str(state))
     baseline = _watch_consumers(url, manager)
+
+    def leftovers() -> dict[str, dict[str, float]]:
+        now = _watch_consumers(url, manager)
+        return {b: {n: t for n, t in now[b].items() if n not in baseline[b]} for b in now}
+
     for run in range(8):
         said = cli("check", "--timeout", "20", "--creds", str(manager), *sd, cwd=tmp_path)
         assert said.returncode == 0 and said.stdout.startswith("OK"), (run, said.stdout)
         assert "consumer excess" not in said.stdout + said.stderr
-        left = _watch_consumers(url, manager)
-        assert all(left[b] <= baseline[b] for b in baseline), (
-            f"check run {run} left watch consumers behind: {left}, before any run {baseline}"
-        )
+        left = leftovers()
+        assert not any(left.values()), f"check run {run} left watch consumers behind: {left}"
     status = cli("status", "--json", "--creds", str(manager), *sd, cwd=tmp_path)
     assert status.returncode == 0, status.stderr
-    left = _watch_consumers(url, manager)
-    assert all(left[b] <= baseline[b] for b in baseline), (
-        f"status left watch consumers behind: {left}, before any run {baseline}"
-    )
-    # The default operator cred may not delete consumers (least privilege): no error, no delay.
-    for _ in range(2):
-        said = cli("check", "--timeout", "20", *sd, cwd=tmp_path)
-        assert said.returncode == 0 and said.stdout.startswith("OK"), said.stdout
-        assert said.stderr.strip() == "", said.stderr
+    left = leftovers()
+    assert not any(left.values()), f"status left watch consumers behind: {left}"
+    # The default operator cred may not delete consumers (least privilege): no error, no
+    # delay, and what it leaves lapses within the one-shot threshold, not the 5 s of a
+    # long-lived watch.
+    for reader in (("check", "--timeout", "20"), ("status", "--json")):
+        for _ in range(3):
+            said = cli(*reader, *sd, cwd=tmp_path)
+            assert said.returncode == 0, said.stdout + said.stderr
+            assert "consumer excess" not in said.stdout and said.stderr.strip() == "", said
+            left = leftovers()
+            lingering = {n: t for names in left.values() for n, t in names.items() if t > 1.0}
+            assert not lingering, f"{reader[0]} left long-lived watch consumers: {lingering}"
 
 
 def test_status_and_check_default_to_an_operator_cred_not_the_manager(
