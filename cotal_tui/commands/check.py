@@ -1,10 +1,11 @@
 """`cotal-tui check`: one line about a space's health; exit 0 healthy, 1 degraded, 2 critical,
 3 unknown (critical outranks unknown; unknown outranks degraded).
 
-It connects as an observer (no presence, no consumers), waits until it has evidence — the roster
-current, the lease read and the responder probed — or until --timeout, then judges one console
-snapshot with the same verdict table the console draws. Missing evidence is reported as what it
-is (unknown), never as healthy.
+It connects as an observer (no presence, no durable consumers; the KV watches it reads the roster
+and registry with are deleted on exit when the cred may, mesh/kv.py), waits until it has
+evidence — the roster current, the lease read and the responder probed — or until --timeout,
+then judges one console snapshot with the same verdict table the console draws. Missing evidence
+is reported as what it is (unknown), never as healthy.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         name="cotal-tui-check",
         observer=True,
         read_only=True,
+        one_shot=True,
         state_dir=args.state_dir,
         connect_timeout=min(5.0, args.timeout),
     )

@@ -128,10 +128,13 @@ def session_options(args: argparse.Namespace) -> SessionOptions:
     server: str | None = target.server if target.explicit_server else None
     port = 4222
     if target.record is not None and not target.explicit_server:
-        if target.record.host in LOCAL_HOSTS and not target.record.clustered:
-            port = target.record.port  # the space's own server, found from --state-dir
+        record = target.record
+        if record.host in LOCAL_HOSTS and not (record.clustered or record.external):
+            port = record.port  # the space's own server, found from --state-dir
         else:
-            server = target.record.url  # a local cluster: every node's URL (fails over)
+            # a local cluster: every node's URL (fails over); `up --server`: the list it was
+            # given (a server the console must never start itself)
+            server = record.url
     return SessionOptions(
         server=server,
         embedded_port=port,

@@ -24,7 +24,13 @@ from cotal_tui.commands.common import (
     resolve_target,
 )
 from cotal_tui.mesh.cluster_view import ClusterView, cluster_json, read_cluster_view
-from cotal_tui.mesh.connection import Connected, ConnectionError_, ConnectionState, Reconnecting
+from cotal_tui.mesh.connection import (
+    ONE_SHOT_WATCH_INACTIVE_S,
+    Connected,
+    ConnectionError_,
+    ConnectionState,
+    Reconnecting,
+)
 from cotal_tui.mesh.creds_claims import creds_label
 from cotal_tui.mesh.durable import PendingOp
 from cotal_tui.mesh.endpoint import Endpoint
@@ -110,6 +116,7 @@ async def take_snapshot(
         consume=False,
         create_space=False,
         connect_timeout=timeout,
+        watch_inactive_s=ONE_SHOT_WATCH_INACTIVE_S,
     )
     try:
         await ep.start()

@@ -566,6 +566,11 @@ class ConsoleModel:
             # lease whose daemon does not answer is no backstop.
             health = "degraded"
             text = HEALTH_TEXT["degraded"] + f" (lease verdict {verdict})"
+        elif health == "active" and verdict in BACKSTOP_AT_RISK_TEXT:
+            # The daemon answers and moves, so the backstop runs; but not safely: it must not
+            # read as a plain "active" (let alone green) while the cluster under it lost a node.
+            health = "degraded"
+            text = BACKSTOP_AT_RISK_TEXT[verdict] + f" (lease verdict {verdict})"
         elif health == "active" and verdict != "serving":
             caveat = f"as agents see it; the lease verdict is {verdict}"
         if ch.durable_unclosed:
@@ -696,6 +701,13 @@ BACKSTOP_DOWN_VERDICTS = frozenset(
 )
 """Lease verdicts under which no durable channel can honestly read "active" (a leaderless
 stream or a daemon consumer that stopped moving is no backstop either)."""
+BACKSTOP_AT_RISK_TEXT = {
+    "node-lost": (
+        "node lost: the durable backstop runs without a spare replica and may pause while NATS "
+        "moves the leaders the node held"
+    ),
+}
+"""Lease verdicts under which the backstop runs but is at risk: the row says what is true."""
 UNRENEWED_MS = 20_000
 """A lease this old has missed its renewals (it is renewed every 15 s)."""
 

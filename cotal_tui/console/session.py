@@ -28,7 +28,12 @@ from cotal_tui.console.source import ConnectionInput
 from cotal_tui.console.watch import ConsoleWatcher, LiveHooks, WatchedConfig
 from cotal_tui.delivery.daemon import DaemonError, DeliveryDaemon
 from cotal_tui.delivery.stages import default_stages
-from cotal_tui.mesh.connection import Connection, ConnectionError_
+from cotal_tui.mesh.connection import (
+    ONE_SHOT_WATCH_INACTIVE_S,
+    WATCH_INACTIVE_S,
+    Connection,
+    ConnectionError_,
+)
 from cotal_tui.mesh.creds_claims import may_publish
 from cotal_tui.mesh.durable import LiveOnly
 from cotal_tui.mesh.endpoint import Endpoint, creds_identity
@@ -60,6 +65,9 @@ class SessionOptions:
     state_dir: str = ".cotal"
     observer: bool = False
     """No presence, no consumers (the `check` command)."""
+    one_shot: bool = False
+    """A reader that exits after one look (`check`): its KV watches lapse soon after it leaves
+    (mesh/connection.py ``ONE_SHOT_WATCH_INACTIVE_S``) when its cred may not delete them."""
     connect_timeout: float = 5.0
     embedded_port: int = 4222
     """Where the space's own server listens when no --server is given."""
@@ -162,6 +170,7 @@ class ConsoleSession:
             create_space=False,
             durable=self._durable(observer),
             connect_timeout=o.connect_timeout,
+            watch_inactive_s=ONE_SHOT_WATCH_INACTIVE_S if o.one_shot else WATCH_INACTIVE_S,
         )
 
     def _identity(self) -> str | None:

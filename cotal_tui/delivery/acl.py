@@ -10,7 +10,7 @@ import json
 import time
 from dataclasses import dataclass
 
-from cotal_tui.mesh.kv import KeyExists, KvBucket, RevisionMismatch
+from cotal_tui.mesh.kv import KeyExists, KvBucket, KvEntry, RevisionMismatch
 from cotal_tui.protocol.errors import AclCasExhausted
 from cotal_tui.protocol.names import ACL_CAS_ATTEMPTS, acl_key
 from cotal_tui.protocol.untrusted import Decoded, decode_untrusted
@@ -36,6 +36,12 @@ def decode_acl(value: bytes, kv_revision: int = 0) -> AclEntry | None:
     rev = data.get("revision")
     revision = rev if isinstance(rev, int) and not isinstance(rev, bool) else 0
     return AclEntry(tuple(str(p) for p in allow if isinstance(p, str)), revision, kv_revision)
+
+
+def acl_entry(entry: KvEntry) -> AclEntry | None:
+    """A watched ACL-bucket entry as an :class:`AclEntry` (None: unknown), the decoder of the
+    delivery daemon's ACL cache (delivery/fresh_cache.py)."""
+    return decode_acl(entry.value, entry.revision)
 
 
 async def read_acl(kv: KvBucket, owner: str) -> AclEntry | None:

@@ -18,7 +18,12 @@ from collections.abc import Awaitable, Callable
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from cotal_tui.mesh.connection import PermissionDenied, TransportError, parse_refusal
+from cotal_tui.mesh.connection import (
+    WATCH_INACTIVE_S,
+    PermissionDenied,
+    TransportError,
+    parse_refusal,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +37,7 @@ class ClientConnection:
         self._error_listeners: list[Callable[[Exception], None]] = []
         self._rearm_task: asyncio.Task[None] | None = None
         self.creds = None
+        self.watch_inactive_s = WATCH_INACTIVE_S
         prev_reconnected = nc._reconnected_cb
         prev_error = nc._error_cb
 

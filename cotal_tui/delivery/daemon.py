@@ -34,18 +34,18 @@ import nats.errors
 from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 
-from cotal_tui.delivery.acl import AclEntry, decode_acl
+from cotal_tui.delivery.acl import acl_entry
 from cotal_tui.delivery.client_adapter import ClientConnection
 from cotal_tui.delivery.daemon_context import Counters, DaemonContext
 from cotal_tui.delivery.delivery_service import DeliveryService
 from cotal_tui.delivery.fanout import FanoutWriter
 from cotal_tui.delivery.fresh_cache import FreshKvCache
-from cotal_tui.delivery.members import MemberEntry, decode_member
+from cotal_tui.delivery.members import member_entry
 from cotal_tui.delivery.reader import TrustedReader
 from cotal_tui.delivery.stages import ForwardedInbox, StageProcesses
 from cotal_tui.mesh.connection import Connection, PermissionDenied, PermissionRefusal
 from cotal_tui.mesh.jsapi import API, STREAM_NOT_FOUND, JsApiError, JsApiUnavailable, api_request
-from cotal_tui.mesh.kv import KvEntry, KvUnavailable
+from cotal_tui.mesh.kv import KvUnavailable
 from cotal_tui.mesh.lease import (
     LeaseEntry,
     LeaseHeld,
@@ -387,8 +387,8 @@ class DeliveryDaemon:
     async def _bind(self) -> None:
         # One watch on the members bucket feeds both the routing index and the reader's
         # fresh-read cache; a second one caches the ACL rows for the reader.
-        members = FreshKvCache(self.ctx.members, _member_entry, listener=self.ctx.index.on_kv)
-        acls = FreshKvCache(self.ctx.acls, _acl_entry)
+        members = FreshKvCache(self.ctx.members, member_entry, listener=self.ctx.index.on_kv)
+        acls = FreshKvCache(self.ctx.acls, acl_entry)
         self.ctx.members_cache, self.ctx.acl_cache = members, acls
         for name, cache in (("members index", members), ("ACL cache", acls)):
             try:
@@ -535,12 +535,3 @@ class DeliveryDaemon:
         if self._on_error_cb is not None:
             with contextlib.suppress(Exception):
                 self._on_error_cb(exc)
-
-
-def _member_entry(entry: KvEntry) -> MemberEntry | None:
-    record = decode_member(entry.value)
-    return None if record is None else MemberEntry(record, entry.revision)
-
-
-def _acl_entry(entry: KvEntry) -> AclEntry | None:
-    return decode_acl(entry.value, entry.revision)

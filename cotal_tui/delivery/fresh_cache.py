@@ -4,7 +4,8 @@
 waits until the watch has applied every message up to it. Any write that was stored before the
 barrier was called is therefore visible afterwards — the same guarantee a direct per-key read
 made at that moment gives — but one request covers a whole batch of keys. If the watch does not
-catch up in time, the barrier returns False and the caller reads directly.
+catch up in time, or its watch is gone (a failed rebind), the barrier returns False and the
+caller reads directly.
 """
 
 from __future__ import annotations
@@ -71,8 +72,8 @@ class FreshKvCache(Generic[T]):
 
     async def barrier(self, timeout: float = 2.0) -> bool:
         """True once every write stored before this call has been applied to the cache."""
-        if self._watch is None or not self._initial.is_set():
-            return False
+        if self._watch is None or not self._watch.alive or not self._initial.is_set():
+            return False  # no watch (stopped, or a failed rebind): the caller reads directly
         info = await self.bucket.conn.js.stream_info(self.bucket.stream)
         target = int(info.state.last_seq)
         loop = asyncio.get_running_loop()

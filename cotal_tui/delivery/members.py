@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from cotal_tui.mesh.kv import KeyExists, KvBucket, RevisionMismatch
+from cotal_tui.mesh.kv import KeyExists, KvBucket, KvEntry, RevisionMismatch
 from cotal_tui.protocol.errors import MembersCasExhausted, RecordError
 from cotal_tui.protocol.membership import (
     CommitAction,
@@ -42,6 +42,13 @@ def decode_member(value: bytes) -> MembershipRecord | None:
         return MembershipRecord.from_json(value)
     except RecordError:
         return None
+
+
+def member_entry(entry: KvEntry) -> MemberEntry | None:
+    """A watched members-bucket entry as a :class:`MemberEntry` (None: not a record), the
+    decoder of the delivery daemon's members cache (delivery/fresh_cache.py)."""
+    record = decode_member(entry.value)
+    return None if record is None else MemberEntry(record, entry.revision)
 
 
 async def read_member(kv: KvBucket, channel: str, owner: str) -> MemberEntry | None:

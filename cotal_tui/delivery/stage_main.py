@@ -23,10 +23,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from cotal_tui.delivery.acl import acl_entry
 from cotal_tui.delivery.daemon_context import DaemonContext
 from cotal_tui.delivery.fanout import FanoutWriter
 from cotal_tui.delivery.fresh_cache import FreshKvCache
-from cotal_tui.delivery.members import MemberEntry, decode_member
+from cotal_tui.delivery.members import MemberEntry, decode_member, member_entry
 from cotal_tui.delivery.reader import TrustedReader
 from cotal_tui.delivery.stage_wire import (
     EXIT_PARENT_GONE,
@@ -106,12 +107,10 @@ class Stage:
     # -- binding -----------------------------------------------------------------------------
 
     async def bind(self) -> None:
-        from cotal_tui.delivery.daemon import _acl_entry, _member_entry  # the same decoders
-
         await self.conn.connect()
         ctx = self.ctx
         if self.role == "fanout":
-            members = FreshKvCache(ctx.members, _member_entry, listener=ctx.index.on_kv)
+            members = FreshKvCache(ctx.members, member_entry, listener=ctx.index.on_kv)
             self.caches = [members]
             await self._load(members, "members index")
             await ctx.acker.start()
@@ -125,8 +124,8 @@ class Stage:
             self.status(force=True)  # deliveryStats answers from the first request on
             self.out({"t": "ready", "window": window})
         else:
-            members = FreshKvCache(ctx.members, _member_entry)
-            acls = FreshKvCache(ctx.acls, _acl_entry)
+            members = FreshKvCache(ctx.members, member_entry)
+            acls = FreshKvCache(ctx.acls, acl_entry)
             self.caches = [members, acls]
             ctx.members_cache, ctx.acl_cache = members, acls
             await self._load(members, "members index")

@@ -119,6 +119,14 @@ ErrorListener = Callable[[Exception], None]
 RefusalHandler = Callable[[PermissionRefusal], None]
 
 
+# How long the broker keeps a KV watch's consumer after its subscriber left (a reconnect within
+# it resumes the same consumer). A one-shot reader (`check`, `status`) that may not delete its
+# watches on exit uses the short one, so back-to-back runs do not pile them up on the presence
+# and registry streams, where the pipeline's consumer-excess rule counts every consumer.
+WATCH_INACTIVE_S = 5.0
+ONE_SHOT_WATCH_INACTIVE_S = 1.0
+
+
 @dataclass
 class _RearmEntry:
     owner: str
@@ -139,6 +147,8 @@ class Connection:
     connect_timeout: float = 5.0
     reconnect_time_wait: float = 0.5
     js_timeout: float = 5.0
+    watch_inactive_s: float = WATCH_INACTIVE_S
+    """The inactive threshold of this connection's KV watch consumers (mesh/kv.py)."""
     _nc: Client | None = field(default=None, init=False, repr=False)
     _js: JetStreamContext | None = field(default=None, init=False, repr=False)
     _state: ConnectionState | None = field(default=None, init=False)

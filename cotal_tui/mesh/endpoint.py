@@ -28,7 +28,12 @@ from nats.aio.msg import Msg
 
 from cotal_tui.mesh.channels import ChannelRegistry
 from cotal_tui.mesh.chat import ChatChannels, HistoryMessage, JoinFailed
-from cotal_tui.mesh.connection import Connected, Connection, ConnectionState
+from cotal_tui.mesh.connection import (
+    WATCH_INACTIVE_S,
+    Connected,
+    Connection,
+    ConnectionState,
+)
 from cotal_tui.mesh.control import (
     ControlHandler,
     ControlServer,
@@ -194,6 +199,7 @@ class Endpoint:
         durable: DurableFactory | None = None,
         connect_timeout: float = 5.0,
         reconnect_time_wait: float = 0.5,
+        watch_inactive_s: float = WATCH_INACTIVE_S,
     ) -> None:
         if card is None:
             if name is None:
@@ -235,6 +241,7 @@ class Endpoint:
             creds=creds,
             connect_timeout=connect_timeout,
             reconnect_time_wait=reconnect_time_wait,
+            watch_inactive_s=watch_inactive_s,
         )
         self.roster = RosterWatch(
             self.conn,

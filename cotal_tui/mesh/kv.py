@@ -26,6 +26,7 @@ from nats.aio.subscription import Subscription
 from nats.nuid import NUID
 
 from cotal_tui.mesh.connection import Connection
+from cotal_tui.mesh.creds_claims import may_publish
 from cotal_tui.mesh.tasks import cancel_and_wait
 from cotal_tui.protocol.names import kv_stream
 from cotal_tui.protocol.untrusted import Refused, decode_untrusted
@@ -36,6 +37,8 @@ _KV_OP = "KV-Operation"
 _MARKER_REASON = "Nats-Marker-Reason"
 _EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
 _NS_PER_S = 1_000_000_000
+# How long a watch waits for the broker to delete the consumer it stopped using.
+DELETE_TIMEOUT_S = 1.0
 _nuid = NUID()
 
 
@@ -285,12 +288,28 @@ class KvWatch:
         await cancel_and_wait([reset])
         await self._unsubscribe()
 
-    async def _unsubscribe(self) -> None:
+    async def _unsubscribe(self, *, delete: bool = True) -> None:
         sub, self._sub = self._sub, None
-        self._consumer = None
+        consumer, self._consumer = self._consumer, None
         if sub is not None:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+        if delete and consumer is not None:
+            await self._delete_consumer(consumer)
+
+    async def _delete_consumer(self, name: str) -> None:
+        """Delete a consumer this watch stopped using rather than leave it for its inactive
+        threshold: back-to-back one-shot readers (`check`, `status`) would otherwise pile them up
+        on the presence and registry streams, where the pipeline's consumer-excess rule counts
+        them. Only when the link is up and the credential may (§8.4's agent, observer and the
+        operator profile may not: the consumer then lapses after the connection's
+        ``watch_inactive_s``, quietly)."""
+        conn = self.bucket.conn
+        subject = f"$JS.API.CONSUMER.DELETE.{self.bucket.stream}.{name}"
+        if not conn.is_connected or not may_publish(conn.creds, subject):
+            return
+        with contextlib.suppress(Exception):
+            await conn.nc.request(subject, b"", timeout=DELETE_TIMEOUT_S)
 
     async def _bind(self, start_seq: int | None) -> None:
         await self._unsubscribe()
@@ -309,7 +328,7 @@ class KvWatch:
             "idle_heartbeat": int(self.heartbeat_s * _NS_PER_S),
             "mem_storage": True,
             "num_replicas": 1,
-            "inactive_threshold": 5 * _NS_PER_S,
+            "inactive_threshold": int(self.bucket.conn.watch_inactive_s * _NS_PER_S),
         }
         if start_seq is None:
             config["deliver_policy"] = "last_per_subject"
@@ -324,12 +343,12 @@ class KvWatch:
             resp = await nc.request(subject, json.dumps(req).encode(), timeout=5)
             body = json.loads(resp.data or b"{}")
         except Exception as exc:
-            await self._unsubscribe()
+            await self._unsubscribe(delete=False)
             raise WatchFailed(
                 f"cannot watch KV bucket {self.bucket.bucket}: consumer create failed ({exc!r})"
             ) from exc
         if "error" in body:
-            await self._unsubscribe()
+            await self._unsubscribe(delete=False)
             err = body["error"]
             if err.get("err_code") == 10059:
                 raise BucketNotFound(f"KV bucket {self.bucket.bucket} does not exist")

@@ -10,6 +10,11 @@ comma-joined (nats-py's server list, so a reader fails over when a node dies), `
 count the space was provisioned at, and ``nodes`` one entry per node (name, URL, client and
 route ports, store dir, pid — None while that node is down).
 
+`up --server URL[,URL...]` (an existing server or cluster, none started) writes one too while it
+runs the space's daemon: ``url`` the server list as given, ``host``/``port`` the first URL's,
+``external`` set and ``store`` empty (the store is not this `up`'s to name). It leaves the record
+of another live `up` on the same state dir as it is.
+
 Whoever starts a nats-server on a store holds an exclusive ``flock`` on ``<store>/.cotal.lock``
 (with its pid written inside) for as long as the server runs; the kernel drops it when the
 process dies. Nothing starts a second server on a store another process holds: it is told who
@@ -57,6 +62,8 @@ class UpRecord:
     replicas: int = 1
     nodes: tuple[NodeRecord, ...] = ()
     """Empty for one server; one entry per node for `up --cluster` (``url`` lists them all)."""
+    external: bool = False
+    """`up --server`: this `up` started no server (``store`` is empty)."""
 
     @property
     def clustered(self) -> bool:

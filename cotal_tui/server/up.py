@@ -50,6 +50,7 @@ from cotal_tui.server.process import (
 from cotal_tui.server.provision import ProvisionError, provision_space
 from cotal_tui.server.seed import ChannelSeedError, apply_channel_seed, load_channel_seed
 from cotal_tui.server.state import (
+    RECORD_FILE,
     UpRecord,
     now_ms,
     read_record,
@@ -65,6 +66,7 @@ from cotal_tui.server.up_cluster import (
     cluster_record,
     default_replicas,
     render_node_config,
+    server_record,
     start_local_cluster,
     validate_options,
     watch_nodes,
@@ -228,15 +230,42 @@ def _refusal(options: UpOptions, url: str, store: str, already: bool) -> str | N
             return str(exc)
         return None
     record = read_record(options.state_dir)
-    if record is not None and record.clustered:  # its up.json would be overwritten
+    if record is not None and (record.clustered or record.external):  # its up.json: overwritten
+        how = "--cluster" if record.clustered else "--server"
         return (
-            f"`cotal-tui up --cluster` (pid {record.pid}) runs from {options.state_dir} at "
+            f"`cotal-tui up {how}` (pid {record.pid}) runs from {options.state_dir} at "
             f"{record.url}; stop it first, or use another --state-dir"
         )
     held = store_holder(store)
     if held is not None:
         return str(held)
     return port_refusal(options.host, options.port)
+
+
+def _record_server(
+    options: UpOptions, url: str, mode: str, replicas: int, report: Reporter
+) -> bool:
+    """`up --server`: say in the state dir's up.json where the space's server is, as `up` and
+    `up --cluster` do, so status, check, console, mint, daemon and agent find it without
+    --server; unless another live `up` runs from this state dir (its record stays)."""
+    other = read_record(options.state_dir)
+    if other is not None and other.pid != os.getpid():
+        report.info(
+            f"{RECORD_FILE} left as it is: `cotal-tui up` (pid {other.pid}) runs from "
+            f"{options.state_dir} at {other.url}"
+        )
+        return False
+    record = server_record(
+        url, pid=os.getpid(), space=options.space, mode=mode, replicas=replicas,
+        started_at=now_ms(),
+    )  # fmt: skip
+    try:
+        Path(options.state_dir).mkdir(parents=True, exist_ok=True)
+        write_record(options.state_dir, record)
+    except OSError as exc:  # the space serves on; only the other commands' default is missing
+        report.info(f"--state-dir {options.state_dir}: cannot write {RECORD_FILE} ({exc})")
+        return False
+    return True
 
 
 async def _first_of(*events: asyncio.Event) -> None:
@@ -298,6 +327,7 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
 
     server: EmbeddedServer | None = None
     cluster: LocalCluster | None = None
+    record_server = False  # `up --server` wrote the state dir's up.json
     if options.server:
         url = ",".join(server_list(options.server))
         report.ok(f"provisioning the NATS server(s) at {url} (no server started)")
@@ -401,6 +431,9 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
             + (f", channels: {', '.join(result.channels_written) or 'up to date'}" if seed else "")
             + ")"
         )
+        if options.server:
+            mode = "open" if auth is None else "auth"
+            record_server = _record_server(options, url, mode, result.replicas, report)
         if auth is not None:
             report.info(f"trust chain in {auth.dir} (mint creds with `cotal-tui mint`)")
         print(f"url: {url}", flush=True)
@@ -471,3 +504,5 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
             await asyncio.to_thread(cluster.stop)
             remove_record(options.state_dir, os.getpid())
             report.ok(f"all {cluster.size} nats-server nodes stopped")
+        if record_server:
+            remove_record(options.state_dir, os.getpid())

@@ -11,7 +11,9 @@
   `--cluster`).
 - The state dir's ``up.json`` (server/state.py) for a local cluster: every node's URL (the server
   list the other commands connect with), store, pids, and the replica count
-  (:func:`cluster_record`), rewritten when a node stops or comes back, removed on exit.
+  (:func:`cluster_record`), rewritten when a node stops or comes back, removed on exit; for
+  `--server`, the server list as given (:func:`server_record`), written once the space is
+  provisioned unless another live `up` runs from the state dir, removed on exit.
 - `--write-server-config FILE`: render one node's config for a cluster on several machines (the
   state dir's trust chain, JetStream, `server_name`, `cluster {}` with routes) and exit.
 """
@@ -22,6 +24,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from nats.aio.client import Client
 
@@ -156,6 +159,26 @@ def cluster_record(
         started_at=started_at,
         replicas=replicas,
         nodes=nodes,
+    )
+
+
+def server_record(
+    url: str, *, pid: int, space: str, mode: str, replicas: int, started_at: int
+) -> UpRecord:
+    """The ``up.json`` of `up --server`: ``url`` the server list as given, ``host`` and ``port``
+    the first URL's, no nodes and no store (it started no server: ``external``)."""
+    first = urlsplit(url.split(",")[0])
+    return UpRecord(
+        pid=pid,
+        url=url,
+        host=first.hostname or "",
+        port=first.port or 4222,
+        space=space,
+        store="",
+        mode=mode,
+        started_at=started_at,
+        replicas=replicas,
+        external=True,
     )
 
 

@@ -551,7 +551,13 @@ def test_three_machine_configs_then_up_server_replicas_3(tmp_path: Path, procs: 
         up.wait_line(r"cluster of 3 nodes answering", timeout=60)
         up.wait_line(r"space 'three' provisioned at R3 \(11 created", timeout=60)
         up.wait_line(r"delivery daemon serving space 'three'", timeout=60)
+        # Its up.json names the whole server list, which the console connects with.
+        record = read_record(state)
+        assert record is not None and record.external and not record.clustered, record
+        assert (record.url, record.replicas, record.pid) == (urls, 3, up.proc.pid), record
+        assert session_options(console_args(state)).server == urls
         assert up.terminate(timeout=30) == 0
+        assert read_record(state) is None
         assert "Traceback" not in up.output
         assert all(s.running for s in servers)  # --server starts and stops no server
     finally:

@@ -292,6 +292,72 @@ def test_status_check_mint_find_the_server_without_repeating_it(
     assert check.returncode == 0 and check.stdout.startswith("OK"), check.stdout
 
 
+def _watch_consumers(url: str, creds: Path) -> dict[str, dict[str, float]]:
+    """Per presence/channel-registry KV stream (what the pipeline's consumer-excess rule
+    counts): each consumer's name → its inactive threshold in seconds."""
+    import asyncio
+
+    import nats
+
+    from cotal_tui.protocol.names import channel_bucket, presence_bucket
+
+    async def read() -> dict[str, dict[str, float]]:
+        nc = await nats.connect(url, user_credentials=str(creds))
+        try:
+            js = nc.jetstream()
+            out = {}
+            for bucket in (presence_bucket("main"), channel_bucket("main")):
+                infos = await js.consumers_info(f"KV_{bucket}")
+                out[bucket] = {
+                    str(i.name): float(i.config.inactive_threshold or 0) for i in infos
+                }
+            return out
+        finally:
+            await nc.close()
+
+    return asyncio.run(read())
+
+
+def test_back_to_back_checks_leave_no_watch_consumers(
+    up_space: tuple[CliProcess, Path, int], tmp_path: Path
+) -> None:
+    """One-shot readers delete the KV watch consumers they created when they exit (when the
+    cred may), so back-to-back runs never pile up consumers on the presence and registry
+    streams and trip the consumer-excess verdict; a least-privilege cred that may not delete
+    them exits just as quietly (they lapse after their inactive threshold)."""
+    _, state, port = up_space
+    url = f"nats://127.0.0.1:{port}"
+    manager = state / "auth" / "manager.main.creds"
+    sd = ("--state-dir", str(state))
+    baseline = _watch_consumers(url, manager)
+
+    def leftovers() -> dict[str, dict[str, float]]:
+        now = _watch_consumers(url, manager)
+        return {b: {n: t for n, t in now[b].items() if n not in baseline[b]} for b in now}
+
+    for run in range(8):
+        said = cli("check", "--timeout", "20", "--creds", str(manager), *sd, cwd=tmp_path)
+        assert said.returncode == 0 and said.stdout.startswith("OK"), (run, said.stdout)
+        assert "consumer excess" not in said.stdout + said.stderr
+        left = leftovers()
+        assert not any(left.values()), f"check run {run} left watch consumers behind: {left}"
+    status = cli("status", "--json", "--creds", str(manager), *sd, cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    left = leftovers()
+    assert not any(left.values()), f"status left watch consumers behind: {left}"
+    # The default operator cred may not delete consumers (least privilege): no error, no
+    # delay, and what it leaves lapses within the one-shot threshold, not the 5 s of a
+    # long-lived watch.
+    for reader in (("check", "--timeout", "20"), ("status", "--json")):
+        for _ in range(3):
+            said = cli(*reader, *sd, cwd=tmp_path)
+            assert said.returncode == 0, said.stdout + said.stderr
+            assert "consumer excess" not in said.stdout and said.stderr.strip() == "", said
+            left = leftovers()
+            lingering = {n: t for names in left.values() for n, t in names.items() if t > 1.0}
+            assert not lingering, f"{reader[0]} left long-lived watch consumers: {lingering}"
+
+
 def test_status_and_check_default_to_an_operator_cred_not_the_manager(
     up_space: tuple[CliProcess, Path, int], tmp_path: Path
 ) -> None:

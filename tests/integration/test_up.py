@@ -104,6 +104,59 @@ async def test_up_open_provisions_a_server_that_already_runs(
         await nc.close()
 
 
+def test_up_server_records_the_server_list_for_the_other_commands(
+    nats_server: EmbeddedServer, tmp_path: Path, procs: list[CliProcess]
+) -> None:
+    """`up --server` writes the state dir's up.json while it runs, as `up` and `up --cluster`
+    do: status and the console find the server list from it without --server; a second `up`
+    on the state dir does not overwrite it; it is removed on exit, the server left running."""
+    from cotal_tui.cli import build_parser
+    from cotal_tui.commands.console import session_options
+    from cotal_tui.server.state import read_record
+
+    state = tmp_path / "state"
+    url = nats_server.url
+    up = CliProcess(
+        ["up", "--open", "--server", url, "--space", "ext", "--state-dir", str(state)],
+        cwd=tmp_path,
+    )
+    procs.append(up)
+    up.wait_line(r"running in the foreground", timeout=60)
+    record = read_record(state)
+    assert record is not None, f"no up.json in {state}: {up.output}"
+    assert (record.pid, record.url, record.space) == (up.proc.pid, url, "ext"), record
+    assert (record.port, record.mode, record.external, record.nodes) == (
+        nats_server.port, "open", True, ()
+    ), record  # fmt: skip
+    status = CliProcess(["status", "--json", "--space", "ext", "--state-dir", str(state)], tmp_path)
+    procs.append(status)
+    assert status.proc.wait(timeout=60) in (0, 1, 2, 3), status.output
+    snap = json.loads(status.output[status.output.index("{") :])
+    assert snap["server"] == url and snap["roster"]["view"] == "current", snap["server"]
+    args = build_parser().parse_args(["console", "--space", "ext", "--state-dir", str(state)])
+    assert session_options(args).server == url
+    # Another `up` on the same state dir: a single server is refused (it would take the
+    # record), a second `up --server` provisions but leaves the record as it is.
+    single = CliProcess(
+        ["up", "--open", "--port", str(free_port()), "--state-dir", str(state)], cwd=tmp_path
+    )
+    procs.append(single)
+    assert single.proc.wait(timeout=30) == 2, single.output
+    assert f"`cotal-tui up --server` (pid {up.proc.pid}) runs from {state}" in single.output
+    again = CliProcess(
+        ["up", "--open", "--server", url, "--space", "ext", "--state-dir", str(state)],
+        cwd=tmp_path,
+    )
+    procs.append(again)
+    again.wait_line(r"up\.json left as it is: `cotal-tui up` \(pid \d+\) runs from", timeout=60)
+    again.wait_line(r"running in the foreground", timeout=30)
+    assert again.terminate() == 0, again.output
+    assert read_record(state) == record
+    assert up.terminate() == 0, up.output
+    assert not (state / "up.json").exists()
+    assert nats_server.running and "Traceback" not in up.output + again.output
+
+
 def test_up_refuses_a_bad_seed_before_starting_anything(
     tmp_path: Path, procs: list[CliProcess]
 ) -> None:

@@ -122,6 +122,24 @@ async def test_a_channel_reads_degraded_while_the_backstop_is_down(make_rig, ver
         assert "active" not in text and f"lease verdict {verdict}" in text, text
 
 
+async def test_a_channel_never_reads_plain_active_while_a_cluster_node_is_lost(make_rig):
+    """Issue 15 leftover: under NODE-LOST the daemon still answers and moves, but the row says
+    the node is gone and there is no spare replica, in the degraded style — never green, never
+    a bare "durable backstop active"."""
+    rig = make_rig(lease_data("node-lost"))
+    async with rig.app.run_test(size=SIZE) as pilot:
+        await settle(pilot, rig)
+        rows = {r.key: r for r in rig.app.screen.query_one("#channels-table", RowTable).rows}
+        text, cls = rows["general"].cells[3]
+        assert cls == "sev--degraded", (text, cls)
+        assert text.startswith("◐ node lost"), text
+        row = next(c for c in rig.model.snapshot.channels.rows if c.name == "general")
+        assert row.health == "degraded" and row.health_caveat is None, row
+        said = row.health_text or ""
+        assert "without a spare replica" in said and "lease verdict node-lost" in said, said
+        assert not said.startswith("durable backstop active"), said
+
+
 @pytest.mark.parametrize("verdict", LEASE_VERDICTS)
 async def test_lease_pane_names_one_verdict_and_its_consequence(make_rig, verdict):
     rig = make_rig(lease_data(verdict))
