@@ -385,13 +385,16 @@ async def read_cluster_view(conn: Connection, space: str) -> ClusterView:
     if not info.get("cluster"):
         return ClusterView(clustered=False, connected=info.get("server_name"))
     optional = optional_streams(space)
-    streams = await asyncio.gather(
-        *(_stream(conn, n, n in optional) for n in space_stream_names(space))
-    )
-    consumers = await asyncio.gather(
+    names = space_stream_names(space)
+    # all at once: a leaderless cluster times every request out, so the read takes one
+    # READ_TIMEOUT_S, not one for the streams and another for the consumers
+    found = await asyncio.gather(
+        *(_stream(conn, n, n in optional) for n in names),
         _consumer(conn, chat_stream(space), fanout_durable()),
         _consumer(conn, inbox_stream(space), reader_durable()),
     )
+    streams = [s for s in found if isinstance(s, StreamState)]
+    consumers = [c for c in found if isinstance(c, ConsumerState)]
     return ClusterView(
         clustered=True,
         connected=info.get("server_name"),
