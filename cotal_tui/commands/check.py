@@ -101,14 +101,17 @@ async def check(options: SessionOptions, *, timeout: float = 8.0) -> CheckResult
         while time.monotonic() < deadline and not evidence_complete(session):
             if session.source.start_error and not session.ep.connected:
                 break  # the first attempt failed: said at once, not after the timeout
-            if probe is None and not session.ep.connected and deadline - time.monotonic() < LEAD_S:
-                # still not started this close to the deadline: ask the cluster meanwhile (a
-                # lost quorum holds every KV watch until its requests time out)
+            if probe is None and deadline - time.monotonic() < LEAD_S:
+                # no evidence yet this close to the deadline: ask the cluster meanwhile (a lost
+                # quorum holds every KV watch and lease read until its requests time out)
                 probe = asyncio.ensure_future(quorum_lost(session, LEAD_S + 1.0))
             await asyncio.sleep(0.05)
         snap = model.tick()
-        if not session.ep.connected and session.source.start_kind in (None, "error"):
-            # the server answered (or has not said no), yet the start failed: a lost quorum?
+        started = session.ep.connected
+        if (started and not evidence_complete(session)) or (
+            not started and session.source.start_kind in (None, "error")
+        ):
+            # the server answered (or has not said no), yet no verdict: a lost quorum?
             if probe is None:
                 probe = asyncio.ensure_future(
                     quorum_lost(session, max(deadline - time.monotonic(), LEAD_S))

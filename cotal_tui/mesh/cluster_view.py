@@ -437,9 +437,16 @@ def cluster_lines(view: ClusterView | None) -> tuple[str, ...]:
     if view.unread is not None:
         return (f"unread (connected to {view.connected or '?'}: {view.unread})",)
     answering, known = view.nodes_answering, view.nodes_known
+    named = f": {', '.join(answering) or 'none'}"
+    if view.answering < len(answering):  # stale replica reports name nodes the routes lost
+        named = (
+            f": {view.connected}"
+            if view.answering == 1 and view.connected
+            else f" by its routes; replica reports still name {', '.join(answering)}"
+        )
     lines = [
         f"{view.word()} (connected to {view.connected or '?'}, {view.answering}/{len(known)} "
-        f"nodes answering: {', '.join(answering) or 'none'})"
+        f"nodes answering{named})"
     ]
     if view.unrouted:
         lines.append(
