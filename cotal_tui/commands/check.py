@@ -5,7 +5,9 @@ It connects as an observer (no presence, no durable consumers; the KV watches it
 and registry with are deleted on exit when the cred may, mesh/kv.py), waits until it has
 evidence — the roster current, the lease read and the responder probed — or until --timeout,
 then judges one console snapshot with the same verdict table the console draws. Missing evidence
-is reported as what it is (unknown), never as healthy.
+is reported as what it is (unknown), never as healthy. When no evidence came (a cluster that
+lost quorum answers no KV watch and no lease read), it reads the cluster on a connection of its
+own from 3 s before --timeout and names a lost quorum (critical) instead of a watch failure.
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ async def check(options: SessionOptions, *, timeout: float = 8.0) -> CheckResult
             if probe is None and deadline - time.monotonic() < LEAD_S:
                 # no evidence yet this close to the deadline: ask the cluster meanwhile (a lost
                 # quorum holds every KV watch and lease read until its requests time out)
-                probe = asyncio.ensure_future(quorum_lost(session, LEAD_S + 1.0))
+                probe = asyncio.create_task(quorum_lost(session, LEAD_S + 1.0))
             await asyncio.sleep(0.05)
         snap = model.tick()
         started = session.ep.connected
@@ -113,7 +115,7 @@ async def check(options: SessionOptions, *, timeout: float = 8.0) -> CheckResult
         ):
             # the server answered (or has not said no), yet no verdict: a lost quorum?
             if probe is None:
-                probe = asyncio.ensure_future(
+                probe = asyncio.create_task(
                     quorum_lost(session, max(deadline - time.monotonic(), LEAD_S))
                 )
             lost = await probe
