@@ -5,20 +5,26 @@ It connects as an observer (no presence, no durable consumers; the KV watches it
 and registry with are deleted on exit when the cred may, mesh/kv.py), waits until it has
 evidence — the roster current, the lease read and the responder probed — or until --timeout,
 then judges one console snapshot with the same verdict table the console draws. Missing evidence
-is reported as what it is (unknown), never as healthy.
+is reported as what it is (unknown), never as healthy. When no evidence came (a cluster that
+lost quorum answers no KV watch and no lease read), it reads the cluster on a connection of its
+own from 3 s before --timeout and names a lost quorum (critical) instead of a watch failure.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import time
+import uuid
 
 from cotal_tui.commands.common import UsageError, local_space_creds, resolve_target
 from cotal_tui.commands.console import add_connection_args
 from cotal_tui.console.model import ConsoleModel
 from cotal_tui.console.plain import CRITICAL, UNKNOWN, CheckResult, check_snapshot
 from cotal_tui.console.session import ConsoleSession, SessionOptions
+from cotal_tui.mesh.cluster_view import read_cluster_view
+from cotal_tui.mesh.connection import Connection
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -91,13 +97,30 @@ async def check(options: SessionOptions, *, timeout: float = 8.0) -> CheckResult
     session = ConsoleSession(options)
     model = ConsoleModel(session.source)
     deadline = time.monotonic() + timeout
+    probe: asyncio.Task[str | None] | None = None
     try:
         await session.start()
         while time.monotonic() < deadline and not evidence_complete(session):
             if session.source.start_error and not session.ep.connected:
                 break  # the first attempt failed: said at once, not after the timeout
+            if probe is None and deadline - time.monotonic() < LEAD_S:
+                # no evidence yet this close to the deadline: ask the cluster meanwhile (a lost
+                # quorum holds every KV watch and lease read until its requests time out)
+                probe = asyncio.create_task(quorum_lost(session, LEAD_S + 1.0))
             await asyncio.sleep(0.05)
         snap = model.tick()
+        started = session.ep.connected
+        if (started and not evidence_complete(session)) or (
+            not started and session.source.start_kind in (None, "error")
+        ):
+            # the server answered (or has not said no), yet no verdict: a lost quorum?
+            if probe is None:
+                probe = asyncio.create_task(
+                    quorum_lost(session, max(deadline - time.monotonic(), LEAD_S))
+                )
+            lost = await probe
+            if lost is not None:
+                return CheckResult(CRITICAL, quorum_lost_line(options.space, lost, session))
         if not session.ep.connected and session.source.start_error:
             link = session.source.start_kind or "unreachable"
             return CheckResult(
@@ -106,4 +129,45 @@ async def check(options: SessionOptions, *, timeout: float = 8.0) -> CheckResult
             )
         return check_snapshot(snap)
     finally:
+        if probe is not None and not probe.done():
+            probe.cancel()
         await session.stop()
+
+
+LEAD_S = 3.0
+"""How long before the deadline a check that has not started asks the cluster whether it lost
+quorum (one read, its requests bounded by ``cluster_view.READ_TIMEOUT_S``): the verdict then
+comes about when the --timeout ends, not a read later."""
+
+
+async def quorum_lost(session: ConsoleSession, budget: float) -> str | None:
+    """Whether the space's cluster has lost quorum, in the cluster view's own words (``no
+    leader for …``), read on a connection of its own (the session's endpoint has not started:
+    a KV watch's consumer create waits on the leaderless stream). None when it has not, when the
+    server is not clustered, or when nothing could be read."""
+    conn = Connection(
+        session.server_url,
+        "cotal-tui-check",
+        f"cotal-tui-check-{uuid.uuid4().hex[:12]}",
+        creds=session.creds,
+        connect_timeout=min(budget, 5.0),
+    )
+    try:
+        async with asyncio.timeout(budget):
+            await conn.connect()
+            view = await read_cluster_view(conn, session.options.space)
+    except Exception:  # noqa: BLE001 - no evidence either way: the start error stands
+        return None
+    finally:
+        with contextlib.suppress(Exception):
+            await conn.close(timeout=2.0)
+    return view.detail() if view.word() == "lost" else None
+
+
+def quorum_lost_line(space: str, detail: str, session: ConsoleSession) -> str:
+    return (
+        f"CRITICAL: space={space} link=up cluster=lost — the cluster has lost quorum ({detail}):"
+        " nothing is stored on those streams and the offline backstop does not move until NATS "
+        "elects a leader (2 of 3 replicas up); bring the lost nodes back"
+        + (f" (the check could not start: {why})" if (why := session.source.start_error) else "")
+    )

@@ -138,6 +138,8 @@ def session_options(args: argparse.Namespace) -> SessionOptions:
     return SessionOptions(
         server=server,
         embedded_port=port,
+        # up.json's server list (a cluster, `up --server`): its operator identity, not none
+        state_server=server is not None and not target.explicit_server,
         space=target.space,
         creds=target.creds,
         name=eff.name,

@@ -34,7 +34,7 @@ from cotal_tui.mesh.connection import (
 from cotal_tui.mesh.creds_claims import creds_label
 from cotal_tui.mesh.durable import PendingOp
 from cotal_tui.mesh.endpoint import Endpoint
-from cotal_tui.mesh.eviction_stats import read_evictions
+from cotal_tui.mesh.eviction_stats import below_floor_words, read_evictions
 from cotal_tui.mesh.failures import classify
 from cotal_tui.mesh.jsapi import JsApiError, JsApiUnavailable
 from cotal_tui.mesh.kv import KvError
@@ -342,9 +342,10 @@ def build_snapshot(
 def eviction_lines(delivery: dict[str, Any]) -> list[str]:
     """``evictedBeforeRouting`` in plain words (nothing when the daemon counted none)."""
     counts = delivery.get("evictedBeforeRouting")
+    unknown = below_floor_words(delivery)  # a count the daemon could not make, said so
     if not counts:
-        return []
-    return [
+        return unknown
+    return unknown + [
         f"lost before routing: {n} message(s) on "
         + ("an unknown channel" if ch == "?" else f"#{ch}")
         + " were evicted from CHAT before the delivery daemon routed them — they never reached "

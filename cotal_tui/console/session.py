@@ -71,6 +71,10 @@ class SessionOptions:
     connect_timeout: float = 5.0
     embedded_port: int = 4222
     """Where the space's own server listens when no --server is given."""
+    state_server: bool = False
+    """``server`` is the one `up` on ``state_dir`` recorded (a local cluster, or `up --server`'s
+    list), not a flag: the state dir's trust chain supplies the console's identity, as it does
+    for the embedded server."""
     watch: bool = False
     """Watch the creds file (and `config`) and apply edits live (console/watch.py)."""
     config: WatchedConfig | None = None
@@ -219,7 +223,7 @@ class ConsoleSession:
                 o.space, state_dir=o.state_dir, port=o.embedded_port
             )
             self.notes.append(f"started the embedded server of {o.space!r} at {self.local.url}")
-        if self.creds is None and o.server is None:
+        if self.creds is None and (o.server is None or o.state_server):
             await self._embedded_identity()
         self.ep = self._endpoint()
         self.source.ep = self.ep

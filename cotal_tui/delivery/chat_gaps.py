@@ -38,6 +38,12 @@ evicted is checked against the entries the reader sees: an entry carrying that C
 means it was routed, and it is not counted (or no longer counted). Left inexact: a predecessor's
 acks above its own floor (possible only after a nak, since acks go in order), and a message it
 had routed to some members but not all when it died.
+
+The count at bind needs single reads (``STREAM.MSG.GET``) of CHAT and INBOX, granted to the
+delivery profile since issue 11 but not to a cred minted before, nor by the reference's tooling.
+Each bind first asks the broker once per stream whether the cred may read it: a refused read
+makes the count unknown (``below_floor_unknown``, the missing grants named, said in one line),
+never 0; delivery itself needs none of it.
 """
 
 from __future__ import annotations
@@ -51,7 +57,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cotal_tui.mesh.connection import Connection
+from cotal_tui.mesh.connection import Connection, PermissionRefusal
 from cotal_tui.mesh.jsapi import API, JsApiError, api_request, consumer_info
 from cotal_tui.mesh.tasks import cancel_and_wait
 from cotal_tui.protocol.names import MAX_MSGS_PER_SUBJECT
@@ -103,6 +109,8 @@ class EvictionTracker:
         self._held: dict[int, int] = {}  # seq -> deliveries of it in our hands, not settled
         self._late: list[int] = []  # released after the floor passed them: counted next check
         self.below_floor: tuple[int, int, int] | None = None  # (from, to, counted) at bind
+        # why the count at bind is not (yet) made; both None: the floor passed nothing unseen
+        self.below_floor_unknown: str | None = "not counted yet (the fan-out has not bound)"
         self._below_task: asyncio.Task[None] | None = None
 
     @property
@@ -276,16 +284,63 @@ class EvictionTracker:
         return len(fresh)
 
     async def _below_floor_quietly(self, floor: int) -> None:
+        self.below_floor, self.below_floor_unknown = None, "being counted (the bind is fresh)"
         try:
+            missing = await self._reads_refused()
+            if missing:
+                self._unknown(
+                    f"this credential lacks {' and '.join(missing)} (granted to the delivery "
+                    "profile since issue 11; re-mint the delivery cred to get it)"
+                )
+                return
             await self._count_below_floor(floor)
         except Exception as exc:  # noqa: BLE001 - said once; nothing is guessed
-            self.on_evicted(
-                BelowFloorUnknown(
-                    "could not check whether a dead daemon left messages below the fan-out's "
-                    f"floor ({floor}) that CHAT evicted unrouted ({exc}); any such are not "
-                    "counted in evictedBeforeRouting"
-                )
+            self._unknown(f"the check failed: {exc}")
+        else:
+            if self.below_floor_unknown == "being counted (the bind is fresh)":
+                self.below_floor_unknown = None
+
+    def _unknown(self, why: str) -> None:
+        """The count at bind cannot be made: recorded (deliveryStats) and said in one line."""
+        self.below_floor_unknown = why
+        self.on_evicted(
+            BelowFloorUnknown(
+                "cannot count copies a dead daemon held that CHAT evicted below the fan-out's "
+                f"floor before this bind — {why}; any such are not counted in "
+                "evictedBeforeRouting (delivery itself is unaffected)"
             )
+        )
+
+    async def _reads_refused(self) -> list[str]:
+        """The single-read grants (CHAT, INBOX) the broker refuses this cred, asked once each
+        (a read of a subject no message has: any JetStream answer means the read is allowed)."""
+        streams = [self.stream] + ([self.inbox_stream] if self.inbox_stream else [])
+        refused = await asyncio.gather(*(self._read_refused(s) for s in streams))
+        return [f"{API}.STREAM.MSG.GET.{s}" for s, no in zip(streams, refused, strict=True) if no]
+
+    async def _read_refused(self, stream: str) -> bool:
+        subject = f"{API}.STREAM.MSG.GET.{stream}"
+        refusal: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+        def on_refusal(_r: PermissionRefusal) -> None:
+            if not refusal.done():
+                refusal.set_result(True)
+
+        off = self.conn.on_refusal(subject, on_refusal)  # claimed: no "broker refused" line
+        probe = json.dumps({"last_by_subj": f"{self.chat_prefix}_probe_._probe_"}).encode()
+        req = asyncio.ensure_future(self.conn.nc.request(subject, probe, timeout=2.0))
+        try:
+            await asyncio.wait({req, refusal}, return_when=asyncio.FIRST_COMPLETED)
+            if refusal.done():
+                return True
+            req.result()  # a timeout raises: unknown, said as the check failing
+            return False
+        finally:
+            off()
+            if not req.done():
+                req.cancel()
+            refusal.cancel()
+            req.add_done_callback(_retrieve)
 
     async def _count_below_floor(self, floor: int) -> None:
         """A dead predecessor's delivered messages the floor skipped before we bound (module
@@ -297,12 +352,10 @@ class EvictionTracker:
             return
         limit = await self._max_ack_pending()
         if floor - newest > limit:
-            self.on_evicted(
-                BelowFloorUnknown(
-                    f"{floor - newest} CHAT message(s) (seq {newest + 1}–{floor}) were passed by "
-                    "the fan-out's ack floor before this daemon bound, more than a dead daemon "
-                    "can have held; whether they were routed is unknown (not counted)"
-                )
+            self._unknown(
+                f"{floor - newest} CHAT message(s) (seq {newest + 1}–{floor}) were passed by the "
+                "fan-out's ack floor before this daemon bound, more than a dead daemon can have "
+                "held, so whether they were routed is unknown"
             )
             return
         gone = await self._gone_from_chat(newest + 1, floor)
@@ -429,8 +482,30 @@ class EvictionTracker:
 MSG_NOT_FOUND = 10037
 
 
+def eviction_stats(ev: EvictionTracker) -> dict[str, object]:
+    """The fan-out's part of ``deliveryStats`` (inline daemon and fan-out stage alike)."""
+    return {
+        "evictedBeforeRouting": dict(ev.by_channel),
+        "since": ev.since_ms,
+        "predecessorWindow": ev.window_report(),
+        # a dead predecessor's delivered messages the floor skipped before we bound: None with
+        # the reason beside it when the count could not be made (never a 0 for "unknown")
+        "belowFloorAtBind": (
+            None
+            if ev.below_floor is None
+            else dict(zip(("from", "to", "counted"), ev.below_floor, strict=True))
+        ),
+        "belowFloorAtBindUnknown": ev.below_floor_unknown,
+    }
+
+
 class BelowFloorUnknown(RuntimeError):
     """Messages the floor passed before bind that cannot be proven routed or not (told once)."""
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _entry_chat_seq(message: dict[str, Any]) -> int | None:

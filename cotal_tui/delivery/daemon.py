@@ -35,6 +35,7 @@ from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 
 from cotal_tui.delivery.acl import acl_entry
+from cotal_tui.delivery.chat_gaps import eviction_stats
 from cotal_tui.delivery.client_adapter import ClientConnection
 from cotal_tui.delivery.daemon_context import Counters, DaemonContext
 from cotal_tui.delivery.delivery_service import DeliveryService
@@ -506,18 +507,7 @@ class DeliveryDaemon:
     def _delivery_stats(self) -> dict[str, object]:
         if self.stages is not None:
             return self.stages.delivery_stats
-        ev = self.fanout.evictions
-        return {
-            "evictedBeforeRouting": dict(ev.by_channel),
-            "since": ev.since_ms,
-            "predecessorWindow": ev.window_report(),
-            # a dead predecessor's delivered messages the floor skipped before we bound
-            "belowFloorAtBind": (
-                None
-                if ev.below_floor is None
-                else dict(zip(("from", "to", "counted"), ev.below_floor, strict=True))
-            ),
-        }
+        return eviction_stats(self.fanout.evictions)
 
     def _mention_names(self) -> dict[str, list[str]]:
         names: dict[str, list[str]] = {}

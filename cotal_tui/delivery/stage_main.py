@@ -24,6 +24,7 @@ from dataclasses import replace
 from typing import Any
 
 from cotal_tui.delivery.acl import acl_entry
+from cotal_tui.delivery.chat_gaps import eviction_stats
 from cotal_tui.delivery.daemon_context import DaemonContext
 from cotal_tui.delivery.fanout import FanoutWriter
 from cotal_tui.delivery.fresh_cache import FreshKvCache
@@ -187,12 +188,7 @@ class Stage:
     def status(self, *, force: bool = False) -> None:
         snapshot: dict[str, Any] = {"counters": counters_wire(replace(self.ctx.counters))}
         if self.fanout is not None:
-            ev = self.fanout.evictions
-            snapshot["stats"] = {
-                "evictedBeforeRouting": dict(ev.by_channel),
-                "since": ev.since_ms,
-                "predecessorWindow": ev.window_report(),
-            }
+            snapshot["stats"] = eviction_stats(self.fanout.evictions)
         if force or snapshot != self._last_status:
             self._last_status = snapshot
             self.out({"t": "status", **snapshot})

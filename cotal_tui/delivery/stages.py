@@ -313,7 +313,13 @@ class StageProcesses:
 
     @property
     def delivery_stats(self) -> dict[str, Any]:
-        stats = {"evictedBeforeRouting": {}, "since": None, "predecessorWindow": None}
+        stats = {
+            "evictedBeforeRouting": {},
+            "since": None,
+            "predecessorWindow": None,
+            "belowFloorAtBind": None,
+            "belowFloorAtBindUnknown": "the fan-out stage has not reported it yet",
+        }
         return {**stats, **self.fanout.stats}
 
 

@@ -385,13 +385,16 @@ async def read_cluster_view(conn: Connection, space: str) -> ClusterView:
     if not info.get("cluster"):
         return ClusterView(clustered=False, connected=info.get("server_name"))
     optional = optional_streams(space)
-    streams = await asyncio.gather(
-        *(_stream(conn, n, n in optional) for n in space_stream_names(space))
-    )
-    consumers = await asyncio.gather(
+    names = space_stream_names(space)
+    # all at once: a leaderless cluster times every request out, so the read takes one
+    # READ_TIMEOUT_S, not one for the streams and another for the consumers
+    found = await asyncio.gather(
+        *(_stream(conn, n, n in optional) for n in names),
         _consumer(conn, chat_stream(space), fanout_durable()),
         _consumer(conn, inbox_stream(space), reader_durable()),
     )
+    streams = [s for s in found if isinstance(s, StreamState)]
+    consumers = [c for c in found if isinstance(c, ConsumerState)]
     return ClusterView(
         clustered=True,
         connected=info.get("server_name"),
@@ -434,9 +437,16 @@ def cluster_lines(view: ClusterView | None) -> tuple[str, ...]:
     if view.unread is not None:
         return (f"unread (connected to {view.connected or '?'}: {view.unread})",)
     answering, known = view.nodes_answering, view.nodes_known
+    named = f": {', '.join(answering) or 'none'}"
+    if view.answering < len(answering):  # stale replica reports name nodes the routes lost
+        named = (
+            f": {view.connected}"
+            if view.answering == 1 and view.connected
+            else f" by its routes; replica reports still name {', '.join(answering)}"
+        )
     lines = [
         f"{view.word()} (connected to {view.connected or '?'}, {view.answering}/{len(known)} "
-        f"nodes answering: {', '.join(answering) or 'none'})"
+        f"nodes answering{named})"
     ]
     if view.unrouted:
         lines.append(

@@ -4,7 +4,9 @@ The daemon's fan-out counts, per channel, CHAT messages that CHAT's per-sender c
 before it routed them (delivery/chat_gaps.py): they never reached offline durable members. A
 daemon in another process says so only when asked (the ``deliveryStats`` op); `status --json`
 and the console both read it here. A figure that could not be read is ``None`` with the reason
-in ``evictedBeforeRoutingUnknown`` — never 0.
+in ``evictedBeforeRoutingUnknown`` — never 0. The same for ``belowFloorAtBind`` (what a dead
+predecessor held that CHAT evicted below the floor before this daemon bound): ``None`` with
+``belowFloorAtBindUnknown`` when the daemon could not count it.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ async def read_evictions(
         out["evictedBeforeRoutingUnknown"] = "the daemon's figures are not counts"
         return out
     out["evictedBeforeRoutingSince"] = data.get("since") if data else None
+    if data and "belowFloorAtBindUnknown" in data:  # a daemon that counts below its floor
+        out["belowFloorAtBind"] = data.get("belowFloorAtBind")
+        out["belowFloorAtBindUnknown"] = data.get("belowFloorAtBindUnknown")
     return out
 
 
@@ -60,10 +65,22 @@ def eviction_words(delivery: Any) -> list[str]:
     if not isinstance(counts, dict):
         why = delivery.get("evictedBeforeRoutingUnknown") or "not read"
         return [f"evicted before routing: unknown — {why}"]
-    return [
+    return below_floor_words(delivery) + [
         f"{n} message{'s' if n != 1 else ''} on "
         + ("an unknown channel" if ch == UNKNOWN_CHANNEL else f"#{ch}")
         + " never reached offline members: evicted before routing"
         for ch, n in sorted(counts.items())
         if n
     ]
+
+
+def below_floor_words(delivery: dict[str, Any]) -> list[str]:
+    """One line when the daemon could not count, at its bind, the copies a dead daemon held
+    that CHAT evicted below the fan-out's floor (e.g. a cred without the single-read grant)."""
+    why = delivery.get("belowFloorAtBindUnknown")
+    if not why:
+        return []
+    return [f"{BELOW_FLOOR_UNKNOWN} — {why}"]
+
+
+BELOW_FLOOR_UNKNOWN = "evicted below the floor at bind (a dead daemon's copies): unknown"

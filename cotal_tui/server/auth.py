@@ -35,7 +35,7 @@ from cotal_tui.protocol.permissions import (
     manager_permissions,
     operator_permissions,
 )
-from cotal_tui.server.nats_jwt import Creds, Nkey, encode_jwt, format_creds
+from cotal_tui.server.nats_jwt import Creds, JwtError, Nkey, encode_jwt, format_creds, parse_creds
 
 AUTH_DIR = "auth"
 AUTH_FILE = "auth.json"
@@ -202,7 +202,29 @@ class SpaceAuth:
             user = Nkey.create("user")
             perms = delivery_permissions(self.space, user.public)
             write_creds(path, self.mint_user("delivery", perms, user))
+        else:
+            self._regrant_delivery(path)
         return path
+
+    def _regrant_delivery(self, path: Path) -> None:
+        """A delivery cred this trust chain minted before the profile gained a grant (e.g.
+        STREAM.MSG.GET on CHAT and INBOX, issue 11) is minted again for the same user key: the
+        daemon keeps its identity and gets what the profile allows now. Anything else (another
+        issuer, a cred edited by hand, an unreadable file) is left as it is."""
+        try:
+            creds = parse_creds(path.read_text(encoding="utf-8"))
+            claims = creds.claims
+        except (OSError, ValueError, JwtError):
+            return
+        if claims.get("iss") != self.account.signing.public or claims.get("name") != "delivery":
+            return
+        nats_claims = claims.get("nats") or {}
+        perms = delivery_permissions(self.space, creds.public)
+        had_pub = set((nats_claims.get("pub") or {}).get("allow") or [])
+        had_sub = set((nats_claims.get("sub") or {}).get("allow") or [])
+        if set(perms.pub_allow) <= had_pub and set(perms.sub_allow) <= had_sub:
+            return
+        write_creds(path, self.mint_user("delivery", perms, Nkey(creds.seed)))
 
     def operator_creds_path(self) -> Path:
         """An ``operator``-profile cred (protocol/permissions.py) for `status` and `check` on

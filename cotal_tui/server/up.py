@@ -468,7 +468,7 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
         while not stop.is_set():
             if cluster is not None:
                 before = set(nodes_down)
-                if not watch_nodes(cluster, nodes_down, report):
+                if not watch_nodes(cluster, nodes_down, report, result.replicas):
                     report.fail("every node of the local cluster has exited")
                     return 1
                 if nodes_down != before:

@@ -37,7 +37,7 @@ from cotal_tui.server.cluster import (
     cluster_size,
     wait_jetstream,
 )
-from cotal_tui.server.process import EmbeddedServerError
+from cotal_tui.server.process import EmbeddedServerError, port_open
 from cotal_tui.server.state import NodeRecord, UpRecord
 
 CLUSTER_DIR = "cluster"
@@ -182,20 +182,49 @@ def server_record(
     )
 
 
-def watch_nodes(cluster: LocalCluster, seen_down: set[str], report: Reporter) -> bool:
-    """Report each node that stopped (once) and each that came back; False when none runs."""
-    for node in cluster:
-        if not node.running and node.name not in seen_down:
+QUORUM_LOST = ":quorum-lost"
+"""Kept in ``seen_down`` (beside node names) while the quorum loss has been said."""
+
+
+def watch_nodes(
+    cluster: LocalCluster, seen_down: set[str], report: Reporter, replicas: int = 3
+) -> bool:
+    """Report each node that stopped (once) and each that came back (restarted by hand from
+    its config and store counts: its port answers again), and when so few run that the space's
+    R``replicas`` streams have no quorum (and when they have it again); False when none runs."""
+    nodes = list(cluster)
+    quorum = replicas // 2 + 1
+    up = {
+        n.name: n.running or (n.name in seen_down and port_open(cluster.host, n.port))
+        for n in nodes
+    }
+    running = sum(up.values())
+    for node in nodes:
+        if not up[node.name] and node.name not in seen_down:
             seen_down.add(node.name)
             tail = node.server.log_tail(5) if node.server else ""
-            report.fail(
-                f"node {node.name} (:{node.port}) exited; the space keeps serving while a "
-                f"quorum of its streams' replicas is up. Log tail:\n{tail}"
+            still = (
+                "the space keeps serving while a quorum of its streams' replicas is up"
+                if replicas < 2 or running >= quorum
+                else f"{len(nodes) - running} of {len(nodes)} nodes are down"
             )
-        elif node.running and node.name in seen_down:
+            report.fail(f"node {node.name} (:{node.port}) exited; {still}. Log tail:\n{tail}")
+        elif up[node.name] and node.name in seen_down:
             seen_down.discard(node.name)
-            report.ok(f"node {node.name} (:{node.port}) is running again")
-    return any(node.running for node in cluster)
+            by = "" if node.running else " (started outside this up, which will not stop it)"
+            report.ok(f"node {node.name} (:{node.port}) is running again{by}")
+    if replicas >= 2 and 0 < running < quorum and QUORUM_LOST not in seen_down:
+        seen_down.add(QUORUM_LOST)
+        report.fail(
+            f"quorum lost: {running} of {len(nodes)} nodes run, and the space's R{replicas} "
+            f"streams need {quorum} replicas up — none has a leader, nothing is stored, and the "
+            "delivery daemon cannot renew its lease or move; start the nodes that exited "
+            "again (same ports and stores)"
+        )
+    elif running >= quorum and QUORUM_LOST in seen_down:
+        seen_down.discard(QUORUM_LOST)
+        report.ok(f"quorum back: {running} of {len(nodes)} nodes run")
+    return running > 0
 
 
 @dataclass(frozen=True)

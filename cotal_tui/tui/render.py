@@ -452,7 +452,7 @@ def progress_lines(lease: LeaseView) -> list[str]:
         )
     # a daemon in another process: its evictedBeforeRouting (the in-process one: daemon_markup)
     for line in eviction_words(d):
-        style = "$warning" if line.startswith("evicted before routing: unknown") else "$error"
+        style = "$warning" if ": unknown — " in line else "$error"
         out.append(f"[{style}]{escape(line)}[/]")
     return out
 

@@ -31,6 +31,8 @@ class DaemonProcess:
             args += ["--creds", str(kw["creds"])]
         else:
             args += ["--id", kw.get("daemon_id") or f"D{uuid.uuid4().hex[:10]}"]
+        if kw.get("state_dir"):
+            args += ["--state-dir", str(kw["state_dir"])]
         self.proc = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=self.log.open("w"), env={**os.environ}
         )

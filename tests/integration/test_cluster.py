@@ -30,7 +30,7 @@ from spaces import unique_space
 from cotal_tui.commands.check import check
 from cotal_tui.commands.console import session_options
 from cotal_tui.commands.status import take_snapshot
-from cotal_tui.console.session import SessionOptions
+from cotal_tui.console.session import ConsoleSession, SessionOptions
 from cotal_tui.delivery.daemon import DeliveryDaemon
 from cotal_tui.mesh.cluster_view import (
     ClusterView,
@@ -124,6 +124,19 @@ def test_up_cluster_three_nodes_r3_daemon_then_up_server_and_all_stopped(
     assert snap["cluster"]["clustered"] and snap["cluster"]["connectedTo"] in {"n1", "n2", "n3"}
     assert sorted(snap["cluster"]["nodesKnown"]) == ["n1", "n2", "n3"]
     assert session_options(console_args(state)).server == url  # every node, not just :port
+
+    # ... and connects as the space's operator (it used to connect with no creds: refused)
+    async def console_connects() -> str | None:
+        session = ConsoleSession(session_options(console_args(state)))
+        try:
+            async with asyncio.timeout(30):
+                await session.start(wait=True)
+            assert session.ep.connected
+            return session.creds
+        finally:
+            await session.stop()
+
+    assert asyncio.run(console_connects()) == str(state / "operator.creds")
     # A second `up --cluster` on the same state dir is refused before anything starts.
     second = CliProcess(
         ["up", "--cluster", "3", "--port", str(port), "--state-dir", str(state)], cwd=tmp_path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cotal_tui.commands.status import eviction_lines
 from cotal_tui.console.snapshot import DaemonView, SourceView
+from cotal_tui.mesh.eviction_stats import eviction_words
 from cotal_tui.tui.render import daemon_markup
 
 
@@ -44,3 +45,14 @@ def test_console_daemon_lines_say_it_only_when_something_was_evicted() -> None:
     text = daemon_markup(_view((("hot", 12),)))
     assert "lost before routing:[/] 12 message(s) on #hot were evicted from CHAT" in text
     assert "they never reached offline members" in text
+
+
+def test_a_below_floor_count_the_daemon_could_not_make_is_said_unknown_with_why() -> None:
+    why = "this credential lacks $JS.API.STREAM.MSG.GET.CHAT_main"
+    d = {"evictedBeforeRouting": {}, "belowFloorAtBind": None, "belowFloorAtBindUnknown": why}
+    want = f"evicted below the floor at bind (a dead daemon's copies): unknown — {why}"
+    assert eviction_lines(d) == [want]  # status text
+    assert eviction_words(d) == [want]  # the console's lease pane (a daemon in another process)
+    counted = {**d, "belowFloorAtBind": {"from": 5, "to": 9, "counted": 0}}
+    counted["belowFloorAtBindUnknown"] = None
+    assert eviction_lines(counted) == [] and eviction_words(counted) == []
