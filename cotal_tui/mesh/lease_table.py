@@ -147,9 +147,8 @@ RULES: tuple[Rule, ...] = (
     # A leaderless delivery bucket answers no read: still "refused" (the read failed, never
     # "no lease"), but the cause is the cluster, not the credential, and nothing is stored.
     Rule("read-failed-quorum", "refused", "critical",
-         "the lease read failed because the cluster has lost quorum ({cluster_detail}): nothing "
-         "is stored on those streams and the offline backstop does not move until NATS elects a "
-         "leader (2 of 3 replicas up); not a credential problem, and not \"no lease\"",
+         "the lease read failed because the cluster has lost quorum ({cluster_detail}): "
+         + QUORUM_LOST_CONSEQUENCE + " (not a credential problem, and not \"no lease\")",
          read=_w("failed"), cluster=_w("lost")),
     Rule("read-failed", "refused", "unknown",
          "the lease read failed ({read_error}): delivery health is unknown — this is not "

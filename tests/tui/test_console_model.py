@@ -46,6 +46,7 @@ from cotal_tui.console.source import (
 )
 from cotal_tui.mesh.lease import lease_verdict
 from cotal_tui.mesh.lease_table import PIPELINE, QUORUM_LOST_CONSEQUENCE
+from cotal_tui.mesh.lease_table import first_rule as table_rule
 
 # -- the verdict table -------------------------------------------------------------------------
 
@@ -401,6 +402,10 @@ def test_a_lost_quorum_is_critical_on_every_surface():
     line = quorum_lost_line("demo", "no leader for CHAT_demo", cast(Any, _NoStartSession()))
     assert line.startswith("CRITICAL: ") and "delivery=quorum-lost" in line, line
     assert QUORUM_LOST_CONSEQUENCE in line, line
+    # a lease read the leaderless bucket failed: "refused", critical, in the same words
+    refused = table_rule({"read": "failed", "cluster": "lost"})
+    assert (refused.verdict, refused.severity) == ("refused", "critical"), refused
+    assert QUORUM_LOST_CONSEQUENCE in refused.consequence, refused.consequence
 
 
 class _NoStartSession:
