@@ -25,6 +25,7 @@ from cotal_tui.console.plain import CRITICAL, UNKNOWN, CheckResult, check_snapsh
 from cotal_tui.console.session import ConsoleSession, SessionOptions
 from cotal_tui.mesh.cluster_view import read_cluster_view
 from cotal_tui.mesh.connection import Connection
+from cotal_tui.mesh.lease_table import QUORUM_LOST_CONSEQUENCE
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -166,8 +167,7 @@ async def quorum_lost(session: ConsoleSession, budget: float) -> str | None:
 
 def quorum_lost_line(space: str, detail: str, session: ConsoleSession) -> str:
     return (
-        f"CRITICAL: space={space} link=up cluster=lost — the cluster has lost quorum ({detail}):"
-        " nothing is stored on those streams and the offline backstop does not move until NATS "
-        "elects a leader (2 of 3 replicas up); bring the lost nodes back"
+        f"CRITICAL: space={space} link=up delivery=quorum-lost cluster=lost — the cluster has "
+        f"lost quorum ({detail}): {QUORUM_LOST_CONSEQUENCE}"
         + (f" (the check could not start: {why})" if (why := session.source.start_error) else "")
     )

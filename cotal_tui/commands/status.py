@@ -39,7 +39,7 @@ from cotal_tui.mesh.failures import classify
 from cotal_tui.mesh.jsapi import JsApiError, JsApiUnavailable
 from cotal_tui.mesh.kv import KvError
 from cotal_tui.mesh.lease import LeaseRead, LeaseVerdict, lease_verdict
-from cotal_tui.mesh.lease_table import STALE_AFTER_MS
+from cotal_tui.mesh.lease_table import QUORUM_LOST_CONSEQUENCE, STALE_AFTER_MS
 from cotal_tui.mesh.pipeline_probe import read_pipeline
 from cotal_tui.mesh.plane3_agent import delivery_lease_verdict
 from cotal_tui.protocol.pipeline import delivery_json, judge_pipeline
@@ -239,8 +239,8 @@ def consequence(v: LeaseVerdict, progress: str = "") -> str:
         "refused": "the delivery lease could not be read with this credential: durable "
         "delivery is unknown",
         "unreachable": "the broker is unreachable: durable delivery is unknown",
-        "quorum-lost": "a space stream or the daemon's consumer has no leader (cluster quorum "
-        "lost): writes to it fail and the offline backstop does not move until NATS elects one",
+        "quorum-lost": "a space stream or the daemon's consumer has no leader (the cluster has "
+        f"lost quorum): {QUORUM_LOST_CONSEQUENCE}",
         "stalled": "the daemon answers but its fan-out or reader has work waiting and acked "
         "nothing for a while: offline members get nothing until it resumes",
         "node-lost": "a node of the cluster is gone (a replica offline or not current, or fewer "

@@ -492,6 +492,8 @@ class MeshSource:
             refused=refused,
             observed_at=now,
             evicted_before_routing=tuple(sorted(st.evicted_before_routing.items())),
+            below_floor_at_bind=below_floor_figure(st.below_floor_at_bind),
+            below_floor_unknown=st.below_floor_unknown,
         )
 
     async def messages(self) -> AsyncIterator[MessageInput]:
@@ -618,3 +620,13 @@ def _joined_only(channel: str) -> ChannelRow:
         durable_unclosed=False,
         delivery_health=None,
     )
+
+
+def below_floor_figure(below: dict[str, int] | None) -> tuple[int, int, int] | None:
+    """deliveryStats' ``belowFloorAtBind`` ({from, to, counted}) as a tuple (None: unknown)."""
+    if below is None:
+        return None
+    try:
+        return int(below["from"]), int(below["to"]), int(below["counted"])
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -685,6 +685,8 @@ class ConsoleModel:
                 "daemon", "in-process daemon", d.observed_at, None, now, DAEMON_STALE_MS
             ),
             evicted_before_routing=d.evicted_before_routing,
+            below_floor_at_bind=d.below_floor_at_bind,
+            below_floor_unknown=d.below_floor_unknown,
         )
 
     def _feed_source(self, link: ConnectionInput, now: Ms) -> SourceView:

@@ -18,6 +18,7 @@ import subprocess
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from cotal_tui.agent.identity import load_cred_card
@@ -45,6 +46,9 @@ from cotal_tui.protocol.names import dm_durable, dm_stream, kv_subject, presence
 from cotal_tui.protocol.subjects import delivery_request_subject, token
 from cotal_tui.server.holder_file import HolderFile
 from cotal_tui.server.stale_lease import HolderBusy, claim_holder, start_daemon
+
+if TYPE_CHECKING:
+    from cotal_tui.server.auth import SpaceAuth
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
 RETRY_START_S = 2.0
@@ -252,19 +256,23 @@ class ConsoleSession:
         so joins get a real durable backstop. An existing cred at that path (an agent cred from
         before the operator profile) is used as it is; the header names its profile. An
         in-process daemon (--daemon) runs as the space's delivery cred when the state dir has
-        one, and only otherwise as the allow-all manager cred."""
+        one (minted again for the same key when it lacks a grant, as `up` does), and only
+        otherwise as the allow-all manager cred."""
         from cotal_tui.server.auth import AuthNotFound, load_space_auth
         from cotal_tui.server.mint import MintError, mint
 
         o = self.options
         try:
-            manager = load_space_auth(o.state_dir, o.space).manager_creds_path()
+            auth = load_space_auth(o.state_dir, o.space)
+            manager = auth.manager_creds_path()
         except (AuthNotFound, OSError, ValueError):
             self.notes.append(f"no trust chain for {o.space!r} under {o.state_dir}: open mode")
             return
         delivery = manager.parent / f"delivery.{token(o.space)}.creds"
         if delivery.exists():
             self.daemon_creds_default = str(delivery)
+            if o.daemon and not o.daemon_creds:
+                self._regrant_delivery(auth, delivery)
         elif manager.exists():
             self.daemon_creds_default = str(manager)
         mine = Path(o.state_dir) / f"{o.name}.creds"
@@ -290,6 +298,21 @@ class ConsoleSession:
                 )
                 return
         self.creds = str(mine)
+
+    def _regrant_delivery(self, auth: SpaceAuth, path: Path) -> None:
+        """The state dir's delivery cred (minted by `up`, shared with it) as `up` keeps it: one
+        this trust chain minted before the profile gained a grant is minted again for the same
+        key, so the in-process daemon can count what a dead daemon left below its floor."""
+        try:
+            lacked = auth.regrant_delivery(path)
+        except OSError as exc:
+            self.notes.append(f"could not re-mint {path} with the delivery profile's grants: {exc}")
+            return
+        if lacked:
+            self.notes.append(
+                f"re-minted {path} for the same key: it lacked {', '.join(lacked)} (granted to "
+                "the delivery profile since it was minted)"
+            )
 
     async def start(self, *, wait: bool = False) -> None:
         """Start (retrying in the background until connected); `wait` blocks until then."""

@@ -181,6 +181,8 @@ class DaemonView:
     refused: str | None
     source: SourceView
     evicted_before_routing: tuple[tuple[str, int], ...] = ()
+    below_floor_at_bind: tuple[int, int, int] | None = None
+    below_floor_unknown: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

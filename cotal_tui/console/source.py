@@ -236,6 +236,11 @@ class DaemonInput:
     observed_at: Ms | None = None
     evicted_before_routing: tuple[tuple[str, int], ...] = ()
     """(channel, CHAT messages evicted before its fan-out routed them), sorted by channel."""
+    below_floor_at_bind: tuple[int, int, int] | None = None
+    """(from, to, counted): a dead daemon's copies CHAT evicted below the floor before the bind
+    (counted ones are in ``evicted_before_routing`` too); None when not counted."""
+    below_floor_unknown: str | None = None
+    """Why that count is unknown (e.g. a cred without STREAM.MSG.GET); never shown as 0."""
 
 
 @dataclass(frozen=True, slots=True)

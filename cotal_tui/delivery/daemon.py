@@ -103,6 +103,10 @@ class DaemonState:
     stopped_reason: str | None
     evicted_before_routing: dict[str, int] = field(default_factory=dict)
     """CHAT messages per channel evicted before this daemon's fan-out routed them."""
+    below_floor_at_bind: dict[str, int] | None = None
+    """deliveryStats' ``belowFloorAtBind`` ({from, to, counted}); None when not counted."""
+    below_floor_unknown: str | None = "not reported yet"
+    """deliveryStats' ``belowFloorAtBindUnknown``: why that count is unknown (None: counted)."""
 
 
 class DeadLetterStoreMissing(RuntimeError):
@@ -191,6 +195,8 @@ class DeliveryDaemon:
             revision=lease.revision if lease else None,
             last_renew=self._last_renew,
         )
+        stats = self._delivery_stats()
+        below = stats.get("belowFloorAtBind")
         return DaemonState(
             self.space,
             self.daemon_id,
@@ -200,7 +206,9 @@ class DeliveryDaemon:
             len(self.ctx.index),
             self._last_error,
             self._stopped_reason,
-            dict(self._delivery_stats().get("evictedBeforeRouting") or {}),  # type: ignore[call-overload]
+            dict(stats.get("evictedBeforeRouting") or {}),  # type: ignore[call-overload]
+            dict(below) if isinstance(below, dict) else None,
+            _text_or_none(stats.get("belowFloorAtBindUnknown")),
         )
 
     @property
@@ -525,3 +533,7 @@ class DeliveryDaemon:
         if self._on_error_cb is not None:
             with contextlib.suppress(Exception):
                 self._on_error_cb(exc)
+
+
+def _text_or_none(value: object) -> str | None:
+    return None if value is None else str(value)

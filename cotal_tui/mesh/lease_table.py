@@ -22,10 +22,11 @@ Nothing else decides whether delivery is serving.
   reader is "not-moving" (critical: "serving, but not moving"), unreadable progress is
   "unverified", recent dead letters and a KV consumer excess are degraded.
 - Cluster (issue 15): the ``cluster`` column (``mesh.cluster_view``): a leaderless space stream
-  is "quorum-lost", a daemon consumer with work and no ack for a while "stalled", a node gone
-  (a replica offline or not current, or fewer nodes routed than the streams name) "node-lost", a
-  clustered server whose view was not read "unverified". Quorum loss is named before a pipeline
-  stall; a node loss degrades at once, before any leader moves or consumer stalls.
+  is "quorum-lost" (critical: nothing is stored, durable delivery has stopped), a daemon
+  consumer with work and no ack for a while "stalled", a node gone (a replica offline or not
+  current, or fewer nodes routed than the streams name) "node-lost", a clustered server whose
+  view was not read "unverified". Quorum loss is named before a pipeline stall; a node loss
+  degrades at once, before any leader moves or consumer stalls.
 
 The exhaustive test (``tests/unit/test_lease_table.py``) walks :data:`COLUMNS`.
 """
@@ -56,6 +57,13 @@ Verdict = Literal[
     "stalled",
     "node-lost",
 ]
+
+QUORUM_LOST_CONSEQUENCE = (
+    "nothing is stored on those streams and durable delivery (the offline backstop) has "
+    "stopped until NATS elects a leader (2 of 3 replicas up); bring the lost nodes back"
+)
+"""What a lost quorum means, in the same words on every surface (this table, ``check``'s
+no-evidence path, ``status``); it is critical everywhere."""
 
 STALE_AFTER_MS = LEASE_TTL_MS
 """A lease record not rewritten for longer than the bucket's ``max_age`` is a leftover (§3.6)."""
@@ -139,9 +147,8 @@ RULES: tuple[Rule, ...] = (
     # A leaderless delivery bucket answers no read: still "refused" (the read failed, never
     # "no lease"), but the cause is the cluster, not the credential, and nothing is stored.
     Rule("read-failed-quorum", "refused", "critical",
-         "the lease read failed because the cluster has lost quorum ({cluster_detail}): nothing "
-         "is stored on those streams and the offline backstop does not move until NATS elects a "
-         "leader (2 of 3 replicas up); not a credential problem, and not \"no lease\"",
+         "the lease read failed because the cluster has lost quorum ({cluster_detail}): "
+         + QUORUM_LOST_CONSEQUENCE + " (not a credential problem, and not \"no lease\")",
          read=_w("failed"), cluster=_w("lost")),
     Rule("read-failed", "refused", "unknown",
          "the lease read failed ({read_error}): delivery health is unknown — this is not "
@@ -182,10 +189,11 @@ RULES: tuple[Rule, ...] = (
          responder=_w("silent")),
     # Cluster (issue 15) before pipeline progress (issue 10): a leaderless stream names the
     # cause of any stall. Both cluster rows claim "the daemon answers", so they need that answer.
-    Rule("quorum-lost", "quorum-lost", "degraded",
-         "the daemon answers but the cluster has lost quorum ({cluster_detail}): writes to those "
-         "streams fail and the offline backstop does not move until NATS elects a leader (2 of "
-         "3 replicas up)",
+    # Critical, like no-responder: a leaderless stream stores nothing and durable delivery has
+    # stopped, however well the daemon answers (check exits 2 with evidence or without).
+    Rule("quorum-lost", "quorum-lost", "critical",
+         "the daemon answers but the cluster has lost quorum ({cluster_detail}): "
+         + QUORUM_LOST_CONSEQUENCE,
          responder=_w("answered"), cluster=_w("lost")),
     Rule("not-moving", "not-moving", "critical",
          "serving, but not moving: {pipeline_detail}; the offline backstop is not delivering",

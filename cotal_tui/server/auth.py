@@ -203,28 +203,33 @@ class SpaceAuth:
             perms = delivery_permissions(self.space, user.public)
             write_creds(path, self.mint_user("delivery", perms, user))
         else:
-            self._regrant_delivery(path)
+            self.regrant_delivery(path)
         return path
 
-    def _regrant_delivery(self, path: Path) -> None:
+    def regrant_delivery(self, path: Path) -> list[str]:
         """A delivery cred this trust chain minted before the profile gained a grant (e.g.
         STREAM.MSG.GET on CHAT and INBOX, issue 11) is minted again for the same user key: the
         daemon keeps its identity and gets what the profile allows now. Anything else (another
-        issuer, a cred edited by hand, an unreadable file) is left as it is."""
+        issuer, a cred edited by hand, an unreadable file) is left as it is. The grants it
+        lacked (empty: left as it is). `up` and `console --daemon` both apply it to the state
+        dir's delivery cred."""
         try:
             creds = parse_creds(path.read_text(encoding="utf-8"))
             claims = creds.claims
         except (OSError, ValueError, JwtError):
-            return
+            return []
         if claims.get("iss") != self.account.signing.public or claims.get("name") != "delivery":
-            return
+            return []
         nats_claims = claims.get("nats") or {}
         perms = delivery_permissions(self.space, creds.public)
         had_pub = set((nats_claims.get("pub") or {}).get("allow") or [])
         had_sub = set((nats_claims.get("sub") or {}).get("allow") or [])
-        if set(perms.pub_allow) <= had_pub and set(perms.sub_allow) <= had_sub:
-            return
+        lacked = [g for g in perms.pub_allow if g not in had_pub]
+        lacked += [g for g in perms.sub_allow if g not in had_sub and g not in lacked]
+        if not lacked:
+            return []
         write_creds(path, self.mint_user("delivery", perms, Nkey(creds.seed)))
+        return lacked
 
     def operator_creds_path(self) -> Path:
         """An ``operator``-profile cred (protocol/permissions.py) for `status` and `check` on

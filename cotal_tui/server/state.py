@@ -8,7 +8,9 @@ status, check, console, mint, daemon and agent connect to ``url`` unless told ot
 `up --cluster N` writes the same record for its local cluster: ``url`` is every node's URL
 comma-joined (nats-py's server list, so a reader fails over when a node dies), ``replicas`` the
 count the space was provisioned at, and ``nodes`` one entry per node (name, URL, client and
-route ports, store dir, pid — None while that node is down).
+route ports, store dir, pid — None while that node is down, and None with ``outside`` set for
+a node started again by hand: it runs, but not as this `up`'s process, so its pid is unknown
+and `up` does not stop it on exit).
 
 `up --server URL[,URL...]` (an existing server or cluster, none started) writes one too while it
 runs the space's daemon: ``url`` the server list as given, ``host``/``port`` the first URL's,
@@ -45,6 +47,8 @@ class NodeRecord:
     cluster_port: int
     store: str
     pid: int | None
+    outside: bool = False
+    """Running again, started outside this `up` (by hand): pid unknown, `up` will not stop it."""
 
 
 @dataclass(frozen=True)

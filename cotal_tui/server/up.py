@@ -65,9 +65,11 @@ from cotal_tui.server.up_cluster import (
     check_cluster,
     cluster_record,
     default_replicas,
+    outside_nodes,
     render_node_config,
     server_record,
     start_local_cluster,
+    stopped_line,
     validate_options,
     watch_nodes,
 )
@@ -328,6 +330,7 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
     server: EmbeddedServer | None = None
     cluster: LocalCluster | None = None
     record_server = False  # `up --server` wrote the state dir's up.json
+    nodes_down: set[str] = set()  # nodes of the local cluster watch_nodes holds down
     if options.server:
         url = ",".join(server_list(options.server))
         report.ok(f"provisioning the NATS server(s) at {url} (no server started)")
@@ -359,6 +362,7 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
                     mode=mode,
                     replicas=replicas,
                     started_at=started_at,
+                    down=nodes_down,
                 ),
             )
 
@@ -464,7 +468,6 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
                 name="channels-watch",
             )
         # A single server is restarted by its supervisor (up_supervise.py) when it dies.
-        nodes_down: set[str] = set()
         while not stop.is_set():
             if cluster is not None:
                 before = set(nodes_down)
@@ -501,8 +504,12 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
             remove_record(options.state_dir, os.getpid())
             report.ok("nats-server stopped")
         if cluster is not None:
+            outside = outside_nodes(cluster, nodes_down)  # before the stop: who runs by hand
             await asyncio.to_thread(cluster.stop)
             remove_record(options.state_dir, os.getpid())
-            report.ok(f"all {cluster.size} nats-server nodes stopped")
+            if outside:
+                report.fail(stopped_line(cluster, outside))
+            else:
+                report.ok(stopped_line(cluster, outside))
         if record_server:
             remove_record(options.state_dir, os.getpid())

@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -33,6 +34,7 @@ from cotal_tui.server.cluster import (
     CLUSTER_NAME,
     SUPPORTED_REPLICAS,
     ClusterError,
+    ClusterNode,
     LocalCluster,
     cluster_size,
     wait_jetstream,
@@ -133,10 +135,20 @@ async def check_cluster(nc: Client, opts: ClusterOptions, report: Reporter) -> i
 
 
 def cluster_record(
-    cluster: LocalCluster, *, pid: int, space: str, mode: str, replicas: int, started_at: int
+    cluster: LocalCluster,
+    *,
+    pid: int,
+    space: str,
+    mode: str,
+    replicas: int,
+    started_at: int,
+    down: Collection[str] = (),
 ) -> UpRecord:
     """The ``up.json`` of `up --cluster`: ``url`` is every node's URL (the server list), ``host``
-    and ``port`` the first node's, ``store`` the folder holding every node's store."""
+    and ``port`` the first node's, ``store`` the folder holding every node's store. ``down``:
+    the nodes :func:`watch_nodes` holds down (its ``seen_down``); a node whose own process is
+    gone and is not down runs outside this `up` (``outside``, pid unknown)."""
+    outside = {n.name for n in outside_nodes(cluster, down)}
     nodes = tuple(
         NodeRecord(
             name=n.name,
@@ -145,6 +157,7 @@ def cluster_record(
             cluster_port=n.cluster_port,
             store=str(n.store_dir.absolute()),
             pid=n.pid if n.running else None,
+            outside=n.name in outside,
         )
         for n, url in zip(cluster.nodes, cluster.urls, strict=True)
     )
@@ -159,6 +172,26 @@ def cluster_record(
         started_at=started_at,
         replicas=replicas,
         nodes=nodes,
+    )
+
+
+def outside_nodes(cluster: LocalCluster, down: Collection[str]) -> list[ClusterNode]:
+    """Nodes this `up` started whose process is gone but that :func:`watch_nodes` saw answer
+    again on their port (started by hand, not held down): they run, but not as this `up`'s
+    processes, so it knows no pid for them and does not stop them."""
+    return [n for n in cluster if n.server is not None and not n.running and n.name not in down]
+
+
+def stopped_line(cluster: LocalCluster, outside: Sequence[ClusterNode]) -> str:
+    """What `up` says once it stopped its nodes: never "all stopped" while one it did not start
+    (``outside``, from :func:`outside_nodes` before the stop) still runs."""
+    if not outside:
+        return f"all {cluster.size} nats-server nodes stopped"
+    still = ", ".join(f"{n.name} (:{n.port})" for n in outside)
+    return (
+        f"{cluster.size - len(outside)} of {cluster.size} nats-server nodes stopped; {still} "
+        f"still run{'s' if len(outside) == 1 else ''}: started again outside this up, which "
+        "knows no pid for it and does not stop it — stop it yourself"
     )
 
 
@@ -211,7 +244,12 @@ def watch_nodes(
             report.fail(f"node {node.name} (:{node.port}) exited; {still}. Log tail:\n{tail}")
         elif up[node.name] and node.name in seen_down:
             seen_down.discard(node.name)
-            by = "" if node.running else " (started outside this up, which will not stop it)"
+            by = (
+                ""
+                if node.running
+                else " (started outside this up: up.json has no pid for it, and up will not "
+                "stop it)"
+            )
             report.ok(f"node {node.name} (:{node.port}) is running again{by}")
     if replicas >= 2 and 0 < running < quorum and QUORUM_LOST not in seen_down:
         seen_down.add(QUORUM_LOST)

@@ -31,7 +31,7 @@ from cotal_tui.console.snapshot import (
     SourceView,
 )
 from cotal_tui.console.source import Ms
-from cotal_tui.mesh.eviction_stats import eviction_words
+from cotal_tui.mesh.eviction_stats import below_floor_words, eviction_words
 from cotal_tui.tui.widgets.table import Column, LazyRows, Row
 
 SEVERITY_GLYPH = {
@@ -520,10 +520,27 @@ def daemon_markup(d: DaemonView) -> str:
             f"\n[$error]lost before routing:[/] {n} message(s) on {escape(where)} were evicted "
             "from CHAT before the daemon routed them — they never reached offline members"
         )
+    out += below_floor_markup(d)
     if d.last_error:
         when = f"{age_text(d.last_error_age_ms)} ago" if d.last_error_age_ms is not None else ""
         out += f"\n[$error]last error[/] {when}: {escape(one_line(d.last_error, 160))}"
     return out
+
+
+def below_floor_markup(d: DaemonView) -> str:
+    """What the in-process daemon found below its fan-out's floor at bind, in the lease pane's
+    words for a daemon in another process: unknown with why (never 0), or what it counted."""
+    unknown = below_floor_words({"belowFloorAtBindUnknown": d.below_floor_unknown})
+    if unknown:
+        return "".join(f"\n[$warning]{escape(line)}[/]" for line in unknown)
+    if d.below_floor_at_bind is None or not d.below_floor_at_bind[2]:
+        return ""
+    first, last, counted = d.below_floor_at_bind
+    return (
+        f"\n[$error]evicted below the floor at bind:[/] {counted} message(s) a dead daemon held "
+        f"(CHAT seq {first}–{last}) were gone from CHAT before this daemon bound — counted in "
+        "lost before routing"
+    )
 
 
 # -- detail bodies --------------------------------------------------------------------------

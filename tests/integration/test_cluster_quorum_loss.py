@@ -155,7 +155,7 @@ async def test_two_of_three_nodes_lost_is_no_quorum_everywhere_then_ok_after_res
 
         # check: non-zero, within its timeout (plus the process's start), naming quorum loss
         code, out, took = await _check(state, tmp_path)
-        assert code != 0, out
+        assert code == 2, out  # critical, with evidence or without: nothing can be stored
         assert took < CHECK_TIMEOUT_S + 5, (took, out)  # its timeout, a read, the start
         assert re.search(r"quorum|no leader|NO LEADER", out), out
         print(f"\ncheck with 2 of 3 nodes down ({took:.1f}s, exit {code}):\n{out}")
@@ -172,6 +172,8 @@ async def test_two_of_three_nodes_lost_is_no_quorum_everywhere_then_ok_after_res
             verdict, cluster, said = _console(model)
             row = _row(model)
             assert verdict not in GREEN and verdict != "node-lost", (verdict, cluster)
+            if verdict == "quorum-lost":  # red, as check's exit 2 says
+                assert model.snapshot.lease.severity == "critical", model.snapshot.lease
             assert not (row.health == "active" and row.health_caveat is None), (verdict, said)
             assert "node lost" not in (row.health_text or ""), said
             await asyncio.sleep(0.3)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
+from typing import Any, cast
 
 import pytest
 
+from cotal_tui.commands.check import quorum_lost_line
+from cotal_tui.commands.status import consequence as status_consequence
 from cotal_tui.console import verdict as V
 from cotal_tui.console.commands import (
     CommandParseError,
@@ -41,7 +44,9 @@ from cotal_tui.console.source import (
     PeerInput,
     RosterInput,
 )
-from cotal_tui.mesh.lease_table import PIPELINE
+from cotal_tui.mesh.lease import lease_verdict
+from cotal_tui.mesh.lease_table import PIPELINE, QUORUM_LOST_CONSEQUENCE
+from cotal_tui.mesh.lease_table import first_rule as table_rule
 
 # -- the verdict table -------------------------------------------------------------------------
 
@@ -377,6 +382,35 @@ def test_check_exit_codes():
         result = check_snapshot(model.tick())
         assert result.code == code, (verdict, result.line)
         assert f"delivery={verdict}" in result.line
+
+
+def test_a_lost_quorum_is_critical_on_every_surface():
+    """A leaderless replicated stream stores nothing and durable delivery has stopped: with the
+    daemon answering and every column read, the table, the console pane and `check` say
+    critical (exit 2), in the same words as `check`'s no-evidence path and `status`."""
+    model, source, _ = model_for(lease_data("quorum-lost"))
+    snap = model.tick()
+    assert (snap.lease.verdict, snap.lease.severity) == ("quorum-lost", "critical")
+    assert QUORUM_LOST_CONSEQUENCE in snap.lease.consequence, snap.lease.consequence
+    result = check_snapshot(snap)
+    assert result.code == 2 and result.line.startswith("CRITICAL: "), result.line
+    assert "delivery=quorum-lost" in result.line and QUORUM_LOST_CONSEQUENCE in result.line
+    verdict = lease_verdict("present", ready=True, responder="answered", cluster="lost")
+    assert verdict.verdict == "quorum-lost", verdict
+    said = status_consequence(verdict)
+    assert QUORUM_LOST_CONSEQUENCE in said, said
+    line = quorum_lost_line("demo", "no leader for CHAT_demo", cast(Any, _NoStartSession()))
+    assert line.startswith("CRITICAL: ") and "delivery=quorum-lost" in line, line
+    assert QUORUM_LOST_CONSEQUENCE in line, line
+    # a lease read the leaderless bucket failed: "refused", critical, in the same words
+    refused = table_rule({"read": "failed", "cluster": "lost"})
+    assert (refused.verdict, refused.severity) == ("refused", "critical"), refused
+    assert QUORUM_LOST_CONSEQUENCE in refused.consequence, refused.consequence
+
+
+class _NoStartSession:
+    class source:  # noqa: N801 - the attribute check reads
+        start_error = None
 
 
 def test_retry_names_another_agents_row_by_owner():

@@ -73,7 +73,7 @@ def test_cluster_column_defaults_to_not_a_cluster_and_degrades_serving():
     assert T.first_rule(serving).verdict == "serving"  # a surface that does not read it
     assert T.first_rule({**serving, "cluster": "ok"}).verdict == "serving"
     lost = T.first_rule({**serving, "cluster": "lost"})
-    assert (lost.verdict, lost.severity) == ("quorum-lost", "degraded")
+    assert (lost.verdict, lost.severity) == ("quorum-lost", "critical")
     stalled = T.first_rule({**serving, "cluster": "stalled"})
     assert (stalled.verdict, stalled.severity) == ("stalled", "degraded")
     node = T.first_rule({**serving, "cluster": "node-down"})
