@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from nats.aio.msg import Msg
 
+from cotal_tui.delivery import wait_stats
 from cotal_tui.delivery.consumer_loop import ConsumerLoop
 from cotal_tui.delivery.daemon_context import DaemonContext, PendingBatch
 from cotal_tui.delivery.members import MemberEntry
@@ -184,10 +186,13 @@ class TrustedReader(ConsumerLoop):
             await self._ack_all(drops)
             ctx.entries_decided(len(msgs))
             return None
+        t0 = time.perf_counter() if wait_stats.STATS is not None else 0.0
         acls, members = await ctx.batch_reads(
             (e.owner for e in entries),
             ((e.channel, e.owner) for e in entries if e.durable_channel),
         )
+        if wait_stats.STATS is not None:
+            wait_stats.STATS.add("reader.reads", time.perf_counter() - t0)
 
         transfers: list[Entry] = []
         states = self._acl_states
@@ -254,11 +259,14 @@ class TrustedReader(ConsumerLoop):
 
     async def _complete(self, transfers: list[Entry], futures: PendingBatch) -> None:
         ctx = self.ctx
+        t0 = time.perf_counter() if wait_stats.STATS is not None else 0.0
         try:
             results = await ctx.settle(futures)
         except asyncio.CancelledError:
             self.pump.give_back([e.msg for e in transfers])
             raise
+        if wait_stats.STATS is not None:
+            wait_stats.STATS.add("reader.pubacks", time.perf_counter() - t0)
         ctx.entries_decided(len(transfers))
         # Each entry is acked only after its own DLV copy's PubAck said stored (issue 11).
         stored = [e.msg for e, ok in zip(transfers, results, strict=True) if ok]
