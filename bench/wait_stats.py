@@ -47,6 +47,12 @@ def drains(lines: list[dict[str, Any]], gap: float) -> list[tuple[dict[str, Any]
     return out
 
 
+def at(lines: list[dict[str, Any]], t: float) -> dict[str, Any] | None:
+    """The last dump at or before ``t`` (the figures as they stood then, to within DUMP_S)."""
+    before = [line for line in lines if line["t"] <= t]
+    return before[-1] if before else None
+
+
 def report(a: dict[str, Any], b: dict[str, Any]) -> None:
     wall = b["t"] - a["t"]
     cpu = b["cpu"] - a["cpu"]
@@ -76,9 +82,21 @@ def main() -> None:
     parser.add_argument("--min-msgs", type=int, default=5000)
     args = parser.parse_args()
     by_pid: dict[int, list[dict[str, Any]]] = {}
+    marks: list[dict[str, Any]] = []
     for raw in args.file.read_text().splitlines():
         line = json.loads(raw)
-        by_pid.setdefault(line["pid"], []).append(line)
+        if "mark" in line:
+            marks.append(line)
+        else:
+            by_pid.setdefault(line["pid"], []).append(line)
+    if marks:  # bench/daemon.py's (k) phases: from its resume to its last copy
+        for start, end in zip(marks[::2], marks[1::2], strict=False):
+            for pid, lines in by_pid.items():
+                a, b = at(lines, start["t"]), at(lines, end["t"])
+                if a is not None and b is not None and taken(b) > taken(a):
+                    print(f"pid {pid}: {start['mark'].removeprefix('start ')}")
+                    report(a, b)
+        return
     for pid, lines in by_pid.items():
         for a, b in drains(lines, args.gap):
             if taken(b) - taken(a) >= args.min_msgs:
