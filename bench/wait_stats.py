@@ -5,12 +5,16 @@ COTAL_DELIVERY_WAIT_STATS=/tmp/ws.jsonl .venv/bin/python bench/daemon.py --capac
 .venv/bin/python bench/wait_stats.py /tmp/ws.jsonl [--min-msgs 5000]
 ```
 
-The daemon appends its cumulative per-phase seconds (``cotal_tui/delivery/wait_stats.py``); a
-drain is a stretch in which the loops kept taking messages (no gap over ``--gap`` seconds). For
-each drain of at least ``--min-msgs`` messages taken it prints the wall time, the process's
-CPU share, and each phase's seconds and share of the wall time. A loop's phases add up to its
-wall time (room + take + dispatch + slot + idle); reads are part of dispatch; pubacks are summed
-over overlapping batch completions, so divide by the batches (``n``) for the mean wait.
+The daemon appends its cumulative per-phase seconds (``cotal_tui/delivery/wait_stats.py``). With
+``bench/daemon.py``'s phase markers in the file, each (k) phase is one drain (from the resume to
+the last copy, to within the dump interval); without, a drain is a stretch in which the loops
+kept taking messages (no gap over ``--gap`` seconds). For each drain of at least
+``--min-msgs`` messages taken it prints the wall time, the process's CPU share, and each
+phase's seconds and share of the wall time. A loop's phases add up to its wall time
+(before_take + take + dispatch + slot + idle); the reads, and the fan-out's wait for INBOX room
+(``fanout.room``), are part of dispatch. Completions overlap, so their figures
+(``reader.reads``, ``*.pubacks``) are summed over batches in flight together: divide by ``n``
+for the mean wait of one batch.
 """
 
 from __future__ import annotations

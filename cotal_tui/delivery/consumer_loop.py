@@ -134,7 +134,7 @@ class ConsumerLoop:
                 stats.add(f"{tag}.busy_slots_at_take", 0.0, self.pipeline.busy)
                 msgs = await self.pump.take(self.batch, 1.0)
                 t2 = clock()
-                stats.add(f"{tag}.room", t1 - t0)
+                stats.add(f"{tag}.before_take", t1 - t0)
                 if msgs:
                     stats.add(f"{tag}.take", t2 - t1)
                     stats.add(f"{tag}.msgs", 0.0, len(msgs))

@@ -134,7 +134,7 @@ _deliveries = deliveries
 
 
 class TrustedReader(ConsumerLoop):
-    def __init__(self, ctx: DaemonContext, *, batch: int = 256, depth: int = 4) -> None:
+    def __init__(self, ctx: DaemonContext, *, batch: int = 256, depth: int = 8) -> None:
         super().__init__(
             ctx,
             ctx.inbox_stream,
