@@ -11,10 +11,10 @@ the last copy, to within the dump interval); without, a drain is a stretch in wh
 kept taking messages (no gap over ``--gap`` seconds). For each drain of at least
 ``--min-msgs`` messages taken it prints the wall time, the process's CPU share, and each
 phase's seconds and share of the wall time. A loop's phases add up to its wall time
-(before_take + take + dispatch + slot + idle); the reads, and the fan-out's wait for INBOX room
-(``fanout.room``), are part of dispatch. Completions overlap, so their figures
-(``reader.reads``, ``*.pubacks``) are summed over batches in flight together: divide by ``n``
-for the mean wait of one batch.
+(before_take + take + dispatch + slot + idle); the fan-out's ``before_take`` is its wait for
+INBOX room, and its registry reads (``fanout.reads``) are part of its dispatch. Completions
+overlap, so their figures (``reader.reads``, ``*.pubacks``) are summed over batches in flight
+together: divide by ``n`` for the mean wait of one batch.
 """
 
 from __future__ import annotations

@@ -116,6 +116,9 @@ class FanoutWriter(ConsumerLoop):
         await m.ack()
         self.evictions.routed_ok(stream_seq(m))
 
+    async def before_take(self) -> None:
+        await self.ctx.inbox_room(self.batch)
+
     async def dispatch(self, msgs: list[Msg]) -> Coroutine[Any, Any, None] | None:
         """Route a batch and start its publishes; returns the completion that acks/naks.
 
@@ -229,25 +232,11 @@ class FanoutWriter(ConsumerLoop):
                 spans.append(failed)
             else:
                 spans.append((start, len(items)))
-        if items:
-            await self._room(len(kept))
         futures = await ctx.publish_start(items)
         ctx.entries_written(len(items))
         before, mine = self._acked_before, asyncio.Event()
         self._acked_before = mine
         return self._complete(kept, spans, futures, before, mine)
-
-    async def _room(self, messages: int) -> None:
-        """INBOX backpressure (inbox_pressure.py), waited for with the batch routed and its
-        entries built, right before they are written: the reader gets them the moment there is
-        room, instead of after a batch's routing (issue 16). Each message adds at most one
-        entry per owner, so ``messages`` is the bound's batch."""
-        if wait_stats.STATS is None:
-            await self.ctx.inbox_room(messages)
-            return
-        t0 = time.perf_counter()
-        await self.ctx.inbox_room(messages)
-        wait_stats.STATS.add("fanout.room", time.perf_counter() - t0)
 
     def entry_limit(self) -> int:
         """The largest dinbox entry the server takes: its ``max_payload`` less header room."""
