@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import signal
@@ -216,8 +217,16 @@ def latency_rows(
     ]
 
 
+def mark_wait_stats(what: str) -> None:
+    """A phase marker in the daemon's COTAL_DELIVERY_WAIT_STATS file (bench/wait_stats.py)."""
+    path = os.environ.get("COTAL_DELIVERY_WAIT_STATS")
+    if path:
+        with open(path, "a") as out:
+            out.write(json.dumps({"mark": what, "t": time.monotonic()}) + "\n")
+
+
 async def capacity(
-    js: Any, pid: int, items: list[tuple[str, bytes, str]], want: int
+    js: Any, pid: int, items: list[tuple[str, bytes, str]], want: int, label: str = ""
 ) -> tuple[float, float, int]:
     """The daemon's copies/s through a backlog: the daemon is paused (SIGSTOP, children too)
     while ``items`` are stored in CHAT, then resumed; copies/s from the resume to the last copy
@@ -230,7 +239,9 @@ async def capacity(
         signal_tree(pid, signal.SIGCONT)
     cpu0 = cpu_seconds(pid)
     t0 = time.perf_counter()
+    mark_wait_stats(f"start {label}")
     got, last_change = await count_copies(js, SPACE, base, want)
+    mark_wait_stats(f"end {label}")
     cpu = cpu_seconds(pid) - cpu0
     return got / max(1e-9, last_change - t0), cpu * 1e6 / max(1, got), got
 
@@ -405,7 +416,9 @@ async def run(
         ]
         measured = []
         for label, items, fan in cases:
-            rate, cpu_ms, got = await capacity(js, daemon_proc.pid, items, len(items) * fan)
+            rate, cpu_ms, got = await capacity(
+                js, daemon_proc.pid, items, len(items) * fan, label
+            )
             measured.append((label, rate, cpu_ms, got, len(items) * fan))
         # the raw rate again, right after: the higher of the two is the baseline (the machine
         # is shared, and a disturbed baseline would flatter the ratio)

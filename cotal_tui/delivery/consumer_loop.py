@@ -11,11 +11,13 @@ failed ``MAX_ROUTE_ATTEMPTS`` deliveries is dead-lettered; a vanished consumer i
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Coroutine
 from typing import Any
 
 from nats.aio.msg import Msg
 
+from cotal_tui.delivery import wait_stats
 from cotal_tui.delivery.daemon_context import DaemonContext, Pipeline
 from cotal_tui.mesh.jsapi import API, api_request
 from cotal_tui.mesh.pull import ConsumerGone, PullPump
@@ -80,7 +82,10 @@ class ConsumerLoop:
     async def start(self) -> None:
         await self.ensure_consumer()
         await self.pump.start()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=self._task_name)
+        if wait_stats.STATS is not None:
+            wait_stats.STATS.start()
+        run = self._run() if wait_stats.STATS is None else self._run_timed(wait_stats.STATS)
+        self._task = asyncio.get_running_loop().create_task(run, name=self._task_name)
 
     async def rearm(self) -> None:
         await self.ensure_consumer()
@@ -115,6 +120,46 @@ class ConsumerLoop:
                 self.ctx.on_error(exc)
                 await self.fail_batch(msgs, exc)
                 await asyncio.sleep(0.5)
+
+    async def _run_timed(self, stats: wait_stats.WaitStats) -> None:
+        """:meth:`_run` with each phase's wall-clock time added to ``stats`` (wait_stats.py)."""
+        tag = self.stats_tag
+        clock = time.perf_counter
+        while True:
+            msgs: list[Msg] = []
+            try:
+                t0 = clock()
+                await self.before_take()
+                t1 = clock()
+                stats.add(f"{tag}.busy_slots_at_take", 0.0, self.pipeline.busy)
+                msgs = await self.pump.take(self.batch, 1.0)
+                t2 = clock()
+                stats.add(f"{tag}.before_take", t1 - t0)
+                if msgs:
+                    stats.add(f"{tag}.take", t2 - t1)
+                    stats.add(f"{tag}.msgs", 0.0, len(msgs))
+                    completion = await self.dispatch(msgs)
+                    t3 = clock()
+                    stats.add(f"{tag}.dispatch", t3 - t2)
+                    if completion is not None:
+                        await self.pipeline.submit(completion)
+                        stats.add(f"{tag}.slot", clock() - t3)
+                else:
+                    stats.add(f"{tag}.idle", t2 - t1)
+            except asyncio.CancelledError:
+                self.pump.give_back(msgs)
+                raise
+            except ConsumerGone as exc:
+                self.ctx.on_error(exc)
+                await self.rearm()
+            except Exception as exc:  # noqa: BLE001 - reported; the loop keeps going
+                self.ctx.on_error(exc)
+                await self.fail_batch(msgs, exc)
+                await asyncio.sleep(0.5)
+
+    @property
+    def stats_tag(self) -> str:
+        return self._task_name.removeprefix("plane3-")
 
     async def fail_batch(self, msgs: list[Msg], exc: Exception) -> None:
         """A batch that threw: as the reference, nak what is unsettled (nothing is lost), but

@@ -288,6 +288,11 @@ class Pipeline:
         self._tasks.add(task)
         task.add_done_callback(self._done)
 
+    @property
+    def busy(self) -> int:
+        """Completions in flight."""
+        return len(self._tasks)
+
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._slots.release()

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Coroutine
 from typing import Any
 
 from nats.aio.msg import Msg
 
+from cotal_tui.delivery import wait_stats
 from cotal_tui.delivery.chat_gaps import EvictionTracker
 from cotal_tui.delivery.consumer_loop import ConsumerLoop
 from cotal_tui.delivery.daemon_context import DaemonContext, PendingBatch
@@ -149,7 +151,10 @@ class FanoutWriter(ConsumerLoop):
             routed.append((m, parsed.rest, parsed.sender, message, stream_seq(m)))
         if not routed:
             return None
+        t0 = time.perf_counter() if wait_stats.STATS is not None else 0.0
         classes = await ctx.delivery_classes(r[1] for r in routed)
+        if wait_stats.STATS is not None:
+            wait_stats.STATS.add("fanout.reads", time.perf_counter() - t0)
         names: dict[str, list[str]] | None = None
         plans: list[list[Copy] | Exception] = []
         acl_owners: set[str] = set()
@@ -263,8 +268,11 @@ class FanoutWriter(ConsumerLoop):
         before: asyncio.Event | None,
     ) -> None:
         ctx = self.ctx
+        t0 = time.perf_counter() if wait_stats.STATS is not None else 0.0
         try:
             results = await ctx.settle(futures)
+            if wait_stats.STATS is not None:
+                wait_stats.STATS.add("fanout.pubacks", time.perf_counter() - t0, len(results))
             if before is not None:
                 await before.wait()  # acks in stream order: the batch before goes first
         except asyncio.CancelledError:

@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Coroutine
+import time
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from nats.aio.msg import Msg
 
+from cotal_tui.delivery import wait_stats
+from cotal_tui.delivery.acl import AclEntry
 from cotal_tui.delivery.consumer_loop import ConsumerLoop
 from cotal_tui.delivery.daemon_context import DaemonContext, PendingBatch
 from cotal_tui.delivery.members import MemberEntry
@@ -131,7 +134,7 @@ _deliveries = deliveries
 
 
 class TrustedReader(ConsumerLoop):
-    def __init__(self, ctx: DaemonContext, *, batch: int = 256, depth: int = 4) -> None:
+    def __init__(self, ctx: DaemonContext, *, batch: int = 256, depth: int = 8) -> None:
         super().__init__(
             ctx,
             ctx.inbox_stream,
@@ -143,6 +146,12 @@ class TrustedReader(ConsumerLoop):
             task_name="plane3-reader",
         )
         self._acl_states: AclStates = {}
+        # set once the batch taken last has gated and started its DLV publishes
+        self._gated_before: asyncio.Event | None = None
+
+    async def stop(self) -> None:
+        await super().stop()
+        self._gated_before = None  # a completion cancelled before it ran never set its event
 
     async def _retry_or_dead_letter(self, e: Entry, action: ReaderAction, what: str) -> None:
         ctx = self.ctx
@@ -159,11 +168,15 @@ class TrustedReader(ConsumerLoop):
             await e.msg.nak(delay=DEFER_DELAY_S)
 
     async def dispatch(self, msgs: list[Msg]) -> Coroutine[Any, Any, None] | None:
-        """Gate a batch: drop and defer at once, start the transfers; returns their completion.
+        """Decode a batch and start its fresh registry reads; returns the completion that
+        gates it, transfers it and acks.
 
-        The ACL verdict is worked out once per owner, channel and ACL value read (the fresh
-        read, fresh_cache.py, hands back the same object while the row is unchanged, and a new
-        one once it changed), and what is dropped is acked in one go.
+        The reads (a freshness barrier: one STREAM.INFO round trip per bucket, fresh_cache.py)
+        are issued here, after the batch was received, but awaited in the completion, so the
+        loop takes and decodes the next batch while they are on the wire: awaited here, they
+        were most of the reader's turn (issue 16). Completions gate and publish in batch order
+        (each waits for the one before to have started its DLV publishes), so DLV order per
+        owner and the ACL verdict cache see the batches as they were taken.
         """
         ctx = self.ctx
         entries: list[Entry] = []
@@ -184,11 +197,78 @@ class TrustedReader(ConsumerLoop):
             await self._ack_all(drops)
             ctx.entries_decided(len(msgs))
             return None
-        acls, members = await ctx.batch_reads(
-            (e.owner for e in entries),
-            ((e.channel, e.owner) for e in entries if e.durable_channel),
+        reads = asyncio.ensure_future(
+            self._timed_reads(
+                (e.owner for e in entries),
+                ((e.channel, e.owner) for e in entries if e.durable_channel),
+            )
         )
+        before, mine = self._gated_before, asyncio.Event()
+        self._gated_before = mine
+        return self._complete(msgs, entries, drops, reads, before, mine)
 
+    async def _timed_reads(
+        self, owners: Iterable[str], member_keys: Iterable[tuple[str, str]]
+    ) -> tuple[
+        dict[str, AclEntry | None | Exception],
+        dict[tuple[str, str], MemberEntry | None | Exception],
+    ]:
+        if wait_stats.STATS is None:
+            return await self.ctx.batch_reads(owners, member_keys)
+        t0 = time.perf_counter()
+        try:
+            return await self.ctx.batch_reads(owners, member_keys)
+        finally:
+            wait_stats.STATS.add("reader.reads", time.perf_counter() - t0)
+
+    async def _complete(
+        self,
+        msgs: list[Msg],
+        entries: list[Entry],
+        drops: list[Msg],
+        reads: asyncio.Future[
+            tuple[
+                dict[str, AclEntry | None | Exception],
+                dict[tuple[str, str], MemberEntry | None | Exception],
+            ]
+        ],
+        before: asyncio.Event | None,
+        mine: asyncio.Event,
+    ) -> None:
+        ctx = self.ctx
+        try:
+            try:
+                acls, members = await reads
+                if before is not None:
+                    await before.wait()  # gate and publish in batch order
+                transfers, futures = await self._gate(msgs, entries, drops, acls, members)
+            finally:
+                mine.set()
+            if futures is not None:
+                await self._settle_and_ack(transfers, futures)
+        except asyncio.CancelledError:
+            reads.cancel()
+            self.pump.give_back(msgs)  # nak'd once the pump is closed
+            raise
+        except Exception as exc:  # noqa: BLE001 - as a batch that threw in the loop
+            ctx.on_error(exc)
+            await self.fail_batch(msgs, exc)
+
+    async def _gate(
+        self,
+        msgs: list[Msg],
+        entries: list[Entry],
+        drops: list[Msg],
+        acls: dict[str, AclEntry | None | Exception],
+        members: dict[tuple[str, str], MemberEntry | None | Exception],
+    ) -> tuple[list[Entry], PendingBatch | None]:
+        """Decide each entry: drop and defer at once, start the transfers.
+
+        The ACL verdict is worked out once per owner, channel and ACL value read (the fresh
+        read, fresh_cache.py, hands back the same object while the row is unchanged, and a new
+        one once it changed), and what is dropped is acked in one go.
+        """
+        ctx = self.ctx
         transfers: list[Entry] = []
         states = self._acl_states
         if len(states) > ACL_STATES_KEPT:
@@ -227,7 +307,7 @@ class TrustedReader(ConsumerLoop):
         await self._ack_all(drops)
         ctx.entries_decided(len(msgs) - len(transfers))  # transfers count once acked
         if not transfers:
-            return None
+            return transfers, None
         items = [
             (
                 ctx.dlv_subject(e.owner),
@@ -238,8 +318,7 @@ class TrustedReader(ConsumerLoop):
             )
             for e in transfers
         ]
-        futures = await ctx.publish_start(items)
-        return self._complete(transfers, futures)
+        return transfers, await ctx.publish_start(items)
 
     async def _ack_all(self, msgs: list[Msg]) -> None:
         """Ack in one batch (mesh/batch_send.py); one by one if the batch cannot be sent."""
@@ -252,13 +331,12 @@ class TrustedReader(ConsumerLoop):
                 if not m.is_acked:
                     await m.ack()
 
-    async def _complete(self, transfers: list[Entry], futures: PendingBatch) -> None:
+    async def _settle_and_ack(self, transfers: list[Entry], futures: PendingBatch) -> None:
         ctx = self.ctx
-        try:
-            results = await ctx.settle(futures)
-        except asyncio.CancelledError:
-            self.pump.give_back([e.msg for e in transfers])
-            raise
+        t0 = time.perf_counter() if wait_stats.STATS is not None else 0.0
+        results = await ctx.settle(futures)
+        if wait_stats.STATS is not None:
+            wait_stats.STATS.add("reader.pubacks", time.perf_counter() - t0)
         ctx.entries_decided(len(transfers))
         # Each entry is acked only after its own DLV copy's PubAck said stored (issue 11).
         stored = [e.msg for e, ok in zip(transfers, results, strict=True) if ok]

@@ -207,3 +207,42 @@ async def test_embeds_on_a_plain_nats_client_and_survives_a_restart(open_space, 
     finally:
         await d.stop()
         await nc.close()
+
+
+CAROL = "UCAROL" + "C" * 50
+
+
+async def test_backlog_copies_reach_dlv_in_chat_order_for_every_member(open_space, agent):
+    """A backlog the reader takes in several batches at once (its reads and PubAcks overlap,
+    issue 16) still lands in each member's DLV in CHAT order: batches gate and publish in turn."""
+    space = open_space.space
+    conn = await connect(open_space.url, "DAEMON1")
+    first = DeliveryDaemon(conn, space, "DAEMON1")
+    await first.start()
+    try:
+        for who in (BOB, CAROL):
+            await set_acl(agent, space, who, ["review"])
+            reply = await request_delivery(agent, space, who, "durableJoin", {"channel": "review"})
+            assert reply["ok"] is True, reply
+    finally:
+        await first.stop()
+    # 800 messages x 2 members: several reader batches of up to 256, under CHAT's and INBOX's
+    # 1,000-per-subject caps, stored while no daemon runs
+    sent = [(await publish_chat(agent, space, ALICE, "review", f"b{i}"))[0] for i in range(800)]
+    second = DeliveryDaemon(conn, space, "DAEMON1")
+    await second.start()
+    try:
+        for who in (BOB, CAROL):
+            await wait_for(
+                lambda who=who: _count_is(agent, space, who, len(sent)),
+                what=f"all 800 copies in {who[:6]}'s DLV",
+                timeout=60.0,
+            )
+            assert await dlv_ids(agent, space, who) == sent
+    finally:
+        await second.stop()
+        await conn.close()
+
+
+async def _count_is(conn, space, owner, n):
+    return len(await dlv_ids(conn, space, owner)) >= n
