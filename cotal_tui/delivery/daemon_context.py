@@ -279,6 +279,7 @@ class Pipeline:
     """
 
     def __init__(self, depth: int = 4) -> None:
+        self.depth = depth
         self._slots = asyncio.Semaphore(depth)
         self._tasks: set[asyncio.Task[None]] = set()
 

@@ -106,6 +106,10 @@ class FanoutWriter(ConsumerLoop):
 
     async def stop(self) -> None:
         await super().stop()
+        # A completion cancelled before its first step (or never handed to the pipeline, the
+        # loop cancelled while it waited for a slot) never sets its event: a restarted loop
+        # (the lease lost and won back) must not wait on it, or the fan-out stalls for good.
+        self._acked_before = None
         await self.evictions.stop()
 
     async def _nak(self, m: Msg, delay: float | None = None) -> None:

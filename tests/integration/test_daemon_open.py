@@ -246,3 +246,35 @@ async def test_backlog_copies_reach_dlv_in_chat_order_for_every_member(open_spac
 
 async def _count_is(conn, space, owner, n):
     return len(await dlv_ids(conn, space, owner)) >= n
+
+
+async def test_a_restarted_pipeline_never_waits_on_a_completion_that_never_ran(open_space, agent):
+    """Both loops chain their batch completions (acks, gating in order). A completion cancelled
+    before its first step, or never handed to the pipeline because the loop was cancelled while
+    it waited for a slot, never sets its event; this is the state such a stop leaves. The loops
+    started again (the lease lost and won back) must deliver, not wait on it forever."""
+    space = open_space.space
+    conn = await connect(open_space.url, "DAEMON1")
+    d = DeliveryDaemon(conn, space, "DAEMON1")
+    await d.start()
+    try:
+        await set_acl(agent, space, BOB, ["review"])
+        reply = await request_delivery(agent, space, BOB, "durableJoin", {"channel": "review"})
+        assert reply["ok"] is True, reply
+        d.fanout._acked_before = asyncio.Event()  # a completion that never ran: never set
+        d.reader._gated_before = asyncio.Event()
+        await asyncio.gather(d.fanout.stop(), d.reader.stop())
+        await d.fanout.start()
+        await d.reader.start()
+        # one batch each, more batches than the pipelines have slots: a stuck chain shows once
+        # the slots are full (each waiting completion holds one)
+        for i in range(max(d.fanout.pipeline.depth, d.reader.pipeline.depth) + 2):
+            sent, _ = await publish_chat(agent, space, ALICE, "review", f"after the restart {i}")
+            await wait_for(
+                lambda sent=sent: _has(agent, space, BOB, sent),
+                what=f"copy {i} through the restarted fan-out and reader into bob's DLV",
+                timeout=30.0,
+            )
+    finally:
+        await d.stop()
+        await conn.close()
