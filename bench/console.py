@@ -176,6 +176,10 @@ class GcWatch:
         self.full_passes: list[float] = []
         """Every full (oldest-generation) pass while measuring, in or out of a tick (s)."""
         self.measuring = False
+        self.between_gc = 0.0
+        self.between_passes = [0, 0, 0]
+        """Collector time and passes outside the ticks while measuring (the console's own
+        between-tick passes included): CPU the process pays, not inside a tick."""
         gc.callbacks.append(self._callback)
 
     def _callback(self, phase: str, info: dict[str, Any]) -> None:
@@ -187,7 +191,11 @@ class GcWatch:
             self.full_passes.append(spent)
         if self.in_tick:
             self.tick_gc += spent
-            self.passes[info["generation"]] += 1
+            if self.measuring:
+                self.passes[info["generation"]] += 1
+        elif self.measuring:
+            self.between_gc += spent
+            self.between_passes[info["generation"]] += 1
 
     def begin(self) -> None:
         self.in_tick, self.tick_gc = True, 0.0
@@ -220,6 +228,8 @@ def summarize(
         "gc_in_ticks_ms": sum(gcs) * 1000,
         "gc_in_worst_tick_ms": gcs[worst] * 1000 if worst is not None else 0.0,
         "gc_passes_in_ticks": watch.passes,
+        "gc_between_ticks_ms": watch.between_gc * 1000,
+        "gc_passes_between_ticks": watch.between_passes,
         "full_gc_ms": [t * 1000 for t in watch.full_passes],
     }
 
@@ -239,6 +249,7 @@ async def run_model_only(args: argparse.Namespace) -> dict[str, Any]:
     while time.perf_counter() < warm_until:  # ticking, as the app does while it warms up
         await asyncio.sleep(TICK_S)
         model.tick()
+        collector.between_ticks()
     watch.measuring = True
     cpu0, wall0 = cpu_seconds(), time.perf_counter()
     deadline = wall0 + args.seconds
@@ -249,6 +260,7 @@ async def run_model_only(args: argparse.Namespace) -> dict[str, Any]:
         model.tick()
         samples.append(time.perf_counter() - t0)
         gcs.append(watch.end())
+        collector.between_ticks()  # as the app does once the tick is painted
         next_tick += TICK_S
         await asyncio.sleep(max(0.0, next_tick - time.perf_counter()))
     result = summarize(samples, cpu_seconds() - cpu0, time.perf_counter() - wall0, gcs, watch)
@@ -299,11 +311,14 @@ def run_with_screen(args: argparse.Namespace) -> dict[str, Any]:
         def finish(self) -> None:
             self.measuring = False
             watch.measuring = False
+            collected0 = gc.get_stats()[2]["collected"]
             window["cpu"] = cpu_seconds() - window["cpu0"]
             window["wall"] = time.perf_counter() - window["wall0"]
+            window["old_objects"] = len(gc.get_objects(2))
             t0 = time.perf_counter()
             self.collector.full_pass()  # what the one-minute timer costs at this size
             window["full_pass"] = time.perf_counter() - t0
+            window["full_pass_found"] = gc.get_stats()[2]["collected"] - collected0
             self.stop.set()
             self.exit()
 
@@ -336,6 +351,9 @@ def run_with_screen(args: argparse.Namespace) -> dict[str, Any]:
     ]
     result["messages"] = source.sent
     result["full_pass_ms"] = window["full_pass"] * 1000
+    result["full_pass_objects"] = window["old_objects"]
+    result["full_pass_found"] = window["full_pass_found"]
+    result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
 
 
@@ -421,12 +439,20 @@ def print_run(n: int, model: dict[str, Any], screen: dict[str, Any], load: str) 
         f"messages fed: model {model['messages']}, screen {screen['messages']}; "
         f"terminal output drained: {screen['terminal_bytes'] / 1e6:.1f} MB"
     )
+    for name, r in (("model only", model), ("model + screen", screen)):
+        print(
+            f"   {name}: GC passes (young/middle/full) inside ticks {r['gc_passes_in_ticks']}, "
+            f"between ticks {r['gc_passes_between_ticks']} "
+            f"({r['gc_between_ticks_ms']:.1f} ms, outside the tick times above)"
+        )
     full = screen.get("full_gc_ms", [])
     print(
         f"   full GC passes while measuring: {len(full)}"
         + (f" (longest {max(full):.1f} ms)" if full else "")
         + f"; the console's one-minute full pass (its own timer, between ticks) timed after "
-        f"the run: {screen['full_pass_ms']:.1f} ms"
+        f"the run: {screen['full_pass_ms']:.1f} ms over {screen['full_pass_objects']} objects "
+        f"not frozen, {screen['full_pass_found']} of them garbage; peak RSS "
+        f"{screen['rss_mb']:.0f} MB"
     )
     for w in screen.get("worst_ticks", []):
         print(
