@@ -9,8 +9,9 @@ row (and, before `freeze`, over ~10^5 start-up objects too), landing inside tick
 Young passes are not cheap at that size either: each tick leaves a few big containers in the
 youngest generation (the source's 5,000-entry roster tuple, the snapshot's rows), and a pass
 walks every reference they hold: 2.4-5.2 ms for a young pass, ~5 ms for a middle one, measured
-inside model ticks that cost 2-6 ms without them. With the default young threshold (700) a tick
-and the 100 ms before it allocate just about enough to start one, so most ticks carried one.
+inside model ticks that cost 2-6 ms without them. With the default young threshold (700) one
+model tick in ten carried one, and with the screen about one tick in two: the p99 was made of
+them.
 
 So while the console runs: everything built at start-up (modules, the widget tree, whatever the
 source holds at the first tick) is frozen out of the collector's reach; the young generation is
