@@ -165,6 +165,8 @@ class ConsoleApp(App[int]):
                 self.main.apply(snap, self.row_filter)
             except NoMatches:  # the screen is being torn down under a late tick
                 pass
+            # collector.py: the young passes land after the paint, not inside the next tick
+            self.call_after_refresh(self.collector.between_ticks)
         return snap
 
     # -- notice, command line, filter ---------------------------------------------------------
