@@ -71,6 +71,7 @@ class ConsumerLoop:
         self.pipeline = Pipeline(depth)
         self._task_name = task_name
         self._task: asyncio.Task[None] | None = None
+        self._taken: list[Msg] = []  # the batch of the current turn (given back if stopped)
 
     async def ensure_consumer(self) -> None:
         """Idempotent create; an error is reported and ignored, as the reference does."""
@@ -84,8 +85,7 @@ class ConsumerLoop:
         await self.pump.start()
         if wait_stats.STATS is not None:
             wait_stats.STATS.start()
-        run = self._run() if wait_stats.STATS is None else self._run_timed(wait_stats.STATS)
-        self._task = asyncio.get_running_loop().create_task(run, name=self._task_name)
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=self._task_name)
 
     async def rearm(self) -> None:
         await self.ensure_consumer()
@@ -101,61 +101,53 @@ class ConsumerLoop:
         """Wait for room before taking a batch (fan-out: INBOX backpressure); none by default."""
 
     async def _run(self) -> None:
+        stats = wait_stats.STATS
         while True:
-            msgs: list[Msg] = []
+            self._taken = []
             try:
-                await self.before_take()
-                msgs = await self.pump.take(self.batch, 1.0)
-                if msgs:
-                    completion = await self.dispatch(msgs)
-                    if completion is not None:
-                        await self.pipeline.submit(completion)
+                await (self._turn() if stats is None else self._timed_turn(stats))
             except asyncio.CancelledError:
-                self.pump.give_back(msgs)  # stopped mid-batch: nak'd once the pump is closed
+                self.pump.give_back(self._taken)  # stopped mid-batch: nak'd once pump is closed
                 raise
             except ConsumerGone as exc:
                 self.ctx.on_error(exc)
                 await self.rearm()
             except Exception as exc:  # noqa: BLE001 - reported; the loop keeps going
                 self.ctx.on_error(exc)
-                await self.fail_batch(msgs, exc)
+                await self.fail_batch(self._taken, exc)
                 await asyncio.sleep(0.5)
 
-    async def _run_timed(self, stats: wait_stats.WaitStats) -> None:
-        """:meth:`_run` with each phase's wall-clock time added to ``stats`` (wait_stats.py)."""
+    async def _turn(self) -> None:
+        """Take one batch, dispatch it and hand its completion to the pipeline."""
+        await self.before_take()
+        self._taken = msgs = await self.pump.take(self.batch, 1.0)
+        if msgs:
+            completion = await self.dispatch(msgs)
+            if completion is not None:
+                await self.pipeline.submit(completion)
+
+    async def _timed_turn(self, stats: wait_stats.WaitStats) -> None:
+        """:meth:`_turn` with each phase's wall-clock time added to ``stats`` (wait_stats.py)."""
         tag = self.stats_tag
         clock = time.perf_counter
-        while True:
-            msgs: list[Msg] = []
-            try:
-                t0 = clock()
-                await self.before_take()
-                t1 = clock()
-                stats.add(f"{tag}.busy_slots_at_take", 0.0, self.pipeline.busy)
-                msgs = await self.pump.take(self.batch, 1.0)
-                t2 = clock()
-                stats.add(f"{tag}.before_take", t1 - t0)
-                if msgs:
-                    stats.add(f"{tag}.take", t2 - t1)
-                    stats.add(f"{tag}.msgs", 0.0, len(msgs))
-                    completion = await self.dispatch(msgs)
-                    t3 = clock()
-                    stats.add(f"{tag}.dispatch", t3 - t2)
-                    if completion is not None:
-                        await self.pipeline.submit(completion)
-                        stats.add(f"{tag}.slot", clock() - t3)
-                else:
-                    stats.add(f"{tag}.idle", t2 - t1)
-            except asyncio.CancelledError:
-                self.pump.give_back(msgs)
-                raise
-            except ConsumerGone as exc:
-                self.ctx.on_error(exc)
-                await self.rearm()
-            except Exception as exc:  # noqa: BLE001 - reported; the loop keeps going
-                self.ctx.on_error(exc)
-                await self.fail_batch(msgs, exc)
-                await asyncio.sleep(0.5)
+        t0 = clock()
+        await self.before_take()
+        t1 = clock()
+        stats.add(f"{tag}.busy_slots_at_take", 0.0, self.pipeline.busy)
+        self._taken = msgs = await self.pump.take(self.batch, 1.0)
+        t2 = clock()
+        stats.add(f"{tag}.before_take", t1 - t0)
+        if not msgs:
+            stats.add(f"{tag}.idle", t2 - t1)
+            return
+        stats.add(f"{tag}.take", t2 - t1)
+        stats.add(f"{tag}.msgs", 0.0, len(msgs))
+        completion = await self.dispatch(msgs)
+        t3 = clock()
+        stats.add(f"{tag}.dispatch", t3 - t2)
+        if completion is not None:
+            await self.pipeline.submit(completion)
+            stats.add(f"{tag}.slot", clock() - t3)
 
     @property
     def stats_tag(self) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from cli_process import CliProcess, pid_alive
+from cluster_ports import three_free_ports
 from cluster_support import (
     ClusterSpace,
     all_current,
@@ -65,31 +66,11 @@ def console_args(state: Path) -> Any:
     return build_parser().parse_args(["console", "--space", "cl", "--state-dir", str(state)])
 
 
-def _three_free_ports() -> int:
-    """A base port whose next two are free too (`up --cluster 3 --port P` uses P, P+1, P+2)."""
-    for _ in range(50):
-        base = free_port()
-        if base < 65000 and all(_free(base + i) for i in range(3)):
-            return base
-    raise AssertionError("no three consecutive free ports")
-
-
-def _free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 @pytest.mark.timeout(120)
 def test_up_cluster_three_nodes_r3_daemon_then_up_server_and_all_stopped(
     tmp_path: Path, procs: list[Any]
 ) -> None:
-    port = _three_free_ports()
+    port = three_free_ports()
     state = tmp_path / "state"
     up = CliProcess(
         ["up", "--cluster", "3", "--space", "cl", "--port", str(port), "--state-dir", str(state)],

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 from cli_process import CliProcess, pid_alive
+from cluster_ports import three_free_ports
 from plane3_support import (
     chat_message,
     connect,
@@ -39,7 +40,6 @@ from cotal_tui.commands.console import session_options
 from cotal_tui.console.model import ConsoleModel
 from cotal_tui.console.session import ConsoleSession
 from cotal_tui.server.auth import load_space_auth
-from cotal_tui.server.process import free_port
 from cotal_tui.server.state import read_record
 from waiting import wait_for, wait_for_sync
 
@@ -49,25 +49,6 @@ MEMBER = "UMEMBERQZ" + "M" * 47
 SENDER = "USENDERQZ" + "S" * 47
 CHECK_TIMEOUT_S = 5.0
 GREEN = {"serving"}
-
-
-def _three_free_ports() -> int:
-    for _ in range(50):
-        base = free_port()
-        if base < 65000 and all(_free(base + i) for i in range(3)):
-            return base
-    raise AssertionError("no three consecutive free ports")
-
-
-def _free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _cmdline(pid: int) -> list[str]:
@@ -93,7 +74,7 @@ async def _check(state: Path, cwd: Path) -> tuple[int, str, float]:
 async def test_two_of_three_nodes_lost_is_no_quorum_everywhere_then_ok_after_restart(
     tmp_path: Path, procs: list[Any]
 ) -> None:
-    port = _three_free_ports()
+    port = three_free_ports()
     state = tmp_path / "state"
     up = CliProcess(
         ["up", "--cluster", "3", "--space", SPACE, "--port", str(port), "--state-dir", str(state)],

@@ -278,3 +278,47 @@ async def test_a_restarted_pipeline_never_waits_on_a_completion_that_never_ran(o
     finally:
         await d.stop()
         await conn.close()
+
+
+async def test_wait_accounting_when_asked_adds_up_each_loops_phases(
+    open_space, agent, tmp_path, monkeypatch
+):
+    """COTAL_DELIVERY_WAIT_STATS (a measuring aid, bench/wait_stats.py): with it on, a delivered
+    copy leaves each loop's phases and the completions' PubAck waits in the file, and delivery
+    is the same."""
+    import json
+
+    from cotal_tui.delivery import wait_stats
+
+    out = tmp_path / "wait.jsonl"
+    monkeypatch.setattr(wait_stats, "STATS", wait_stats.WaitStats(out))
+    space = open_space.space
+    conn = await connect(open_space.url, "DAEMON1")
+    d = DeliveryDaemon(conn, space, "DAEMON1")
+    await d.start()
+    try:
+        await set_acl(agent, space, BOB, ["review"])
+        reply = await request_delivery(agent, space, BOB, "durableJoin", {"channel": "review"})
+        assert reply["ok"] is True, reply
+        sent, _ = await publish_chat(agent, space, ALICE, "review", "measured")
+        await wait_for(lambda: _has(agent, space, BOB, sent), what="the copy in bob's DLV")
+
+        def last() -> dict:
+            lines = out.read_text().splitlines() if out.exists() else []
+            return json.loads(lines[-1]) if lines else {"n": {}, "s": {}}
+
+        wanted = ("fanout.msgs", "reader.msgs", "fanout.pubacks", "reader.pubacks")
+        await wait_for(
+            lambda: all(last()["n"].get(k, 0) >= 1 for k in wanted),
+            what=f"{', '.join(wanted)} counted in the wait-stats file",
+        )
+        seconds = last()["s"]
+        for tag in ("fanout", "reader"):
+            assert {f"{tag}.take", f"{tag}.dispatch", f"{tag}.before_take"} <= seconds.keys()
+            assert all(seconds[k] >= 0 for k in seconds)
+    finally:
+        await d.stop()
+        await conn.close()
+        task = wait_stats.STATS._task  # the dumper runs until the process ends; not here
+        if task is not None:
+            task.cancel()
