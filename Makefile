@@ -41,6 +41,7 @@ test-slow: install
 
 lint: install
 	$(BIN)/ruff check cotal_tui tests bench
+	$(BIN)/ruff format --check cotal_tui tests bench
 
 bench: install
 	$(BIN)/python bench/daemon.py

@@ -416,9 +416,7 @@ async def run(
         ]
         measured = []
         for label, items, fan in cases:
-            rate, cpu_ms, got = await capacity(
-                js, daemon_proc.pid, items, len(items) * fan, label
-            )
+            rate, cpu_ms, got = await capacity(js, daemon_proc.pid, items, len(items) * fan, label)
             measured.append((label, rate, cpu_ms, got, len(items) * fan))
         # the raw rate again, right after: the higher of the two is the baseline (the machine
         # is shared, and a disturbed baseline would flatter the ratio)

@@ -96,7 +96,7 @@ def delivery_class_reading(channel: ConfigLike, defaults: ConfigLike) -> tuple[s
         return value, None
     shown = shown_delivery_class(value)
     return "live", (
-        f"deliveryClass {shown} is neither \"live\" nor \"durable\": read as the reference "
+        f'deliveryClass {shown} is neither "live" nor "durable": read as the reference '
         "does, as not durable (live, no offline backstop)"
     )
 

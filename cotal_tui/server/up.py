@@ -410,9 +410,7 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
         try:
             nc = await connect_client(url, creds)
             replicas = await check_cluster(nc, options.cluster_options, report)
-            result = await provision_space(
-                nc, options.space, replicas=replicas, channels_seed=seed
-            )
+            result = await provision_space(nc, options.space, replicas=replicas, channels_seed=seed)
         except (ProvisionError, ChannelSeedError, ClusterError) as exc:
             report.fail(str(exc))
             return 1

@@ -317,9 +317,11 @@ async def test_agent_boot_join_pending_until_daemon_then_resumed_after_restart(
         # honestly degraded); once both hold, the channel reads active.
         active = [{"channel": "general", "deliveryHealth": "active", "durableUnclosed": False}]
         carol.wait(
-            lambda o: o.get("event") == "health"
-            and o["lease"]["verdict"] == "serving"
-            and o["channels"] == active,
+            lambda o: (
+                o.get("event") == "health"
+                and o["lease"]["verdict"] == "serving"
+                and o["channels"] == active
+            ),
             what="a health event with the daemon serving and #general active",
         )
         assert carol.call("join", channel="review")["durable"] is True

@@ -308,9 +308,7 @@ def _watch_consumers(url: str, creds: Path) -> dict[str, dict[str, float]]:
             out = {}
             for bucket in (presence_bucket("main"), channel_bucket("main")):
                 infos = await js.consumers_info(f"KV_{bucket}")
-                out[bucket] = {
-                    str(i.name): float(i.config.inactive_threshold or 0) for i in infos
-                }
+                out[bucket] = {str(i.name): float(i.config.inactive_threshold or 0) for i in infos}
             return out
         finally:
             await nc.close()
@@ -374,9 +372,9 @@ def test_status_and_check_default_to_an_operator_cred_not_the_manager(
     assert snap["connection"]["credential"] == "operator operator.main.creds", snap["connection"]
     allow = ((creds_claims(str(operator)) or {}).get("pub") or {}).get("allow") or []
     assert allow and ">" not in allow, "scoped, never allow-all"
-    assert snap["lease"]["verdict"] == "serving" and snap["lease"]["responder"] == "answered", (
-        snap["lease"]
-    )
+    assert snap["lease"]["verdict"] == "serving" and snap["lease"]["responder"] == "answered", snap[
+        "lease"
+    ]
     check = cli("check", "--timeout", "20", *sd, cwd=tmp_path)
     assert check.returncode == 0 and check.stdout.startswith("OK"), check.stdout
     # `mint --profile operator` provisions it like an agent; narrowing flags are refused.

@@ -120,8 +120,9 @@ class RefSpace:
 
     async def agent(self, name: str, **opts: Any) -> Minted:
         """`provisionAgent` (DM/DLV/TASK durables + ACL row) and its agent creds."""
-        data = await provision(self.build, "agent", dir=str(self.dir), server=self.url, name=name,
-                               **opts)
+        data = await provision(
+            self.build, "agent", dir=str(self.dir), server=self.url, name=name, **opts
+        )
         return Minted(data["id"], Path(data["creds"]))
 
     async def channels(self, file: dict[str, Any]) -> None:
@@ -130,8 +131,14 @@ class RefSpace:
 
     async def commit_acl(self, owner: str, allow_subscribe: list[str]) -> None:
         """`commitAcl` through the privileged endpoint (the reader's authorization row)."""
-        await provision(self.build, "acl", dir=str(self.dir), server=self.url, owner=owner,
-                        allowSubscribe=allow_subscribe)
+        await provision(
+            self.build,
+            "acl",
+            dir=str(self.dir),
+            server=self.url,
+            owner=owner,
+            allowSubscribe=allow_subscribe,
+        )
 
     async def mint(self, profile: str, name: str) -> Minted:
         data = await provision(self.build, "mint", dir=str(self.dir), profile=profile, name=name)
@@ -144,8 +151,9 @@ async def ref_space(ref_build: str, tmp_path: Path) -> AsyncIterator[RefSpace]:
     folder = tmp_path / "refauth"
     port = free_port()
     store = tmp_path / "refstore"
-    init = await provision(ref_build, "init", dir=str(folder), space=space, port=port,
-                           storeDir=str(store))
+    init = await provision(
+        ref_build, "init", dir=str(folder), space=space, port=port, storeDir=str(store)
+    )
     server = EmbeddedServer(port=port, store_dir=str(store), config_file=init["config"]).start()
     try:
         await provision(ref_build, "setup", dir=str(folder), server=server.url)
@@ -176,8 +184,20 @@ class OurSpace:
     clis: list[CliProcess] = field(default_factory=list)
 
     async def mint(self, name: str, *args: str, profile: str = "agent") -> Minted:
-        cmd = [sys.executable, "-m", "cotal_tui", "mint", name, "--profile", profile,
-               "--space", self.space, "--state-dir", str(self.state_dir), *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "cotal_tui",
+            "mint",
+            name,
+            "--profile",
+            profile,
+            "--space",
+            self.space,
+            "--state-dir",
+            str(self.state_dir),
+            *args,
+        ]
         if profile == "agent":
             cmd += ["--server", self.url]
         proc = await asyncio.create_subprocess_exec(
@@ -274,8 +294,9 @@ class OurAgent:
 async def our_agents() -> AsyncIterator[Callable[..., Awaitable[OurAgent]]]:
     started: list[Endpoint] = []
 
-    async def make(url: str, space: str, name: str, *, creds: Path | None = None,
-                   **kwargs: Any) -> OurAgent:
+    async def make(
+        url: str, space: str, name: str, *, creds: Path | None = None, **kwargs: Any
+    ) -> OurAgent:
         ep = Endpoint(url, space, name=name, creds=str(creds) if creds else None, **kwargs)
         agent = OurAgent(ep)
 
@@ -300,8 +321,9 @@ async def our_agents() -> AsyncIterator[Callable[..., Awaitable[OurAgent]]]:
 
 @pytest.fixture
 async def ref_agents(nodes: list[NodeProcess]) -> Callable[..., Awaitable[RefEndpoint]]:
-    async def make(build: str, url: str, space: str, name: str, *, creds: Path | None = None,
-                   **args: Any) -> RefEndpoint:
+    async def make(
+        build: str, url: str, space: str, name: str, *, creds: Path | None = None, **args: Any
+    ) -> RefEndpoint:
         ep = RefEndpoint(build)
         nodes.append(ep)
         opts: dict[str, Any] = {"space": space, "server": url, "name": name, **args}
@@ -314,8 +336,14 @@ async def ref_agents(nodes: list[NodeProcess]) -> Callable[..., Awaitable[RefEnd
 
 
 async def start_ref_daemon(
-    nodes: list[NodeProcess], build: str, url: str, space: str, creds: Path | None,
-    *, cwd: Path | None = None, env: dict[str, str] | None = None,
+    nodes: list[NodeProcess],
+    build: str,
+    url: str,
+    space: str,
+    creds: Path | None,
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> NodeProcess:
     args = ["--space", space, "--server", url]
     if creds is not None:

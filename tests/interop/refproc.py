@@ -49,8 +49,15 @@ def node_cmd(script: str, *args: str) -> list[str]:
 class NodeProcess:
     """A driver process, its stdout/stderr collected line by line (as `cli_process.CliProcess`)."""
 
-    def __init__(self, build: str, script: str, *args: str, stdin: bool = False,
-                 cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        build: str,
+        script: str,
+        *args: str,
+        stdin: bool = False,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.build = build
         self.lines: list[str] = []
         self._lock = threading.Lock()
@@ -184,8 +191,7 @@ class RefEndpoint(NodeProcess):
         return [
             e
             for e in events
-            if e.get("event") == "message"
-            and all(e["msg"].get(k) == v for k, v in match.items())
+            if e.get("event") == "message" and all(e["msg"].get(k) == v for k, v in match.items())
         ]
 
     def messages(self, **match: Any) -> list[dict[str, Any]]:
@@ -267,8 +273,13 @@ async def read_kv(
     async def quiet(exc: Exception) -> None:
         return None
 
-    nc = await nats.connect(url, user_credentials=str(creds), inbox_prefix=f"_INBOX_{ident}",
-                            error_cb=quiet, allow_reconnect=False)
+    nc = await nats.connect(
+        url,
+        user_credentials=str(creds),
+        inbox_prefix=f"_INBOX_{ident}",
+        error_cb=quiet,
+        allow_reconnect=False,
+    )
     try:
         body = json.dumps({"last_by_subj": f"$KV.{bucket}.{key}"}).encode()
         msg = await nc.request(f"$JS.API.STREAM.MSG.GET.KV_{bucket}", body, timeout=5)
@@ -281,16 +292,22 @@ async def read_kv(
         await nc.close()
 
 
-async def js_api(url: str, creds: Path, ident: str, subject: str,
-                 body: dict[str, Any] | None = None) -> dict[str, Any]:
+async def js_api(
+    url: str, creds: Path, ident: str, subject: str, body: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """One JetStream API request with a plain nats-py client (inbox prefix of the identity)."""
     import nats
 
     async def quiet(exc: Exception) -> None:
         return None
 
-    nc = await nats.connect(url, user_credentials=str(creds), inbox_prefix=f"_INBOX_{ident}",
-                            error_cb=quiet, allow_reconnect=False)
+    nc = await nats.connect(
+        url,
+        user_credentials=str(creds),
+        inbox_prefix=f"_INBOX_{ident}",
+        error_cb=quiet,
+        allow_reconnect=False,
+    )
     try:
         msg = await nc.request(subject, json.dumps(body or {}).encode(), timeout=5)
         return dict(json.loads(msg.data))

@@ -43,8 +43,9 @@ class Wire:
 
     async def dlv_count(self, owner: str) -> int:
         subject = f"cotal.{self.space}.dlv.{owner}"
-        info = await self._api(f"$JS.API.STREAM.INFO.DLV_{self.space}",
-                               {"subjects_filter": subject})
+        info = await self._api(
+            f"$JS.API.STREAM.INFO.DLV_{self.space}", {"subjects_filter": subject}
+        )
         return int((info.get("state", {}).get("subjects") or {}).get(subject, 0))
 
 
@@ -55,8 +56,7 @@ async def _narrowed_copies_stop(wire: Wire, owner: str, send: Any, narrow: Any) 
     await narrow()
     for i in range(3):
         await send(f"after-{i}")
-    await wait_for(wire.drained, what="the daemon to decide the post-narrowing entries",
-                   timeout=30)
+    await wait_for(wire.drained, what="the daemon to decide the post-narrowing entries", timeout=30)
     assert await wire.dlv_count(owner) == 1, "copies written to DLV after the ACL was narrowed"
 
 
@@ -72,22 +72,30 @@ async def test_reference_daemon_stops_copies_to_our_agent(
     wire = Wire(url, space, ref_space.delivery.creds)
 
     alice = await our_agents(url, space, "alice", creds=alice_c.creds, channels=["ops"])
-    await wait_for(lambda: alice.ep.has_durable_membership("ops"),
-                   what="our agent's ops membership", timeout=30)
+    await wait_for(
+        lambda: alice.ep.has_durable_membership("ops"),
+        what="our agent's ops membership",
+        timeout=30,
+    )
     await alice.ep.stop()
     bob = await ref_agents(ref_space.build, url, space, "bob", creds=bob_c.creds, channels=["ops"])
     await _narrowed_copies_stop(
-        wire, alice_c.id,
+        wire,
+        alice_c.id,
         lambda t: bob.call("multicast", channel="ops", text=t),
         lambda: ref_space.commit_acl(alice_c.id, ["general"]),
     )
 
     back = await our_agents(url, space, "alice", creds=alice_c.creds, channels=["ops"])
-    await wait_for(lambda: back.texts(channel="ops") == ["before"],
-                   what="the pre-narrowing copy at our returning agent", timeout=30)
+    await wait_for(
+        lambda: back.texts(channel="ops") == ["before"],
+        what="the pre-narrowing copy at our returning agent",
+        timeout=30,
+    )
     assert await back.ep.leave_channel("ops")
-    record = await read_kv(url, ref_space.delivery.creds, wire.id, f"cotal_members_{space}",
-                           f"ops/{alice_c.id}")
+    record = await read_kv(
+        url, ref_space.delivery.creds, wire.id, f"cotal_members_{space}", f"ops/{alice_c.id}"
+    )
     assert record is not None and isinstance(record.get("leaveCursor"), int), record
     assert back.texts(channel="ops") == ["before"]
 
@@ -100,8 +108,9 @@ async def test_our_daemon_stops_copies_to_reference_agent(
     alice_c = await ours.mint("alice", "--subscribe", "ops", "--allow-publish", "ops")
     wire = Wire(ours.url, ours.space, ours.delivery_creds)
 
-    bob = await ref_agents(ref_build, ours.url, ours.space, "bob", creds=bob_c.creds,
-                           channels=["ops"])
+    bob = await ref_agents(
+        ref_build, ours.url, ours.space, "bob", creds=bob_c.creds, channels=["ops"]
+    )
 
     async def member() -> Any:
         got = await bob.call("memberships")
@@ -121,19 +130,28 @@ async def test_our_daemon_stops_copies_to_reference_agent(
 
     await _narrowed_copies_stop(wire, bob_c.id, lambda t: alice.ep.send("ops", t), narrow)
 
-    back = await ref_agents(ref_build, ours.url, ours.space, "bob", creds=bob_c.creds,
-                            channels=["ops"])
-    await wait_for(lambda: back.texts(channel="ops") == ["before"],
-                   what="the pre-narrowing copy at the returning reference agent", timeout=30)
+    back = await ref_agents(
+        ref_build, ours.url, ours.space, "bob", creds=bob_c.creds, channels=["ops"]
+    )
+    await wait_for(
+        lambda: back.texts(channel="ops") == ["before"],
+        what="the pre-narrowing copy at the returning reference agent",
+        timeout=30,
+    )
     await back.call("leave", channel="ops")
-    record = await read_kv(ours.url, ours.delivery_creds, wire.id, f"cotal_members_{ours.space}",
-                           f"ops/{bob_c.id}")
+    record = await read_kv(
+        ours.url, ours.delivery_creds, wire.id, f"cotal_members_{ours.space}", f"ops/{bob_c.id}"
+    )
     assert record is not None and isinstance(record.get("leaveCursor"), int), record
     assert back.texts(channel="ops") == ["before"]
 
 
 async def test_refused_live_sub_closes_through_reference_daemon(
-    ref_build: str, tmp_path: Path, clis: list[Any], nodes: list[NodeProcess], our_agents: Any,
+    ref_build: str,
+    tmp_path: Path,
+    clis: list[Any],
+    nodes: list[NodeProcess],
+    our_agents: Any,
 ) -> None:
     """Scenario 4, the whole operator path, our agent with the reference daemon on our space:
     narrower ACL row + re-issued creds (same identity) + a kick. The broker refuses our agent's
@@ -147,34 +165,48 @@ async def test_refused_live_sub_closes_through_reference_daemon(
     daemon = await start_ref_daemon(nodes, ref_build, ours.url, ours.space, cred.creds)
     await daemon.wait_line(r"✓ delivery daemon up", timeout=30)
     wire = Wire(ours.url, ours.space, cred.creds)
-    alice_c = await ours.mint("alice", "--subscribe", "general", "ops",
-                              "--allow-publish", "general", "ops")
+    alice_c = await ours.mint(
+        "alice", "--subscribe", "general", "ops", "--allow-publish", "general", "ops"
+    )
     dave_c = await ours.mint("dave", "--subscribe", "ops", "--allow-publish", "ops")
-    alice = await our_agents(ours.url, ours.space, "alice", creds=alice_c.creds,
-                             channels=["general", "ops"])
+    alice = await our_agents(
+        ours.url, ours.space, "alice", creds=alice_c.creds, channels=["general", "ops"]
+    )
     dave = await our_agents(ours.url, ours.space, "dave", creds=dave_c.creds, channels=["ops"])
-    await wait_for(lambda: alice.ep.has_durable_membership("ops"),
-                   what="our agent's ops membership via the reference daemon", timeout=30)
+    await wait_for(
+        lambda: alice.ep.has_durable_membership("ops"),
+        what="our agent's ops membership via the reference daemon",
+        timeout=30,
+    )
 
-    admin = SpaceAdmin(ours.url, ours.space, load_space_auth(ours.state_dir, ours.space),
-                       tmp_path)
+    admin = SpaceAdmin(ours.url, ours.space, load_space_auth(ours.state_dir, ours.space), tmp_path)
     await admin.start()
     try:
         await admin.commit_acl(alice.id, ["general"])
-        admin.reissue_agent_creds(alice_c.creds, alice.id, allow_subscribe=["general"],
-                                  allow_publish=["general"], role=None)
+        admin.reissue_agent_creds(
+            alice_c.creds,
+            alice.id,
+            allow_subscribe=["general"],
+            allow_publish=["general"],
+            role=None,
+        )
         await admin.kick(alice.ep.conn.nc.client_id or 0)
     finally:
         await admin.stop()
 
-    await wait_for(lambda: "ops" not in alice.ep.joined_channels(),
-                   what="the broker to refuse our agent's re-sent ops subscription", timeout=30)
-    await wait_for(lambda: not alice.ep.has_durable_membership("ops")
-                   and not alice.ep.pending_leaves(),
-                   what="our leave retry to close the membership at the reference daemon",
-                   timeout=60)
-    record = await read_kv(ours.url, cred.creds, wire.id, f"cotal_members_{ours.space}",
-                           f"ops/{alice.id}")
+    await wait_for(
+        lambda: "ops" not in alice.ep.joined_channels(),
+        what="the broker to refuse our agent's re-sent ops subscription",
+        timeout=30,
+    )
+    await wait_for(
+        lambda: not alice.ep.has_durable_membership("ops") and not alice.ep.pending_leaves(),
+        what="our leave retry to close the membership at the reference daemon",
+        timeout=60,
+    )
+    record = await read_kv(
+        ours.url, cred.creds, wire.id, f"cotal_members_{ours.space}", f"ops/{alice.id}"
+    )
     assert record is not None and isinstance(record.get("leaveCursor"), int), record
     before = await wire.dlv_count(alice.id)
     await dave.ep.send("ops", "after-the-refusal")

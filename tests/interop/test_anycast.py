@@ -25,15 +25,19 @@ async def _exactly_once(ours: OurAgent, ref: RefEndpoint, sender: Any) -> None:
         await sender(text)
 
     def counts() -> Counter[str]:
-        return Counter(ours.texts(to_service="worker")) + Counter(
-            ref.texts(toService="worker"))
+        return Counter(ours.texts(to_service="worker")) + Counter(ref.texts(toService="worker"))
 
-    await wait_for(lambda: sum(counts().values()) >= TASKS,
-                   what=f"all {TASKS} tasks to reach some worker", timeout=30)
+    await wait_for(
+        lambda: sum(counts().values()) >= TASKS,
+        what=f"all {TASKS} tasks to reach some worker",
+        timeout=30,
+    )
     got = counts()
     assert set(got) == set(sent) and all(n == 1 for n in got.values()), got
-    print(f"\n[interop {ref.build}] anycast split: ours {len(ours.texts(to_service='worker'))}, "
-          f"reference {len(ref.texts(toService='worker'))}")
+    print(
+        f"\n[interop {ref.build}] anycast split: ours {len(ours.texts(to_service='worker'))}, "
+        f"reference {len(ref.texts(toService='worker'))}"
+    )
 
 
 async def test_mixed_role_on_reference_space(
@@ -57,7 +61,6 @@ async def test_mixed_role_on_our_space(
     w2 = await space.mint("w2", "--role", "worker")
     boss_c = await space.mint("boss")
     ours = await our_agents(space.url, space.space, "w1", role="worker", creds=w1.creds)
-    ref = await ref_agents(ref_build, space.url, space.space, "w2", role="worker",
-                           creds=w2.creds)
+    ref = await ref_agents(ref_build, space.url, space.space, "w2", role="worker", creds=w2.creds)
     boss = await our_agents(space.url, space.space, "boss", creds=boss_c.creds)
     await _exactly_once(ours, ref, lambda t: boss.ep.send_anycast("worker", t))

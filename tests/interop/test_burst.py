@@ -64,8 +64,12 @@ class BurstSpace:
 @pytest.mark.interop_full
 @pytest.mark.timeout(480)
 async def test_burst_past_the_subject_cap_side_by_side(
-    ref_space: RefSpace, nodes: list[NodeProcess], clis: list[Any], tmp_path: Path,
-    our_agents: Any, ref_agents: Any,
+    ref_space: RefSpace,
+    nodes: list[NodeProcess],
+    clis: list[Any],
+    tmp_path: Path,
+    our_agents: Any,
+    ref_agents: Any,
 ) -> None:
     """On a reference-provisioned space."""
     await ref_space.channels(CHANNELS)
@@ -73,16 +77,21 @@ async def test_burst_past_the_subject_cap_side_by_side(
     async def agent(name: str, subscribe: list[str], publish: list[str]) -> Minted:
         return await ref_space.agent(name, subscribe=subscribe, allowPublish=publish)
 
-    where = BurstSpace(ref_space.build, ref_space.url, ref_space.space, ref_space.delivery.creds,
-                       agent)
+    where = BurstSpace(
+        ref_space.build, ref_space.url, ref_space.space, ref_space.delivery.creds, agent
+    )
     await _burst_side_by_side(where, nodes, clis, tmp_path, our_agents, ref_agents)
 
 
 @pytest.mark.interop_full
 @pytest.mark.timeout(480)
 async def test_burst_past_the_subject_cap_side_by_side_on_our_space(
-    ref_build: str, nodes: list[NodeProcess], clis: list[Any], tmp_path: Path,
-    our_agents: Any, ref_agents: Any,
+    ref_build: str,
+    nodes: list[NodeProcess],
+    clis: list[Any],
+    tmp_path: Path,
+    our_agents: Any,
+    ref_agents: Any,
 ) -> None:
     """The same on our space (`cotal-tui up --no-daemon`, then the two daemons in turn)."""
     ours = await start_our_space(tmp_path, clis, daemon=False, channels=CHANNELS)
@@ -99,8 +108,12 @@ async def test_burst_past_the_subject_cap_side_by_side_on_our_space(
 
 
 async def _burst_side_by_side(
-    where: BurstSpace, nodes: list[NodeProcess], clis: list[Any], tmp_path: Path,
-    our_agents: Any, ref_agents: Any,
+    where: BurstSpace,
+    nodes: list[NodeProcess],
+    clis: list[Any],
+    tmp_path: Path,
+    our_agents: Any,
+    ref_agents: Any,
 ) -> None:
     url, space, build = where.url, where.space, where.build
     wire = Wire(url, space, where.delivery)
@@ -110,10 +123,12 @@ async def _burst_side_by_side(
     members = {}
     for label, channel in (("ours", "b1"), ("reference", "b2")):
         creds = await where.agent(f"m-{channel}", [channel], [])
-        member = await our_agents(url, space, f"m-{channel}", creds=creds.creds,
-                                  channels=[channel])
-        await wait_for(lambda m=member, c=channel: m.ep.has_durable_membership(c),
-                       what=f"the member's durable membership of {channel}", timeout=30)
+        member = await our_agents(url, space, f"m-{channel}", creds=creds.creds, channels=[channel])
+        await wait_for(
+            lambda m=member, c=channel: m.ep.has_durable_membership(c),
+            what=f"the member's durable membership of {channel}",
+            timeout=30,
+        )
         await member.ep.stop()
         members[label] = (channel, creds)
     sender = await ref_agents(build, url, space, "sender", creds=sender_c.creds)
@@ -123,14 +138,14 @@ async def _burst_side_by_side(
     for label, (channel, member_c) in members.items():
         if label == "reference":
             ours.proc.send_signal(signal.SIGTERM)
-            await wait_for(lambda: ours.proc.poll() is not None, what="our daemon to stop",
-                           timeout=20)
+            await wait_for(
+                lambda: ours.proc.poll() is not None, what="our daemon to stop", timeout=20
+            )
             ref = await start_ref_daemon(nodes, build, url, space, where.delivery)
             await ref.wait_line(r"✓ delivery daemon up", timeout=30)
         dlv_before = await _dlv_last_seq(wire)
         t0 = time.monotonic()
-        await sender.call("burst", channel=channel, count=BURST, prefix=f"{channel}-",
-                          timeout=180)
+        await sender.call("burst", channel=channel, count=BURST, prefix=f"{channel}-", timeout=180)
         sent_s = time.monotonic() - t0
         state = await _settle(wire, member_c.id)
         copies = await wire.dlv_count(member_c.id)
@@ -138,8 +153,9 @@ async def _burst_side_by_side(
         retained = await _chat_retained(wire, sender_c.id, channel)
         results[label] = (written, copies, retained, sent_s, time.monotonic() - t0, state)
         info = await wire._api("$JS.API.INFO")
-        notes.append(f"after the {label} daemon's burst the account holds "
-                     f"{info.get('consumers')} consumers")
+        notes.append(
+            f"after the {label} daemon's burst the account holds {info.get('consumers')} consumers"
+        )
         assert retained <= 1000, f"CHAT kept {retained} > 1000 messages of one subject"
         assert 0 < copies <= 1000, f"DLV holds {copies} of one owner (cap 1000)"
         assert copies <= written <= BURST, (copies, written)
@@ -149,20 +165,28 @@ async def _burst_side_by_side(
     again = await _restart_ours(clis, tmp_path, url, space, where.delivery)
     notes.append(f"our daemon restarted after the reference's burst: {again}")
 
-    lines = [f"[interop {build}] burst of {BURST} on one subject (CHAT and DLV cap "
-             "1000 per subject), one offline member per daemon:"]
+    lines = [
+        f"[interop {build}] burst of {BURST} on one subject (CHAT and DLV cap "
+        "1000 per subject), one offline member per daemon:"
+    ]
     for label, (written, copies, retained, sent_s, total_s, state) in results.items():
-        lines.append(f"  {label:9} daemon: {written} copies written to DLV, {copies} kept for the "
-                     f"member; CHAT retains {retained}; sent in {sent_s:.1f}s; {state} after "
-                     f"{total_s:.1f}s")
+        lines.append(
+            f"  {label:9} daemon: {written} copies written to DLV, {copies} kept for the "
+            f"member; CHAT retains {retained}; sent in {sent_s:.1f}s; {state} after "
+            f"{total_s:.1f}s"
+        )
     print("\n" + "\n".join(lines + [f"  note: {n}" for n in notes]))
 
     for label, (channel, member_c) in members.items():
-        back = await our_agents(url, space, f"m-{channel}", creds=member_c.creds,
-                                channels=[channel])
+        back = await our_agents(
+            url, space, f"m-{channel}", creds=member_c.creds, channels=[channel]
+        )
         copies = results[label][1]
-        await wait_for(lambda b=back, n=copies: len(b.received) >= n, timeout=60,
-                       what=f"the {label} member to take its {copies} durable copies")
+        await wait_for(
+            lambda b=back, n=copies: len(b.received) >= n,
+            timeout=60,
+            what=f"the {label} member to take its {copies} durable copies",
+        )
         texts = [ev.inbound.message.text for ev in back.received]
         assert len(texts) == len(set(texts)) and all(t.startswith(f"{channel}-") for t in texts)
 
@@ -172,11 +196,13 @@ async def _restart_ours(clis: list[Any], cwd: Path, url: str, space: str, creds:
     the reference's leftover consumers still exhaust the account — refuses in one line (exit 1,
     no traceback)."""
     daemon = await start_our_daemon(clis, cwd, url, space, creds)
-    line = (await wait_cli_line(daemon, r"✓ delivery: serving space|✗ delivery: .*",
-                                timeout=60)).group(0)
+    line = (
+        await wait_cli_line(daemon, r"✓ delivery: serving space|✗ delivery: .*", timeout=60)
+    ).group(0)
     if line.startswith("✗"):
-        await wait_for(lambda: daemon.proc.poll() is not None, what="our refused daemon to exit",
-                       timeout=20)
+        await wait_for(
+            lambda: daemon.proc.poll() is not None, what="our refused daemon to exit", timeout=20
+        )
         assert daemon.proc.returncode == 1 and "Traceback" not in daemon.output, daemon.output
     return line
 

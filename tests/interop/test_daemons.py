@@ -31,7 +31,10 @@ async def _lease(url: str, creds: Path, ident: str, space: str) -> dict[str, Any
 
 
 async def test_our_daemon_on_reference_space(
-    ref_space: RefSpace, nodes: list[NodeProcess], clis: list[Any], tmp_path: Path,
+    ref_space: RefSpace,
+    nodes: list[NodeProcess],
+    clis: list[Any],
+    tmp_path: Path,
     ref_agents: Any,
 ) -> None:
     """Scenario 8: the reference-provisioned delivery cred runs our daemon; reference agents get
@@ -54,18 +57,25 @@ async def test_our_daemon_on_reference_space(
     await wait_for(member, what="the reference agent's ops membership via our daemon", timeout=30)
     await bob.call("stop")
     bob.kill()
-    carol = await ref_agents(ref_space.build, url, space, "carol", creds=carol_c.creds,
-                             channels=["ops"])
+    carol = await ref_agents(
+        ref_space.build, url, space, "carol", creds=carol_c.creds, channels=["ops"]
+    )
     for i in range(3):
         await carol.call("multicast", channel="ops", text=f"m{i}")
-    back = await ref_agents(ref_space.build, url, space, "bob", creds=bob_c.creds,
-                            channels=["ops"])
-    await wait_for(lambda: back.texts(channel="ops") == ["m0", "m1", "m2"],
-                   what="offline copies through our daemon at the reference agent", timeout=30)
+    back = await ref_agents(ref_space.build, url, space, "bob", creds=bob_c.creds, channels=["ops"])
+    await wait_for(
+        lambda: back.texts(channel="ops") == ["m0", "m1", "m2"],
+        what="offline copies through our daemon at the reference agent",
+        timeout=30,
+    )
 
 
 async def test_reference_daemon_on_our_space(
-    ref_build: str, tmp_path: Path, clis: list[Any], nodes: list[NodeProcess], our_agents: Any,
+    ref_build: str,
+    tmp_path: Path,
+    clis: list[Any],
+    nodes: list[NodeProcess],
+    our_agents: Any,
 ) -> None:
     """Scenario 8: our minted delivery cred runs the reference daemon; our agents get their boot
     membership and offline copies through it."""
@@ -77,15 +87,21 @@ async def test_reference_daemon_on_our_space(
     dave_c = await ours.mint("dave", "--subscribe", "ops", "--allow-publish", "ops")
 
     alice = await our_agents(ours.url, ours.space, "alice", creds=alice_c.creds, channels=["ops"])
-    await wait_for(lambda: alice.ep.has_durable_membership("ops"),
-                   what="our boot self-join through the reference daemon", timeout=30)
+    await wait_for(
+        lambda: alice.ep.has_durable_membership("ops"),
+        what="our boot self-join through the reference daemon",
+        timeout=30,
+    )
     await alice.ep.stop()
     dave = await our_agents(ours.url, ours.space, "dave", creds=dave_c.creds, channels=["ops"])
     for i in range(3):
         await dave.ep.send("ops", f"m{i}")
     back = await our_agents(ours.url, ours.space, "alice", creds=alice_c.creds, channels=["ops"])
-    await wait_for(lambda: back.texts(channel="ops") == ["m0", "m1", "m2"],
-                   what="offline copies through the reference daemon at our agent", timeout=30)
+    await wait_for(
+        lambda: back.texts(channel="ops") == ["m0", "m1", "m2"],
+        what="offline copies through the reference daemon at our agent",
+        timeout=30,
+    )
 
 
 async def test_lease_contention_and_sigterm_handover(
@@ -138,14 +154,19 @@ async def test_lease_sigkill_handover_waits_for_ttl(
     killed_at = time.monotonic()
     early = await start_ref_daemon(nodes, ref_space.build, url, space, ref_space.delivery.creds)
     await early.wait_line(r"a live lease already exists", timeout=30)
-    await wait_for(lambda: _gone(url, second, space),
-                   what="the killed holder's lease.0 to expire (bucket TTL)", timeout=45,
-                   interval=0.5)
+    await wait_for(
+        lambda: _gone(url, second, space),
+        what="the killed holder's lease.0 to expire (bucket TTL)",
+        timeout=45,
+        interval=0.5,
+    )
     expired_after = time.monotonic() - killed_at
     ref = await start_ref_daemon(nodes, ref_space.build, url, space, ref_space.delivery.creds)
     await ref.wait_line(SERVING_REF, timeout=30)
-    print(f"\n[interop {ref_space.build}] our daemon SIGKILLed: lease.0 expired after "
-          f"{expired_after:.1f}s; reference daemon bound after it")
+    print(
+        f"\n[interop {ref_space.build}] our daemon SIGKILLed: lease.0 expired after "
+        f"{expired_after:.1f}s; reference daemon bound after it"
+    )
     assert expired_after > 15, "a killed holder's lease must live until the TTL"
 
     ref.signal(signal.SIGKILL)
@@ -153,14 +174,19 @@ async def test_lease_sigkill_handover_waits_for_ttl(
     killed_at = time.monotonic()
     early2 = await start_our_daemon(clis, tmp_path, url, space, second.creds)
     await wait_cli_line(early2, r"live lease already exists", timeout=30)
-    await wait_for(lambda: _gone(url, second, space),
-                   what="the killed reference holder's lease.0 to expire", timeout=45,
-                   interval=0.5)
+    await wait_for(
+        lambda: _gone(url, second, space),
+        what="the killed reference holder's lease.0 to expire",
+        timeout=45,
+        interval=0.5,
+    )
     expired_after = time.monotonic() - killed_at
     ours2 = await start_our_daemon(clis, tmp_path, url, space, second.creds)
     await wait_cli_line(ours2, SERVING_OURS, timeout=30)
-    print(f"[interop {ref_space.build}] reference daemon SIGKILLed: lease.0 expired after "
-          f"{expired_after:.1f}s; our daemon bound after it")
+    print(
+        f"[interop {ref_space.build}] reference daemon SIGKILLed: lease.0 expired after "
+        f"{expired_after:.1f}s; our daemon bound after it"
+    )
     assert expired_after > 15
 
 
@@ -169,8 +195,7 @@ async def _gone(url: str, cred: Any, space: str) -> bool:
 
 
 async def _exit_code(cli: Any) -> int:
-    await wait_for(lambda: cli.proc.poll() is not None, what="cotal-tui daemon to exit",
-                   timeout=20)
+    await wait_for(lambda: cli.proc.poll() is not None, what="cotal-tui daemon to exit", timeout=20)
     return int(cli.proc.returncode)
 
 

@@ -29,20 +29,29 @@ async def test_ours_through_reference_daemon(
     ref_space: RefSpace, nodes: list[NodeProcess], our_agents: Any, ref_agents: Any
 ) -> None:
     await ref_space.channels(OPS)
-    daemon = await start_ref_daemon(nodes, ref_space.build, ref_space.url, ref_space.space,
-                                    ref_space.delivery.creds)
+    daemon = await start_ref_daemon(
+        nodes, ref_space.build, ref_space.url, ref_space.space, ref_space.delivery.creds
+    )
     await daemon.wait_line(r"✓ delivery daemon up", timeout=30)
     alice_c = await ref_space.agent("alice", **REF_AGENT)
     bob_c = await ref_space.agent("bob", **REF_AGENT)
     url, space = ref_space.url, ref_space.space
 
     alice = await our_agents(url, space, "alice", creds=alice_c.creds, channels=["ops"])
-    await wait_for(lambda: alice.ep.has_durable_membership("ops"),
-                   what="our boot self-join of ops through the reference daemon", timeout=30)
+    await wait_for(
+        lambda: alice.ep.has_durable_membership("ops"),
+        what="our boot self-join of ops through the reference daemon",
+        timeout=30,
+    )
     listed = await _memberships(alice)
     generation = _only(listed, "ops")["generation"]
-    record = await read_kv(url, ref_space.delivery.creds, ref_space.delivery.id,
-                           f"cotal_members_{space}", f"ops/{alice.id}")
+    record = await read_kv(
+        url,
+        ref_space.delivery.creds,
+        ref_space.delivery.id,
+        f"cotal_members_{space}",
+        f"ops/{alice.id}",
+    )
     assert record is not None and record["state"] == "durable-active", record
     assert record["generation"] == generation and "leaveCursor" not in record
 
@@ -53,17 +62,24 @@ async def test_ours_through_reference_daemon(
 
     back = await our_agents(url, space, "alice", creds=alice_c.creds, channels=["ops"])
     want = [f"offline-{i}" for i in range(N)]
-    await wait_for(lambda: back.texts(channel="ops") == want,
-                   what=f"{N} offline messages, once and in order, on our agent's return",
-                   timeout=30)
+    await wait_for(
+        lambda: back.texts(channel="ops") == want,
+        what=f"{N} offline messages, once and in order, on our agent's return",
+        timeout=30,
+    )
     assert all(i.durable for i in back.inbound(channel="ops")), "expected DLV copies"
     listed = await _memberships(back)
     assert _only(listed, "ops")["generation"] == generation
 
     # leave: the reference daemon tombstones the record; listMemberships drops it
     assert await back.ep.leave_channel("ops")
-    record = await read_kv(url, ref_space.delivery.creds, ref_space.delivery.id,
-                           f"cotal_members_{space}", f"ops/{alice.id}")
+    record = await read_kv(
+        url,
+        ref_space.delivery.creds,
+        ref_space.delivery.id,
+        f"cotal_members_{space}",
+        f"ops/{alice.id}",
+    )
     assert record is not None and record["state"] == "live-confirmed", record
     assert isinstance(record.get("leaveCursor"), int) and record["generation"] == generation
     listed = await _memberships(back)
@@ -84,11 +100,13 @@ async def test_reference_through_our_daemon(
         got = await bob.call("memberships")
         return got and [m for m in got if m["channel"] == "ops" and m["activated"]]
 
-    await wait_for(bob_member, what="the reference boot self-join of ops through our daemon",
-                   timeout=30)
+    await wait_for(
+        bob_member, what="the reference boot self-join of ops through our daemon", timeout=30
+    )
     generation = (await bob.call("memberships"))[0]["generation"]
-    record = await read_kv(url, ours.manager_creds, _manager_id(ours), f"cotal_members_{space}",
-                           f"ops/{bob.id}")
+    record = await read_kv(
+        url, ours.manager_creds, _manager_id(ours), f"cotal_members_{space}", f"ops/{bob.id}"
+    )
     assert record is not None and record["state"] == "durable-active", record
     assert record["generation"] == generation
 
@@ -100,16 +118,19 @@ async def test_reference_through_our_daemon(
 
     back = await ref_agents(ref_build, url, space, "bob", creds=bob_c.creds, channels=["ops"])
     want = [f"offline-{i}" for i in range(N)]
-    await wait_for(lambda: back.texts(channel="ops") == want,
-                   what=f"{N} offline messages, once and in order, at the reference agent",
-                   timeout=30)
+    await wait_for(
+        lambda: back.texts(channel="ops") == want,
+        what=f"{N} offline messages, once and in order, at the reference agent",
+        timeout=30,
+    )
     copies = back.copies(channel="ops")
     assert len(copies) == N and all(c["durable"] for c in copies), copies
     assert [m["generation"] for m in await back.call("memberships")] == [generation]
 
     await back.call("leave", channel="ops")
-    record = await read_kv(url, ours.manager_creds, _manager_id(ours), f"cotal_members_{space}",
-                           f"ops/{bob.id}")
+    record = await read_kv(
+        url, ours.manager_creds, _manager_id(ours), f"cotal_members_{space}", f"ops/{bob.id}"
+    )
     assert record is not None and record["state"] == "live-confirmed", record
     assert isinstance(record.get("leaveCursor"), int) and record["generation"] == generation
     assert await back.call("memberships") == []

@@ -14,9 +14,21 @@ HERE = Path(__file__).resolve().parent
 def _run(tmp_path: Path, ci: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COTAL_REFERENCE": str(tmp_path / "no-reference"), "CI": ci}
     return subprocess.run(
-        [sys.executable, "-m", "pytest", str(HERE / "test_ref_space.py"), "-q", "-rs", "-p",
-         "no:cacheprovider"],
-        cwd=HERE.parents[1], env=env, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(HERE / "test_ref_space.py"),
+            "-q",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=HERE.parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -29,8 +29,12 @@ from waiting import wait_for
 
 async def _cli(*args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cotal_tui", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "cotal_tui",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 60)
     return int(proc.returncode or 0), out.decode()
@@ -43,8 +47,12 @@ async def _ours(url: str, space: str, creds: Path) -> dict[str, Any]:
     assert code == 0, out
     status = json.loads(out)
     check_code, check_line = await _cli("check", *conn)
-    return {"status": status["lease"]["verdict"], "green": status["lease"]["green"],
-            "check": check_code, "check_line": check_line.strip()}
+    return {
+        "status": status["lease"]["verdict"],
+        "green": status["lease"]["green"],
+        "check": check_code,
+        "check_line": check_line.strip(),
+    }
 
 
 async def _ref_health(ref: Any, channel: str, want: str) -> dict[str, Any]:
@@ -60,7 +68,10 @@ async def _plain_verdict(console: CliProcess, word: str) -> None:
 
 
 async def test_verdicts_agree_on_reference_space(
-    ref_space: RefSpace, nodes: list[NodeProcess], clis: list[Any], tmp_path: Path,
+    ref_space: RefSpace,
+    nodes: list[NodeProcess],
+    clis: list[Any],
+    tmp_path: Path,
     ref_agents: Any,
 ) -> None:
     """Scenario 7 × (a): our surfaces on a reference space with the reference daemon."""
@@ -69,10 +80,13 @@ async def test_verdicts_agree_on_reference_space(
     await daemon.wait_line(r"✓ delivery daemon up", timeout=30)
     probe = await ref_space.agent("probe", subscribe=["general"])
     bob_c = await ref_space.agent("bob", subscribe=["general"])
-    bob = await ref_agents(ref_space.build, url, space, "bob", creds=bob_c.creds,
-                           channels=["general"])
-    console = CliProcess(["console", "--plain", "--server", url, "--space", space, "--creds",
-                          str(probe.creds)], cwd=tmp_path)
+    bob = await ref_agents(
+        ref_space.build, url, space, "bob", creds=bob_c.creds, channels=["general"]
+    )
+    console = CliProcess(
+        ["console", "--plain", "--server", url, "--space", space, "--creds", str(probe.creds)],
+        cwd=tmp_path,
+    )
     clis.append(console)
 
     await _ref_health(bob, "general", "active")
@@ -109,8 +123,9 @@ async def test_reference_health_agrees_on_our_space(
     await wait_cli_line(daemon, r"✓ delivery: serving space", timeout=30)
     bob_c = await ours_space.mint("bob", "--subscribe", "general")
     probe = await ours_space.mint("probe", "--subscribe", "general")
-    bob = await ref_agents(ref_build, ours_space.url, ours_space.space, "bob", creds=bob_c.creds,
-                           channels=["general"])
+    bob = await ref_agents(
+        ref_build, ours_space.url, ours_space.space, "bob", creds=bob_c.creds, channels=["general"]
+    )
 
     await _ref_health(bob, "general", "active")
     ours = await _ours(ours_space.url, ours_space.space, ours_space.manager_creds)

@@ -39,30 +39,48 @@ def _ops(model: ConsoleModel) -> Any:
 
 
 async def test_console_shows_the_membership_feed_display_only(
-    ref_space: RefSpace, nodes: list[NodeProcess], our_agents: Any, ref_agents: Any,
+    ref_space: RefSpace,
+    nodes: list[NodeProcess],
+    our_agents: Any,
+    ref_agents: Any,
     tmp_path: Path,
 ) -> None:
     await ref_space.channels(OPS)
     url, space = ref_space.url, ref_space.space
     feed = ref_space.build == "cotal-0.9.0"
     assert (ref_space.feed_root is not None) == feed
-    daemon = await start_ref_daemon(nodes, ref_space.build, url, space, ref_space.delivery.creds,
-                                    cwd=ref_space.feed_root,
-                                    env={"COTAL_MEMBERSHIP_INTERVAL_MS": "1000"})
+    daemon = await start_ref_daemon(
+        nodes,
+        ref_space.build,
+        url,
+        space,
+        ref_space.delivery.creds,
+        cwd=ref_space.feed_root,
+        env={"COTAL_MEMBERSHIP_INTERVAL_MS": "1000"},
+    )
     await daemon.wait_line(r"✓ delivery daemon up", timeout=30)
     if feed:
         await daemon.wait_line(r"✓ membership feed up", timeout=30)
     alice_c = await ref_space.agent("alice", **AGENT)
     bob_c = await ref_space.agent("bob", **AGENT)
     alice = await our_agents(url, space, "alice", creds=alice_c.creds, channels=["ops"])
-    bob = await ref_agents(ref_space.build, url, space, "bob", creds=bob_c.creds,
-                           channels=["ops"])
-    await wait_for(lambda: alice.ep.has_durable_membership("ops"),
-                   what="our agent's durable membership of ops", timeout=30)
+    bob = await ref_agents(ref_space.build, url, space, "bob", creds=bob_c.creds, channels=["ops"])
+    await wait_for(
+        lambda: alice.ep.has_durable_membership("ops"),
+        what="our agent's durable membership of ops",
+        timeout=30,
+    )
 
     watcher = await ref_space.mint("observer", "watcher")
-    session = ConsoleSession(SessionOptions(server=url, space=space, creds=str(watcher.creds),
-                                            state_dir=str(tmp_path / ".cotal"), observer=True))
+    session = ConsoleSession(
+        SessionOptions(
+            server=url,
+            space=space,
+            creds=str(watcher.creds),
+            state_dir=str(tmp_path / ".cotal"),
+            observer=True,
+        )
+    )
     model = ConsoleModel(session.source)
     try:
         await session.start()
@@ -76,33 +94,51 @@ async def test_console_shows_the_membership_feed_display_only(
             # (the 0.6.0 observer may not even ask about the bucket: the sweep fails quietly)
             assert session.source.feed.read is None, session.source.feed.read
             assert "membership" not in (session.source.last_error or ""), session.source.last_error
-            await wait_for(lambda: model.tick().lease.verdict == "refused", timeout=30,
-                           what="the observer console's verdict `refused` (no lease read)")
-            row = await wait_for(lambda: _ops(model), timeout=30,
-                                 what="the #ops row in the observer console's channels pane")
+            await wait_for(
+                lambda: model.tick().lease.verdict == "refused",
+                timeout=30,
+                what="the observer console's verdict `refused` (no lease read)",
+            )
+            row = await wait_for(
+                lambda: _ops(model),
+                timeout=30,
+                what="the #ops row in the observer console's channels pane",
+            )
             assert row.broker_feed is None and "broker feed" not in render.channel_detail(row)
             return
 
         want = ("alice (live, durable)", "bob (live, durable)")
         row = await wait_for(
-            lambda: (r := _ops(model)) is not None and r.broker_feed
-            and all(w in r.broker_feed for w in want) and r,
-            what=f"#ops's detail to name {want} from the broker feed", timeout=30)
+            lambda: (
+                (r := _ops(model)) is not None
+                and r.broker_feed
+                and all(w in r.broker_feed for w in want)
+                and r
+            ),
+            what=f"#ops's detail to name {want} from the broker feed",
+            timeout=30,
+        )
         assert row.broker_feed.endswith("display only"), row.broker_feed
         assert "broker feed as of " in row.broker_feed
         detail = render.channel_detail(row)
         assert "broker feed" in detail and "bob (live, durable)" in detail, detail
         # a reference observer cannot read the lease (no read verb on KV_cotal_delivery_<space>):
         # the verdict is `refused`, however full the feed is
-        await wait_for(lambda: model.tick().lease.verdict == "refused", timeout=30,
-                       what="the observer console's verdict `refused` (it may not read the lease)")
+        await wait_for(
+            lambda: model.tick().lease.verdict == "refused",
+            timeout=30,
+            what="the observer console's verdict `refused` (it may not read the lease)",
+        )
 
         # the daemon stops: its lease goes, the feed's records stay — and are no evidence
         daemon.signal(signal.SIGTERM)
         assert await daemon.exited() == 0
         sweeps = session.source.feed.sweeps
-        await wait_for(lambda: session.source.feed.sweeps > sweeps,
-                       what="a sweep of the feed after the daemon stopped", timeout=30)
+        await wait_for(
+            lambda: session.source.feed.sweeps > sweeps,
+            what="a sweep of the feed after the daemon stopped",
+            timeout=30,
+        )
         row = _ops(model)
         assert row.broker_feed and "bob (live, durable)" in row.broker_feed, row.broker_feed
         assert model.tick().lease.verdict != "serving", _lease(model)

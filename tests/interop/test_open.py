@@ -21,24 +21,40 @@ from waiting import wait_for
 async def _both_ways(build: str, url: str, space: str, our_agents: Any, ref_agents: Any) -> None:
     alice = await our_agents(url, space, "alice", role="worker", channels=["general"])
     bob = await ref_agents(build, url, space, "bob", role="worker", channels=["general"])
-    await wait_for(lambda: any(p.card.id == bob.id for p in alice.ep.roster_entries()),
-                   what="our roster to list the reference agent", timeout=30)
-    await wait_for(lambda: bob.presence_of(alice.id),
-                   what="the reference roster to list our agent", timeout=30)
+    await wait_for(
+        lambda: any(p.card.id == bob.id for p in alice.ep.roster_entries()),
+        what="our roster to list the reference agent",
+        timeout=30,
+    )
+    await wait_for(
+        lambda: bob.presence_of(alice.id), what="the reference roster to list our agent", timeout=30
+    )
 
     await alice.ep.send("general", "from-ours")
     await bob.call("multicast", channel="general", text="from-ref")
-    await wait_for(lambda: "from-ours" in bob.texts(channel="general"),
-                   what="the reference agent to receive our message", timeout=30)
-    await wait_for(lambda: "from-ref" in alice.texts(channel="general"),
-                   what="our agent to receive the reference message", timeout=30)
+    await wait_for(
+        lambda: "from-ours" in bob.texts(channel="general"),
+        what="the reference agent to receive our message",
+        timeout=30,
+    )
+    await wait_for(
+        lambda: "from-ref" in alice.texts(channel="general"),
+        what="our agent to receive the reference message",
+        timeout=30,
+    )
 
     await alice.ep.send_dm(bob.id, "dm-from-ours")
     await bob.call("unicast", to=alice.id, text="dm-from-ref")
-    await wait_for(lambda: "dm-from-ours" in bob.texts(to=bob.id),
-                   what="the reference agent to receive our DM", timeout=30)
-    await wait_for(lambda: "dm-from-ref" in alice.texts(to=alice.id),
-                   what="our agent to receive the reference DM", timeout=30)
+    await wait_for(
+        lambda: "dm-from-ours" in bob.texts(to=bob.id),
+        what="the reference agent to receive our DM",
+        timeout=30,
+    )
+    await wait_for(
+        lambda: "dm-from-ref" in alice.texts(to=alice.id),
+        what="our agent to receive the reference DM",
+        timeout=30,
+    )
 
     # the sender is not in the role: a worker drops its own echo (§2.3), on both sides
     boss = await our_agents(url, space, "boss")
@@ -49,8 +65,11 @@ async def _both_ways(build: str, url: str, space: str, our_agents: Any, ref_agen
     def got() -> list[str]:
         return alice.texts(to_service="worker") + bob.texts(toService="worker")
 
-    await wait_for(lambda: len(got()) >= 6, timeout=30,
-                   what=f"all anycast tasks taken (reference errors: {bob.errors()})")
+    await wait_for(
+        lambda: len(got()) >= 6,
+        timeout=30,
+        what=f"all anycast tasks taken (reference errors: {bob.errors()})",
+    )
     assert sorted(got()) == sorted(want), got()
 
     # no daemon in open mode: a durable-class join is live only, on both sides

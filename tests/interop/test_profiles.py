@@ -29,9 +29,13 @@ def _reference_auth_dir(ours: Any, folder: Path) -> Path:
     stripped = {
         "space": ours.space,
         "operator": {"seed": "", "jwt": ""},
-        "account": {"pub": auth.account.key.public, "seed": "", "jwt": "",
-                    "signingSeed": auth.account.signing.seed,
-                    "signingPub": auth.account.signing.public},
+        "account": {
+            "pub": auth.account.key.public,
+            "seed": "",
+            "jwt": "",
+            "signingSeed": auth.account.signing.seed,
+            "signingPub": auth.account.signing.public,
+        },
         "sys": {"pub": "", "jwt": ""},
     }
     path = folder / "auth.json"
@@ -50,23 +54,39 @@ async def test_reference_setup_accepts_our_space(
     # create-if-matching over every stream and bucket `up` made: any config delta fails here
     await provision(ref_build, "setup", dir=str(folder), server=ours.url)
 
-    got = await provision(ref_build, "agent", dir=str(folder), server=ours.url, name="bob",
-                          subscribe=["general"], allowPublish=["general"])
+    got = await provision(
+        ref_build,
+        "agent",
+        dir=str(folder),
+        server=ours.url,
+        name="bob",
+        subscribe=["general"],
+        allowPublish=["general"],
+    )
     bob_c = Minted(got["id"], Path(got["creds"]))
     alice_c = await ours.mint("alice", "--subscribe", "general", "--allow-publish", "general")
-    bob = await ref_agents(ref_build, ours.url, ours.space, "bob", creds=bob_c.creds,
-                           channels=["general"])
+    bob = await ref_agents(
+        ref_build, ours.url, ours.space, "bob", creds=bob_c.creds, channels=["general"]
+    )
 
     async def active() -> bool:
         return (await bob.call("health"))["channels"].get("general") == "active"
 
-    await wait_for(active, what="the reference-provisioned agent's backstop via our daemon",
-                   timeout=30)
-    alice = await our_agents(ours.url, ours.space, "alice", creds=alice_c.creds,
-                             channels=["general"])
+    await wait_for(
+        active, what="the reference-provisioned agent's backstop via our daemon", timeout=30
+    )
+    alice = await our_agents(
+        ours.url, ours.space, "alice", creds=alice_c.creds, channels=["general"]
+    )
     await alice.ep.send("general", "hello-bob")
-    await wait_for(lambda: "hello-bob" in bob.texts(channel="general"),
-                   what="our message at the reference-provisioned agent", timeout=30)
+    await wait_for(
+        lambda: "hello-bob" in bob.texts(channel="general"),
+        what="our message at the reference-provisioned agent",
+        timeout=30,
+    )
     await alice.ep.send_dm(bob.id, "dm")
-    await wait_for(lambda: "dm" in bob.texts(to=bob.id),
-                   what="our DM in the DM durable the reference provisioned", timeout=30)
+    await wait_for(
+        lambda: "dm" in bob.texts(to=bob.id),
+        what="our DM in the DM durable the reference provisioned",
+        timeout=30,
+    )

@@ -32,23 +32,39 @@ async def test_presence_chat_and_dm_both_ways(
     alice_c = await ref_space.agent("alice", **AGENT)
     bob_c = await ref_space.agent("bob", **AGENT)
 
-    alice = await our_agents(ref_space.url, ref_space.space, "alice", creds=alice_c.creds,
-                             channels=["general", "lounge"])
-    bob = await ref_agents(ref_space.build, ref_space.url, ref_space.space, "bob",
-                           creds=bob_c.creds, channels=["general", "lounge"])
+    alice = await our_agents(
+        ref_space.url, ref_space.space, "alice", creds=alice_c.creds, channels=["general", "lounge"]
+    )
+    bob = await ref_agents(
+        ref_space.build,
+        ref_space.url,
+        ref_space.space,
+        "bob",
+        creds=bob_c.creds,
+        channels=["general", "lounge"],
+    )
 
     # presence both ways
-    await wait_for(lambda: any(p.card.id == bob.id for p in alice.ep.roster_entries()),
-                   what="our roster to list the reference agent", timeout=30)
-    await wait_for(lambda: any(p["card"]["id"] == alice.id for p in _roster_sync(bob)),
-                   what="the reference roster to list our agent", timeout=30)
+    await wait_for(
+        lambda: any(p.card.id == bob.id for p in alice.ep.roster_entries()),
+        what="our roster to list the reference agent",
+        timeout=30,
+    )
+    await wait_for(
+        lambda: any(p["card"]["id"] == alice.id for p in _roster_sync(bob)),
+        what="the reference roster to list our agent",
+        timeout=30,
+    )
     roster = await bob.call("roster")
     mine = next(p for p in roster if p["card"]["id"] == alice.id)
     assert mine["card"]["name"] == "alice" and mine["status"] in ("idle", "working", "waiting")
 
     # the boot durable self-join went through the reference daemon for both
-    await wait_for(lambda: alice.ep.has_durable_membership("general"),
-                   what="our agent's durable membership of general (reference daemon)", timeout=30)
+    await wait_for(
+        lambda: alice.ep.has_durable_membership("general"),
+        what="our agent's durable membership of general (reference daemon)",
+        timeout=30,
+    )
     health = await bob.call("health")
     assert health["channels"].get("general") == "active", health
 
@@ -56,10 +72,16 @@ async def test_presence_chat_and_dm_both_ways(
     for ch in ("general", "lounge"):
         await alice.ep.send(ch, f"from-ours-{ch}")
         await bob.call("multicast", channel=ch, text=f"from-ref-{ch}")
-        await wait_for(lambda ch=ch: f"from-ours-{ch}" in bob.texts(channel=ch),
-                       what=f"the reference agent to receive our {ch} message", timeout=30)
-        await wait_for(lambda ch=ch: f"from-ref-{ch}" in alice.texts(channel=ch),
-                       what=f"our agent to receive the reference {ch} message", timeout=30)
+        await wait_for(
+            lambda ch=ch: f"from-ours-{ch}" in bob.texts(channel=ch),
+            what=f"the reference agent to receive our {ch} message",
+            timeout=30,
+        )
+        await wait_for(
+            lambda ch=ch: f"from-ref-{ch}" in alice.texts(channel=ch),
+            what=f"our agent to receive the reference {ch} message",
+            timeout=30,
+        )
     # each id reaches the application once (live + durable copies coalesced)
     assert alice.texts(channel="general").count("from-ref-general") == 1
     assert bob.texts(channel="general").count("from-ours-general") == 1
@@ -67,10 +89,16 @@ async def test_presence_chat_and_dm_both_ways(
     # DM both ways
     await alice.ep.send_dm(bob.id, "dm-from-ours")
     await bob.call("unicast", to=alice.id, text="dm-from-ref")
-    await wait_for(lambda: "dm-from-ours" in bob.texts(to=bob.id),
-                   what="the reference agent to receive our DM", timeout=30)
-    await wait_for(lambda: "dm-from-ref" in alice.texts(to=alice.id),
-                   what="our agent to receive the reference DM", timeout=30)
+    await wait_for(
+        lambda: "dm-from-ours" in bob.texts(to=bob.id),
+        what="the reference agent to receive our DM",
+        timeout=30,
+    )
+    await wait_for(
+        lambda: "dm-from-ref" in alice.texts(to=alice.id),
+        what="our agent to receive the reference DM",
+        timeout=30,
+    )
     assert not [e for e in bob.errors() if "permission" in e.lower()], bob.errors()
 
 

@@ -133,6 +133,8 @@ def test_delivery_json_says_when_the_space_has_no_dead_letter_store() -> None:
     assert out["unknown"] == {} and out["moving"] is True
     stored = PipelineFigures(IDLE, IDLE, DEAD_NEW, {})
     assert delivery_json(stored, judge_pipeline(stored))["deadLetterStore"] is True
+
+
 @pytest.mark.parametrize(
     ("pending", "idle", "newest", "expected"),
     [
