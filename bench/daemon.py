@@ -692,6 +692,10 @@ def main() -> int:
                 )
             )
         )
+        # this run's (k) figures with its own raw baseline (the tables below keep only ratios)
+        for row in runs[-1]:
+            if row.name.startswith("(k)") and row.name.endswith("copies/s"):
+                print(f"  {row.name}: {row.value} copies/s, raw {row.baseline}, ratio {row.ratio}")
     worst = worst_of(runs)
     print(f"\nworst run per metric ({args.runs} runs):")
     print_table(worst)
