@@ -12,6 +12,7 @@ import nats
 import pytest
 from auth_client import connect_as, next_msg
 from cli_process import CliProcess, pid_alive
+from report_lines import Lines
 from space_checks import assert_space_streams
 
 from cotal_tui.server.nats_jwt import parse_creds
@@ -200,20 +201,6 @@ async def test_up_runs_the_delivery_daemon_and_reports_it_once_serving(
     assert not pid_alive(up.proc.pid)
 
 
-class _Lines:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def ok(self, text: str) -> None:
-        self.lines.append(f"ok {text}")
-
-    def info(self, text: str) -> None:
-        self.lines.append(f"info {text}")
-
-    def fail(self, text: str) -> None:
-        self.lines.append(f"fail {text}")
-
-
 async def test_up_delivery_defers_to_a_daemon_already_holding_the_lease(auth_space) -> None:
     """What `up` does when another daemon serves the space: says so, starts nothing, and the
     broker's client stays usable (run_up's loop goes on serving the broker either way)."""
@@ -229,7 +216,7 @@ async def test_up_delivery_defers_to_a_daemon_already_holding_the_lease(auth_spa
     manager = await nats.connect(
         auth_space.url, user_credentials=str(auth_space.manager_creds), error_cb=_quiet
     )
-    report = _Lines()
+    report = Lines()
     delivery = UpDelivery(auth_space.url, auth_space.space, auth_space.auth, manager, report)
     try:
         verdict, _ = await delivery.verdict()
@@ -246,7 +233,7 @@ async def test_up_delivery_defers_to_a_daemon_already_holding_the_lease(auth_spa
         await manager.close()
         await holder.stop()
         await conn.close()
-    report2 = _Lines()
+    report2 = Lines()
     manager2 = await nats.connect(
         auth_space.url, user_credentials=str(auth_space.manager_creds), error_cb=_quiet
     )

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from cli_process import pid_alive
+from report_lines import Lines
 
 from cotal_tui.server.cluster import LocalCluster
 from cotal_tui.server.state import read_record, write_record
@@ -24,22 +25,6 @@ from cotal_tui.server.up_cluster import cluster_record, outside_nodes, stopped_l
 from waiting import wait_for_sync
 
 pytestmark = pytest.mark.timeout(90)
-
-
-class Lines:
-    """`up`'s reporter, kept as lines."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def ok(self, text: str) -> None:
-        self.lines.append(f"ok {text}")
-
-    def info(self, text: str) -> None:
-        self.lines.append(f"info {text}")
-
-    def fail(self, text: str) -> None:
-        self.lines.append(f"fail {text}")
 
 
 def _cmdline(pid: int) -> list[str]:
