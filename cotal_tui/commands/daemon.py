@@ -30,6 +30,7 @@ from cotal_tui.commands.common import (
     add_space_arg,
     resolve_target,
 )
+from cotal_tui.delivery.collector import settle_after_start
 from cotal_tui.delivery.daemon import DaemonError, DeliveryDaemon
 from cotal_tui.delivery.event_loop import run as run_loop
 from cotal_tui.delivery.stages import default_stages
@@ -162,6 +163,7 @@ async def _main(args: argparse.Namespace) -> int:
         _say(f"✗ delivery: could not bind the space's registries: {exc}")
         await conn.close()
         return 1
+    settle_after_start()
     mode = "auth" if args.creds else "OPEN (self-asserted identities)"
     pids = daemon.stage_pids
     if pids:

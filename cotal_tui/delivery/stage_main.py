@@ -25,6 +25,7 @@ from typing import Any
 
 from cotal_tui.delivery.acl import acl_entry
 from cotal_tui.delivery.chat_gaps import eviction_stats
+from cotal_tui.delivery.collector import settle_after_start
 from cotal_tui.delivery.daemon_context import DaemonContext
 from cotal_tui.delivery.fanout import FanoutWriter
 from cotal_tui.delivery.fresh_cache import FreshKvCache
@@ -254,6 +255,7 @@ async def _main() -> int:
         out({"t": "failed", "error": f"{type(exc).__name__}: {exc}"})
         await _flush(transport)
         return 1
+    settle_after_start()
     status = loop.create_task(stage.status_loop(), name="stage-status")
     await stage.stopping.wait()
     status.cancel()

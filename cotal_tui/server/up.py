@@ -32,6 +32,7 @@ import nats
 from nats.aio.client import Client
 from watchfiles import awatch
 
+from cotal_tui.delivery.collector import settle_after_start
 from cotal_tui.mesh.connection import server_list
 from cotal_tui.server.auth import (
     AuthError,
@@ -459,6 +460,7 @@ async def run_up(options: UpOptions, report: Reporter | None = None) -> int:
             await _first_of(first_done, stop)
         elif auth is not None:
             report.info("no delivery daemon (--no-daemon): run `cotal-tui daemon` for durability")
+        settle_after_start()  # up is a long-running daemon process from here on
         report.info("running in the foreground; Ctrl-C stops it")
         if seed_file is not None:
             watcher = asyncio.create_task(
