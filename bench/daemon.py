@@ -123,12 +123,17 @@ class Row:
     worse: str = "high"  # "high": a larger num is worse; "low": a smaller one is
 
 
-async def raw_publish_rate(nc: Any, n: int = 20_000) -> float:
+async def raw_publish_rate(
+    nc: Any, server_pid: int | None = None, server_ms: list[float] | None = None, n: int = 20_000
+) -> float:
+    """Raw ``publish_async`` rate to a file stream; nats-server's CPU per 1,000 of those
+    publishes is appended to ``server_ms`` when given."""
     js = nc.jetstream()
     await js.add_stream(
         StreamConfig(name="BENCHRAW", subjects=["benchraw.>"], storage=StorageType.FILE)
     )
     _, payload, _ = chat("U" * 56, CHANNEL, "x" * 40)
+    srv0 = own_cpu_seconds(server_pid)
     start = time.perf_counter()
     futures = [
         await js.publish_async(f"benchraw.{i % 10}", payload, headers={"Nats-Msg-Id": str(i)})
@@ -136,6 +141,8 @@ async def raw_publish_rate(nc: Any, n: int = 20_000) -> float:
     ]
     await asyncio.gather(*futures)
     rate = n / (time.perf_counter() - start)
+    if server_ms is not None and server_pid:
+        server_ms.append((own_cpu_seconds(server_pid) - srv0) * 1e6 / n)
     await js.delete_stream("BENCHRAW")
     return rate
 
@@ -226,11 +233,17 @@ def mark_wait_stats(what: str) -> None:
 
 
 async def capacity(
-    js: Any, pid: int, items: list[tuple[str, bytes, str]], want: int, label: str = ""
-) -> tuple[float, float, int]:
+    js: Any,
+    pid: int,
+    items: list[tuple[str, bytes, str]],
+    want: int,
+    label: str = "",
+    server_pid: int | None = None,
+) -> tuple[float, float, int, float]:
     """The daemon's copies/s through a backlog: the daemon is paused (SIGSTOP, children too)
     while ``items`` are stored in CHAT, then resumed; copies/s from the resume to the last copy
-    stored in DLV, and the daemon's CPU per 1,000 copies (ms). Returns (rate, cpu, copies)."""
+    stored in DLV, and the daemon's and nats-server's CPU per 1,000 copies (ms) over the drain.
+    Returns (rate, daemon cpu, copies, server cpu)."""
     base = await dlv_last_seq(js, SPACE)
     signal_tree(pid, signal.SIGSTOP)
     try:
@@ -238,16 +251,31 @@ async def capacity(
     finally:
         signal_tree(pid, signal.SIGCONT)
     cpu0 = cpu_seconds(pid)
+    srv0 = own_cpu_seconds(server_pid)
     t0 = time.perf_counter()
     mark_wait_stats(f"start {label}")
     got, last_change = await count_copies(js, SPACE, base, want)
     mark_wait_stats(f"end {label}")
     cpu = cpu_seconds(pid) - cpu0
-    return got / max(1e-9, last_change - t0), cpu * 1e6 / max(1, got), got
+    srv = own_cpu_seconds(server_pid) - srv0
+    per = 1e6 / max(1, got)
+    return got / max(1e-9, last_change - t0), cpu * per, got, srv * per
+
+
+def own_cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of ``pid`` alone (0 when there is none)."""
+    return cpu_seconds(pid, children=False) if pid else 0.0
 
 
 def capacity_rows(
-    label: str, rate: float, cpu_ms: float, got: int, want: int, raw_rate: float
+    label: str,
+    rate: float,
+    cpu_ms: float,
+    got: int,
+    want: int,
+    raw_rate: float,
+    server_ms: float,
+    raw_server_ms: float,
 ) -> list[Row]:
     ratio = rate / raw_rate
     return [
@@ -279,6 +307,15 @@ def capacity_rows(
             "-",
             "-",
             cpu_ms,
+        ),
+        Row(
+            f"{label} nats-server CPU per 1,000 copies",
+            f"{server_ms:.0f} ms",
+            f"{raw_server_ms:.0f} ms per 1,000 raw pubs",
+            f"{server_ms / max(1e-9, raw_server_ms):.1f}x",
+            "-",
+            "-",
+            server_ms,
         ),
     ]
 
@@ -356,7 +393,8 @@ async def run(
             )
 
         js = admin.jetstream(timeout=10)
-        raw_rates = [await raw_publish_rate(admin)]
+        raw_server: list[float] = []
+        raw_rates = [await raw_publish_rate(admin, server.pid, raw_server)]
         raw_rate = raw_rates[0]
         raw_p50, raw_p99 = await raw_latency(admin, STEADY_RATE, 4.0)
         t0 = time.perf_counter()
@@ -416,14 +454,17 @@ async def run(
         ]
         measured = []
         for label, items, fan in cases:
-            rate, cpu_ms, got = await capacity(js, daemon_proc.pid, items, len(items) * fan, label)
-            measured.append((label, rate, cpu_ms, got, len(items) * fan))
+            rate, cpu_ms, got, srv_ms = await capacity(
+                js, daemon_proc.pid, items, len(items) * fan, label, server.pid
+            )
+            measured.append((label, rate, cpu_ms, got, len(items) * fan, srv_ms))
         # the raw rate again, right after: the higher of the two is the baseline (the machine
         # is shared, and a disturbed baseline would flatter the ratio)
-        raw_rates.append(await raw_publish_rate(admin))
+        raw_rates.append(await raw_publish_rate(admin, server.pid, raw_server))
         raw_rate = max(raw_rates)
-        for label, rate, cpu_ms, got, want in measured:
-            rows += capacity_rows(label, rate, cpu_ms, got, want, raw_rate)
+        raw_server_ms = min(raw_server)
+        for label, rate, cpu_ms, got, want, srv_ms in measured:
+            rows += capacity_rows(label, rate, cpu_ms, got, want, raw_rate, srv_ms, raw_server_ms)
 
         if capacity_only:
             await admin.close()
