@@ -35,6 +35,7 @@ SIDS = (*DIRECT, DIRECT_LIMITED, NORMAL, MAX_MSGS, UNKNOWN)
 
 STATUS_BLOCKS = [
     b"NATS/1.0 503\r\n\r\n",
+    b"NATS/1.0 503\r\nNats-Subject: a.b\r\n\r\n",
     b"NATS/1.0 404 No Messages\r\n\r\n",
     b"NATS/1.0 408 Request Timeout\r\nNats-Pending-Messages: 5\r\nNats-Pending-Bytes: 9\r\n\r\n",
     b"NATS/1.0 409 Consumer Deleted\r\n\r\n",
