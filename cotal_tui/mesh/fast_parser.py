@@ -238,31 +238,22 @@ class FastParser(Parser):
         self.msg_arg = dict(previous.msg_arg)
         previous.buf = bytearray()
 
-    def _deliver(
-        self, sid: int, subject: bytes, reply: bytes, data: bytes, hdr: bytes | None
-    ) -> bool:
-        """What ``_process_msg`` and the direct subscription's queue do together, synchronously;
-        False when the message needs the ordinary path."""
-        nc = self.nc
-        sub = nc._subs.get(sid)
+    def _direct(self, sid: int, size: int) -> Handler | None:
+        """The handler for a message of ``size`` bytes on ``sid`` when it may skip
+        ``_process_msg``: nothing that function does beyond counting applies to it."""
+        handler = self.direct.get(sid)
+        if handler is None:
+            return None
+        sub = self.nc._subs.get(sid)
         if sub is None:
-            self.direct.pop(sid, None)
-            return False
+            del self.direct[sid]
+            return None
         if sub._max_msgs > 0 or sub._jsi is not None or sub._future is not None:
-            return False
-        size = len(data)
+            return None
         limit = sub._pending_bytes_limit
         if limit > 0 and sub._pending_size + size >= limit:
-            return False  # nats-py reports a slow consumer
-        stats = nc.stats
-        stats["in_msgs"] += 1
-        stats["in_bytes"] += size
-        sub._received += 1
-        try:
-            self.direct[sid](LazyMsg(nc, subject.decode(), reply.decode(), data, hdr, sid))
-        except Exception:  # noqa: BLE001 - one bad message must not stop the read loop
-            log.exception("handling a message on %r failed", subject)
-        return True
+            return None  # nats-py reports a slow consumer
+        return handler
 
     async def parse(self, data: bytes = b"") -> None:
         previous = self._previous
@@ -270,110 +261,133 @@ class FastParser(Parser):
             self._adopt(previous)
         buf = self.buf
         buf.extend(data)
+        n = len(buf)  # nothing else changes it while this runs (a reset replaces it)
         nc = self.nc
+        subs = nc._subs
+        stats = nc.stats
         direct = self.direct
+        msg_match = _MSG.match  # type: ignore[union-attr]
+        hmsg_match = _HMSG.match  # type: ignore[union-attr]
         pos = 0
         state = self.state
         needed = self.needed
         header_needed = self.header_needed
         arg = self.msg_arg
+        subject = reply = b""
+        sid = 0
+        if state == AWAITING_MSG_PAYLOAD:
+            subject, sid, reply = arg["subject"], arg["sid"], arg["reply"]
         try:
-            while pos < len(buf):
-                if state == AWAITING_CONTROL_LINE:
-                    first = buf[pos]
-                    if first == _M:
-                        msg = _MSG.match(buf, pos)  # type: ignore[union-attr]
-                        if msg:
+            while True:
+                if state == AWAITING_MSG_PAYLOAD:
+                    end = pos + needed
+                    if n - end < 2:
+                        break  # wait for the rest of the payload
+                    hdr: bytes | None
+                    if header_needed > 0:
+                        hdr = bytes(buf[pos : pos + header_needed])
+                        payload = bytes(buf[pos + header_needed : end])
+                        header_needed = 0
+                    else:
+                        hdr = None
+                        payload = bytes(buf[pos:end])
+                    pos = end + 2
+                    state = AWAITING_CONTROL_LINE
+                    if sid in direct:
+                        size = len(payload)
+                        handler = self._direct(sid, size)
+                        if handler is not None:
+                            # _process_msg's counting; the queue's pending bytes net to zero
+                            stats["in_msgs"] += 1
+                            stats["in_bytes"] += size
+                            subs[sid]._received += 1
                             try:
-                                subject, sid, _, reply, needed_bytes = msg.groups()
-                                arg["subject"] = subject
-                                arg["sid"] = int(sid)
-                                arg["reply"] = reply if reply else b""
-                                needed = int(needed_bytes)
-                                pos = msg.end()
-                                state = AWAITING_MSG_PAYLOAD
-                                continue
-                            except Exception:
-                                raise ProtocolError("nats: malformed MSG") from None
-                    elif first == _H:
-                        msg = _HMSG.match(buf, pos)  # type: ignore[union-attr]
-                        if msg:
-                            try:
-                                subject, sid, _, reply, header_size, needed_bytes = msg.groups()
-                                arg["subject"] = subject
-                                arg["sid"] = int(sid)
-                                arg["reply"] = reply if reply else b""
-                                needed = int(needed_bytes)
-                                header_needed = int(header_size)
-                                pos = msg.end()
-                                state = AWAITING_MSG_PAYLOAD
-                                continue
-                            except Exception:
-                                raise ProtocolError("nats: malformed MSG") from None
-
-                    ok = _OK.match(buf, pos)  # type: ignore[union-attr]
-                    if ok:
-                        pos = ok.end()
-                        continue
-
-                    err = _ERR.match(buf, pos)  # type: ignore[union-attr]
-                    if err:
-                        emsg = err.groups()[0].decode().lower()
-                        await nc._process_err(emsg)
-                        if self.buf is not buf:
-                            return  # reset while it ran
-                        pos = err.end()
-                        continue
-
-                    ping = _PING.match(buf, pos)  # type: ignore[union-attr]
-                    if ping:
-                        pos = ping.end()
-                        await nc._process_ping()
-                        if self.buf is not buf:
-                            return
-                        continue
-
-                    pong = _PONG.match(buf, pos)  # type: ignore[union-attr]
-                    if pong:
-                        pos = pong.end()
-                        await nc._process_pong()
-                        if self.buf is not buf:
-                            return
-                        continue
-
-                    info = _INFO.match(buf, pos)  # type: ignore[union-attr]
-                    if info:
-                        srv_info = json.loads(info.groups()[0].decode())
-                        await nc._process_info(srv_info)
-                        if self.buf is not buf:
-                            return
-                        pos = info.end()
-                        continue
-
-                    if len(buf) - pos < MAX_CONTROL_LINE_SIZE and buf.find(_CRLF, pos) >= 0:
-                        raise ProtocolError("nats: unknown protocol")
-                    break  # a split control line: wait for more bytes
-
-                # AWAITING_MSG_PAYLOAD
-                if len(buf) - pos < needed + 2:
-                    break
-                if header_needed > 0:
-                    hdr: bytes | None = bytes(buf[pos : pos + header_needed])
-                    payload = bytes(buf[pos + header_needed : pos + needed])
-                    header_needed = 0
-                else:
-                    hdr = None
-                    payload = bytes(buf[pos : pos + needed])
-                pos += needed + 2
-                state = AWAITING_CONTROL_LINE
-                sid = arg["sid"]
-                if sid in direct and self._deliver(sid, arg["subject"], arg["reply"], payload, hdr):
+                                handler(
+                                    LazyMsg(nc, subject.decode(), reply.decode(), payload, hdr, sid)
+                                )
+                            except Exception:  # noqa: BLE001 - one bad message must not stop the read loop
+                                log.exception("handling a message on %r failed", subject)
+                            if self.buf is not buf:
+                                return  # a handler reset the parser
+                            continue
+                    await nc._process_msg(sid, subject, reply, payload, hdr)
                     if self.buf is not buf:
-                        return  # a handler reset the parser
+                        return  # reset while it ran
                     continue
-                await nc._process_msg(sid, arg["subject"], arg["reply"], payload, hdr)
-                if self.buf is not buf:
-                    return
+
+                if pos >= n:
+                    break
+                first = buf[pos]
+                if first == _M:
+                    msg = msg_match(buf, pos)
+                    if msg:
+                        try:
+                            subject, sid_text, _, reply_or_none, needed_bytes = msg.groups()
+                            sid = int(sid_text)
+                            reply = reply_or_none if reply_or_none else b""
+                            needed = int(needed_bytes)
+                        except Exception:
+                            raise ProtocolError("nats: malformed MSG") from None
+                        pos = msg.end()
+                        state = AWAITING_MSG_PAYLOAD
+                        continue
+                elif first == _H:
+                    msg = hmsg_match(buf, pos)
+                    if msg:
+                        try:
+                            subject, sid_text, _, reply_or_none, hsize, needed_bytes = msg.groups()
+                            sid = int(sid_text)
+                            reply = reply_or_none if reply_or_none else b""
+                            needed = int(needed_bytes)
+                            header_needed = int(hsize)
+                        except Exception:
+                            raise ProtocolError("nats: malformed MSG") from None
+                        pos = msg.end()
+                        state = AWAITING_MSG_PAYLOAD
+                        continue
+
+                ok = _OK.match(buf, pos)  # type: ignore[union-attr]
+                if ok:
+                    pos = ok.end()
+                    continue
+
+                err = _ERR.match(buf, pos)  # type: ignore[union-attr]
+                if err:
+                    emsg = err.groups()[0].decode().lower()
+                    await nc._process_err(emsg)
+                    if self.buf is not buf:
+                        return
+                    pos = err.end()
+                    continue
+
+                ping = _PING.match(buf, pos)  # type: ignore[union-attr]
+                if ping:
+                    pos = ping.end()
+                    await nc._process_ping()
+                    if self.buf is not buf:
+                        return
+                    continue
+
+                pong = _PONG.match(buf, pos)  # type: ignore[union-attr]
+                if pong:
+                    pos = pong.end()
+                    await nc._process_pong()
+                    if self.buf is not buf:
+                        return
+                    continue
+
+                info = _INFO.match(buf, pos)  # type: ignore[union-attr]
+                if info:
+                    srv_info = json.loads(info.groups()[0].decode())
+                    await nc._process_info(srv_info)
+                    if self.buf is not buf:
+                        return
+                    pos = info.end()
+                    continue
+
+                if n - pos < MAX_CONTROL_LINE_SIZE and buf.find(_CRLF, pos) >= 0:
+                    raise ProtocolError("nats: unknown protocol")
+                break  # a split control line: wait for more bytes
         finally:
             if self.buf is buf:  # not reset meanwhile: keep what is left and where we are
                 if pos:
@@ -381,3 +395,5 @@ class FastParser(Parser):
                 self.state = state
                 self.needed = needed
                 self.header_needed = header_needed
+                if state == AWAITING_MSG_PAYLOAD:
+                    arg["subject"], arg["sid"], arg["reply"] = subject, sid, reply
