@@ -330,3 +330,32 @@ def test_a_bad_line_after_a_long_buffer_is_rejected_alike() -> None:
     ref, fast = run_both(data, [], 0)
     assert ref[1] is not None and ref[1][0] == "ProtocolError"
     assert fast == ref
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(message(), min_size=1, max_size=20), st.data())
+def test_installed_while_nats_py_parses_takes_over_its_bytes(
+    msgs: list[bytes], data: st.DataObject
+) -> None:
+    """Installed from inside nats-py's parse() (here: while it hands over a PING), the fast
+    parser takes over that parser's unparsed bytes and state at the next read."""
+    where = data.draw(st.integers(0, len(msgs)))
+    stream_ = b"".join(msgs[:where] + [b"PING\r\n"] + msgs[where:])
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream_)), max_size=4)))
+
+    async def go(swap: bool) -> Any:
+        rec = client()
+
+        async def ping() -> None:
+            rec.events.append(("ping",))
+            if swap:
+                fast = fast_parser.install(rec.nc)
+                assert isinstance(fast, FastParser)
+                for sid, handler in rec.handlers.items():
+                    fast.register(sid, handler)
+
+        rec.nc._process_ping = ping  # type: ignore[method-assign]
+        return await feed(rec, stream_, cuts, None)
+
+    ref, fast = asyncio.run(go(False)), asyncio.run(go(True))
+    assert fast == ref
