@@ -62,6 +62,7 @@ async def subscribe_direct(nc: Client, subject: str, handler: Handler) -> Subscr
     if isinstance(queue, asyncio.Queue) and queue.empty() and hasattr(sub, "_pending_size"):
         sub._pending_queue = _HandleAtOnce(sub, handler)
         parser = fast_parser.install(nc)
-        if parser is not None:
-            parser.register(sub._id, handler)
+        sid = getattr(sub, "_id", None)
+        if parser is not None and isinstance(sid, int):
+            parser.register(sid, handler)
     return sub

@@ -4,7 +4,7 @@ nats-py's :class:`~nats.protocol.parser.Parser` deletes every message from the f
 buffer as it parses it (a copy of the rest of the buffer each time) and awaits
 ``Client._process_msg`` per message, which parses the header block into a dict and builds a
 ``Msg`` before the subscription's queue sees it. For the delivery daemon (an INBOX entry and two
-PubAcks per copy) that was about a third of its busy time.
+PubAcks per copy) that was the largest share of its busy time in a profile.
 
 :class:`FastParser` parses the same protocol with the same regular expressions, walking an
 offset over the buffer and trimming it once per ``parse()`` call. Every op is handed to the
@@ -14,7 +14,10 @@ with :meth:`FastParser.register` (the subscriptions of :func:`~cotal_tui.mesh.di
 subscribe_direct`): those are counted as ``_process_msg`` counts them and handed to their handler
 at once as a :class:`LazyMsg`, whose headers are parsed only when read. A message that needs
 anything ``_process_msg`` does beyond that (a JetStream subscription, an old-style request, a
-``max_msgs`` limit, a pending-bytes limit it would cross) takes the ordinary path.
+``max_msgs`` limit, a pending-bytes limit it would cross) takes the ordinary path. Where nats-py
+would let an exception out of ``_process_msg`` and so end its read loop (a subject that is not
+UTF-8, a header block too short to read), a direct message's error stays with that message: it
+is logged, or raised to the handler that reads the headers.
 
 :func:`install` swaps it in for a client's parser only when the client is the nats-py this was
 written against (same parser class, regular expressions, ``Msg`` fields, no ``fast_mail_parser``);
