@@ -8,6 +8,11 @@ handler as an ordinary callback, then gives the subscription a queue whose ``put
 the handler right away (in arrival order, from the client's read loop). Should a nats-py
 release stop using that queue, its own task calls the same handler through the callback, so
 messages are handled either way.
+
+Where the client's parser can be the cheaper :class:`~cotal_tui.mesh.fast_parser.FastParser`
+(this nats-py), it is installed and the subscription's sid registered with it: its messages then
+skip ``_process_msg`` (and the queue) and reach the handler as they are parsed, headers parsed
+only when read. The queue stays, for the messages the parser leaves to ``_process_msg``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from collections.abc import Callable
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+
+from cotal_tui.mesh import fast_parser
 
 log = logging.getLogger(__name__)
 
@@ -54,4 +61,8 @@ async def subscribe_direct(nc: Client, subject: str, handler: Handler) -> Subscr
     queue = getattr(sub, "_pending_queue", None)
     if isinstance(queue, asyncio.Queue) and queue.empty() and hasattr(sub, "_pending_size"):
         sub._pending_queue = _HandleAtOnce(sub, handler)
+        parser = fast_parser.install(nc)
+        sid = getattr(sub, "_id", None)
+        if parser is not None and isinstance(sid, int):
+            parser.register(sid, handler)
     return sub

@@ -29,15 +29,15 @@ from nats.aio.subscription import Subscription
 
 from cotal_tui.mesh.connection import Connection
 from cotal_tui.mesh.direct_sub import subscribe_direct
+from cotal_tui.mesh.fast_parser import header_status
 
 _NS = 1_000_000_000
 
 
 def status_of(msg: Msg) -> str | None:
-    headers = msg.headers
-    if not headers:
-        return None
-    return headers.get("Status")
+    """The ``Status`` header (None without one); for a message from the fast parser, without
+    building its headers dict unless the block can hold a status."""
+    return header_status(msg)
 
 
 class _Arrivals:

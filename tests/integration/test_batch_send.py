@@ -15,10 +15,13 @@ from collections.abc import AsyncIterator
 import nats
 import pytest
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
 from cotal_tui.mesh.batch_send import ack_many, hpub_with_msg_id, send_commands
 from cotal_tui.mesh.direct_sub import subscribe_direct
+from cotal_tui.mesh.fast_parser import FastParser
+from cotal_tui.mesh.pull import status_of
 from waiting import wait_for
 
 IDS = ["plain:U1:3", "  padded  ", "cr\rlf\nin:it", "ünïcode:x:1"]
@@ -103,3 +106,53 @@ async def test_direct_subscription_handles_each_message_once_in_order(nc: Client
     await nc.publish("ds.x", b"after")
     await nc.flush()
     assert len(seen) == 500
+
+
+async def test_direct_subscription_runs_on_the_fast_parser(nc: Client, nats_server) -> None:
+    """subscribe_direct puts the client on mesh/fast_parser.py: its messages reach the handler
+    as parsed (counted as nats-py counts them), a 503 no-responders status is seen as before,
+    and the client's other subscriptions, requests and JetStream calls work as they did."""
+    seen: list[tuple[str, bytes, str | None, dict[str, str] | None]] = []
+
+    def on(msg) -> None:  # noqa: ANN001
+        seen.append((msg.subject, msg.data, status_of(msg), msg.headers))
+
+    others: list[bytes] = []
+
+    async def other(msg) -> None:  # noqa: ANN001
+        others.append(msg.data)
+
+    await nc.subscribe("fp.other", cb=other)
+    before = nc.stats["in_msgs"]
+    sub = await subscribe_direct(nc, "fp.in.*", on)
+    assert isinstance(nc._ps, FastParser) and sub._id in nc._ps.direct
+    await send_commands(nc, [b"PUB fp.in.a  %d\r\n%d\r\n" % (len(str(i)), i) for i in range(300)])
+    await nc.publish("fp.in.h", b"with headers", headers={"Nats-Msg-Id": "m-1", "X": "y"})
+    await nc.publish("fp.nobody", b"", reply="fp.in.reply")  # the server answers 503
+    await nc.publish("fp.other", b"o")
+    await wait_for(lambda: len(seen) == 302 and others == [b"o"], what="every message handled")
+    assert [d for s, d, _, _ in seen[:300]] == [str(i).encode() for i in range(300)]
+    assert seen[300] == ("fp.in.h", b"with headers", None, {"Nats-Msg-Id": "m-1", "X": "y"})
+    assert seen[301][0] == "fp.in.reply" and seen[301][2] == "503"
+    plain_client = await nats.connect(nats_server.url)  # nats-py's own parser, for comparison
+    try:
+        plain: list[Msg] = []
+
+        async def on_plain(msg: Msg) -> None:
+            plain.append(msg)
+
+        await plain_client.subscribe("fp.in.reply", cb=on_plain)
+        await plain_client.publish("fp.nobody", b"", reply="fp.in.reply")
+        await wait_for(lambda: len(plain) == 1, what="the 503 on a plain nats-py client")
+    finally:
+        await plain_client.close()
+    assert seen[301][3] == plain[0].headers
+    assert plain[0].headers and plain[0].headers["Status"] == "503"
+    assert sub._received == 302 and sub._pending_size == 0
+    assert nc.stats["in_msgs"] - before == 303
+    with pytest.raises(nats.errors.NoRespondersError):
+        await nc.request("fp.nobody.either", b"", timeout=5)
+    js = nc.jetstream()
+    await js.add_stream(StreamConfig(name="FP", subjects=["fpj.>"]))
+    ack = await js.publish("fpj.a", b"stored")
+    assert ack.seq == 1
