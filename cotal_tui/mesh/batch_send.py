@@ -14,7 +14,6 @@ The bytes on the wire are the same ``HPUB``/``PUB`` commands ``publish()`` write
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -34,14 +33,14 @@ class BatchUnsupported(RuntimeError):
     """The client lacks the internals a batch is handed through (another nats-py)."""
 
 
-# What publish() would change in a header value: CR/LF anywhere, whitespace at either end
-# (``\s`` is ``str.isspace``, the whitespace ``str.strip()`` removes).
-_UNCLEAN = re.compile(r"[\r\n]|^\s|\s$")
-
-
 def _header_value(value: str) -> bytes:
-    """As ``publish()`` writes a header value: trimmed, CR/LF replaced by spaces."""
-    if _UNCLEAN.search(value) is not None:
+    """As ``publish()`` writes a header value: trimmed, CR/LF replaced by spaces.
+
+    Only a value with CR/LF anywhere or whitespace at either end (``str.isspace``, what
+    ``str.strip()`` removes) is changed; the test is four C-level checks, not a regex scan (a
+    regex search was ~1.4 us per message id, two ids per copy).
+    """
+    if "\r" in value or "\n" in value or value[:1].isspace() or value[-1:].isspace():
         value = value.strip().translate(_NEWLINES)
     return value.encode()
 

@@ -119,3 +119,22 @@ def test_header_value_is_what_publish_writes(value: str) -> None:
     from cotal_tui.mesh.batch_send import _header_value
 
     assert _header_value(value) == value.strip().translate(_HEADER_VALUE_NEWLINES).encode()
+
+
+# Every character str.isspace() calls whitespace, and some it does not (U+200B, U+FEFF).
+_SPACEY = st.text(
+    alphabet=st.sampled_from(
+        [chr(c) for c in range(0x110000) if chr(c).isspace()] + ["a", ":", "\u200b", "\ufeff"]
+    ),
+    max_size=8,
+)
+
+
+@given(st.tuples(_SPACEY, st.text(max_size=12), _SPACEY).map("".join))
+def test_header_value_at_whitespace_edges(value: str) -> None:
+    """Whitespace and line breaks at either end or inside, of every kind str.strip() knows."""
+    from nats.aio.client import _HEADER_VALUE_NEWLINES
+
+    from cotal_tui.mesh.batch_send import _header_value
+
+    assert _header_value(value) == value.strip().translate(_HEADER_VALUE_NEWLINES).encode()
