@@ -21,7 +21,13 @@ from cotal_tui.delivery.fresh_cache import FreshKvCache
 from cotal_tui.delivery.inbox_pressure import InboxPressure
 from cotal_tui.delivery.member_index import MembershipIndex
 from cotal_tui.delivery.members import MemberEntry, read_member
-from cotal_tui.mesh.batch_send import CHUNK_BYTES, hpub_with_msg_id, max_payload, send_commands
+from cotal_tui.mesh.batch_send import (
+    CHUNK_BYTES,
+    header_value,
+    hpub_encoded,
+    max_payload,
+    send_commands,
+)
 from cotal_tui.mesh.connection import Connection
 from cotal_tui.mesh.direct_sub import subscribe_direct
 from cotal_tui.mesh.kv import KvBucket
@@ -54,6 +60,8 @@ DEAD_LETTER_WRITE_TIMEOUT_S = 2.0
 DEAD_LETTER_RETRY_S = 30.0
 # Publish tokens kept before the ones whose publish was given up on are dropped.
 PRUNE_AT = 50_000
+# Subjects whose bytes are memoized (the daemon publishes to a few per member).
+SUBJECTS_KEPT = 50_000
 
 
 @dataclass
@@ -144,6 +152,8 @@ class AckTracker:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._prefix = ""
+        self._prefix_bytes = b""
+        self._subjects: dict[str, bytes] = {}
         self._sub: Any = None
         self._futures: dict[str, Waiter] = {}
         self._next = 0
@@ -154,6 +164,7 @@ class AckTracker:
             return
         nc = self.conn.nc
         self._prefix = nc.new_inbox() + "."
+        self._prefix_bytes = self._prefix.encode()
         # handled as parsed (mesh/direct_sub.py): two PubAcks per copy
         self._sub = await subscribe_direct(nc, self._prefix + "*", self._on_reply)
 
@@ -224,9 +235,11 @@ class AckTracker:
         nc = self.conn.nc
         limit = max_payload(nc)
         batch = PendingBatch(len(items), asyncio.get_running_loop())
-        prefix, waiters = self._prefix, self._futures
+        prefix, waiters, subjects = self._prefix_bytes, self._futures, self._subjects
+        if len(subjects) > SUBJECTS_KEPT:
+            subjects.clear()
         commands: list[bytes] = []
-        tokens: list[str] = []
+        first = self._next + 1  # the token of the chunk's first publish
         size = 0
         try:
             for index, (subject, payload, msg_id) in enumerate(items):
@@ -234,23 +247,23 @@ class AckTracker:
                     too_big = f"{len(payload)}-byte payload for {subject} over {limit}"
                     on_error(PublishFailed(too_big))
                     continue
-                self._next += 1
-                token = str(self._next)
-                waiters[token] = (batch, index)
+                encoded = subjects.get(subject)
+                if encoded is None:
+                    encoded = subjects[subject] = subject.encode()
+                self._next = n = self._next + 1
+                command = hpub_encoded(encoded, prefix, n, header_value(msg_id), payload)
+                waiters[str(n)] = (batch, index)
                 batch.remaining += 1
-                tokens.append(token)
-                command = hpub_with_msg_id(subject, prefix + token, msg_id, payload)
                 commands.append(command)
                 size += len(command)
                 if size >= CHUNK_BYTES:  # on the wire while the rest is built
                     await send_commands(nc, commands, messages=len(commands))
-                    commands, tokens, size = [], [], 0
+                    commands, first, size = [], self._next + 1, 0
                     await asyncio.sleep(0)  # let the flusher write it and PubAcks come in
             await send_commands(nc, commands, messages=len(commands))
         except Exception as exc:  # noqa: BLE001 - what was not handed over failed
             on_error(_as_exc(exc))
-            unsent = sum(1 for token in tokens if waiters.pop(token, None) is not None)
-            batch.release(unsent)
+            batch.release(_drop_unsent(waiters, batch, first, self._next))
         finally:
             batch.release()  # every publish is out (or failed): only replies are awaited now
         return batch
@@ -269,6 +282,19 @@ class AckTracker:
                 failed += 1
         self._futures.clear()
         return failed
+
+
+def _drop_unsent(waiters: dict[str, Waiter], batch: PendingBatch, first: int, last: int) -> int:
+    """Forget this batch's publishes with tokens ``first..last`` not answered yet; how many.
+    (Another batch may have taken tokens in that range while this one awaited a send.)"""
+    unsent = 0
+    for n in range(first, last + 1):
+        token = str(n)
+        waiter = waiters.get(token)
+        if isinstance(waiter, tuple) and waiter[0] is batch:
+            del waiters[token]
+            unsent += 1
+    return unsent
 
 
 class Pipeline:

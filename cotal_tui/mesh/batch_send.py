@@ -33,7 +33,7 @@ class BatchUnsupported(RuntimeError):
     """The client lacks the internals a batch is handed through (another nats-py)."""
 
 
-def _header_value(value: str) -> bytes:
+def header_value(value: str) -> bytes:
     """As ``publish()`` writes a header value: trimmed, CR/LF replaced by spaces.
 
     Only a value with CR/LF anywhere or whitespace at either end (``str.isspace``, what
@@ -47,7 +47,7 @@ def _header_value(value: str) -> bytes:
 
 def hpub_with_msg_id(subject: str, reply: str, msg_id: str, payload: bytes) -> bytes:
     """The ``HPUB`` command ``publish(subject, payload, reply, {"Nats-Msg-Id": msg_id})`` sends."""
-    hdr = _HDR_HEAD + _header_value(msg_id) + _HDR_TAIL
+    hdr = _HDR_HEAD + header_value(msg_id) + _HDR_TAIL
     size = len(hdr)
     return b"HPUB %s %s %d %d\r\n%s%s\r\n" % (
         subject.encode(),
@@ -57,6 +57,22 @@ def hpub_with_msg_id(subject: str, reply: str, msg_id: str, payload: bytes) -> b
         hdr,
         payload,
     )
+
+
+# The same command as hpub_with_msg_id, from bytes ready-made: the subject, the reply inbox's
+# prefix with the reply token as an integer, the header value (already as header_value
+# writes it) and the payload.
+_HPUB_MSG_ID = b"HPUB %s %s%d %d %d\r\nNATS/1.0\r\nNats-Msg-Id: %s\r\n\r\n%s\r\n"
+_HDR_FIXED = len(_HDR_HEAD) + len(_HDR_TAIL)
+
+
+def hpub_encoded(
+    subject: bytes, reply_prefix: bytes, token: int, msg_id: bytes, payload: bytes
+) -> bytes:
+    """``hpub_with_msg_id(subject, reply_prefix + str(token), msg_id, payload)`` from bytes (the
+    caller memoizes the subject's bytes and cleans the id once with :func:`header_value`)."""
+    size = _HDR_FIXED + len(msg_id)
+    return _HPUB_MSG_ID % (subject, reply_prefix, token, size, size + len(payload), msg_id, payload)
 
 
 def ack_command(reply: str) -> bytes:

@@ -116,9 +116,9 @@ def test_header_value_is_what_publish_writes(value: str) -> None:
     value needs it, with the same result."""
     from nats.aio.client import _HEADER_VALUE_NEWLINES
 
-    from cotal_tui.mesh.batch_send import _header_value
+    from cotal_tui.mesh.batch_send import header_value
 
-    assert _header_value(value) == value.strip().translate(_HEADER_VALUE_NEWLINES).encode()
+    assert header_value(value) == value.strip().translate(_HEADER_VALUE_NEWLINES).encode()
 
 
 # Every character str.isspace() calls whitespace, and some it does not (U+200B, U+FEFF).
@@ -135,6 +135,24 @@ def test_header_value_at_whitespace_edges(value: str) -> None:
     """Whitespace and line breaks at either end or inside, of every kind str.strip() knows."""
     from nats.aio.client import _HEADER_VALUE_NEWLINES
 
-    from cotal_tui.mesh.batch_send import _header_value
+    from cotal_tui.mesh.batch_send import header_value
 
-    assert _header_value(value) == value.strip().translate(_HEADER_VALUE_NEWLINES).encode()
+    assert header_value(value) == value.strip().translate(_HEADER_VALUE_NEWLINES).encode()
+
+
+@given(
+    subject=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=20),
+    prefix=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20),
+    token=st.integers(min_value=0, max_value=2**63),
+    msg_id=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30),
+    payload=st.binary(max_size=64),
+)
+def test_hpub_from_bytes_is_hpub_with_msg_id(
+    subject: str, prefix: str, token: int, msg_id: str, payload: bytes
+) -> None:
+    """The batch path's command (memoized subject bytes, integer token, cleaned id) is byte for
+    byte the command ``publish()`` would send."""
+    from cotal_tui.mesh.batch_send import header_value, hpub_encoded, hpub_with_msg_id
+
+    fast = hpub_encoded(subject.encode(), prefix.encode(), token, header_value(msg_id), payload)
+    assert fast == hpub_with_msg_id(subject, prefix + str(token), msg_id, payload)

@@ -47,3 +47,16 @@ async def test_replies_after_settling_or_stopping_do_not_count() -> None:
     assert stopped.done.cancelled()
     stopped.resolve(0, None)
     assert stopped.results == [False]
+
+
+async def test_a_failed_chunk_forgets_only_its_own_batch() -> None:
+    """Tokens are shared by every batch: another batch may take some in the failed chunk's
+    range while this one awaited a send; those must stay awaited."""
+    from cotal_tui.delivery.daemon_context import Waiter, _drop_unsent
+
+    loop = asyncio.get_running_loop()
+    mine, other = PendingBatch(3, loop), PendingBatch(1, loop)
+    waiters: dict[str, Waiter] = {"5": (mine, 0), "6": (other, 0), "8": (mine, 2)}
+    # token 7 was answered already (popped by its reply)
+    assert _drop_unsent(waiters, mine, 5, 8) == 2
+    assert waiters == {"6": (other, 0)}
