@@ -190,8 +190,15 @@ class AckTracker:
             error = PublishFailed("no stream stored the message (503 no responders)")
         elif b'"error"' in msg.data:
             error = PublishFailed(msg.data.decode(errors="replace"))
-        if isinstance(waiter, tuple):
-            waiter[0].resolve(waiter[1], error)
+        if type(waiter) is tuple:
+            batch, index = waiter
+            if error is None and batch.open:  # the usual reply: PendingBatch.resolve, inline
+                batch.results[index] = True
+                batch.remaining -= 1
+                if batch.remaining <= 0 and not batch.done.done():
+                    batch.done.set_result(None)
+            else:
+                batch.resolve(index, error)
         elif waiter.done():
             return
         elif error is not None:
@@ -257,10 +264,10 @@ class AckTracker:
                 commands.append(command)
                 size += len(command)
                 if size >= CHUNK_BYTES:  # on the wire while the rest is built
-                    await send_commands(nc, commands, messages=len(commands))
+                    await send_commands(nc, commands, messages=len(commands), size=size)
                     commands, first, size = [], self._next + 1, 0
                     await asyncio.sleep(0)  # let the flusher write it and PubAcks come in
-            await send_commands(nc, commands, messages=len(commands))
+            await send_commands(nc, commands, messages=len(commands), size=size)
         except Exception as exc:  # noqa: BLE001 - what was not handed over failed
             on_error(_as_exc(exc))
             batch.release(_drop_unsent(waiters, batch, first, self._next))

@@ -94,15 +94,21 @@ def check_ready(nc: Client, size: int) -> None:
         raise BatchUnsupported("this nats-py client has no _send_command/_flush_queue")
 
 
-async def send_commands(nc: Client, commands: Sequence[bytes], *, messages: int = 0) -> None:
+async def send_commands(
+    nc: Client, commands: Sequence[bytes], *, messages: int = 0, size: int | None = None
+) -> None:
     """Append ready-made protocol commands to the client's pending buffer, then kick the flusher
-    once. Raises as ``publish()`` would (closed, draining, buffer full while reconnecting)."""
+    once. Raises as ``publish()`` would (closed, draining, buffer full while reconnecting).
+    ``size``: their total length, when the caller kept count."""
     if not commands:
         return
-    total = sum(len(c) for c in commands)
+    total = sum(len(c) for c in commands) if size is None else size
     check_ready(nc, total)
-    for chunk in _chunks(commands):
-        await nc._send_command(chunk)
+    if total - len(commands[-1]) < CHUNK_BYTES:  # what _chunks gives: one chunk of them all
+        await nc._send_command(b"".join(commands))
+    else:
+        for chunk in _chunks(commands):
+            await nc._send_command(chunk)
     if messages:
         nc.stats["out_msgs"] += messages
     flush_queue = nc._flush_queue

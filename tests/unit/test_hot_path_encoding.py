@@ -156,3 +156,33 @@ def test_hpub_from_bytes_is_hpub_with_msg_id(
 
     fast = hpub_encoded(subject.encode(), prefix.encode(), token, header_value(msg_id), payload)
     assert fast == hpub_with_msg_id(subject, prefix + str(token), msg_id, payload)
+
+
+class _RecordingClient:
+    """What send_commands touches of a connected nats-py client, recording the chunks."""
+
+    is_closed = False
+    is_draining_pubs = False
+    is_connected = True
+    _flush_queue = None
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.stats = {"out_msgs": 0}
+
+    async def _send_command(self, cmd: bytes) -> None:
+        self.chunks.append(cmd)
+
+
+@given(st.lists(st.integers(min_value=1, max_value=200_000), max_size=12), st.booleans())
+def test_send_commands_hands_over_the_chunks_of_chunks(sizes: list[int], known: bool) -> None:
+    """With or without the caller's total, the client gets exactly _chunks(commands)."""
+    import asyncio
+
+    from cotal_tui.mesh.batch_send import _chunks, send_commands
+
+    commands = [bytes([65 + i % 26]) * n for i, n in enumerate(sizes)]
+    nc = _RecordingClient()
+    size = sum(sizes) if known else None
+    asyncio.run(send_commands(nc, commands, messages=len(commands), size=size))  # type: ignore[arg-type]
+    assert nc.chunks == list(_chunks(commands))
