@@ -30,7 +30,7 @@ from cotal_tui.mesh.batch_send import (
 )
 from cotal_tui.mesh.connection import Connection
 from cotal_tui.mesh.direct_sub import subscribe_direct
-from cotal_tui.mesh.kv import KvBucket
+from cotal_tui.mesh.kv import KvBucket, KvEntry
 from cotal_tui.mesh.tasks import cancel_and_wait
 from cotal_tui.protocol.channel_config import delivery_class_reading
 from cotal_tui.protocol.dead_letter import (
@@ -383,6 +383,8 @@ class DaemonContext:
         self._dead_store_down_until = 0.0
         self.acl_cache: FreshKvCache[AclEntry] | None = None
         self.members_cache: FreshKvCache[MemberEntry] | None = None
+        # the channel registry, for the fan-out's delivery classes (None: read directly)
+        self.channels_cache: FreshKvCache[Any] | None = None
         self.members = KvBucket(self.conn, members_bucket(self.space))
         self.acls = KvBucket(self.conn, acl_bucket(self.space))
         self.channels = KvBucket(self.conn, channel_bucket(self.space))
@@ -493,12 +495,24 @@ class DaemonContext:
     # -- fresh registry reads, one per distinct key ------------------------------------------
 
     async def delivery_classes(self, channels: Iterable[str]) -> dict[str, str | Exception]:
+        """Each channel's delivery class, as fresh as a direct read made now: from the watched
+        registry after its freshness barrier (one request for the batch), else one read per
+        channel and one of the defaults."""
         chans = list(dict.fromkeys(channels))
-        reads = await asyncio.gather(
-            self.channels.get_json(CHANNEL_DEFAULTS_KEY),
-            *(self.channels.get_json(ch) for ch in chans),
-            return_exceptions=True,
-        )
+        reads: list[Any] | None = None
+        cache = self.channels_cache
+        if cache is not None:
+            try:
+                if await cache.barrier():
+                    reads = [cache.get(CHANNEL_DEFAULTS_KEY), *(cache.get(ch) for ch in chans)]
+            except Exception as exc:  # noqa: BLE001 - fall back to direct reads
+                self.on_error(exc)
+        if reads is None:
+            reads = await asyncio.gather(
+                self.channels.get_json(CHANNEL_DEFAULTS_KEY),
+                *(self.channels.get_json(ch) for ch in chans),
+                return_exceptions=True,
+            )
         defaults = reads[0]
         out: dict[str, str | Exception] = {}
         for ch, cfg in zip(chans, reads[1:], strict=True):
@@ -562,6 +576,45 @@ class DaemonContext:
         if batch.errors:
             self.on_error(batch.errors[0])
         return list(batch.results)
+
+
+def registry_json(entry: KvEntry) -> Any:
+    """A watched channel-registry value as ``KvBucket.get_json`` reads it (None: unreadable)."""
+    try:
+        return entry.json()
+    except ValueError:
+        return None
+
+
+async def start_channels_cache(ctx: DaemonContext, timeout: float) -> None:
+    """Watch the channel registry for the fan-out's delivery classes; if the watch cannot
+    start, say so and keep reading each channel directly (as before the cache)."""
+    cache: FreshKvCache[Any] = FreshKvCache(ctx.channels, registry_json)
+    try:
+        await cache.start(timeout)
+    except Exception as exc:  # noqa: BLE001 - direct reads still work
+        with contextlib.suppress(Exception):
+            await cache.stop()
+        ctx.on_error(
+            RuntimeError(f"the channel registry watch did not start ({exc!r}): reading directly")
+        )
+        return
+    ctx.channels_cache = cache
+
+
+async def rebind_channels_cache(ctx: DaemonContext) -> None:
+    """After a reconnect; a watch that cannot come back only means direct reads again."""
+    if ctx.channels_cache is not None:
+        try:
+            await ctx.channels_cache.rebind()
+        except Exception as exc:  # noqa: BLE001 - its barrier now answers False
+            ctx.on_error(exc)
+
+
+async def stop_channels_cache(ctx: DaemonContext) -> None:
+    cache, ctx.channels_cache = ctx.channels_cache, None
+    if cache is not None:
+        await cache.stop()
 
 
 def _stream_seq(msg: Any) -> int:
