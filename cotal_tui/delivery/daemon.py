@@ -37,7 +37,13 @@ from nats.js.errors import NotFoundError
 from cotal_tui.delivery.acl import acl_entry
 from cotal_tui.delivery.chat_gaps import eviction_stats
 from cotal_tui.delivery.client_adapter import ClientConnection
-from cotal_tui.delivery.daemon_context import Counters, DaemonContext
+from cotal_tui.delivery.daemon_context import (
+    Counters,
+    DaemonContext,
+    rebind_channels_cache,
+    start_channels_cache,
+    stop_channels_cache,
+)
 from cotal_tui.delivery.delivery_service import DeliveryService
 from cotal_tui.delivery.fanout import FanoutWriter
 from cotal_tui.delivery.fresh_cache import FreshKvCache
@@ -406,6 +412,8 @@ class DeliveryDaemon:
                 raise DaemonError(
                     f"the {name} did not load within {self.bind_timeout_s:.0f}s"
                 ) from None
+        if self.stages is None:  # (a fan-out stage process watches the registry itself)
+            await start_channels_cache(self.ctx, self.bind_timeout_s)
         await self.ctx.acker.start()
         if self.stages is not None:
             # the stages first: a join the responder takes can then always reach the fan-out
@@ -433,6 +441,7 @@ class DeliveryDaemon:
             if cache is not None:
                 await cache.stop()
         self.ctx.members_cache = self.ctx.acl_cache = None
+        await stop_channels_cache(self.ctx)
         await self.ctx.acker.stop()
 
     async def _rearm(self) -> None:
@@ -446,6 +455,7 @@ class DeliveryDaemon:
         for cache in (self.ctx.members_cache, self.ctx.acl_cache):
             if cache is not None:
                 await cache.rebind()
+        await rebind_channels_cache(self.ctx)
 
     async def _renew_loop(self) -> None:
         delay = self.renew_interval_s

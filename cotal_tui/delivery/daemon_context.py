@@ -21,10 +21,16 @@ from cotal_tui.delivery.fresh_cache import FreshKvCache
 from cotal_tui.delivery.inbox_pressure import InboxPressure
 from cotal_tui.delivery.member_index import MembershipIndex
 from cotal_tui.delivery.members import MemberEntry, read_member
-from cotal_tui.mesh.batch_send import CHUNK_BYTES, hpub_with_msg_id, max_payload, send_commands
+from cotal_tui.mesh.batch_send import (
+    CHUNK_BYTES,
+    header_value,
+    hpub_encoded,
+    max_payload,
+    send_commands,
+)
 from cotal_tui.mesh.connection import Connection
 from cotal_tui.mesh.direct_sub import subscribe_direct
-from cotal_tui.mesh.kv import KvBucket
+from cotal_tui.mesh.kv import KvBucket, KvEntry
 from cotal_tui.mesh.tasks import cancel_and_wait
 from cotal_tui.protocol.channel_config import delivery_class_reading
 from cotal_tui.protocol.dead_letter import (
@@ -54,6 +60,8 @@ DEAD_LETTER_WRITE_TIMEOUT_S = 2.0
 DEAD_LETTER_RETRY_S = 30.0
 # Publish tokens kept before the ones whose publish was given up on are dropped.
 PRUNE_AT = 50_000
+# Subjects whose bytes are memoized (the daemon publishes to a few per member).
+SUBJECTS_KEPT = 50_000
 
 
 @dataclass
@@ -144,6 +152,8 @@ class AckTracker:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._prefix = ""
+        self._prefix_bytes = b""
+        self._subjects: dict[str, bytes] = {}
         self._sub: Any = None
         self._futures: dict[str, Waiter] = {}
         self._next = 0
@@ -154,6 +164,7 @@ class AckTracker:
             return
         nc = self.conn.nc
         self._prefix = nc.new_inbox() + "."
+        self._prefix_bytes = self._prefix.encode()
         # handled as parsed (mesh/direct_sub.py): two PubAcks per copy
         self._sub = await subscribe_direct(nc, self._prefix + "*", self._on_reply)
 
@@ -179,8 +190,15 @@ class AckTracker:
             error = PublishFailed("no stream stored the message (503 no responders)")
         elif b'"error"' in msg.data:
             error = PublishFailed(msg.data.decode(errors="replace"))
-        if isinstance(waiter, tuple):
-            waiter[0].resolve(waiter[1], error)
+        if type(waiter) is tuple:
+            batch, index = waiter
+            if error is None and batch.open:  # the usual reply: PendingBatch.resolve, inline
+                batch.results[index] = True
+                batch.remaining -= 1
+                if batch.remaining <= 0 and not batch.done.done():
+                    batch.done.set_result(None)
+            else:
+                batch.resolve(index, error)
         elif waiter.done():
             return
         elif error is not None:
@@ -224,9 +242,11 @@ class AckTracker:
         nc = self.conn.nc
         limit = max_payload(nc)
         batch = PendingBatch(len(items), asyncio.get_running_loop())
-        prefix, waiters = self._prefix, self._futures
+        prefix, waiters, subjects = self._prefix_bytes, self._futures, self._subjects
+        if len(subjects) > SUBJECTS_KEPT:
+            subjects.clear()
         commands: list[bytes] = []
-        tokens: list[str] = []
+        first = self._next + 1  # the token of the chunk's first publish
         size = 0
         try:
             for index, (subject, payload, msg_id) in enumerate(items):
@@ -234,23 +254,23 @@ class AckTracker:
                     too_big = f"{len(payload)}-byte payload for {subject} over {limit}"
                     on_error(PublishFailed(too_big))
                     continue
-                self._next += 1
-                token = str(self._next)
-                waiters[token] = (batch, index)
+                encoded = subjects.get(subject)
+                if encoded is None:
+                    encoded = subjects[subject] = subject.encode()
+                self._next = n = self._next + 1
+                command = hpub_encoded(encoded, prefix, n, header_value(msg_id), payload)
+                waiters[str(n)] = (batch, index)
                 batch.remaining += 1
-                tokens.append(token)
-                command = hpub_with_msg_id(subject, prefix + token, msg_id, payload)
                 commands.append(command)
                 size += len(command)
                 if size >= CHUNK_BYTES:  # on the wire while the rest is built
-                    await send_commands(nc, commands, messages=len(commands))
-                    commands, tokens, size = [], [], 0
+                    await send_commands(nc, commands, messages=len(commands), size=size)
+                    commands, first, size = [], self._next + 1, 0
                     await asyncio.sleep(0)  # let the flusher write it and PubAcks come in
-            await send_commands(nc, commands, messages=len(commands))
+            await send_commands(nc, commands, messages=len(commands), size=size)
         except Exception as exc:  # noqa: BLE001 - what was not handed over failed
             on_error(_as_exc(exc))
-            unsent = sum(1 for token in tokens if waiters.pop(token, None) is not None)
-            batch.release(unsent)
+            batch.release(_drop_unsent(waiters, batch, first, self._next))
         finally:
             batch.release()  # every publish is out (or failed): only replies are awaited now
         return batch
@@ -269,6 +289,19 @@ class AckTracker:
                 failed += 1
         self._futures.clear()
         return failed
+
+
+def _drop_unsent(waiters: dict[str, Waiter], batch: PendingBatch, first: int, last: int) -> int:
+    """Forget this batch's publishes with tokens ``first..last`` not answered yet; how many.
+    (Another batch may have taken tokens in that range while this one awaited a send.)"""
+    unsent = 0
+    for n in range(first, last + 1):
+        token = str(n)
+        waiter = waiters.get(token)
+        if isinstance(waiter, tuple) and waiter[0] is batch:
+            del waiters[token]
+            unsent += 1
+    return unsent
 
 
 class Pipeline:
@@ -350,6 +383,8 @@ class DaemonContext:
         self._dead_store_down_until = 0.0
         self.acl_cache: FreshKvCache[AclEntry] | None = None
         self.members_cache: FreshKvCache[MemberEntry] | None = None
+        # the channel registry, for the fan-out's delivery classes (None: read directly)
+        self.channels_cache: FreshKvCache[Any] | None = None
         self.members = KvBucket(self.conn, members_bucket(self.space))
         self.acls = KvBucket(self.conn, acl_bucket(self.space))
         self.channels = KvBucket(self.conn, channel_bucket(self.space))
@@ -460,12 +495,24 @@ class DaemonContext:
     # -- fresh registry reads, one per distinct key ------------------------------------------
 
     async def delivery_classes(self, channels: Iterable[str]) -> dict[str, str | Exception]:
+        """Each channel's delivery class, as fresh as a direct read made now: from the watched
+        registry after its freshness barrier (one request for the batch), else one read per
+        channel and one of the defaults."""
         chans = list(dict.fromkeys(channels))
-        reads = await asyncio.gather(
-            self.channels.get_json(CHANNEL_DEFAULTS_KEY),
-            *(self.channels.get_json(ch) for ch in chans),
-            return_exceptions=True,
-        )
+        reads: list[Any] | None = None
+        cache = self.channels_cache
+        if cache is not None:
+            try:
+                if await cache.barrier():
+                    reads = [cache.get(CHANNEL_DEFAULTS_KEY), *(cache.get(ch) for ch in chans)]
+            except Exception as exc:  # noqa: BLE001 - fall back to direct reads
+                self.on_error(exc)
+        if reads is None:
+            reads = await asyncio.gather(
+                self.channels.get_json(CHANNEL_DEFAULTS_KEY),
+                *(self.channels.get_json(ch) for ch in chans),
+                return_exceptions=True,
+            )
         defaults = reads[0]
         out: dict[str, str | Exception] = {}
         for ch, cfg in zip(chans, reads[1:], strict=True):
@@ -529,6 +576,45 @@ class DaemonContext:
         if batch.errors:
             self.on_error(batch.errors[0])
         return list(batch.results)
+
+
+def registry_json(entry: KvEntry) -> Any:
+    """A watched channel-registry value as ``KvBucket.get_json`` reads it (None: unreadable)."""
+    try:
+        return entry.json()
+    except ValueError:
+        return None
+
+
+async def start_channels_cache(ctx: DaemonContext, timeout: float) -> None:
+    """Watch the channel registry for the fan-out's delivery classes; if the watch cannot
+    start, say so and keep reading each channel directly (as before the cache)."""
+    cache: FreshKvCache[Any] = FreshKvCache(ctx.channels, registry_json)
+    try:
+        await cache.start(timeout)
+    except Exception as exc:  # noqa: BLE001 - direct reads still work
+        with contextlib.suppress(Exception):
+            await cache.stop()
+        ctx.on_error(
+            RuntimeError(f"the channel registry watch did not start ({exc!r}): reading directly")
+        )
+        return
+    ctx.channels_cache = cache
+
+
+async def rebind_channels_cache(ctx: DaemonContext) -> None:
+    """After a reconnect; a watch that cannot come back only means direct reads again."""
+    if ctx.channels_cache is not None:
+        try:
+            await ctx.channels_cache.rebind()
+        except Exception as exc:  # noqa: BLE001 - its barrier now answers False
+            ctx.on_error(exc)
+
+
+async def stop_channels_cache(ctx: DaemonContext) -> None:
+    cache, ctx.channels_cache = ctx.channels_cache, None
+    if cache is not None:
+        await cache.stop()
 
 
 def _stream_seq(msg: Any) -> int:

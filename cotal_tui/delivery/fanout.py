@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from nats.aio.msg import Msg
@@ -30,6 +30,7 @@ from cotal_tui.delivery import wait_stats
 from cotal_tui.delivery.chat_gaps import EvictionTracker
 from cotal_tui.delivery.consumer_loop import ConsumerLoop
 from cotal_tui.delivery.daemon_context import DaemonContext, PendingBatch
+from cotal_tui.delivery.member_index import Route
 from cotal_tui.mesh.ack_subject import deliveries, stream_seq
 from cotal_tui.mesh.batch_send import ack_many
 from cotal_tui.protocol.consumers import fanout_durable_config
@@ -50,8 +51,13 @@ ENTRY_HEADROOM = 512
 # consumer's max_ack_pending (server default 1,000) caps it anyway.
 READ_AHEAD = 1000
 
-# One planned copy: (owner, generation, reason).
-Copy = tuple[str, int, str]
+# One planned copy: (owner, generation, reason, dinbox subject, entry tail, Nats-Msg-Id end):
+# all but the first three worked out once per owner, generation and reason (``Targets``).
+Copy = tuple[str, int, str, str, bytes, str]
+Targets = dict[tuple[str, int, str], Copy]
+# A channel's routes as last read from the index, and each with its durable copy's target.
+Prepared = tuple[tuple[Route, ...], list[tuple[str, int, int | None, Copy]]]
+TARGETS_KEPT = 50_000
 
 
 __all__ = ["FanoutWriter", "deliveries", "entry_head", "entry_tail", "stream_seq"]
@@ -69,6 +75,20 @@ def entry_head(raw_msg: bytes, channel: str, seq: int) -> bytes:
 
 def entry_tail(reason: str, generation: int) -> bytes:
     return f'{reason}","generation":{generation}}}'.encode()
+
+
+def copy_target(
+    targets: Targets, dinbox_subject: Callable[[str], str], owner: str, gen: int, reason: str
+) -> Copy:
+    """What every copy to ``owner`` at ``gen`` for ``reason`` shares, memoized in ``targets``:
+    its dinbox subject, its entry's tail and the ``:<owner>:<gen>`` end of its Nats-Msg-Id
+    (``plane3_msg_id(id, owner, gen) == f"{id}" + end``)."""
+    key = (owner, gen, reason)
+    target = targets.get(key)
+    if target is None:
+        subject, tail = dinbox_subject(owner), entry_tail(reason, gen)
+        target = targets[key] = (owner, gen, reason, subject, tail, plane3_msg_id("", owner, gen))
+    return target
 
 
 class FanoutWriter(ConsumerLoop):
@@ -97,6 +117,25 @@ class FanoutWriter(ConsumerLoop):
         # Batches are acked in stream order (each completion waits for the one before), so the
         # consumer's ack floor is exactly what was acked: chat_gaps.py relies on it.
         self._acked_before: asyncio.Event | None = None
+        self._targets: Targets = {}
+        self._prepared: dict[str, Prepared] = {}
+
+    def durable_targets(self, channel: str) -> list[tuple[str, int, int | None, Copy]]:
+        """``(owner, join cursor, leave cursor, target)`` per route of ``channel``, rebuilt
+        only when the index hands out a new routes tuple (a membership changed)."""
+        routes = self.ctx.index.routes(channel)
+        prepared = self._prepared.get(channel)
+        if prepared is not None and prepared[0] is routes:
+            return prepared[1]
+        if len(self._targets) > TARGETS_KEPT:
+            self._targets.clear()
+        subject = self.ctx.dinbox_subject
+        listed = [
+            (owner, join, leave, copy_target(self._targets, subject, owner, gen, "durable-channel"))
+            for owner, gen, join, leave in routes
+        ]
+        self._prepared[channel] = (routes, listed)
+        return listed
 
     async def start(self) -> None:
         await self.ensure_consumer()
@@ -169,9 +208,9 @@ class FanoutWriter(ConsumerLoop):
                 continue
             copies: list[Copy] = []
             if cls == "durable":
-                for owner, gen, join_cursor, leave_cursor in ctx.index.routes(channel):
+                for owner, join_cursor, leave_cursor, target in self.durable_targets(channel):
                     if durable_copy_wanted(owner, sender, join_cursor, leave_cursor, seq):
-                        copies.append((owner, gen, "durable-channel"))
+                        copies.append(target)
             else:
                 mentions = message.mentions
                 if mentions:
@@ -182,7 +221,9 @@ class FanoutWriter(ConsumerLoop):
                         ids = names.get(name.lower())
                         if ids is None or len(ids) != 1 or ids[0] == sender:
                             continue  # (the sender's own ACL is not worth reading)
-                        copy = (ids[0], 0, "live-mention")
+                        copy = copy_target(
+                            self._targets, ctx.dinbox_subject, ids[0], 0, "live-mention"
+                        )
                         if copy not in copies:
                             copies.append(copy)
                             acl_owners.add(ids[0])
@@ -193,7 +234,6 @@ class FanoutWriter(ConsumerLoop):
         spans: list[tuple[int, int] | Exception] = []
         kept: list[Msg] = []
         limit = self.entry_limit()
-        tails: dict[tuple[str, int], bytes] = {}  # (reason, generation): shared by the batch
         for (m, channel, sender, message, seq), plan in zip(routed, plans, strict=True):
             if isinstance(plan, Exception):
                 spans.append(plan)
@@ -203,7 +243,8 @@ class FanoutWriter(ConsumerLoop):
             failed: Exception | None = None
             oversized = 0
             head = entry_head(m.data, channel, seq) if plan else b""
-            for owner, gen, reason in plan:
+            msg_id = f"{message.id}"
+            for owner, _gen, reason, subject, tail, id_end in plan:
                 if reason == "live-mention":
                     acl = acls.get(owner)
                     if isinstance(acl, Exception):
@@ -211,16 +252,11 @@ class FanoutWriter(ConsumerLoop):
                         break
                     if not mention_allowed(owner, sender, acl, channel):
                         continue
-                tail = tails.get((reason, gen))
-                if tail is None:
-                    tail = tails[(reason, gen)] = entry_tail(reason, gen)
                 entry = head + tail
                 if len(entry) > limit:
                     oversized = len(entry)
                     break
-                items.append(
-                    (ctx.dinbox_subject(owner), entry, plane3_msg_id(message.id, owner, gen))
-                )
+                items.append((subject, entry, msg_id + id_end))
             if oversized:
                 del items[start:]
                 await self._dead_letter(

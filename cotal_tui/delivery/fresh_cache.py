@@ -6,6 +6,10 @@ barrier was called is therefore visible afterwards — the same guarantee a dire
 made at that moment gives — but one request covers a whole batch of keys. If the watch does not
 catch up in time, or its watch is gone (a failed rebind), the barrier returns False and the
 caller reads directly.
+
+The ``last_seq`` request is shared: callers that came while it was not sent yet all wait on the
+same one (each called before it went out, so each gets the guarantee), and its answer is read
+as JSON, not built into nats-py's ``StreamInfo`` (the reader asks for two per batch).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from cotal_tui.mesh.jsapi import API, api_request
 from cotal_tui.mesh.kv import KvBucket, KvEntry, KvWatch
 
 T = TypeVar("T")
@@ -35,6 +40,7 @@ class FreshKvCache(Generic[T]):
         self._advanced = asyncio.Event()
         self._initial = asyncio.Event()
         self._watch: KvWatch | None = None
+        self._unsent: asyncio.Task[int] | None = None  # a last_seq request not sent yet
 
     async def start(self, timeout: float = 10.0) -> None:
         self._initial.clear()
@@ -70,12 +76,32 @@ class FreshKvCache(Generic[T]):
         found = self.values.get(key)
         return found[0] if found else None
 
+    def _last_seq_asked_now(self) -> asyncio.Task[int]:
+        """The bucket stream's ``last_seq`` from a request sent after this call: the one not
+        sent yet if there is one (it goes out at its task's first step), else a new one."""
+        task = self._unsent
+        if task is None:
+            task = self._unsent = asyncio.get_running_loop().create_task(self._ask_last_seq())
+            task.add_done_callback(_retrieve)  # every caller may have been cancelled
+        return task
+
+    async def _ask_last_seq(self) -> int:
+        self._unsent = None  # sent from here on: a later caller needs a request of its own
+        conn, stream = self.bucket.conn, self.bucket.stream
+        info = await api_request(
+            conn,
+            f"{API}.STREAM.INFO.{stream}",
+            None,
+            what=f"reading {stream}'s last sequence",
+            timeout=conn.js_timeout,
+        )
+        return int(info["state"]["last_seq"])
+
     async def barrier(self, timeout: float = 2.0) -> bool:
         """True once every write stored before this call has been applied to the cache."""
         if self._watch is None or not self._watch.alive or not self._initial.is_set():
             return False  # no watch (stopped, or a failed rebind): the caller reads directly
-        info = await self.bucket.conn.js.stream_info(self.bucket.stream)
-        target = int(info.state.last_seq)
+        target = await asyncio.shield(self._last_seq_asked_now())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while self.seen_seq < target:
@@ -87,3 +113,8 @@ class FreshKvCache(Generic[T]):
                 async with asyncio.timeout(remaining):  # not wait_for: tasks.py
                     await self._advanced.wait()
         return True
+
+
+def _retrieve(task: asyncio.Task[int]) -> None:
+    if not task.cancelled():
+        task.exception()

@@ -13,7 +13,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ from cotal_tui.mesh.batch_send import ack_many
 from cotal_tui.protocol.consumers import inbox_reader_config
 from cotal_tui.protocol.delivery import (
     READER_NAK_DELAY_MS,
+    READER_TABLE,
     AclState,
     ReaderAction,
     acl_state,
@@ -36,6 +37,7 @@ from cotal_tui.protocol.delivery import (
     transfer_failed_action,
 )
 from cotal_tui.protocol.jsstr import ABSENT, js_string
+from cotal_tui.protocol.membership import durable_eligible
 from cotal_tui.protocol.names import DINBOX_MAX_ACK_PENDING, plane3_msg_id
 from cotal_tui.protocol.subjects import parse_dinbox_owner
 from cotal_tui.protocol.untrusted import Decoded, Refused, decode_untrusted
@@ -68,12 +70,52 @@ _TAIL = re.compile(
     rb'"channel":"([^"\\\x00-\x1f]*)","seq":(0|[1-9][0-9]{0,15}),'
     rb'"reason":"([^"\\\x00-\x1f]*)","generation":(-?(?:0|[1-9][0-9]{0,15}))\}'
 )
+# The whole entry in the usual shape, in one match: the message with a plain ``{"id":"…"`` first
+# (no escape before its closing quote) and the plain tail. The tail contains ``,"channel":`` only
+# at its start, so the message ends where the last ``,"channel":`` begins, as in the slow path.
+_PLAIN_ENTRY = re.compile(
+    rb'\{"msg":(\{"id":"([^"\\]*)".*\}),"channel":"([^"\\\x00-\x1f]*)","seq":(0|[1-9][0-9]{0,15}),'
+    rb'"reason":"([^"\\\x00-\x1f]*)","generation":(-?(?:0|[1-9][0-9]{0,15}))\}',
+    re.DOTALL,
+)
 # (owner, channel) → the ACL object the verdict was worked out on, and the verdict
 AclStates = dict[tuple[str, str], tuple[Any, AclState]]
 ACL_STATES_KEPT = 50_000
+# (owner, integer generation) → the owner's DLV subject and the ``:<owner>:<generation>`` end of
+# its transfers' Nats-Msg-Id; and a dinbox subject → its owner (None: unparseable)
+DlvTargets = dict[tuple[str, int], tuple[str, str]]
+Owners = dict[str, str | None]
+MEMO_KEPT = 50_000
+_NOT_SEEN = ""  # (an empty owner token is parsed again each time: same answer)
+# The reader table's verdicts for an allowed ACL on a durable-channel entry, by interval check.
+_ALLOWED_DURABLE = {
+    checked: READER_TABLE[("allowed", "durable-channel", checked)] for checked in (True, False)
+}
 
 
 def decode_entry(m: Msg, owner: str) -> Entry | Refused:
+    """:func:`decode_entry_slow`, in one regex match for an entry in the usual shape (what
+    this daemon and the reference write); anything else takes the slow path, unchanged."""
+    plain = _PLAIN_ENTRY.fullmatch(m.data)
+    if plain is not None:
+        raw, msg_id, channel, seq, reason, gen = plain.groups()
+        try:
+            return Entry(
+                m,
+                owner,
+                raw,
+                msg_id.decode(),
+                channel.decode(),
+                int(seq),
+                reason.decode(),
+                int(gen),
+            )
+        except UnicodeDecodeError:
+            pass  # the slow path below decides (as it always did)
+    return decode_entry_slow(m, owner)
+
+
+def decode_entry_slow(m: Msg, owner: str) -> Entry | Refused:
     """Decode a dinbox entry; the DLV body is the original message bytes, sliced out.
 
     Entries are ``{"msg":<message>,"channel":…,"seq":…,"reason":…,"generation":…}`` as both
@@ -133,6 +175,47 @@ def _entry(m: Msg, owner: str, body: dict[str, Any], raw: bytes, msg_id: Any) ->
 _deliveries = deliveries
 
 
+def entry_action(state: AclState, e: Entry, member: MemberEntry | None) -> ReaderAction:
+    """``gate_action_in_state`` for one entry, its delivery count read (off the ack subject)
+    only when it can change the answer: a deferral past the redelivery cap gives up."""
+    if e.reason == "durable-channel":
+        if state == "allowed" and member is not None:  # the usual case: the interval decides
+            return _ALLOWED_DURABLE[durable_eligible(member.record, e.seq)]
+        kind: Any = "durable-channel"
+    else:  # any reason but durable-channel is gated like a live mention (the ACL only)
+        kind = "live-mention"
+    record = member.record if member is not None else None
+    action = gate_action_in_state(state, kind, record, e.seq, 1)
+    if action is ReaderAction.DEFER:
+        action = gate_action_in_state(state, kind, record, e.seq, _deliveries(e.msg))
+    return action
+
+
+def dlv_items(
+    transfers: Iterable[Entry], dlv_subject: Callable[[str], str], targets: DlvTargets
+) -> list[tuple[str, bytes, str]]:
+    """``(DLV subject, body, Nats-Msg-Id)`` of each transfer: the id is
+    ``plane3_msg_id(msg id, owner, String(generation))``; its owner-and-generation end is
+    worked out once per owner and generation (``targets``), not per copy."""
+    if len(targets) > MEMO_KEPT:
+        targets.clear()
+    items: list[tuple[str, bytes, str]] = []
+    for e in transfers:
+        gen = e.generation
+        if type(gen) is int:
+            target = targets.get((e.owner, gen))
+            if target is None:
+                target = (dlv_subject(e.owner), f":{e.owner}:{js_string(gen)}")
+                targets[(e.owner, gen)] = target
+            items.append((target[0], e.raw, f"{e.msg_id}{target[1]}"))
+        else:  # whatever else a reference-written entry carries there, as String() prints it
+            generation = js_string(ABSENT if gen is None else gen)
+            items.append(
+                (dlv_subject(e.owner), e.raw, plane3_msg_id(e.msg_id, e.owner, generation))
+            )
+    return items
+
+
 class TrustedReader(ConsumerLoop):
     def __init__(self, ctx: DaemonContext, *, batch: int = 256, depth: int = 8) -> None:
         super().__init__(
@@ -146,6 +229,8 @@ class TrustedReader(ConsumerLoop):
             task_name="plane3-reader",
         )
         self._acl_states: AclStates = {}
+        self._dlv_targets: DlvTargets = {}
+        self._owners: Owners = {}
         # set once the batch taken last has gated and started its DLV publishes
         self._gated_before: asyncio.Event | None = None
 
@@ -181,8 +266,13 @@ class TrustedReader(ConsumerLoop):
         ctx = self.ctx
         entries: list[Entry] = []
         drops: list[Msg] = []
+        owners = self._owners
+        if len(owners) > MEMO_KEPT:
+            owners.clear()
         for m in msgs:
-            owner = parse_dinbox_owner(m.subject)
+            owner = owners.get(m.subject, _NOT_SEEN)
+            if owner == _NOT_SEEN:
+                owner = owners[m.subject] = parse_dinbox_owner(m.subject)
             if owner is None:  # as the reference: an unparseable owner is dropped
                 ctx.counters.dropped += 1
                 drops.append(m)
@@ -288,14 +378,7 @@ class TrustedReader(ConsumerLoop):
             else:  # a new ACL read (a changed row is a new object) is gated afresh
                 state = acl_state(acl, e.channel)
                 states[key] = (acl, state)
-            action = gate_action_in_state(
-                state,
-                # any reason but durable-channel is gated like a live mention (the ACL only)
-                "durable-channel" if e.durable_channel else "live-mention",
-                member.record if member is not None else None,
-                e.seq,
-                _deliveries(e.msg),
-            )
+            action = entry_action(state, e, member)
             if action is ReaderAction.TRANSFER:
                 transfers.append(e)
             elif action in (ReaderAction.DEFER, ReaderAction.GIVE_UP):
@@ -308,16 +391,7 @@ class TrustedReader(ConsumerLoop):
         ctx.entries_decided(len(msgs) - len(transfers))  # transfers count once acked
         if not transfers:
             return transfers, None
-        items = [
-            (
-                ctx.dlv_subject(e.owner),
-                e.raw,
-                plane3_msg_id(
-                    e.msg_id, e.owner, js_string(ABSENT if e.generation is None else e.generation)
-                ),
-            )
-            for e in transfers
-        ]
+        items = dlv_items(transfers, ctx.dlv_subject, self._dlv_targets)
         return transfers, await ctx.publish_start(items)
 
     async def _ack_all(self, msgs: list[Msg]) -> None:

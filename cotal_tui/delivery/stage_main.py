@@ -26,7 +26,12 @@ from typing import Any
 from cotal_tui.delivery.acl import acl_entry
 from cotal_tui.delivery.chat_gaps import eviction_stats
 from cotal_tui.delivery.collector import settle_after_start
-from cotal_tui.delivery.daemon_context import DaemonContext
+from cotal_tui.delivery.daemon_context import (
+    DaemonContext,
+    rebind_channels_cache,
+    start_channels_cache,
+    stop_channels_cache,
+)
 from cotal_tui.delivery.fanout import FanoutWriter
 from cotal_tui.delivery.fresh_cache import FreshKvCache
 from cotal_tui.delivery.members import MemberEntry, decode_member, member_entry
@@ -115,6 +120,7 @@ class Stage:
             members = FreshKvCache(ctx.members, member_entry, listener=ctx.index.on_kv)
             self.caches = [members]
             await self._load(members, "members index")
+            await start_channels_cache(ctx, self.bind_timeout_s)
             await ctx.acker.start()
             self.roster = RosterWatch(self.conn, ctx.space, on_error=self.error)
             await self.roster.start()
@@ -183,6 +189,7 @@ class Stage:
             await loop.rearm()
         for cache in self.caches:
             await cache.rebind()
+        await rebind_channels_cache(self.ctx)
 
     # -- status ------------------------------------------------------------------------------
 
@@ -210,6 +217,8 @@ class Stage:
         for cache in self.caches:
             with contextlib.suppress(Exception):
                 await cache.stop()
+        with contextlib.suppress(Exception):
+            await stop_channels_cache(self.ctx)
         with contextlib.suppress(Exception):
             await self.ctx.acker.stop()
         self.status(force=True)

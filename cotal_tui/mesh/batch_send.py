@@ -14,7 +14,6 @@ The bytes on the wire are the same ``HPUB``/``PUB`` commands ``publish()`` write
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -34,21 +33,21 @@ class BatchUnsupported(RuntimeError):
     """The client lacks the internals a batch is handed through (another nats-py)."""
 
 
-# What publish() would change in a header value: CR/LF anywhere, whitespace at either end
-# (``\s`` is ``str.isspace``, the whitespace ``str.strip()`` removes).
-_UNCLEAN = re.compile(r"[\r\n]|^\s|\s$")
+def header_value(value: str) -> bytes:
+    """As ``publish()`` writes a header value: trimmed, CR/LF replaced by spaces.
 
-
-def _header_value(value: str) -> bytes:
-    """As ``publish()`` writes a header value: trimmed, CR/LF replaced by spaces."""
-    if _UNCLEAN.search(value) is not None:
+    Only a value with CR/LF anywhere or whitespace at either end (``str.isspace``, what
+    ``str.strip()`` removes) is changed; the test is four C-level checks, not a regex scan (a
+    regex search was ~1.4 us per message id, two ids per copy).
+    """
+    if "\r" in value or "\n" in value or value[:1].isspace() or value[-1:].isspace():
         value = value.strip().translate(_NEWLINES)
     return value.encode()
 
 
 def hpub_with_msg_id(subject: str, reply: str, msg_id: str, payload: bytes) -> bytes:
     """The ``HPUB`` command ``publish(subject, payload, reply, {"Nats-Msg-Id": msg_id})`` sends."""
-    hdr = _HDR_HEAD + _header_value(msg_id) + _HDR_TAIL
+    hdr = _HDR_HEAD + header_value(msg_id) + _HDR_TAIL
     size = len(hdr)
     return b"HPUB %s %s %d %d\r\n%s%s\r\n" % (
         subject.encode(),
@@ -58,6 +57,22 @@ def hpub_with_msg_id(subject: str, reply: str, msg_id: str, payload: bytes) -> b
         hdr,
         payload,
     )
+
+
+# The same command as hpub_with_msg_id, from bytes ready-made: the subject, the reply inbox's
+# prefix with the reply token as an integer, the header value (already as header_value
+# writes it) and the payload.
+_HPUB_MSG_ID = b"HPUB %s %s%d %d %d\r\nNATS/1.0\r\nNats-Msg-Id: %s\r\n\r\n%s\r\n"
+_HDR_FIXED = len(_HDR_HEAD) + len(_HDR_TAIL)
+
+
+def hpub_encoded(
+    subject: bytes, reply_prefix: bytes, token: int, msg_id: bytes, payload: bytes
+) -> bytes:
+    """``hpub_with_msg_id(subject, reply_prefix + str(token), msg_id, payload)`` from bytes (the
+    caller memoizes the subject's bytes and cleans the id once with :func:`header_value`)."""
+    size = _HDR_FIXED + len(msg_id)
+    return _HPUB_MSG_ID % (subject, reply_prefix, token, size, size + len(payload), msg_id, payload)
 
 
 def ack_command(reply: str) -> bytes:
@@ -79,15 +94,21 @@ def check_ready(nc: Client, size: int) -> None:
         raise BatchUnsupported("this nats-py client has no _send_command/_flush_queue")
 
 
-async def send_commands(nc: Client, commands: Sequence[bytes], *, messages: int = 0) -> None:
+async def send_commands(
+    nc: Client, commands: Sequence[bytes], *, messages: int = 0, size: int | None = None
+) -> None:
     """Append ready-made protocol commands to the client's pending buffer, then kick the flusher
-    once. Raises as ``publish()`` would (closed, draining, buffer full while reconnecting)."""
+    once. Raises as ``publish()`` would (closed, draining, buffer full while reconnecting).
+    ``size``: their total length, when the caller kept count."""
     if not commands:
         return
-    total = sum(len(c) for c in commands)
+    total = sum(len(c) for c in commands) if size is None else size
     check_ready(nc, total)
-    for chunk in _chunks(commands):
-        await nc._send_command(chunk)
+    if total - len(commands[-1]) < CHUNK_BYTES:  # what _chunks gives: one chunk of them all
+        await nc._send_command(b"".join(commands))
+    else:
+        for chunk in _chunks(commands):
+            await nc._send_command(chunk)
     if messages:
         nc.stats["out_msgs"] += messages
     flush_queue = nc._flush_queue

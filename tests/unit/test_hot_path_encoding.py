@@ -116,6 +116,73 @@ def test_header_value_is_what_publish_writes(value: str) -> None:
     value needs it, with the same result."""
     from nats.aio.client import _HEADER_VALUE_NEWLINES
 
-    from cotal_tui.mesh.batch_send import _header_value
+    from cotal_tui.mesh.batch_send import header_value
 
-    assert _header_value(value) == value.strip().translate(_HEADER_VALUE_NEWLINES).encode()
+    assert header_value(value) == value.strip().translate(_HEADER_VALUE_NEWLINES).encode()
+
+
+# Every character str.isspace() calls whitespace, and some it does not (U+200B, U+FEFF).
+_SPACEY = st.text(
+    alphabet=st.sampled_from(
+        [chr(c) for c in range(0x110000) if chr(c).isspace()] + ["a", ":", "\u200b", "\ufeff"]
+    ),
+    max_size=8,
+)
+
+
+@given(st.tuples(_SPACEY, st.text(max_size=12), _SPACEY).map("".join))
+def test_header_value_at_whitespace_edges(value: str) -> None:
+    """Whitespace and line breaks at either end or inside, of every kind str.strip() knows."""
+    from nats.aio.client import _HEADER_VALUE_NEWLINES
+
+    from cotal_tui.mesh.batch_send import header_value
+
+    assert header_value(value) == value.strip().translate(_HEADER_VALUE_NEWLINES).encode()
+
+
+@given(
+    subject=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=20),
+    prefix=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20),
+    token=st.integers(min_value=0, max_value=2**63),
+    msg_id=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30),
+    payload=st.binary(max_size=64),
+)
+def test_hpub_from_bytes_is_hpub_with_msg_id(
+    subject: str, prefix: str, token: int, msg_id: str, payload: bytes
+) -> None:
+    """The batch path's command (memoized subject bytes, integer token, cleaned id) is byte for
+    byte the command ``publish()`` would send."""
+    from cotal_tui.mesh.batch_send import header_value, hpub_encoded, hpub_with_msg_id
+
+    fast = hpub_encoded(subject.encode(), prefix.encode(), token, header_value(msg_id), payload)
+    assert fast == hpub_with_msg_id(subject, prefix + str(token), msg_id, payload)
+
+
+class _RecordingClient:
+    """What send_commands touches of a connected nats-py client, recording the chunks."""
+
+    is_closed = False
+    is_draining_pubs = False
+    is_connected = True
+    _flush_queue = None
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.stats = {"out_msgs": 0}
+
+    async def _send_command(self, cmd: bytes) -> None:
+        self.chunks.append(cmd)
+
+
+@given(st.lists(st.integers(min_value=1, max_value=200_000), max_size=12), st.booleans())
+def test_send_commands_hands_over_the_chunks_of_chunks(sizes: list[int], known: bool) -> None:
+    """With or without the caller's total, the client gets exactly _chunks(commands)."""
+    import asyncio
+
+    from cotal_tui.mesh.batch_send import _chunks, send_commands
+
+    commands = [bytes([65 + i % 26]) * n for i, n in enumerate(sizes)]
+    nc = _RecordingClient()
+    size = sum(sizes) if known else None
+    asyncio.run(send_commands(nc, commands, messages=len(commands), size=size))  # type: ignore[arg-type]
+    assert nc.chunks == list(_chunks(commands))

@@ -47,3 +47,49 @@ async def test_replies_after_settling_or_stopping_do_not_count() -> None:
     assert stopped.done.cancelled()
     stopped.resolve(0, None)
     assert stopped.results == [False]
+
+
+async def test_a_failed_chunk_forgets_only_its_own_batch() -> None:
+    """Tokens are shared by every batch: another batch may take some in the failed chunk's
+    range while this one awaited a send; those must stay awaited."""
+    from cotal_tui.delivery.daemon_context import Waiter, _drop_unsent
+
+    loop = asyncio.get_running_loop()
+    mine, other = PendingBatch(3, loop), PendingBatch(1, loop)
+    waiters: dict[str, Waiter] = {"5": (mine, 0), "6": (other, 0), "8": (mine, 2)}
+    # token 7 was answered already (popped by its reply)
+    assert _drop_unsent(waiters, mine, 5, 8) == 2
+    assert waiters == {"6": (other, 0)}
+
+
+async def test_replies_fill_the_batch_as_resolve_would() -> None:
+    """AckTracker._on_reply handles a batch's usual reply inline: the same slots, errors and
+    wake-up as PendingBatch.resolve (a failure, a 503 and a late reply go through resolve)."""
+    from types import SimpleNamespace
+
+    from cotal_tui.delivery.daemon_context import AckTracker
+
+    tracker = AckTracker.__new__(AckTracker)
+    tracker._prefix = "_INBOX.x."
+    batch = PendingBatch(4, asyncio.get_running_loop())
+    tracker._futures = {str(i): (batch, i) for i in range(4)}
+    batch.remaining += 4
+    batch.release()
+
+    def reply(token: str, data: bytes, headers: dict[str, str] | None = None) -> None:
+        tracker._on_reply(SimpleNamespace(subject="_INBOX.x." + token, data=data, headers=headers))
+
+    reply("0", b'{"stream":"S","seq":1}')
+    reply("1", b'{"error":{"code":503}}')
+    reply("2", b"", {"Status": "503"})
+    reply("0", b'{"stream":"S","seq":1}')  # a duplicate: its token is gone
+    assert not batch.done.done() and batch.results == [True, False, False, False]
+    reply("3", b'{"stream":"S","seq":4}')
+    assert batch.done.done() and batch.results == [True, False, False, True]
+    assert len(batch.errors) == 2 and tracker._futures == {}
+    late = PendingBatch(1, asyncio.get_running_loop())
+    tracker._futures = {"9": (late, 0)}
+    late.remaining += 1
+    late.open = False  # settled before its reply came
+    reply("9", b'{"stream":"S","seq":9}')
+    assert late.results == [False]
