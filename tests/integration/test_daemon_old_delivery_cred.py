@@ -9,6 +9,7 @@ creds; the first daemon is SIGKILLed by pid and a successor on the same cred bin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_process import pid_alive
 from hostile_support import DaemonProcess
 from plane3_support import connect, dlv_messages, publish_chat, request_delivery
 
@@ -100,9 +102,14 @@ async def test_daemon_on_a_cred_without_msg_get_delivers_and_says_the_count_is_u
         await _assert_unknown(admin, s, bob.public_key, first, missing)
 
         # SIGKILL by pid; the successor (same cred, same --state-dir) takes the lease over at once
-        for pid in first.pids():
-            os.kill(pid, signal.SIGKILL)
+        pids = first.pids()
+        for pid in pids:  # a stage may already be gone: it dies with its parent (PDEATHSIG)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         first.proc.wait(10)
+        await wait_for(
+            lambda: not any(pid_alive(p) for p in pids), what=f"every process of {pids} to end"
+        )
         during, _ = await publish_chat(aconn, s, alice.public_key, "review", "while none serves")
         successor = spawn("successor")
         await wait_for(successor.serving, what=f"the successor serves; log:\n{successor.text}")
