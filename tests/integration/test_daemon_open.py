@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 
 import pytest
 from plane3_support import (
@@ -248,11 +250,9 @@ async def _count_is(conn, space, owner, n):
     return len(await dlv_ids(conn, space, owner)) >= n
 
 
-async def test_a_restarted_pipeline_never_waits_on_a_completion_that_never_ran(open_space, agent):
-    """Both loops chain their batch completions (acks, gating in order). A completion cancelled
-    before its first step, or never handed to the pipeline because the loop was cancelled while
-    it waited for a slot, never sets its event; this is the state such a stop leaves. The loops
-    started again (the lease lost and won back) must deliver, not wait on it forever."""
+@contextlib.asynccontextmanager
+async def _daemon_with_bob_joined(open_space, agent) -> AsyncIterator[DeliveryDaemon]:
+    """A daemon serving the space, bob allowed on #review and durably joined to it."""
     space = open_space.space
     conn = await connect(open_space.url, "DAEMON1")
     d = DeliveryDaemon(conn, space, "DAEMON1")
@@ -261,6 +261,19 @@ async def test_a_restarted_pipeline_never_waits_on_a_completion_that_never_ran(o
         await set_acl(agent, space, BOB, ["review"])
         reply = await request_delivery(agent, space, BOB, "durableJoin", {"channel": "review"})
         assert reply["ok"] is True, reply
+        yield d
+    finally:
+        await d.stop()
+        await conn.close()
+
+
+async def test_a_restarted_pipeline_never_waits_on_a_completion_that_never_ran(open_space, agent):
+    """Both loops chain their batch completions (acks, gating in order). A completion cancelled
+    before its first step, or never handed to the pipeline because the loop was cancelled while
+    it waited for a slot, never sets its event; this is the state such a stop leaves. The loops
+    started again (the lease lost and won back) must deliver, not wait on it forever."""
+    space = open_space.space
+    async with _daemon_with_bob_joined(open_space, agent) as d:
         d.fanout._acked_before = asyncio.Event()  # a completion that never ran: never set
         d.reader._gated_before = asyncio.Event()
         await asyncio.gather(d.fanout.stop(), d.reader.stop())
@@ -275,9 +288,6 @@ async def test_a_restarted_pipeline_never_waits_on_a_completion_that_never_ran(o
                 what=f"copy {i} through the restarted fan-out and reader into bob's DLV",
                 timeout=30.0,
             )
-    finally:
-        await d.stop()
-        await conn.close()
 
 
 async def test_wait_accounting_when_asked_adds_up_each_loops_phases(
@@ -293,13 +303,7 @@ async def test_wait_accounting_when_asked_adds_up_each_loops_phases(
     out = tmp_path / "wait.jsonl"
     monkeypatch.setattr(wait_stats, "STATS", wait_stats.WaitStats(out))
     space = open_space.space
-    conn = await connect(open_space.url, "DAEMON1")
-    d = DeliveryDaemon(conn, space, "DAEMON1")
-    await d.start()
-    try:
-        await set_acl(agent, space, BOB, ["review"])
-        reply = await request_delivery(agent, space, BOB, "durableJoin", {"channel": "review"})
-        assert reply["ok"] is True, reply
+    async with _daemon_with_bob_joined(open_space, agent):
         sent, _ = await publish_chat(agent, space, ALICE, "review", "measured")
         await wait_for(lambda: _has(agent, space, BOB, sent), what="the copy in bob's DLV")
 
@@ -316,9 +320,6 @@ async def test_wait_accounting_when_asked_adds_up_each_loops_phases(
         for tag in ("fanout", "reader"):
             assert {f"{tag}.take", f"{tag}.dispatch", f"{tag}.before_take"} <= seconds.keys()
             assert all(seconds[k] >= 0 for k in seconds)
-    finally:
-        await d.stop()
-        await conn.close()
         task = wait_stats.STATS._task  # the dumper runs until the process ends; not here
         if task is not None:
             task.cancel()
