@@ -191,14 +191,7 @@ class AckTracker:
         elif b'"error"' in msg.data:
             error = PublishFailed(msg.data.decode(errors="replace"))
         if type(waiter) is tuple:
-            batch, index = waiter
-            if error is None and batch.open:  # the usual reply: PendingBatch.resolve, inline
-                batch.results[index] = True
-                batch.remaining -= 1
-                if batch.remaining <= 0 and not batch.done.done():
-                    batch.done.set_result(None)
-            else:
-                batch.resolve(index, error)
+            waiter[0].resolve(waiter[1], error)
         elif waiter.done():
             return
         elif error is not None:

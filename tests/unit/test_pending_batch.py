@@ -63,8 +63,8 @@ async def test_a_failed_chunk_forgets_only_its_own_batch() -> None:
 
 
 async def test_replies_fill_the_batch_as_resolve_would() -> None:
-    """AckTracker._on_reply handles a batch's usual reply inline: the same slots, errors and
-    wake-up as PendingBatch.resolve (a failure, a 503 and a late reply go through resolve)."""
+    """AckTracker._on_reply fills a batch's slots, errors and wake-up through
+    PendingBatch.resolve (a success, a failure, a 503 and a late reply)."""
     from types import SimpleNamespace
 
     from cotal_tui.delivery.daemon_context import AckTracker
